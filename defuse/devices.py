@@ -1,0 +1,56 @@
+"""Device choice and thread policy.
+
+``device="auto"`` picks CUDA, then MPS, then CPU. On a CPU shared with the
+Streamlit server, too many torch threads thrash: measured on 2 shared cores,
+2 threads ran up to 20x slower than 1 while another process was busy.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Return the torch device for ``device`` ("auto", "cpu", "cuda", "cuda:1", "mps")."""
+    if isinstance(device, torch.device):
+        return device
+    name = str(device).lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    base = name.split(":")[0]
+    if base not in DEVICE_CHOICES:
+        raise ValueError(f"device must be one of {sorted(DEVICE_CHOICES)} (or 'cuda:N'); got {device!r}")
+    if base == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use device='auto' or 'cpu'")
+    if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' was asked for but MPS is not available; use device='auto' or 'cpu'")
+    return torch.device(name)
+
+
+def describe_device(device: str | torch.device = "auto") -> str:
+    """A human name: 'CPU (2 threads)' or the GPU's name."""
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(dev)}"
+    if dev.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set torch's intra-op threads from ``threads`` or DEFUSE_THREADS, default: all cores.
+
+    Jobs started beside the app pass a smaller number so the server stays responsive.
+    """
+    if threads is None:
+        threads = int(os.environ.get("DEFUSE_THREADS", "0")) or (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, int(threads)))
+    return torch.get_num_threads()
