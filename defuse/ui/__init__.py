@@ -1,0 +1,1 @@
+"""Small Streamlit rendering helpers shared by the pages (the only part of defuse that imports streamlit)."""

@@ -1,0 +1,187 @@
+"""A project's workspace folder: its artifacts, each step's record, and what is stale.
+
+Every step writes its outputs and then ``<step>/step.json`` holding its config, the sha256 of each
+input artifact and of each output. A step is *stale* when an input changed since (or an upstream
+step is stale), *corrupt* when an output no longer matches its checksum, *missing* when never run.
+All writes are atomic (:mod:`defuse.atomic`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from . import atomic
+
+PROJECT_FILE = "project.json"
+CLASSIFIER = "classifier/model.json"
+VAE = "vae/model.json"
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    outputs: tuple[str, ...]   # artifacts the step writes (relative paths)
+    inputs: tuple[str, ...]    # artifacts it reads, whose change makes it stale
+    upstream: tuple[str, ...]  # steps that must be done first
+
+
+# The pipeline in order. Later issues add steps here; the app's Home page shows them in this order.
+STEPS: dict[str, StepSpec] = {
+    # A model's fingerprinted artifact is its JSON sidecar, which holds the weights' sha256.
+    "classifier": StepSpec((CLASSIFIER,), (PROJECT_FILE,), ()),
+    "vae": StepSpec((VAE,), (PROJECT_FILE,), ()),
+    "identify": StepSpec(("identify/failures.npz",), (CLASSIFIER, VAE, PROJECT_FILE), ("classifier", "vae")),
+    "distill": StepSpec(("distill/scenarios.npz",), ("identify/failures.npz",), ("identify",)),
+    "correct": StepSpec(("correct/best.json",), ("distill/scenarios.npz", CLASSIFIER), ("distill",)),
+    "export": StepSpec(("exports/model-card.json",), ("correct/best.json",), ("correct",)),
+}
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("DEFUSE_HOME", "workspaces"))
+
+
+class Workspace:
+    """One project folder. ``Workspace(path)`` opens it; :meth:`create` makes a new one."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self._fingerprints: dict[str, tuple] = {}
+
+    # --- creation and the project file -------------------------------------------------------
+    @classmethod
+    def create(cls, root, project: dict, *, overwrite: bool = False) -> Workspace:
+        ws = cls(root)
+        if ws.path(PROJECT_FILE).exists() and not overwrite:
+            raise ValueError(f"{ws.root} already holds a project; choose another --workspace, "
+                             "or pass --force to replace its project settings")
+        ws.root.mkdir(parents=True, exist_ok=True)
+        ws.save_json(PROJECT_FILE, {"created": time.time(), **project})
+        return ws
+
+    @classmethod
+    def open(cls, root) -> Workspace:
+        ws = cls(root)
+        if not ws.path(PROJECT_FILE).exists():
+            raise ValueError(f"{ws.root} is not a Defuse workspace (no {PROJECT_FILE}); "
+                             "create it with `python -m defuse init --workspace ...`")
+        return ws
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def project(self) -> dict:
+        return self.load_json(PROJECT_FILE)
+
+    def update_project(self, **changes) -> None:
+        self.save_json(PROJECT_FILE, {**self.project, **changes})
+
+    # --- artifacts ----------------------------------------------------------------------------
+    def path(self, rel: str) -> Path:
+        p = (self.root / rel).resolve()
+        if self.root.resolve() not in (p, *p.parents):
+            raise ValueError(f"{rel!r} points outside the workspace {self.root}")
+        return p
+
+    def exists(self, rel: str) -> bool:
+        return self.path(rel).exists()
+
+    def save_json(self, rel: str, obj) -> Path:
+        atomic.write_json(self.path(rel), obj)
+        return self.path(rel)
+
+    def load_json(self, rel: str, default=None):
+        p = self.path(rel)
+        if not p.exists():
+            if default is not None:
+                return default
+            raise ValueError(f"{p} does not exist yet: run the step that makes it")
+        try:
+            return json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{p} is corrupt ({e}); re-run the step that makes it") from e
+
+    def save_arrays(self, rel: str, **arrays) -> Path:
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic.write_bytes(self.path(rel), buf.getvalue())
+        return self.path(rel)
+
+    def load_arrays(self, rel: str) -> dict[str, np.ndarray]:
+        p = self.path(rel)
+        if not p.exists():
+            raise ValueError(f"{p} does not exist yet: run the step that makes it")
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"{p} is corrupt ({e}); re-run the step that makes it") from e
+
+    def fingerprint(self, rel: str) -> Optional[str]:
+        """sha256 of an artifact (cached by size and mtime), or None when it does not exist."""
+        p = self.path(rel)
+        if not p.exists():
+            return None
+        st = p.stat()
+        key = (st.st_size, st.st_mtime_ns)
+        cached = self._fingerprints.get(rel)
+        if cached and cached[0] == key:
+            return cached[1]
+        digest = atomic.sha256_file(p)
+        self._fingerprints[rel] = (key, digest)
+        return digest
+
+    # --- step records and staleness -------------------------------------------------------------
+    def record_step(self, step: str, *, config: dict, metrics: Optional[dict] = None) -> dict:
+        """Call after a step wrote its outputs: saves config, input and output fingerprints."""
+        spec = STEPS[step]
+        record = {"step": step, "finished": time.time(), "config": config, "metrics": metrics or {},
+                  "inputs": {rel: self.fingerprint(rel) for rel in spec.inputs if rel != PROJECT_FILE},
+                  "dataset": self.project.get("dataset"),
+                  "outputs": {rel: self.fingerprint(rel) for rel in spec.outputs}}
+        self.save_json(f"{step}/step.json", record)
+        return record
+
+    def step_record(self, step: str) -> Optional[dict]:
+        rel = f"{step}/step.json"
+        return self.load_json(rel) if self.exists(rel) else None
+
+    def step_status(self, step: str, _seen: Optional[dict] = None) -> str:
+        """'done', 'stale', 'corrupt' or 'missing'."""
+        seen = {} if _seen is None else _seen
+        if step in seen:
+            return seen[step]
+        spec, record = STEPS[step], self.step_record(step)
+        if record is None or any(not self.exists(rel) for rel in spec.outputs):
+            status = "missing"
+        elif any(self.fingerprint(rel) != digest for rel, digest in record["outputs"].items()):
+            status = "corrupt"
+        elif record.get("dataset") != self.project.get("dataset") or any(
+                self.fingerprint(rel) != digest for rel, digest in record["inputs"].items()):
+            status = "stale"
+        elif any(self.step_status(up, seen) != "done" for up in spec.upstream):
+            status = "stale"
+        else:
+            status = "done"
+        seen[step] = status
+        return status
+
+    def status(self) -> dict[str, str]:
+        seen: dict = {}
+        return {step: self.step_status(step, seen) for step in STEPS}
+
+
+def list_workspaces(home=None) -> list[Path]:
+    home = Path(home) if home else default_home()
+    if not home.exists():
+        return []
+    return sorted(p for p in home.iterdir() if (p / PROJECT_FILE).exists())
