@@ -1,0 +1,48 @@
+"""The job runner: start, progress, cancel, one job per workspace, found again from a fresh session."""
+
+import time
+
+import pytest
+
+from defuse import jobs
+from defuse.data import DatasetSpec
+from defuse.project import init_project
+from defuse.workspace import Workspace
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    return init_project(tmp_path_factory.mktemp("jobs") / "proj", DatasetSpec(source="digits"))
+
+
+def test_job_runs_reports_progress_and_finishes(ws):
+    job = jobs.start_job(ws, "train-classifier", ["--epochs", "1", "--optimizer", "adam", "--lr", "1e-3"], threads=1)
+    assert job.running and jobs.running_job(ws).id == job.id
+    done = jobs.wait(ws, job.id, timeout=300)
+    assert done.status == "finished", jobs.job_log(ws, job.id)
+    assert done.progress["step"] == "train-classifier" and done.fraction == 1.0
+    assert jobs.running_job(ws) is None
+    fresh = Workspace(ws.root)                       # a new session (or a restarted server) finds it
+    assert [j.id for j in jobs.list_jobs(fresh)][0] == job.id
+    assert jobs.job_state(fresh, job.id).status == "finished"
+
+
+def test_second_job_is_refused_and_cancel_stops_the_first(ws):
+    job = jobs.start_job(ws, "train-vae", ["--epochs", "500", "--width", "8"], threads=1)
+    with pytest.raises(jobs.JobBusy, match="still running on this project.*wait for it"):
+        jobs.start_job(ws, "train-classifier", [])
+    deadline = time.time() + 120
+    while jobs.job_state(ws, job.id).progress is None and time.time() < deadline:
+        time.sleep(0.5)
+    assert jobs.job_state(ws, job.id).progress is not None, jobs.job_log(ws, job.id)
+    jobs.cancel_job(ws, job.id)
+    state = jobs.wait(ws, job.id, timeout=60)
+    assert state.status == "cancelled"
+    assert jobs.running_job(ws) is None
+
+
+def test_a_failing_job_reports_its_error(ws):
+    job = jobs.start_job(ws, "train-classifier", ["--epochs", "0"])
+    state = jobs.wait(ws, job.id, timeout=120)
+    assert state.status == "failed" and "epochs must be > 0" in state.error
+    assert "epochs must be > 0" in jobs.job_log(ws, job.id)
