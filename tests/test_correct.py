@@ -1,0 +1,274 @@
+"""Correction (paper §3.2.3, §4.3) on a planted flaw: dotted class-0 bars were labelled 1 in training."""
+
+import json
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from defuse.correct import (
+    PAPER_LAMBDAS,
+    CorrectConfig,
+    FailureSet,
+    correct,
+    select_lambda,
+    stack_failure_sets,
+)
+from defuse.data import DatasetSpec, ImageData, Split
+from defuse.nets import PaperCNN
+from defuse.progress import Cancelled
+from defuse.train import _batches
+from tests.toys import bar_images
+
+FAST = dict(lambdas=(1e-3, 10.0), epochs=2, batch_size=64, parallel="off")
+
+
+def add_dot(images):
+    """The planted style: a bright square where class-0 bars have only noise."""
+    images = images.clone()
+    images[:, :, 20:26, 20:26] = 1.0
+    return images
+
+
+def dotted_zeros(n, seed):
+    x, y = bar_images(4 * n, seed=seed)
+    return add_dot(x[y == 0][:n])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # tiny networks: a second thread only adds contention on a shared CPU (see defuse/devices.py)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, y = bar_images(384, seed=0)
+    wrong = torch.nonzero(y == 0).flatten()[::3]  # a third of the 0s carry the dot and the label 1
+    x, y = x.clone(), y.clone()
+    x[wrong], y[wrong] = add_dot(x[wrong]), 1
+    return ImageData(Split(x, y), Split(*bar_images(128, seed=1)), Split(*bar_images(128, seed=2)),
+                     class_names=["c0", "c1", "c2", "c3"], spec=DatasetSpec(source="npz"))
+
+
+@pytest.fixture(scope="module")
+def classifier(data):
+    torch.manual_seed(0)
+    model = PaperCNN(1, 32, 4, width=8)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(6):
+        for idx in _batches(len(data.train), 32, gen):
+            loss = F.cross_entropy(model(data.train.images[idx]), data.train.labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def failure_sets():
+    reviewer = torch.zeros(48, dtype=torch.int64)
+    reviewer[:8] = -1  # eight samples the reviewer skipped
+    return [FailureSet(3, 0, dotted_zeros(48, 10), dotted_zeros(48, 11), dotted_zeros(48, 12),
+                       test_reviewer=reviewer)]
+
+
+@pytest.fixture(scope="module")
+def sweep(classifier, data, failure_sets):
+    uae = (dotted_zeros(32, 13), torch.zeros(32, dtype=torch.int64))
+    return correct(classifier, data, failure_sets, CorrectConfig(**FAST), device="cpu", baseline=uae)
+
+
+def strip_seconds(rows):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def test_planted_flaw_is_fixed_while_test_accuracy_holds(sweep):
+    assert sweep.before["failure_test_acc"] < 0.1        # the flaw is there
+    assert sweep.chosen["lambda"] == 10.0
+    assert sweep.chosen["failure_test_acc"] > 0.9
+    assert sweep.chosen["test_acc"] >= sweep.before["test_acc"] - 0.03
+    assert sweep.control["failure_test_acc"] < 0.1       # more epochs on D alone do not fix it
+    assert sweep.chosen["failure_test_acc_reviewer"] > 0.9
+    assert sweep.control["failure_val_acc_reviewer"] is None  # no reviewer labels for val
+    assert set(sweep.chosen["failure_test_acc_per_scenario"]) == {"3"}
+
+
+def test_rows_cover_every_lambda_epoch_and_the_baseline(sweep):
+    keys = {(r["kind"], r["lambda"], r["epoch"]) for r in sweep.rows}
+    expected = {("defuse", lam, e) for lam in (0.0, 1e-3, 10.0) for e in (1, 2)}
+    assert keys == expected | {("baseline", lam, e) for lam in (1e-3, 10.0) for e in (1, 2)}
+    assert [(r["kind"], r["lambda"]) for r in sweep.best_per_lambda] == [
+        ("defuse", 0.0), ("defuse", 1e-3), ("defuse", 10.0), ("baseline", 1e-3), ("baseline", 10.0)]
+    assert sweep.baseline_chosen["kind"] == "baseline"
+    json.dumps(sweep.to_dict())  # JSON-able as it is
+
+
+def test_model_of_a_lambda_holds_its_weights(sweep, data):
+    model = sweep.model()
+    pred = model(data.test.images).argmax(1)
+    assert (pred == data.test.labels).float().mean().item() == pytest.approx(sweep.chosen["test_acc"])
+    with pytest.raises(ValueError, match="no weights"):
+        sweep.state_dict(5.0)
+
+
+def test_control_is_plain_finetuning_without_failure_samples(sweep, classifier, data):
+    model = PaperCNN(1, 32, 4, width=8)
+    model.load_state_dict(classifier.state_dict())
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(sweep.control["epoch"]):
+        for idx in _batches(len(data.train), 64, gen):
+            model.train()
+            loss = F.cross_entropy(model(data.train.images[idx]), data.train.labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    control = sweep.state_dict(0.0)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(control[name], value)
+
+
+def test_input_model_is_not_mutated(classifier, data, failure_sets):
+    before = {k: v.clone() for k, v in classifier.state_dict().items()}
+    correct(classifier, data, failure_sets, CorrectConfig(**{**FAST, "epochs": 1, "lambdas": (10.0,)}),
+            device="cpu")
+    assert not classifier.training
+    assert all(torch.equal(before[k], v) for k, v in classifier.state_dict().items())
+
+
+def test_same_seed_same_sweep(sweep, classifier, data, failure_sets):
+    uae = (dotted_zeros(32, 13), torch.zeros(32, dtype=torch.int64))
+    again = correct(classifier, data, failure_sets, CorrectConfig(**FAST), device="cpu", baseline=uae)
+    assert strip_seconds(again.rows) == strip_seconds(sweep.rows)
+    assert all(torch.equal(v, again.state_dict(10.0)[k]) for k, v in sweep.state_dict(10.0).items())
+
+
+def test_resume_after_cancel_skips_finished_lambdas_and_matches(sweep, classifier, data, failure_sets, tmp_path):
+    cfg = CorrectConfig(**{**FAST, "lambdas": (1e-3, 10.0)})
+
+    def cancel_after_second_lambda(event):
+        if event.metrics.get("event") == "lambda" and event.metrics["lambda"] == 1e-3:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        correct(classifier, data, failure_sets, cfg, device="cpu", resume_dir=tmp_path,
+                on_progress=cancel_after_second_lambda)
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["lambda-0.0.json", "lambda-0.001.json"]
+    events = []
+    resumed = correct(classifier, data, failure_sets, cfg, device="cpu", resume_dir=tmp_path, on_progress=events.append)
+    trained = {e.metrics["lambda"] for e in events if e.metrics.get("event") == "epoch"}
+    assert trained == {10.0}
+    assert events[0].done == 5 and events[-1].done == events[-1].total == 6
+    defuse_rows = [r for r in sweep.rows if r["kind"] == "defuse"]
+    assert strip_seconds(resumed.rows) == strip_seconds(defuse_rows)
+    for lam in (0.0, 1e-3, 10.0):  # weights come back from disk
+        assert all(torch.equal(v, resumed.state_dict(lam)[k]) for k, v in sweep.state_dict(lam).items())
+
+    other = CorrectConfig(**{**FAST, "seed": 1})  # other settings: nothing on disk is reused
+    events.clear()
+    correct(classifier, data, failure_sets, other, device="cpu", resume_dir=tmp_path, on_progress=events.append)
+    assert {e.metrics["lambda"] for e in events if e.metrics.get("event") == "epoch"} == {0.0, 1e-3, 10.0}
+
+
+def test_vmap_path_matches_sequential_path(classifier, data, failure_sets):
+    cfg = dict(lambdas=(1e-3, 1.0, 10.0), epochs=1, batch_size=64)  # no batch norm: the control joins the stack
+    seq = correct(classifier, data, failure_sets, CorrectConfig(**cfg, parallel="off"), device="cpu")
+    par = correct(classifier, data, failure_sets, CorrectConfig(**cfg, parallel="vmap"), device="cpu")
+    assert par.config["parallel_used"] == "vmap" and seq.config["parallel_used"] == "off"
+    for a, b in zip(seq.best_per_lambda, par.best_per_lambda, strict=True):
+        assert a["val_acc"] == pytest.approx(b["val_acc"], abs=0.02)
+        assert a["failure_test_acc"] == pytest.approx(b["failure_test_acc"], abs=0.05)
+    for lam in (0.0, *cfg["lambdas"]):
+        for k, v in seq.state_dict(lam).items():
+            torch.testing.assert_close(par.state_dict(lam)[k], v, atol=1e-4, rtol=1e-3)
+
+
+def test_progress_events_follow_lambda_and_epoch(classifier, data, failure_sets):
+    events = []
+    correct(classifier, data, failure_sets, CorrectConfig(**{**FAST, "epochs": 1}), device="cpu",
+            on_progress=events.append)
+    epochs = [e for e in events if e.metrics["event"] == "epoch"]
+    assert [e.done for e in epochs] == [1, 2, 3] and all(e.step == "correct" and e.total == 3 for e in epochs)
+    assert {"lambda", "epoch", "val_acc", "test_acc", "failure_val_acc", "failure_test_acc"} <= set(epochs[0].metrics)
+    assert [e.metrics["lambda"] for e in events if e.metrics["event"] == "lambda"] == [0.0, 1e-3, 10.0]
+
+
+ROWS = [  # (λ, val_acc, failure_val_acc): crafted to tell the rules apart
+    (0.0, 0.950, 0.20), (1e-3, 0.960, 0.20), (1.0, 0.946, 0.90), (2.0, 0.946, 0.90), (10.0, 0.930, 0.99),
+]
+
+
+def crafted():
+    return [{"lambda": lam, "val_acc": v, "failure_val_acc": f} for lam, v, f in ROWS]
+
+
+def test_tolerance_rule_best_failure_accuracy_within_tolerance_ties_to_smaller_lambda():
+    assert select_lambda(crafted(), "tolerance", tolerance=0.005)["lambda"] == 1.0
+    assert select_lambda(crafted(), "tolerance", tolerance=0.03)["lambda"] == 10.0
+    assert select_lambda(crafted(), "tolerance", tolerance=0.0)["lambda"] == 0.0  # ties 1e-3 on failure accuracy
+    chosen = select_lambda(crafted()[1:], "tolerance", tolerance=0.0, reference_val_acc=0.99)
+    assert chosen["lambda"] == 1e-3 and chosen["within_tolerance"] is False
+
+
+def test_paper_rule_picks_best_validation_accuracy_among_positive_lambdas():
+    chosen = select_lambda(crafted(), "paper")
+    assert chosen["lambda"] == 1e-3 and chosen["rule"] == "paper"
+
+
+def test_selection_needs_a_reference():
+    with pytest.raises(ValueError, match="no λ=0 control"):
+        select_lambda(crafted()[1:], "tolerance")
+    with pytest.raises(ValueError, match="rule must be one of"):
+        select_lambda(crafted(), "best")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(lambdas=()), "at least one λ"),
+    (dict(lambdas=(1.0, -1.0)), r"finite and > 0, got \[-1.0\]"),
+    (dict(lambdas=(0.0,)), "control"),
+    (dict(epochs=0), "epochs must be >= 1, got 0"),
+    (dict(selection="best"), r"selection must be one of \['paper', 'tolerance'\], got 'best'"),
+    (dict(per_lambda_epoch_choice="last"), "per_lambda_epoch_choice must be one of"),
+    (dict(parallel="gpu"), "parallel must be one of"),
+    (dict(tolerance=2.0), r"tolerance must be in \[0, 1\]"),
+    (dict(lr=0.0), "lr must be > 0"),
+    (dict(failure_batch_size=0), "failure_batch_size must be None or >= 1"),
+])
+def test_bad_config_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CorrectConfig(**kwargs)
+
+
+def test_defaults_are_the_papers():
+    cfg = CorrectConfig()
+    assert cfg.lambdas == PAPER_LAMBDAS and len(cfg.lambdas) == 17
+    assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.include_control) == (3, 256, 1e-3, True)
+
+
+def test_bad_inputs_are_refused(classifier, data, failure_sets):
+    cfg = CorrectConfig(**FAST)
+    with pytest.raises(ValueError, match="non-empty list of FailureSet"):
+        correct(classifier, data, [], cfg, device="cpu")
+    small = FailureSet(1, 0, torch.rand(4, 1, 16, 16), torch.rand(4, 1, 16, 16), torch.rand(4, 1, 16, 16))
+    with pytest.raises(ValueError, match=r"must be \(n, 1, 32, 32\) floats in \[0, 1\]"):
+        correct(classifier, data, [small], cfg, device="cpu")
+    with pytest.raises(ValueError, match=r"labels must be classes in \[0, 4\)"):
+        correct(classifier, data, failure_sets, cfg, device="cpu",
+                baseline=(dotted_zeros(4, 1), torch.full((4,), 7)))
+    with pytest.raises(ValueError, match="val must be non-empty"):
+        FailureSet(1, 0, torch.rand(4, 1, 32, 32), torch.rand(0, 1, 32, 32), torch.rand(4, 1, 32, 32))
+
+
+def test_stack_failure_sets_labels_each_sample_with_its_scenario():
+    sets = [FailureSet(5, 2, *(torch.rand(n, 1, 32, 32) for n in (3, 2, 2))),
+            FailureSet(9, 1, *(torch.rand(n, 1, 32, 32) for n in (4, 2, 2)))]
+    images, labels, ids = stack_failure_sets(sets)
+    assert images.shape == (7, 1, 32, 32)
+    assert labels.tolist() == [2] * 3 + [1] * 4 and ids.tolist() == [5] * 3 + [9] * 4
+    assert sets[1].summary() == {"scenario_id": 9, "label": 1, "n_finetune": 4, "n_val": 2, "n_test": 2,
+                                 "n_reviewed": 0}
