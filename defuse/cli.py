@@ -46,7 +46,7 @@ def _common(p: argparse.ArgumentParser, workspace: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import commands  # noqa: F401  (registers the subcommands)
+    from . import commands, commands_correct, commands_embed, commands_pipeline  # noqa: F401  (they register commands)
 
     parser = argparse.ArgumentParser(prog="python -m defuse", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,0 +1,56 @@
+"""End to end: `python -m defuse run` on mnist-sample with the demo models, then export, as a user would."""
+
+import json
+
+import pytest
+
+from defuse.cli import main
+from defuse.project import DEMO_CLASSIFIER
+
+pytestmark = pytest.mark.skipif(not DEMO_CLASSIFIER.exists(), reason="demo models not built")
+
+REPORT_KEYS = {"dataset", "n_failures", "n_scenarios", "n_failure_scenarios", "best_lambda", "test_acc_before",
+               "test_acc_control", "test_acc_after", "failure_acc_before", "failure_acc_control", "failure_acc_after",
+               "baseline_failure_acc", "baseline_test_acc", "sweep"}
+
+
+@pytest.fixture(scope="module")
+def run_ws(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run") / "demo-run"
+    assert main(["run", "-w", str(root), "--dataset", "mnist-sample", "--preset", "smoke", "--quiet"]) == 0
+    return root
+
+
+def test_run_writes_a_complete_report_and_failure_accuracy_rises(run_ws):
+    report = json.loads((run_ws / "report.json").read_text())
+    assert REPORT_KEYS <= set(report)
+    assert report["dataset"] == "mnist-sample" and report["n_failures"] > 0 and report["n_failure_scenarios"] >= 1
+    assert report["failure_acc_after"] > report["failure_acc_before"] + 0.2
+    assert report["test_acc_after"] > report["test_acc_before"] - 0.03
+    assert {row["kind"] for row in report["sweep"]} == {"defuse", "baseline"}
+
+
+def test_run_exports_a_loadable_checkpoint_with_a_model_card(run_ws):
+    from defuse.checkpoints import load_model
+
+    exports = run_ws / "exports"
+    card = json.loads((exports / "model-card.json").read_text())
+    model, meta = load_model(exports / "demo-run-corrected.json", kind="classifier")
+    assert meta["correction"]["lambda"] in (0.1, 1.0) and "λ" in (exports / "model-card.md").read_text()
+    assert card["name"] == "demo-run-corrected"
+
+
+def test_every_step_is_done_and_a_second_export_of_an_unknown_lambda_is_refused(run_ws, capsys):
+    assert main(["info", "-w", str(run_ws), "--json", "--quiet"]) == 0
+    status = json.loads(capsys.readouterr().out)["status"]
+    assert set(status.values()) == {"done"}
+    assert main(["export", "-w", str(run_ws), "--lambda", "3", "--quiet"]) == 2
+    assert "was not swept" in capsys.readouterr().err
+
+
+def test_steps_before_their_inputs_explain_what_to_run(tmp_path, capsys):
+    assert main(["init", "-w", str(tmp_path / "p"), "--dataset", "mnist-sample", "--demo-models", "--quiet"]) == 0
+    assert main(["distill", "-w", str(tmp_path / "p"), "--quiet"]) == 2
+    assert "run the step that makes it" in capsys.readouterr().err
+    assert main(["correct", "-w", str(tmp_path / "p"), "--quiet"]) == 2
+    assert "no scenario is labeled a failure yet" in capsys.readouterr().err
