@@ -1,0 +1,96 @@
+"""Plotly figures of the pages: label heatmap, loss curve, λ trade-off, latent map (WebGL)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional
+
+import numpy as np
+import plotly.graph_objects as go
+
+MAP_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+              "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
+              "#756bb1", "#636363")
+
+
+def label_heatmap(true: np.ndarray, pred: np.ndarray, class_names: Sequence[str]) -> go.Figure:
+    """Counts of the unrestricted adversarial examples by true label (rows) × predicted label (columns)."""
+    c = len(class_names)
+    counts = np.bincount(np.asarray(true) * c + np.asarray(pred), minlength=c * c).reshape(c, c)
+    names = [str(n) for n in class_names]
+    fig = go.Figure(go.Heatmap(z=counts, x=names, y=names, colorscale="Reds", text=counts, texttemplate="%{text}",
+                               hovertemplate="true %{y} → predicted %{x}: %{z}<extra></extra>"))
+    fig.update_layout(xaxis_title="predicted label", yaxis_title="true label (of the source image)",
+                      yaxis_autorange="reversed", height=420, margin=dict(l=10, r=10, t=30, b=10))
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
+    return fig
+
+
+def loss_curve(rows: Sequence[dict], keys: Sequence[str], title: str) -> go.Figure:
+    fig = go.Figure()
+    for k in keys:
+        pts = [(r["epoch"], r[k]) for r in rows if k in r and "epoch" in r and r.get(k) is not None]
+        if pts:
+            fig.add_scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=k)
+    fig.update_layout(title=title, xaxis_title="epoch", height=300, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def tradeoff_chart(points: Sequence[dict], *, x: str = "test", before: Optional[dict] = None,
+                   chosen: Optional[dict] = None, baseline: Sequence[dict] = ()) -> go.Figure:
+    """x: test or validation accuracy; y: failure-scenario accuracy of the same split; one point per λ.
+
+    ``points`` are rows (kind, lambda, val_acc, test_acc, failure_val_acc, failure_test_acc); λ=0 is the control.
+    """
+    xk, yk = f"{x}_acc", f"failure_{x}_acc"
+    fig = go.Figure()
+
+    def add(rows, name, symbol, color, size=11):
+        rows = [r for r in rows if r.get(xk) is not None and r.get(yk) is not None]
+        if not rows:
+            return
+        text = [("before" if r.get("lambda") is None else f"λ={r['lambda']:g}") for r in rows]
+        fig.add_scatter(x=[100 * r[xk] for r in rows], y=[100 * r[yk] for r in rows], mode="markers+text",
+                        text=text, textposition="top center", name=name,
+                        marker=dict(symbol=symbol, size=size, color=color),
+                        hovertemplate="%{text}: " + x + " %{x:.1f}%, failure scenarios %{y:.1f}%<extra></extra>")
+
+    ours = [r for r in points if r.get("kind", "defuse") == "defuse"]
+    add([r for r in ours if r.get("lambda") not in (0, 0.0)], "Defuse (λ)", "circle", "#1f77b4")
+    add([r for r in ours if r.get("lambda") in (0, 0.0)], "control (λ=0)", "square", "#7f7f7f")
+    add(list(baseline) or [r for r in points if r.get("kind") == "baseline"], "baseline (raw adversarial examples)",
+        "diamond", "#ff7f0e")
+    if before:
+        add([before], "before correction", "x", "#d62728", 14)
+    if chosen:
+        add([chosen], "chosen", "star", "#2ca02c", 20)
+    label = "test" if x == "test" else "validation"
+    fig.update_layout(xaxis_title=f"{label} accuracy (%)", yaxis_title=f"failure-scenario {label} accuracy (%)",
+                      height=440, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def latent_map(coords: np.ndarray, is_failure: np.ndarray, row: np.ndarray, scenario: np.ndarray,
+               names: dict) -> go.Figure:
+    """Training codes faint grey, failure codes coloured by scenario; WebGL (Scattergl) for tens of thousands.
+
+    ``customdata`` holds the point's row: the failure's row, or -1 - the training image's row, since
+    colouring splits the points into several traces and point indices restart in each.
+    """
+    fig = go.Figure()
+    train = ~is_failure
+    fig.add_trace(go.Scattergl(x=coords[train, 0], y=coords[train, 1], mode="markers", name="training images",
+                               customdata=-1 - row[train], marker=dict(size=3, color="rgba(120,120,120,0.18)"),
+                               hoverinfo="skip"))
+    for k, s in enumerate(sorted(set(scenario[is_failure].tolist()))):
+        m = is_failure & (scenario == s)
+        fig.add_trace(go.Scattergl(
+            x=coords[m, 0], y=coords[m, 1], mode="markers", name=names.get(s, f"scenario {s}"),
+            customdata=row[m], marker=dict(size=4, color="#c7c7c7" if s < 0 else MAP_COLORS[k % len(MAP_COLORS)],
+                                           opacity=0.75),
+            hovertemplate="failure %{customdata}<extra>%{fullData.name}</extra>"))
+    fig.update_layout(height=620, dragmode="lasso", margin=dict(l=10, r=10, t=10, b=10),
+                      legend=dict(itemsizing="constant"), xaxis=dict(showticklabels=False),
+                      yaxis=dict(showticklabels=False))
+    return fig

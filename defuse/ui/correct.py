@@ -1,0 +1,109 @@
+"""The Correct page: sweep settings, the live λ trade-off chart, the table per λ, model choice and export."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pandas as pd
+import streamlit as st
+
+from ..correct import PAPER_LAMBDAS, CorrectConfig
+from ..correction import SWEEP
+from ..jobs import JobState
+from ..presets import QUICK
+from ..workspace import Workspace
+from .charts import tradeoff_chart
+from .jobs import history_metrics
+
+QUICK_LAMBDAS = QUICK.correct.lambdas  # 0.01, 0.1, 1, 10
+SWEEPS = {"Quick sweep: λ ∈ {0.01, 0.1, 1, 10}, 2 epochs": (QUICK_LAMBDAS, QUICK.correct.epochs, 128),
+          "The paper's 17 λ, 3 epochs (appendix B.2)": (PAPER_LAMBDAS, CorrectConfig().epochs, 256)}
+TABLE_COLUMNS = ["kind", "lambda", "epoch", "val_acc", "test_acc", "failure_val_acc", "failure_test_acc"]
+
+
+def settings_form() -> list[str] | None:
+    choice = st.radio("Sweep", list(SWEEPS), horizontal=True)
+    lams, epochs, samples = SWEEPS[choice]
+    with st.form("correct-settings"):
+        text = st.text_input("λ values (comma-separated; λ=0, the control, is always added)",
+                             ", ".join(f"{v:g}" for v in lams), key=f"lams-{choice}")
+        c = st.columns(4)
+        ep = c[0].number_input("Epochs per λ (paper: 3 on MNIST)", 1, 100, epochs, key=f"ep-{choice}")
+        lr = c[1].number_input("Learning rate (Adam)", 1e-6, 1.0, CorrectConfig().lr, format="%.0e", key=f"lr-{choice}")
+        n = c[2].number_input("Samples per scenario and split (paper: 256)", 8, 4096, samples, key=f"n-{choice}")
+        baseline = c[3].checkbox("Also the baseline (raw adversarial examples)", True, key=f"bl-{choice}")
+        go = st.form_submit_button("Run the sweep", type="primary")
+    if not go:
+        return None
+    values = parse_lambdas(text)
+    cfg = CorrectConfig(lambdas=values, epochs=int(ep), lr=float(lr))  # validates: a bad value names itself
+    args = ["--lambdas", ",".join(f"{v:g}" for v in cfg.lambdas), "--epochs", str(cfg.epochs), "--lr", str(cfg.lr),
+            "--samples", str(int(n))]
+    return args + ([] if baseline else ["--no-baseline"])
+
+
+def parse_lambdas(text: str) -> tuple:
+    parts = [t for t in text.replace(";", ",").replace(" ", "").split(",") if t]
+    try:
+        values = tuple(float(t) for t in parts)
+    except ValueError:
+        raise ValueError(f"λ values must be numbers separated by commas, e.g. 0.1, 1, 10; got {text!r}") from None
+    if not values:
+        raise ValueError("give at least one λ > 0, e.g. 0.1, 1, 10")
+    return values
+
+
+def live_chart(state: JobState) -> None:
+    """While the sweep runs: one point per finished λ, the λ in progress as its latest epoch."""
+    done = history_metrics(state, "lambda")
+    epochs = history_metrics(state, "epoch")
+    finished = {(r["kind"], r["lambda"]) for r in done}
+    running = [r for r in epochs if (r["kind"], r["lambda"]) not in finished][-1:]
+    if not done and not running:
+        st.caption("The trade-off chart appears when the first λ has finished its first epoch.")
+        return
+    st.plotly_chart(tradeoff_chart(done + running, x="test"), key=f"live-{len(done)}-{len(epochs)}", width="stretch")
+    st.caption(f"{len(done)} λ finished. 'before correction' is marked when the sweep ends.")
+
+
+def render_results(ws: Workspace) -> float | None:
+    """The finished sweep: chart, table, and the λ to export (the chosen one preselected)."""
+    sweep = ws.load_json(SWEEP)
+    x = st.radio("x axis", ["test", "val"], horizontal=True, format_func={"test": "test accuracy",
+                                                                          "val": "validation accuracy"}.get)
+    rows = sweep["best_per_lambda"]
+    base = [r for r in rows if r["kind"] == "baseline"]
+    st.plotly_chart(tradeoff_chart([r for r in rows if r["kind"] == "defuse"], x=x, before=sweep["before"],
+                                   chosen=sweep["chosen"], baseline=base), width="stretch")
+    chosen = sweep["chosen"]
+    st.caption(f"Chosen: λ={chosen['lambda']:g} by the rule “{chosen.get('rule')}” — test {chosen['test_acc']:.1%} "
+               f"(before {sweep['before']['test_acc']:.1%}), failure scenarios {chosen['failure_test_acc']:.1%} "
+               f"(before {sweep['before']['failure_test_acc']:.1%}).")
+    table = pd.DataFrame([sweep["before"]] + rows)[TABLE_COLUMNS]
+    fmt = {c: "{:.1%}" for c in TABLE_COLUMNS[3:]} | {"lambda": "{:g}"}
+    st.dataframe(table.style.format(fmt, na_rep="–"), hide_index=True,
+                 width="stretch")
+    lams = sorted({float(r["lambda"]) for r in rows if r["kind"] == "defuse"})
+    return st.selectbox("Model to export", lams, index=lams.index(float(chosen["lambda"])),
+                        format_func=lambda v: f"λ={v:g}" + (" (chosen)" if v == chosen["lambda"] else "")
+                        + (" (control: fine-tuned without failure samples)" if v == 0 else ""))
+
+
+def render_export(ws: Workspace) -> None:
+    """The exported model: its card and one download (weights, sidecar, card) as a zip."""
+    card = ws.load_json("exports/model-card.json")
+    if ws.step_status("export") == "stale":
+        st.warning("This export comes from an earlier sweep: export again to get a model of the current one.")
+    files = [ws.path(f"exports/{name}") for name in card.get("files", {}).values()]
+    files += [ws.path("exports/model-card.md"), ws.path("exports/model-card.json")]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in files:
+            if f.exists():
+                z.write(f, f.name)
+    st.download_button(f"Download {card['name']} (λ={card['correction']['lambda']:g}) with its model card",
+                       buf.getvalue(), file_name=f"{card['name']}.zip", mime="application/zip", type="primary")
+    st.caption(f"Also saved in the project: {ws.path('exports')}")
+    with st.expander("Model card", expanded=False):
+        st.markdown(ws.path("exports/model-card.md").read_text(encoding="utf-8"))

@@ -1,0 +1,136 @@
+"""The Explore page: distillation settings, the 2-D latent map with selection, scenario cards."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from ..distill import DistillConfig
+from ..embed import PROJECTIONS, EmbedConfig
+from ..pipeline import default_tau
+from ..workspace import Workspace
+from . import cache
+from .charts import latent_map
+from .gallery import show_grid
+
+PAPER = DistillConfig()
+PLOT_CAP = 60_000  # points drawn at most (WebGL stays fluid up to about this many)
+METHOD_WORDS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
+# Points each projection handles in reasonable time on 2 CPU cores (PCA: instant; UMAP ~1-2 min; t-SNE slower).
+DEFAULT_POINTS = {"pca": PLOT_CAP, "umap": 20_000, "tsne": 8_000}
+
+
+def distill_form() -> list[str] | None:
+    with st.form("distill-settings"):
+        c = st.columns(3)
+        k = c[0].number_input(f"K — components at most (paper: {PAPER.max_components})", 1, 1000,
+                              PAPER.max_components)
+        eps = c[1].number_input(f"ε — weight threshold (paper: {PAPER.weight_threshold:g})", 0.0, 0.99,
+                                PAPER.weight_threshold, step=0.005, format="%.3f")
+        cap = c[2].number_input(f"Codes fitted at most (paper: {PAPER.max_samples:,})", 2, 10_000_000,
+                                PAPER.max_samples)
+        go = st.form_submit_button("Run distillation", type="primary")
+    if not go:
+        return None
+    cfg = DistillConfig(max_components=int(k), weight_threshold=float(eps), max_samples=int(cap))
+    return ["--max-components", str(cfg.max_components), "--weight-threshold", str(cfg.weight_threshold),
+            "--max-samples", str(cfg.max_samples)]
+
+
+def map_form(ws: Workspace) -> tuple[str, list[str] | None]:
+    c = st.columns([2, 2, 1])
+    methods = list(PROJECTIONS)
+    made = [m for m in methods if ws.exists(f"distill/embedding-{m}.npz")]
+    method = c[0].radio("Projection", methods, format_func=METHOD_WORDS.get, horizontal=True, key="map-method",
+                        index=methods.index(made[0]) if made else 0)
+    points = c[1].number_input("Codes projected at most", 100, 1_000_000, DEFAULT_POINTS[method], step=1000,
+                               key=f"map-points-{method}")
+    go = c[2].button(f"Compute the {METHOD_WORDS[method]} map", key="map-go",
+                     help="A background job; the map is kept in the project. Measured on 2 CPU cores: PCA takes "
+                          "seconds, UMAP about 1.5 minutes for 15,000 codes (numba compiles once, ~40 s more, and "
+                          "keeps it for later runs), t-SNE longer still.")
+    if not go:
+        return method, None
+    cfg = EmbedConfig(method=method, max_points=int(points))
+    return method, ["--method", cfg.method, "--max-points", str(cfg.max_points)]
+
+
+def scenario_names(ws: Workspace) -> dict:
+    sc = cache.scenarios(ws)
+    names = {-1: "failures outside any scenario (weight ≤ ε)"}
+    for j in range(len(sc)):
+        names[j] = f"#{j}: {int(np.argmax(sc.true_label_mix[j]))}→{int(np.argmax(sc.pred_label_mix[j]))}"
+    return names
+
+
+def render_map(ws: Workspace, method: str) -> None:
+    found = cache.embedding(ws, method)
+    if found is None:
+        st.info(f"No {METHOD_WORDS[method]} map yet: compute it above (a background job; the result is kept).")
+        return
+    emb, current = found
+    if not current:
+        st.warning("This map was made from an earlier identify run: recompute it to match the current failures.")
+    has_scenarios = ws.exists("distill/scenarios.npz")
+    assignment = cache.scenarios(ws).assignment if has_scenarios else None
+    keep = np.arange(len(emb))
+    if len(emb) > PLOT_CAP:
+        keep = np.sort(np.random.default_rng(0).choice(len(emb), PLOT_CAP, replace=False))
+    fail, rows = emb.is_failure[keep], emb.row[keep]
+    scenario = np.full(len(keep), -1)
+    if assignment is not None and current:
+        scenario[fail] = assignment[rows[fail]]
+    names = scenario_names(ws) if has_scenarios else {-1: "failures"}
+    n_train, n_fail = int((~fail).sum()), int(fail.sum())
+    note = (f"{n_fail:,} of {emb.n_failures_total:,} failure codes and {n_train:,} of {emb.n_train_total:,} "
+            "training codes")
+    st.caption(f"Showing {note} (down-sampled at random where there were more). Lasso or box-select points to "
+               "see their images.")
+    event = st.plotly_chart(latent_map(emb.coords[keep], fail, rows, scenario, names), on_select="rerun",
+                            selection_mode=("lasso", "box"), key=f"map-{method}", width="stretch")
+    _selection(ws, event)
+
+
+def _selection(ws: Workspace, event) -> None:
+    points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
+        getattr(getattr(event, "selection", None), "points", [])
+    ids = [int(np.ravel([p["customdata"]])[0]) for p in points if p.get("customdata") is not None]
+    if not ids:
+        return
+    fail = sorted({i for i in ids if i >= 0})[:48]
+    train = sorted({-1 - i for i in ids if i < 0})[:24]
+    st.markdown(f"**Selected: {sum(i >= 0 for i in ids):,} failures, {sum(i < 0 for i in ids):,} training images** "
+                "(up to 48 and 24 shown)")
+    f = cache.failures(ws)
+    if fail:
+        show_grid(cache.decoded_failures(ws, fail), captions=[f"->{int(f.pred_label[r])}" for r in fail], ncol=12,
+                  caption="failures: the classifier's label on each")
+    if train:
+        d = cache.data(ws).train
+        show_grid(d.images[train], captions=[str(int(d.labels[r])) for r in train], ncol=12,
+                  caption="training images: their true label")
+
+
+def render_cards(ws: Workspace, per_page: int = 9) -> None:
+    sc = cache.scenarios(ws)
+    if len(sc) == 0:
+        st.info("No component weighs more than ε: lower ε or find more failures.")
+        return
+    tau = default_tau(ws)
+    pages = -(-len(sc) // per_page)
+    page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="cards-page") if pages > 1 else 1
+    rows = range((page - 1) * per_page, min(len(sc), page * per_page))
+    cols = st.columns(3)
+    for i, j in enumerate(rows):
+        with cols[i % 3].container(border=True):
+            true, pred = sc.true_label_mix[j], sc.pred_label_mix[j]
+            st.markdown(f"**Scenario #{j}** · weight {sc.weights[j]:.3f} · {int(sc.sizes[j]):,} failures")
+            st.caption(f"true: {_top(true)} · predicted: {_top(pred)}")
+            images, preds, _ = cache.scenario_samples(ws, j, 16, tau)
+            show_grid(images, captions=[str(int(p)) for p in preds], ncol=8, scale=2)
+
+
+def _top(counts: np.ndarray, k: int = 2) -> str:
+    total = max(1, int(counts.sum()))
+    order = np.argsort(-counts)[:k]
+    return ", ".join(f"{c} ({counts[c] / total:.0%})" for c in order if counts[c] > 0) or "–"

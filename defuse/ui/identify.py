@@ -1,0 +1,93 @@
+"""The Identify page's settings form and results (counts, true × predicted heatmap, example galleries)."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from ..identify import IdentifyConfig
+from ..presets import QUICK
+from ..workspace import Workspace
+from . import cache
+from .charts import label_heatmap
+from .gallery import pairs_grid
+
+PAPER = IdentifyConfig()
+CPU = QUICK.identify  # Q=100, M=20, 1,500 images: well under a minute on 2 CPU cores
+
+
+def settings_form(n_train: int) -> tuple[IdentifyConfig, list[str]] | None:
+    """The form; on submit, the validated config and its CLI arguments (a ValueError names a bad field)."""
+    preset = st.radio("Settings", ["CPU-friendly", "The paper's (appendix B.2)"], horizontal=True,
+                      help="CPU-friendly: a subset of the images and fewer perturbations, so the search takes "
+                           "well under a minute on a laptop CPU. The paper's: every image, Q=500, M=100.")
+    d = CPU if preset == "CPU-friendly" else PAPER
+    with st.form("identify-settings"):
+        c = st.columns(3)
+        q = c[0].number_input(f"Q — perturbations per image (paper: {PAPER.samples_per_image})", 1, 65_536,
+                              d.samples_per_image, key=f"q-{preset}")
+        m = c[1].number_input(f"M — failures kept per image (paper: {PAPER.max_per_image})", 1, 65_536,
+                              d.max_per_image, key=f"m-{preset}")
+        subset = c[2].number_input(f"Images searched (all: {n_train:,}; paper: all)", 1, max(1, n_train),
+                                   min(d.subset or n_train, n_train), key=f"subset-{preset}")
+        c = st.columns(3)
+        a = c[0].number_input(f"a of Beta(a, b) noise (paper: {PAPER.beta_a:g})", 0.01, 1e6, d.beta_a,
+                              key=f"a-{preset}")
+        b = c[1].number_input(f"b of Beta(a, b) noise (paper: {PAPER.beta_b:g})", 0.01, 1e6, d.beta_b,
+                              key=f"b-{preset}")
+        batch = c[2].number_input("Decodes per batch (0: chosen for the device)", 0, 1 << 20, 0, key=f"bs-{preset}")
+        go = st.form_submit_button("Run identify", type="primary")
+    if not go:
+        return None
+    cfg = IdentifyConfig(samples_per_image=int(q), max_per_image=int(m), beta_a=float(a), beta_b=float(b),
+                         subset=int(subset), batch_size=int(batch) or None)
+    args = ["--samples-per-image", cfg.samples_per_image, "--max-per-image", cfg.max_per_image, "--beta-a",
+            cfg.beta_a, "--beta-b", cfg.beta_b, "--subset", cfg.subset]
+    args += ["--batch-size", cfg.batch_size] if cfg.batch_size else []
+    return cfg, [str(x) for x in args]
+
+
+def render_results(ws: Workspace) -> None:
+    f = cache.failures(ws)
+    m = f.metrics
+    names = ws.project["class_names"]
+    c = st.columns(4)
+    c[0].metric("Unrestricted adversarial examples", f"{len(f):,}")
+    c[1].metric("Images searched", f"{m.get('n_searched', 0):,}")
+    if "share_sources_with_failure" in m:
+        c[2].metric("Images with a failure", f"{m['share_sources_with_failure']:.0%}")
+    if "acc_reconstruction" in m:
+        c[3].metric("Classifier on reconstructions", f"{m['acc_reconstruction']:.1%}",
+                    help=f"on the originals: {m.get('acc_original', float('nan')):.1%}. A low value means many "
+                         "'failures' are VAE artefacts rather than classifier bugs.")
+    if len(f) == 0:
+        st.info("No unrestricted adversarial examples were found: search more images, or raise Q.")
+        return
+    left, right = st.columns([2, 3])
+    with left:
+        st.markdown("**True label × predicted label**")
+        st.plotly_chart(label_heatmap(f.true_label, f.pred_label, names), width="stretch")
+    with right:
+        _gallery(ws, f, names)
+
+
+def _gallery(ws: Workspace, f, names) -> None:
+    st.markdown("**Examples beside their source images** (source: its true label; example: →the prediction)")
+    options = ["any"] + list(range(len(names)))
+    c = st.columns(3)
+    t = c[0].selectbox("True label", options, key="gallery-true")
+    p = c[1].selectbox("Predicted label", options, key="gallery-pred")
+    n = c[2].slider("How many", 4, 48, 16, step=4, key="gallery-n")
+    mask = np.ones(len(f), bool)
+    if t != "any":
+        mask &= f.true_label == t
+    if p != "any":
+        mask &= f.pred_label == p
+    rows = np.flatnonzero(mask)
+    if len(rows) == 0:
+        st.info("No example with these labels.")
+        return
+    pick = np.sort(np.random.default_rng(0).choice(rows, size=min(n, len(rows)), replace=False))
+    sources = cache.data(ws).train.images[f.source_index[pick]]
+    st.image(pairs_grid(sources, cache.decoded_failures(ws, pick), f.true_label[pick], f.pred_label[pick]),
+             caption=f"{len(pick)} of {len(rows):,} examples")

@@ -1,0 +1,133 @@
+"""The Label page: one failure scenario at a time, the decision form, hints, progress, agreement."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+import streamlit as st
+
+from ..labels import agreement_table
+from ..pipeline import label_store
+from ..workspace import Workspace
+from . import cache
+from .gallery import show_grid
+
+AUTO = "auto-reviewer"
+VERDICTS = ("Failure", "Not a failure", "Skip")
+
+
+def annotator_name() -> str:
+    name = st.text_input("Your name (annotator)", key="annotator", placeholder="e.g. alice",
+                         help="Decisions are stored per annotator; several annotators give an agreement table.")
+    return name.strip()
+
+
+def reviewed(ws: Workspace, annotator: str) -> set:
+    if not ws.exists("labels.sqlite"):
+        return set()
+    with label_store(ws) as store:
+        return set(store.reviewed_scenarios(annotator=annotator))
+
+
+def pick_scenario(n: int, done: set) -> int:
+    """The scenario to show: kept in the session, else the first one this annotator has not reviewed."""
+    todo = [j for j in range(n) if j not in done]
+    if "label-next" in st.session_state:  # set after a decision: the widget's own key is taken by then
+        st.session_state["label-scenario"] = st.session_state.pop("label-next")
+    if "label-scenario" not in st.session_state or st.session_state["label-scenario"] >= n:
+        st.session_state["label-scenario"] = todo[0] if todo else 0
+    return st.selectbox("Scenario", range(n), key="label-scenario",
+                        format_func=lambda j: f"#{j}{' ✓' if j in done else ''}")
+
+
+def hint(ws: Workspace, j: int, preds, annotator: str) -> int | None:
+    """The automatic reviewer's suggestion (and the label to preselect), or the classifier's view."""
+    said = Counter(int(p) for p in preds).most_common(1)[0]
+    st.caption(f"The classifier labels {said[1]} of these {len(preds)} samples as **{said[0]}**.")
+    if not ws.exists("labels.sqlite"):
+        return None
+    with label_store(ws) as store:
+        auto = [d for d in store.decisions(j, annotator=AUTO) if not d.skipped]
+        mine = [d for d in store.decisions(j, annotator=annotator) if d.sample_index is None]
+    if mine:
+        d = mine[0]
+        said_before = "skipped" if d.skipped else f"failure, true label {d.label}" if d.is_failure else "not a failure"
+        st.caption(f"Your decision so far: **{said_before}**. Saving again replaces it (the history keeps both).")
+    if not auto:
+        return None
+    labels = Counter(d.label for d in auto if d.label is not None)
+    disagree = sum(bool(d.is_failure) for d in auto)
+    label = labels.most_common(1)[0][0] if labels else None
+    verdict = "a failure" if disagree / len(auto) > 0.5 else "not a failure"
+    st.info(f"Hint — the automatic reviewer sees **{verdict}**: it labels most samples **{label}** and "
+            f"disagrees with the classifier on {disagree} of {len(auto)}.", icon="🤖")
+    return label
+
+
+def decision_form(names: list, default_label: int | None, j: int) -> tuple | None:
+    """(is_failure or None for skip, label, note) when submitted. Enter in the note field submits too."""
+    with st.form(f"decision-{j}", clear_on_submit=True):
+        verdict = st.radio("Decision", VERDICTS, horizontal=True, key=f"verdict-{j}")
+        label = st.radio("True label (for a failure)", range(len(names)), horizontal=True, key=f"label-{j}",
+                         index=default_label, help="Preselected: the automatic reviewer's label, if it ran.",
+                         format_func=lambda c: str(names[c]))
+        note = st.text_input("Note (optional) — Enter saves", key=f"note-{j}")
+        go = st.form_submit_button("Save decision", type="primary")
+    if not go:
+        return None
+    if verdict == "Skip":
+        return None, None, note
+    if verdict == "Failure" and label is None:
+        raise ValueError("a failure needs its true label: pick it under 'True label', then save again")
+    return verdict == "Failure", (int(label) if verdict == "Failure" else None), note
+
+
+def record(ws: Workspace, j: int, annotator: str, is_failure, label, note) -> None:
+    with label_store(ws) as store:
+        store.record(j, annotator, is_failure=is_failure, label=label, note=note or None)
+
+
+def show_samples(ws: Workspace, j: int, n: int, tau: float):
+    sc = cache.scenarios(ws)
+    true, pred = sc.true_label_mix[j], sc.pred_label_mix[j]
+    st.markdown(f"**Scenario #{j}** · weight {sc.weights[j]:.3f} · {int(sc.sizes[j]):,} failures · their source "
+                f"images' labels: {_top(true)} · the classifier said: {_top(pred)}")
+    images, preds, conf = cache.scenario_samples(ws, j, n, tau)
+    show_grid(images, captions=[str(int(p)) for p in preds], ncol=8, scale=3,
+              caption=f"{n} samples of scenario #{j} at τ={tau:g}; the classifier's label on each")
+    return preds
+
+
+def _top(counts, k: int = 2) -> str:
+    total = max(1, int(counts.sum()))
+    order = counts.argsort()[::-1][:k]
+    return ", ".join(f"{c} ({counts[c] / total:.0%})" for c in order if counts[c] > 0) or "–"
+
+
+def render_agreement(ws: Workspace) -> None:
+    if not ws.exists("labels.sqlite"):
+        return
+    with label_store(ws) as store:
+        people = store.annotators()
+        if len(people) < 2:
+            return
+        rows = agreement_table(store)
+        csv = _csv(store)
+    st.subheader("Agreement between annotators")
+    st.caption(f"Annotators: {', '.join(people)}. 'samples' rows are the automatic reviewer's per-sample labels.")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "agreement": st.column_config.NumberColumn(format="percent"),
+        "agreement_se": st.column_config.NumberColumn("± (s.e.)", format="percent")})
+    st.download_button("Download all decisions (CSV)", csv, file_name=f"{ws.name}-labels.csv", mime="text/csv")
+
+
+def _csv(store) -> str:
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "labels.csv")
+        store.to_csv(path)
+        with open(path, encoding="utf-8") as f:
+            return f.read()

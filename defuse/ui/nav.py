@@ -1,0 +1,73 @@
+"""Guards and links between the pages: what must be done first, and one click to it."""
+
+from __future__ import annotations
+
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from ..workspace import Workspace
+from . import state
+from .errors import guard
+
+# The page that runs each step of defuse.workspace.STEPS.
+STEP_PAGES = {"classifier": ("pages/setup.py", "Setup", "🛠️"), "vae": ("pages/setup.py", "Setup", "🛠️"),
+              "identify": ("pages/identify.py", "Identify", "🔎"), "distill": ("pages/explore.py", "Explore", "🗺️"),
+              "label": ("pages/label.py", "Label", "🏷️"), "correct": ("pages/correct.py", "Correct", "🩹"),
+              "export": ("pages/correct.py", "Correct", "🩹"), "report": ("pages/report.py", "Report", "📄")}
+STEP_WORDS = {"classifier": "a classifier", "vae": "a β-VAE", "identify": "unrestricted adversarial examples "
+              "(Identify)", "distill": "failure scenarios (Explore → distill)", "correct": "the λ sweep (Correct)",
+              "export": "an exported model (Correct → export)"}
+
+
+def leave_pages_folder_mode() -> None:
+    """Make sure the router (streamlit_app.py) runs, with its sidebar, around every page.
+
+    A fresh Streamlit process starts in its old `pages/` folder mode (each file in pages/ a page of its own,
+    without the router) until st.navigation is called once; a browser refresh on /identify after a server
+    restart would show the bare page. Leave that mode and rerun: the rerun goes through the router.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without the old mode
+        return
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def open_project() -> Workspace:
+    """The project of this session; the page stops with a message when none can be opened."""
+    leave_pages_folder_mode()
+    with guard("open a project"):
+        return state.current_workspace()
+
+
+def link(step: str, label: str | None = None) -> None:
+    """A link to the page of ``step`` (plain text where the page is not part of a navigation, as in tests)."""
+    path, title, icon = STEP_PAGES[step]
+    try:
+        st.page_link(path, label=label or f"Go to {title}", icon=icon)
+    except StreamlitAPIException:
+        st.caption(f"{icon} {label or title}: open the {title} page.")
+
+
+def require(ws: Workspace, *steps: str) -> None:
+    """Stop the page with a hint when a step it builds on was never run; warn when one is stale."""
+    status = ws.status()
+    for step in steps:
+        if status[step] in ("missing", "corrupt"):
+            problem = "was never made" if status[step] == "missing" else "is damaged (its checksum changed)"
+            st.info(f"This page needs {STEP_WORDS[step]}, which {problem} for project **{ws.name}**. "
+                    "Run that step first.")
+            link(step)
+            st.stop()
+    stale_note(ws, *steps, status=status)
+
+
+def stale_note(ws: Workspace, *steps: str, status: dict | None = None) -> None:
+    """A warning for each of ``steps`` whose inputs changed after it ran."""
+    status = status or ws.status()
+    stale = [s for s in steps if status[s] == "stale"]
+    if stale:
+        st.warning(f"{', '.join(stale)} is stale: something it was computed from has changed since. "
+                   "Results below may not match the current models; re-run it to refresh.")

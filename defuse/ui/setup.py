@@ -1,0 +1,144 @@
+"""The Setup page: the project's data, its classifier (demo, upload, path or train) and its β-VAE."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+import torch
+
+from ..project import DEMO_CLASSIFIER, DEMO_VAE, import_classifier, import_vae
+from ..train import TrainConfig, VAEConfig
+from ..workspace import Workspace
+from . import cache
+from .gallery import show_grid
+from .sidebar import safe_file_name
+
+MAX_MODEL_UPLOAD_MB = 200
+MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2", ".ts")
+ARCHITECTURES = ("paper-cnn", "resnet18")
+
+
+def render_data(ws: Workspace) -> None:
+    d = cache.data(ws)
+    spec = {k: v for k, v in ws.project["dataset"].items() if v not in (None, False)}
+    st.write("Source and options: " + ", ".join(f"{k}=`{v}`" for k, v in spec.items()))
+    st.write(f"{len(d.train):,} training, {len(d.val):,} validation, {len(d.test):,} test images · "
+             f"{d.num_classes} classes · {d.channels}×{d.image_size}×{d.image_size}")
+    pick = torch.randperm(len(d.train), generator=torch.Generator().manual_seed(0))[:24]
+    show_grid(d.train.images[pick], captions=[str(int(y)) for y in d.train.labels[pick]], ncol=12, scale=2)
+    st.caption("Data is fixed per project: for other data, create a new project in the sidebar.")
+
+
+def classifier_source(ws: Workspace) -> None:
+    demo_ok = ws.project["dataset"]["source"] == "mnist-sample"
+    options = (["Demo classifier"] if demo_ok else []) + ["Upload a file", "A file on this machine", "Train one here"]
+    how = st.radio("Classifier source", options, horizontal=True, key="clf-source")
+    if how == "Demo classifier":
+        if st.button("Use the demo classifier (planted flaw: 15% of the sixes)"):
+            with st.spinner("Checking and importing…"):
+                import_classifier(ws, DEMO_CLASSIFIER)
+            st.success("Imported the demo classifier.")
+    elif how in ("Upload a file", "A file on this machine"):
+        _import_form(ws, upload=how == "Upload a file")
+    else:
+        _train_classifier_form(ws)
+
+
+def _import_form(ws: Workspace, *, upload: bool) -> None:
+    with st.form("clf-import"):
+        if upload:
+            f = st.file_uploader(f"Classifier ({', '.join(MODEL_SUFFIXES)}; at most {MAX_MODEL_UPLOAD_MB} MB)",
+                                 type=[s[1:] for s in MODEL_SUFFIXES])
+        else:
+            path = st.text_input("Path of the classifier file on this machine")
+        arch = st.selectbox("Network of bare weights (.safetensors without sidecar, .pt state dicts)",
+                            ARCHITECTURES)
+        allow = st.checkbox("I trust this file: let a .pt pickle be fully unpickled. Unpickling can run any code "
+                            "hidden in the file — never tick this for a file from someone you do not trust.")
+        go = st.form_submit_button("Import the classifier")
+    if not go:
+        return
+    if upload:
+        if f is None:
+            raise ValueError("choose a file to upload first")
+        if f.size > MAX_MODEL_UPLOAD_MB * 2**20:
+            raise ValueError(f"the file is {f.size / 2**20:.0f} MB; at most {MAX_MODEL_UPLOAD_MB} MB")
+        dest = ws.path("uploads") / safe_file_name(f.name, MODEL_SUFFIXES)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(f.getvalue())
+        path = str(dest)
+    if not path.strip():
+        raise ValueError("give the path of a classifier file")
+    with st.spinner("Checking the classifier on this project's images…"):
+        import_classifier(ws, path.strip(), architecture=arch, allow_pickle=allow)
+    st.success("Imported: the classifier runs on this data and has the right number of classes.")
+
+
+def _train_classifier_form(ws: Workspace) -> list[str] | None:
+    d = TrainConfig()
+    with st.form("clf-train"):
+        c = st.columns(4)
+        arch = c[0].selectbox("Network", ARCHITECTURES)
+        epochs = c[1].number_input("Epochs (paper: 5)", 1, 1000, d.epochs)
+        opt = c[2].selectbox("Optimizer", ["adadelta", "adam", "sgd"], help="paper: Adadelta, lr 1")
+        lr = c[3].number_input("Learning rate", 1e-6, 10.0, d.lr, format="%g")
+        keep = st.text_input("Plant a flaw: keep only part of a class, e.g. 6:0.15", "")
+        go = st.form_submit_button("Train the classifier", type="primary")
+    if go:
+        st.session_state["setup-start"] = ("train-classifier", ["--architecture", arch, "--epochs", str(epochs),
+                                                                "--optimizer", opt, "--lr", str(lr),
+                                                                "--class-keep", keep])
+
+
+def vae_source(ws: Workspace) -> None:
+    demo_ok = ws.project["dataset"]["source"] == "mnist-sample"
+    how = st.radio("β-VAE source", (["Demo VAE"] if demo_ok else []) + ["Train one here"], horizontal=True)
+    if how == "Demo VAE":
+        if st.button("Use the demo β-VAE (β=0.4, 200 epochs)"):
+            with st.spinner("Importing…"):
+                import_vae(ws, DEMO_VAE)
+            st.success("Imported the demo VAE.")
+        return
+    d = VAEConfig()
+    with st.form("vae-train"):
+        c = st.columns(4)
+        beta = c[0].number_input("β (paper: 4 or 0.4 for MNIST)", 0.0, 100.0, d.beta)
+        dim = c[1].number_input("Latent dimensions", 2, 256, d.latent_dim)
+        epochs = c[2].number_input(f"Epochs (demo: {d.epochs}; 30 is a quick CPU run)", 1, 5000, 30)
+        width = c[3].selectbox("Width", [32, 64], help="32 for MNIST-like data, 64 for SVHN and signs")
+        go = st.form_submit_button("Train the β-VAE", type="primary")
+    if go:
+        st.session_state["setup-start"] = ("train-vae", ["--beta", str(beta), "--latent-dim", str(dim), "--epochs",
+                                                         str(epochs), "--width", str(width)])
+
+
+def live_loss(state) -> None:
+    pts = [(e["done"], e["metrics"]["loss"]) for e in state.history if "loss" in (e.get("metrics") or {})]
+    if len(pts) > 1:
+        fig = go.Figure(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines"))
+        fig.update_layout(height=260, xaxis_title="step", yaxis_title="loss", margin=dict(l=10, r=10, t=10, b=10))
+        st.plotly_chart(fig, key=f"loss-{len(pts)}", width="stretch")
+
+
+def model_summary(ws: Workspace, step: str) -> None:
+    rec = ws.step_record(step)
+    if rec is None:
+        st.caption("None yet.")
+        return
+    m = dict(rec.get("metrics") or {})
+    if step == "classifier":
+        m = {**cache.classifier(ws)[1].get("metrics", {}), **m}  # an imported model's own figures
+    words = {"test_acc": "test accuracy", "val_acc": "validation accuracy",
+             "acc_reconstruction": "classifier accuracy on reconstructions", "acc_original": "on originals"}
+    figures = " · ".join(f"{w} {m[k]:.1%}" for k, w in words.items() if isinstance(m.get(k), float))
+    source = rec.get("config", {}).get("imported_from")
+    st.caption(("Imported from " + source if source else "Trained here") + (f" · {figures}" if figures else ""))
+
+
+def reconstructions(ws: Workspace, n: int = 12) -> None:
+    vae = cache.vae(ws)[0]
+    val = cache.data(ws).val.images
+    x = val[torch.randperm(len(val), generator=torch.Generator().manual_seed(0))[:n]]
+    with torch.no_grad():
+        recon = vae.decode(vae.encode(x)[0]).clamp(0, 1)
+    show_grid(torch.cat([x, recon]), ncol=n, scale=2, caption="top: validation images · bottom: their reconstructions")

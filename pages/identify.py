@@ -1,0 +1,28 @@
+"""Identify: search the β-VAE's latent space for unrestricted adversarial examples (paper §3.2.1)."""
+
+import streamlit as st
+
+from defuse.ui import cache, jobs
+from defuse.ui.errors import guard
+from defuse.ui.identify import render_results, settings_form
+from defuse.ui.nav import link, open_project, require
+
+st.title("Identify")
+st.caption("Each training image's latent code is perturbed Q times with Beta(a, b) noise and decoded; decodes the "
+           "classifier labels differently from the image's true label are unrestricted adversarial examples "
+           "(at most M per image).")
+ws = open_project()
+require(ws, "classifier", "vae")
+
+with guard("read the settings"):
+    submitted = settings_form(len(cache.data(ws).train))
+jobs.busy_note(ws)
+if submitted:
+    jobs.start(ws, "identify", submitted[1])
+job = jobs.panel(ws, ["identify"], key="identify")
+
+if ws.step_status("identify") in ("done", "stale") and not jobs.running(job):
+    st.divider()
+    with guard("show the results"):
+        render_results(ws)
+    link("distill", "Next: distill them into failure scenarios")

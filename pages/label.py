@@ -1,0 +1,60 @@
+"""Label: decide for each failure scenario whether it is a failure, and its true label (§3.2.3)."""
+
+import streamlit as st
+
+from defuse.pipeline import default_tau
+from defuse.ui import cache, jobs
+from defuse.ui.errors import guard
+from defuse.ui.label import (
+    annotator_name,
+    decision_form,
+    hint,
+    pick_scenario,
+    record,
+    render_agreement,
+    reviewed,
+    show_samples,
+)
+from defuse.ui.nav import link, open_project, require
+
+st.title("Label")
+st.caption("Look at samples of each failure scenario: is the classifier wrong on them, and what is their true "
+           "label? Every decision is saved at once.")
+ws = open_project()
+require(ws, "distill")
+scenarios = cache.scenarios(ws)
+if len(scenarios) == 0:
+    st.info("Distillation kept no scenario: lower ε on the Explore page.")
+    link("distill")
+    st.stop()
+
+c = st.columns([2, 2, 1])
+with c[0]:
+    annotator = annotator_name()
+tau = c[1].slider("τ — sample diversity (paper: 0.5 for MNIST, 0.01 for SVHN/signs)", 0.01, 1.0,
+                  float(default_tau(ws)), 0.01)
+if c[2].button("Run auto-reviewer", help="Trains (once) a reference ensemble of 3 networks — about 4 "
+               "minutes on 2 CPU cores — and labels 10 samples per scenario; its decisions appear as hints."):
+    jobs.start(ws, "label", ["--reviewer", "auto", "--tau", str(tau)])
+jobs.panel(ws, ["label"], key="label")
+if not annotator:
+    st.info("Enter your name to start labeling.")
+    st.stop()
+
+done = reviewed(ws, annotator)
+st.progress(len(done) / len(scenarios), text=f"{len(done)} of {len(scenarios)} reviewed by {annotator}")
+j = pick_scenario(len(scenarios), done)
+with guard("draw the samples"):
+    preds = show_samples(ws, j, 16, tau)
+    suggested = hint(ws, j, preds, annotator)
+with guard("save the decision"):
+    decision = decision_form(ws.project["class_names"], suggested, j)
+    if decision:
+        record(ws, j, annotator, *decision)
+if decision:
+    st.toast(f"Saved: scenario #{j}")
+    left = [k for k in range(len(scenarios)) if k not in done | {j}]
+    st.session_state["label-next"] = left[0] if left else j
+    st.rerun()
+render_agreement(ws)
+link("correct", "Next: correct the classifier")

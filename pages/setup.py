@@ -1,0 +1,35 @@
+"""Setup: the project's data, the classifier to debug, and the β-VAE that Identify searches with."""
+
+import streamlit as st
+
+from defuse.ui import jobs
+from defuse.ui.errors import guard
+from defuse.ui.nav import link, open_project
+from defuse.ui.setup import classifier_source, live_loss, model_summary, reconstructions, render_data, vae_source
+
+st.title("Setup")
+ws = open_project()
+
+st.subheader("Data")
+with guard("load the data"):
+    render_data(ws)
+
+st.subheader("Classifier")
+model_summary(ws, "classifier")
+with guard("set up the classifier", stop=False):
+    classifier_source(ws)
+
+st.subheader("β-VAE")
+model_summary(ws, "vae")
+with guard("set up the VAE", stop=False):
+    vae_source(ws)
+
+jobs.busy_note(ws)
+if "setup-start" in st.session_state:
+    jobs.start(ws, *st.session_state.pop("setup-start"))
+jobs.panel(ws, ["train-classifier", "train-vae"], live=live_loss, key="setup")
+if ws.exists("vae/model.json"):
+    with guard("show reconstructions", stop=False):
+        reconstructions(ws)
+if ws.exists("classifier/model.json") and ws.exists("vae/model.json"):
+    link("identify", "Next: identify unrestricted adversarial examples")

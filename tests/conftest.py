@@ -1,0 +1,105 @@
+"""Shared fixtures: the app tests' projects, built once per session with tiny settings."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HAVE_DEMO = (ROOT / "models" / "demo-classifier.json").exists() and (ROOT / "models" / "demo-vae.json").exists()
+
+
+def _build_demo_like(root: Path) -> Path:
+    """The demo project with every step done, tiny: identify 64 images × Q=20, K=10, two annotators, λ=1, 1 epoch."""
+    import torch
+
+    from defuse import correction, pipeline
+    from defuse.correct import CorrectConfig
+    from defuse.demo import open_demo_project
+    from defuse.distill import DistillConfig
+    from defuse.embed import EmbedConfig, embed_step
+    from defuse.identify import IdentifyConfig
+
+    torch.set_num_threads(1)
+    ws = open_demo_project(root)
+    pipeline.identify_step(ws, IdentifyConfig(samples_per_image=20, max_per_image=10, subset=64), device="cpu")
+    pipeline.distill_step(ws, DistillConfig(max_components=10), on_progress=None)
+    embed_step(ws, EmbedConfig(method="pca", train_points=200))
+    n = len(pipeline.load_scenarios(ws))
+    with pipeline.label_store(ws) as store:
+        store.record(0, "alice", is_failure=True, label=6)
+        store.record(0, "bob", is_failure=True, label=6)
+        if n > 1:
+            store.record(1, "alice", is_failure=False)
+    correction.correct_step(ws, CorrectConfig(lambdas=(1.0,), epochs=1), n_samples=16, device="cpu")
+    correction.export_step(ws)
+    return ws.root
+
+
+@pytest.fixture(scope="session")
+def demo_done(tmp_path_factory) -> Path:
+    """A finished demo-like project (read-only for tests: copy it with `project_copy` to change it)."""
+    if not HAVE_DEMO:
+        pytest.skip("demo models not built (python -m defuse demo --rebuild)")
+    return _build_demo_like(tmp_path_factory.mktemp("app") / "demo")
+
+
+@pytest.fixture()
+def project_copy(demo_done, tmp_path):
+    """A private copy of the finished demo-like project, and DEFUSE_HOME pointing at its folder."""
+    def make(name: str = "demo") -> Path:
+        dest = tmp_path / name
+        shutil.copytree(demo_done, dest, ignore=shutil.ignore_patterns("jobs"))
+        return dest
+    return make
+
+
+@pytest.fixture(scope="session")
+def fresh_demo(tmp_path_factory) -> Path:
+    """The demo project as `make run` first opens it: models imported, no step run."""
+    if not HAVE_DEMO:
+        pytest.skip("demo models not built (python -m defuse demo --rebuild)")
+    from defuse.demo import open_demo_project
+
+    return open_demo_project(tmp_path_factory.mktemp("fresh") / "demo").root
+
+
+@pytest.fixture(scope="session")
+def empty_project(tmp_path_factory) -> Path:
+    """A project with data only: no classifier, no VAE."""
+    from defuse.data import DatasetSpec
+    from defuse.project import init_project
+
+    return init_project(tmp_path_factory.mktemp("empty") / "empty", DatasetSpec(source="mnist-sample")).root
+
+
+@pytest.fixture()
+def run_page(tmp_path, monkeypatch):
+    """Run one page script with AppTest on a project: ``run_page("identify", project_path)``."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("DEFUSE_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(ROOT)
+
+    def run(page: str, project: Path, **state):
+        at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=180)
+        at.session_state["project"] = str(project)
+        for key, value in state.items():
+            at.session_state[key] = value
+        return at.run()
+    return run
+
+
+@pytest.fixture()
+def started(monkeypatch):
+    """Jobs the pages start, recorded instead of run: a list of (step, args)."""
+    from defuse import jobs
+
+    calls = []
+
+    def fake(ws, step, args, *, threads=None):
+        calls.append((step, list(args)))
+    monkeypatch.setattr(jobs, "start_job", fake)
+    return calls

@@ -1,0 +1,66 @@
+"""AppTest of the Correct page: guards, sweep settings and their errors, the trade-off, export and download."""
+
+from defuse.jobs import JobState
+from defuse.ui.charts import tradeoff_chart
+from defuse.ui.correct import parse_lambdas
+
+
+def test_without_scenarios_the_page_says_what_to_do(run_page, fresh_demo):
+    at = run_page("correct", fresh_demo)
+    assert not at.exception and "needs failure scenarios" in at.info[0].value
+
+
+def test_without_failure_labels_the_page_points_to_label(run_page, project_copy):
+    root = project_copy("unlabeled")
+    (root / "labels.sqlite").unlink()
+    at = run_page("correct", root)
+    assert not at.exception and "No scenario is labeled a failure yet" in at.info[0].value
+
+
+def test_a_finished_sweep_shows_the_trade_off_table_and_export(run_page, demo_done):
+    at = run_page("correct", demo_done)
+    assert not at.exception and not at.error
+    assert "#0 → 6" in at.caption[1].value                                   # the failure scenarios to fix
+    assert len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 1
+    assert at.selectbox[0].value == 0.0 and "(chosen)" in at.selectbox[0].format_func(0.0)
+    assert any(b.label.startswith("Export the model of λ=0") for b in at.button)
+    assert len(at.get("download_button")) == 1                              # the export exists: zip with card
+
+
+def test_quick_sweep_starts_the_job(run_page, demo_done, started):
+    at = run_page("correct", demo_done)
+    assert at.text_input[0].value == "0.01, 0.1, 1, 10" and at.number_input[0].value == 2
+    next(b for b in at.button if b.label == "Run the sweep").click().run()
+    assert started == [("correct", ["--lambdas", "0.01,0.1,1,10", "--epochs", "2", "--lr", "0.001",
+                                    "--samples", "128"])]
+
+
+def test_the_paper_sweep_presets_17_lambdas(run_page, demo_done):
+    at = run_page("correct", demo_done)
+    at.radio[0].set_value(at.radio[0].options[1]).run()
+    assert len(at.text_input[0].value.split(",")) == 17 and at.number_input[0].value == 3
+
+
+def test_bad_lambdas_are_explained(run_page, demo_done, started):
+    at = run_page("correct", demo_done)
+    for text, message in (("0.1, x", "λ values must be numbers separated by commas"),
+                          ("0, 1", "lambdas must be finite and > 0"), ("", "give at least one λ > 0")):
+        at.text_input[0].input(text)
+        next(b for b in at.button if b.label == "Run the sweep").click().run()
+        assert message in at.error[0].value and not at.exception
+    assert started == []
+
+
+def test_the_live_chart_follows_the_job_history():
+    rows = [{"kind": "defuse", "lambda": lam, "epoch": 1, "val_acc": 0.9, "test_acc": 0.9 - lam / 100,
+             "failure_val_acc": 0.5 + lam / 20, "failure_test_acc": 0.5 + lam / 20, "event": "lambda"}
+            for lam in (0.0, 1.0, 10.0)]
+    fig = tradeoff_chart(rows, before={"lambda": None, "test_acc": 0.93, "failure_test_acc": 0.1})
+    assert [t.name for t in fig.data] == ["Defuse (λ)", "control (λ=0)", "before correction"]
+    assert list(fig.data[0].x) == [89.0, 80.0] and fig.data[0].text == ("λ=1", "λ=10")
+    state = JobState(id="x", command=["correct"], status="running", started=0.0,
+                     history=[{"step": "correct", "done": i, "total": 6, "metrics": r} for i, r in enumerate(rows)])
+    from defuse.ui.jobs import history_metrics
+
+    assert [r["lambda"] for r in history_metrics(state, "lambda")] == [0.0, 1.0, 10.0]
+    assert parse_lambdas("1e-10; 2") == (1e-10, 2.0)

@@ -1,0 +1,68 @@
+"""AppTest of the Explore page (distillation, the 2-D map, scenario cards) and the `embed` step behind its map."""
+
+import numpy as np
+import pytest
+
+from defuse.embed import PROJECTIONS, EmbedConfig, embed_codes, load_embedding
+from defuse.workspace import Workspace
+
+
+def test_without_failures_the_page_says_what_to_do(run_page, fresh_demo):
+    at = run_page("explore", fresh_demo)
+    assert not at.exception
+    assert "needs unrestricted adversarial examples (Identify)" in at.info[0].value
+
+
+def test_map_and_scenario_cards_of_a_finished_project(run_page, demo_done):
+    at = run_page("explore", demo_done)
+    assert not at.exception and not at.error
+    assert at.radio(key="map-method").value == "pca"            # the map that exists is shown
+    assert any("failure codes and" in c.value and "Lasso" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 1
+    n = len(Workspace(demo_done).load_arrays("distill/scenarios.npz")["weights"])
+    assert sum("**Scenario #" in m.value for m in at.markdown) == min(n, 9)
+    at.radio(key="map-method").set_value("umap").run()
+    assert "No UMAP map yet" in at.info[0].value
+
+
+def test_distill_and_map_buttons_start_jobs(run_page, demo_done, started):
+    at = run_page("explore", demo_done)
+    at.button[0].click().run()                                  # the distillation form's submit button
+    at.button(key="map-go").click().run()
+    assert started[0] == ("distill", ["--max-components", "100", "--weight-threshold", "0.01",
+                                      "--max-samples", "50000"])
+    assert started[1] == ("embed", ["--method", "pca", "--max-points", "60000"])
+
+
+def test_a_map_from_an_earlier_identify_run_is_flagged(run_page, project_copy):
+    root = project_copy("stale-map")
+    ws = Workspace(root)
+    failures = ws.load_arrays("identify/failures.npz")
+    ws.save_arrays("identify/failures.npz", **failures, extra=np.zeros(1))  # as if identify ran again
+    ws.record_step("identify", config=ws.step_record("identify")["config"])
+    assert load_embedding(ws, "pca")[1] is False
+    at = run_page("explore", root)
+    assert any("earlier identify run" in w.value for w in at.warning)
+    assert any("distill is stale" in w.value for w in at.warning)
+
+
+# --- the embed step -----------------------------------------------------------------------------------
+def test_embed_config_rejects_bad_values():
+    with pytest.raises(ValueError, match=r"method must be one of \['pca', 'tsne', 'umap'\]; got 'mds'"):
+        EmbedConfig(method="mds")
+    with pytest.raises(ValueError, match="max_points must be an integer >= 10; got 5"):
+        EmbedConfig(max_points=5)
+    assert sorted(PROJECTIONS) == ["pca", "tsne", "umap"]
+
+
+def test_embed_codes_down_samples_and_keeps_rows():
+    rng = np.random.default_rng(0)
+    train, fail = rng.normal(size=(300, 4)), rng.normal(size=(500, 4)) + 3
+    emb = embed_codes(train, fail, EmbedConfig(method="pca", max_points=400, train_points=100))
+    assert emb.coords.shape == (400, 2) and emb.is_failure.sum() == 300 and (~emb.is_failure).sum() == 100
+    assert emb.n_failures_total == 500 and emb.n_train_total == 300
+    assert len(set(emb.row[emb.is_failure])) == 300 and emb.row[emb.is_failure].max() < 500
+    with pytest.raises(ValueError, match="no failure codes"):
+        embed_codes(train, fail[:0], EmbedConfig(method="pca"))
+    with pytest.raises(ValueError, match="one latent size"):
+        embed_codes(train, fail[:, :3], EmbedConfig(method="pca"))

@@ -1,0 +1,64 @@
+"""AppTest of the Label page: guard, one scenario at a time, decisions saved at once, hints, agreement."""
+
+from defuse.pipeline import label_store
+from defuse.workspace import Workspace
+
+
+def test_without_scenarios_the_page_says_what_to_do(run_page, fresh_demo):
+    at = run_page("label", fresh_demo)
+    assert not at.exception
+    assert "needs failure scenarios" in at.info[0].value
+
+
+def test_an_annotator_name_comes_first(run_page, demo_done):
+    at = run_page("label", demo_done)
+    assert not at.exception
+    assert "Enter your name to start labeling." in [i.value for i in at.info]
+    assert at.slider[0].value == 0.5                                      # τ of MNIST (§4.1)
+
+
+def test_a_decision_is_saved_and_the_next_scenario_shown(run_page, project_copy):
+    root = project_copy("label")
+    at = run_page("label", root, annotator="dana")
+    assert not at.exception and not at.error
+    assert at.get("progress")[0].proto.text == f"0 of {_n(root)} reviewed by dana"
+    assert at.selectbox(key="label-scenario").value == 0 and len(at.get("image")) == 1
+    at.radio(key="verdict-0").set_value("Not a failure")
+    at.button[-1].click().run()                                            # Save decision
+    assert not at.exception
+    with label_store(Workspace(root)) as store:
+        (d,) = store.decisions(0, annotator="dana")
+    assert d.is_failure is False and d.label is None
+    assert at.get("progress")[0].proto.text == f"1 of {_n(root)} reviewed by dana"
+    assert at.selectbox(key="label-scenario").value == 1                  # on to the next one
+    at.radio(key="label-1").set_value(6)
+    at.button[-1].click().run()                                            # Failure, true label 6
+    with label_store(Workspace(root)) as store:
+        assert store.decisions(1, annotator="dana")[0].label == 6
+
+
+def test_a_failure_without_its_label_is_refused(run_page, project_copy):
+    root = project_copy("label-bad")
+    at = run_page("label", root, annotator="erin")
+    at.button[-1].click().run()                                            # "Failure" preselected, no label
+    assert "a failure needs its true label" in at.error[0].value
+    with label_store(Workspace(root)) as store:
+        assert store.decisions(annotator="erin") == []
+
+
+def test_the_automatic_reviewer_gives_a_hint_and_the_agreement_table(run_page, project_copy, started):
+    root = project_copy("label-hint")
+    with label_store(Workspace(root)) as store:
+        for i in range(10):
+            store.record(0, "auto-reviewer", is_failure=i < 8, label=6, sample_index=i)
+    at = run_page("label", root, annotator="frank")
+    hint = next(i.value for i in at.info if "Hint" in i.value)
+    assert "a failure" in hint and "**6**" in hint and "8 of 10" in hint
+    assert at.radio(key="label-0").value == 6                              # the hint's label preselected
+    assert "Agreement between annotators" in [s.value for s in at.subheader] and len(at.dataframe) == 1
+    next(b for b in at.button if b.label == "Run auto-reviewer").click().run()
+    assert started == [("label", ["--reviewer", "auto", "--tau", "0.5"])]
+
+
+def _n(root) -> int:
+    return len(Workspace(root).load_arrays("distill/scenarios.npz")["weights"])

@@ -1,0 +1,35 @@
+"""AppTest of the Report page: guard, the Figure 4-style table, galleries, the self-contained HTML export."""
+
+
+def test_without_failures_the_page_says_what_to_do(run_page, fresh_demo):
+    at = run_page("report", fresh_demo)
+    assert not at.exception and "needs unrestricted adversarial examples" in at.info[0].value
+
+
+def test_before_the_sweep_the_report_is_partial(run_page, project_copy):
+    root = project_copy("partial")
+    for rel in ("correct/sweep.json", "correct/best.json"):
+        (root / rel).unlink()
+    at = run_page("report", root)
+    assert not at.exception and not at.error
+    assert "needs the λ sweep" in at.info[0].value
+    headers = [s.value for s in at.subheader]
+    assert "Labeled scenarios" in headers and "λ trade-off" not in headers
+
+
+def test_report_content_and_html_export(run_page, project_copy):
+    root = project_copy("report")
+    at = run_page("report", root)
+    assert not at.exception and not at.error
+    table = at.markdown[0].value
+    assert "| Before fine-tuning |" in table and "| Defuse |" in table and "Control (λ=0" in table
+    assert len(at.get("plotly_chart")) == 1
+    captions = [c for image in at.get("image") for c in image.captions]
+    assert captions[0].startswith("Scenario #0: failure, true label 6 (2 annotator(s), agreement 100%)")
+    next(b for b in at.button if b.label == "Build the HTML report").click().run()
+    assert not at.exception and not at.error
+    html = (root / "exports" / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<table>" in html and "Before fine-tuning" in html
+    assert "data:image/png;base64," in html and "plotly" in html
+    assert "src='http" not in html and 'src="http' not in html                  # self-contained
+    assert len(at.get("download_button")) == 1

@@ -1,0 +1,148 @@
+"""The app in a real browser: headless Chromium (Debian's `chromium`) driven by playwright.
+
+Clicks through every page of a finished demo-like project, records a decision, runs one small job,
+and saves a screenshot of each page to out/screenshots/<page>.png. Skipped when chromium or the
+playwright package is missing (`.ci/run` installs chromium; playwright's own browser download is not used).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "out" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PAGES = ["Home", "Setup", "Identify", "Explore", "Label", "Correct", "Report"]
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install chromium)")]
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (pip install playwright)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def server(project_copy):
+    home = project_copy("demo").parent
+    port = _free_port()
+    env = {**os.environ, "DEFUSE_HOME": str(home)}
+    cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none"]
+    log = open(home / "server.log", "wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}", home
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+def _settle(page, timeout: float = 120) -> None:
+    """Wait until Streamlit has finished running the script (its 'running' widget is gone)."""
+    page.wait_for_timeout(700)
+    page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=timeout * 1000)
+    page.wait_for_timeout(500)
+
+
+def _check_clean(page, name: str) -> None:
+    text = page.inner_text("body")
+    assert "Traceback (most recent call last)" not in text, f"{name}: a raw traceback reached the page"
+    assert page.locator("[data-testid='stException']").count() == 0, f"{name}: an uncaught exception"
+
+
+def _shoot(page, name: str) -> None:
+    """The whole page: Streamlit scrolls inside its main container, so the window grows to fit it first."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate("document.querySelector(\"[data-testid='stMain']\").scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": min(max(1000, int(height)), 6000)})
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(SHOTS / f"{name.lower()}.png"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_click_through_the_demo(server):
+    url, home = server
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/identify")   # a fresh server's first request, on a page: the router still frames it
+        page.get_by_test_id("stSidebar").get_by_text("Project", exact=True).wait_for(timeout=90_000)
+        _settle(page)
+        assert page.get_by_test_id("stSidebarNav").get_by_role("link", name="Report", exact=True).count() == 1
+        for name in PAGES:
+            page.get_by_test_id("stSidebarNav").get_by_role("link", name=name, exact=True).click()
+            _settle(page)
+            page.get_by_role("heading", name="Defuse" if name == "Home" else name).first.wait_for()
+            if name == "Explore":
+                _lasso(page)
+            if name == "Label":
+                page.get_by_role("textbox", name="Your name (annotator)").fill("carol")
+                page.keyboard.press("Enter")
+                _settle(page)
+                page.get_by_text("Not a failure", exact=True).first.click()
+                note = page.get_by_role("textbox", name="Note (optional) — Enter saves")
+                note.fill("looks right to me")
+                note.press("Enter")                       # keyboard-friendly: Enter saves the decision
+                _settle(page)
+                assert "1 of" in page.inner_text("body") and "reviewed by carol" in page.inner_text("body")
+            if name == "Report":
+                page.get_by_role("button", name="Build the HTML report").click()
+                _settle(page)
+                page.get_by_role("button", name="Download report.html").wait_for()
+            _check_clean(page, name)
+            _shoot(page, name)
+        _run_a_small_identify(page)
+        browser.close()
+    assert (home / "demo" / "exports" / "report.html").exists()
+
+
+def _lasso(page) -> None:
+    """Lasso a region of the latent map: the selected points' images appear below it."""
+    plot = page.locator(".js-plotly-plot").first
+    plot.scroll_into_view_if_needed()
+    box = plot.bounding_box()
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x0 + 0.1 * w, y0 + 0.1 * h)
+    page.mouse.down()
+    for fx, fy in ((0.9, 0.1), (0.9, 0.9), (0.1, 0.9), (0.1, 0.12)):
+        page.mouse.move(x0 + fx * w, y0 + fy * h, steps=8)
+    page.mouse.up()
+    _settle(page)
+    assert "Selected:" in page.inner_text("body"), "a lasso on the map shows the selected points' images"
+
+
+def _run_a_small_identify(page) -> None:
+    """Start a real (small) identify job from the page and follow it to its end."""
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Identify", exact=True).click()
+    _settle(page)
+    for label, value in (("Q — perturbations per image", "20"), ("Images searched", "64")):
+        box = page.get_by_role("spinbutton", name=label)
+        box.fill(value)
+        box.press("Tab")
+    page.get_by_role("button", name="Run identify").click()
+    page.get_by_text("Identify finished").wait_for(timeout=180_000)
+    _settle(page)
+    _check_clean(page, "identify job")
+    _shoot(page, "identify-job")
