@@ -7,7 +7,7 @@ import time
 from . import correction, pipeline, project
 from .cli import register, resolve_workspace
 from .commands import _status_lines, add_dataset_args, dataset_spec_from_args
-from .commands_pipeline import _ws
+from .commands_pipeline import _ws, add_reviewer_args, reviewer_from_args
 from .correct import PAPER_LAMBDAS, CorrectConfig
 from .presets import PRESETS
 from .report import report_markdown, save_report
@@ -35,7 +35,7 @@ def _correct_args(p):
     p.add_argument("--tolerance", type=float, default=d.tolerance, help="validation accuracy a λ may lose vs λ=0")
     p.add_argument("--samples", type=int, default=256, help="samples per scenario for D_f, failure val and test")
     p.add_argument("--tau", type=float, default=None)
-    p.add_argument("--reviewer", default=None, help="'auto' or a checkpoint: labels the baseline, stricter accuracy")
+    add_reviewer_args(p, "'auto' or a checkpoint: labels the baseline, stricter accuracy")
     p.add_argument("--no-baseline", action="store_true", help="skip the UAE-only baseline sweep")
     p.add_argument("--seed", type=int, default=0)
 
@@ -44,7 +44,7 @@ def _correct(args, sink):
     cfg = CorrectConfig(lambdas=parse_lambdas(args.lambdas), epochs=args.epochs, lr=args.lr,
                         batch_size=args.batch_size, selection=args.selection, tolerance=args.tolerance, seed=args.seed)
     ws = _ws(args)
-    reviewer = pipeline.get_reviewer(ws, args.reviewer, device=args.device, on_progress=sink) if args.reviewer else None
+    reviewer = reviewer_from_args(ws, args, sink)
     correction.correct_step(ws, cfg, reviewer=reviewer, n_samples=args.samples, tau=args.tau, seed=args.seed,
                             baseline=not args.no_baseline, device=args.device, on_progress=sink)
     return report_markdown(save_report(ws))

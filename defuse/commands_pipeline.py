@@ -8,6 +8,7 @@ from . import pipeline
 from .cli import register, resolve_workspace
 from .distill import DistillConfig
 from .identify import IdentifyConfig
+from .reviewer import ReviewerConfig
 from .workspace import Workspace
 
 
@@ -43,6 +44,21 @@ def config_from_args(args, cls, **overrides):
     return cls(**{**kw, **overrides})
 
 
+# --- the automatic reviewer, shared by identify, label and correct ------------------------------------------
+def add_reviewer_args(p, help_text: str) -> None:
+    d = ReviewerConfig()
+    p.add_argument("--reviewer", default=None, help=help_text)
+    p.add_argument("--reviewer-members", type=int, default=d.members, help="networks in the 'auto' ensemble")
+    p.add_argument("--reviewer-epochs", type=int, default=d.epochs, help="training epochs of each member")
+
+
+def reviewer_from_args(ws: Workspace, args, sink):
+    if not args.reviewer:
+        return None
+    cfg = ReviewerConfig(members=args.reviewer_members, epochs=args.reviewer_epochs)
+    return pipeline.get_reviewer(ws, args.reviewer, cfg=cfg, device=args.device, on_progress=sink)
+
+
 # --- identify -----------------------------------------------------------------------------------------
 IDENTIFY_HELP = {
     "samples_per_image": "Q, perturbations per image (paper: 500)",
@@ -59,13 +75,13 @@ IDENTIFY_HELP = {
 
 def _identify_args(p):
     add_config_args(p, IdentifyConfig, helps=IDENTIFY_HELP)
-    p.add_argument("--reviewer", default=None, help="'auto' or a checkpoint: measure how many finds are real")
+    add_reviewer_args(p, "'auto' or a checkpoint: measure how many finds are real")
 
 
 def _identify(args, sink):
     cfg = config_from_args(args, IdentifyConfig)
     ws = _ws(args)
-    reviewer = pipeline.get_reviewer(ws, args.reviewer, device=args.device, on_progress=sink) if args.reviewer else None
+    reviewer = reviewer_from_args(ws, args, sink)
     m = pipeline.identify_step(ws, cfg, device=args.device, on_progress=sink, reviewer=reviewer)["metrics"]
     return _identify_summary(m)
 
@@ -136,7 +152,7 @@ register("sample", "decode samples of one failure scenario into an image grid", 
 
 # --- label -----------------------------------------------------------------------------------------------
 def _label_args(p):
-    p.add_argument("--reviewer", default=None, help="'auto' (train/reuse the reference ensemble) or a checkpoint")
+    add_reviewer_args(p, "'auto' (train/reuse the reference ensemble) or a checkpoint")
     p.add_argument("--tau", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--import", dest="import_csv", default=None, help="import decisions from CSV")
@@ -159,7 +175,7 @@ def _label(args, sink):
             store.record(args.scenario, args.annotator, is_failure=args.failure is not None, label=args.failure)
         lines.append(f"recorded scenario {args.scenario}")
     if args.reviewer:
-        reviewer = pipeline.get_reviewer(ws, args.reviewer, device=args.device, on_progress=sink)
+        reviewer = reviewer_from_args(ws, args, sink)
         pipeline.review_step(ws, reviewer, tau=args.tau, seed=args.seed, device=args.device, on_progress=sink)
     found = pipeline.current_verdicts(ws, tau=args.tau, seed=args.seed, device=args.device)
     failing = {j: v for j, v in found.items() if v.is_failure}

@@ -351,6 +351,10 @@ class _Tracker:
     def finished(self, best: dict) -> None:
         self.report(self.done, event="lambda", **{k: best[k] for k in _CHART_KEYS})
 
+    def before(self, row: dict) -> None:
+        """The unmodified classifier, so a live trade-off chart can mark it from the start."""
+        self.report(self.done, event="before", **{k: row.get(k) for k in _CHART_KEYS})
+
     def heartbeat(self, **metrics) -> None:
         self.report(self.done, event="batch", **metrics)
 
@@ -572,6 +576,7 @@ def _correct_impl(classifier, data, failure_sets, cfg, dev, on_progress, resume_
     track = _Tracker(len(jobs) * cfg.epochs, len(results) * cfg.epochs, on_progress)
     before = {"kind": "before", "lambda": None, "epoch": 0, **_evaluate(_Single(template, [0.0], cfg, dev).logits,
                                                                         inp, dev)[0]}
+    track.before(before)
     mode = _parallel_mode(cfg, template, data.train.images[:2], dev)
     states = {}
     for kind, lams in _plan([job for job in jobs if job not in results], mode, cfg, template):

@@ -79,7 +79,7 @@ def import_classifier(ws: Workspace, path, *, architecture: Optional[str] = None
                                arch_kwargs=meta.get("arch_kwargs", geometry), class_names=data.class_names,
                                config=meta.get("config"), metrics=meta.get("metrics"),
                                extra={"source": str(path)})
-    return ws.record_step("classifier", config={"imported_from": str(path)})
+    return ws.record_step("classifier", config={"imported_from": str(path)}, metrics=meta.get("metrics"))
 
 
 def _check_runs_on(model: nn.Module, data: ImageData) -> None:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -30,11 +30,15 @@ def image_grid(images: torch.Tensor, *, ncol: int = 8, captions: Optional[Sequen
     th, tw = h * scale, w * scale
     canvas = Image.new("RGB", (ncol * (tw + pad) + pad, nrow * (th + pad) + pad), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
+    font_size = max(10, 6 * scale)
+    font = ImageFont.load_default(size=font_size)
     for i in range(n):
         r, c = divmod(i, ncol)
         x0, y0 = pad + c * (tw + pad), pad + r * (th + pad)
         canvas.paste(Image.fromarray(arr[i]).resize((tw, th), Image.NEAREST), (x0, y0))
         if captions is not None:
-            draw.rectangle([x0, y0, x0 + 7 * len(str(captions[i])) + 2, y0 + 11], fill=(200, 0, 0))
-            draw.text((x0 + 1, y0), str(captions[i]), fill=(255, 255, 255))
+            text = str(captions[i])
+            right = x0 + int(draw.textlength(text, font=font)) + 3
+            draw.rectangle([x0, y0, right, y0 + font_size + 2], fill=(200, 0, 0))
+            draw.text((x0 + 1, y0), text, fill=(255, 255, 255), font=font)
     return canvas
