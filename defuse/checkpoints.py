@@ -7,7 +7,6 @@ the caller passes ``allow_pickle=True`` (the user's explicit opt-in for a file t
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 from typing import Optional
@@ -54,10 +53,7 @@ def read_meta(path) -> dict:
     if not meta_path.exists():
         raise ValueError(f"{meta_path} is missing: a Defuse checkpoint needs its JSON sidecar. "
                          "Pass --architecture to load bare weights into a built-in network.")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{meta_path} is not valid JSON ({e}); re-create the checkpoint") from e
+    meta = atomic.read_json(meta_path, fix="re-create the checkpoint")
     for key in ("kind", "architecture", "arch_kwargs"):
         if key not in meta:
             raise ValueError(f"{meta_path} lacks {key!r}; it is not a Defuse checkpoint sidecar")

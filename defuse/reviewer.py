@@ -11,7 +11,6 @@ paper; treat its verdicts as a first pass.
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from dataclasses import asdict, dataclass, replace
@@ -169,10 +168,7 @@ class Reviewer:
         if not index_path.is_file():
             raise ValueError(f"{index_path} is missing: {folder} is not a saved reviewer. To review with one "
                              "classifier, use Reviewer.from_classifier_checkpoint (or load_reviewer)")
-        try:
-            index = json.loads(index_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{index_path} is not valid JSON ({e}); train or save the reviewer again") from e
+        index = atomic.read_json(index_path, fix="train or save the reviewer again")
         if index.get("kind") != "reviewer" or not index.get("members"):
             raise ValueError(f"{index_path} is not a reviewer index (kind {index.get('kind')!r}, "
                              f"{len(index.get('members') or [])} members)")

@@ -9,7 +9,6 @@ All writes are atomic (:mod:`defuse.atomic`).
 from __future__ import annotations
 
 import io
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -105,10 +104,7 @@ class Workspace:
             if default is not None:
                 return default
             raise ValueError(f"{p} does not exist yet: run the step that makes it")
-        try:
-            return json.loads(p.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{p} is corrupt ({e}); re-run the step that makes it") from e
+        return atomic.read_json(p, fix="it is corrupt: re-run the step that makes it")
 
     def save_arrays(self, rel: str, **arrays) -> Path:
         buf = io.BytesIO()
