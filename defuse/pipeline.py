@@ -42,6 +42,7 @@ def save_failures(ws: Workspace, failures: Failures) -> None:
 
 
 def load_failures(ws: Workspace) -> Failures:
+    ws.verify(FAILURES, "identify")
     arrays = ws.load_arrays(FAILURES)
     metrics = ws.load_json("identify/metrics.json", default={})
     return Failures(**{f.name: arrays[f.name] for f in fields(Failures) if f.name in arrays}, metrics=metrics)
@@ -79,6 +80,7 @@ def save_scenarios(ws: Workspace, scenarios: Scenarios) -> None:
 
 
 def load_scenarios(ws: Workspace) -> Scenarios:
+    ws.verify(SCENARIOS, "distill")
     return Scenarios.from_arrays(ws.load_arrays(SCENARIOS), ws.load_json("distill/meta.json"))
 
 

@@ -151,6 +151,14 @@ class Workspace:
         rel = f"{step}/step.json"
         return self.load_json(rel) if self.exists(rel) else None
 
+    def verify(self, rel: str, step: str) -> None:
+        """Raise ValueError when ``rel`` no longer matches the checksum ``step`` recorded for it."""
+        record = self.step_record(step)
+        digest = (record or {}).get("outputs", {}).get(rel)
+        if digest is not None and self.fingerprint(rel) != digest:
+            raise ValueError(f"{self.path(rel)} does not match the checksum recorded when `{step}` wrote it: "
+                             f"the file is corrupt or was changed. Re-run `{step}`.")
+
     def step_status(self, step: str, _seen: Optional[dict] = None) -> str:
         """'done', 'stale', 'corrupt' or 'missing'."""
         seen = {} if _seen is None else _seen
