@@ -115,6 +115,9 @@ def _distill(args, sink):
     cfg = config_from_args(args, DistillConfig, device=args.device)
     m = pipeline.distill_step(_ws(args), cfg, on_progress=sink)["metrics"]
     note = "" if m["converged"] else " (did not converge: raise --max-iter)"
+    if m["n_scenarios"] == 0:
+        note += (f"\nno mixture component weighs more than ε={cfg.weight_threshold}: there is nothing to label. "
+                 "Lower --weight-threshold, or find more failures (identify with a larger --subset or Q).")
     return f"{m['n_scenarios']} failure scenarios from {m['n_fitted']} codes in {m['fit_seconds']:.1f} s{note}"
 
 

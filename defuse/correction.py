@@ -11,6 +11,7 @@ import torch
 from .correct import CorrectConfig, FailureSet, Sweep, correct
 from .export import export_corrected
 from .identify import decode_latents
+from .limits import check_fits
 from .pipeline import current_verdicts, default_tau, load_failures, load_scenarios
 from .progress import ProgressFn
 from .project import load_classifier, load_data, load_vae
@@ -31,6 +32,9 @@ def failure_sets(ws: Workspace, *, n_samples: int = 256, tau: Optional[float] = 
         raise ValueError("no scenario is labeled a failure yet: review them first (Label page, or "
                          "`python -m defuse label --reviewer auto`)")
     scenarios, vae = load_scenarios(ws), load_vae(ws)[0]
+    image_bytes = 4 * vae.channels * vae.image_size ** 2
+    check_fits(3 * n_samples * len(found) * image_bytes * 2, what=f"{n_samples} samples x 3 splits x "
+               f"{len(found)} failure scenarios", fix="lower --samples")
     sets = []
     for j, verdict in sorted(found.items()):
         split = draw_failure_splits(vae, scenarios, j, verdict.label, n_finetune=n_samples, n_val=n_samples,

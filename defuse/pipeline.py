@@ -13,9 +13,11 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .devices import resolve_device
 from .distill import DistillConfig, Scenarios, distill
 from .identify import Failures, IdentifyConfig, identify
 from .labels import LabelStore, Verdict, verdicts
+from .limits import check_fits, identify_bytes
 from .progress import ProgressFn
 from .project import load_classifier, load_data, load_vae
 from .reviewer import Reviewer, ReviewerConfig, load_reviewer, review_scenarios, train_reviewer
@@ -55,6 +57,12 @@ def identify_step(ws: Workspace, cfg: IdentifyConfig, *, device="auto", on_progr
     classifier, _ = load_classifier(ws)
     vae, _ = load_vae(ws)
     reviewer_model = _EnsembleModule(reviewer) if reviewer is not None else None
+    image_numel = data.channels * data.image_size ** 2
+    need = identify_bytes(batch_size=cfg.batch_size or 16384, chunk_images=cfg.chunk_images,
+                          samples=cfg.samples_per_image, latent_dim=vae.latent_dim, image_numel=image_numel)
+    check_fits(need, what=f"identify with Q={cfg.samples_per_image}, chunk_images={cfg.chunk_images}, "
+               f"batch_size={cfg.batch_size or 'auto'}", fix="lower --batch-size, --chunk-images or "
+               "--samples-per-image", device=resolve_device(device))
     failures = identify(classifier, vae, data.train.images, data.train.labels, cfg, device=device,
                         on_progress=on_progress, resume_dir=ws.path("identify/chunks"), reviewer=reviewer_model)
     save_failures(ws, failures)

@@ -111,11 +111,17 @@ def init_project(root, spec: DatasetSpec, *, classifier=None, architecture=None,
     data = load_dataset(spec)
     _DATA_CACHE.clear()
     _DATA_CACHE[repr(spec)] = data
+    existed = Path(root).exists()
     ws = Workspace.create(root, {"dataset": spec.to_dict(), "class_names": data.class_names}, overwrite=force)
-    if classifier:
-        import_classifier(ws, classifier, architecture=architecture, allow_pickle=allow_pickle)
-    if vae:
-        import_vae(ws, vae)
+    try:
+        if classifier:
+            import_classifier(ws, classifier, architecture=architecture, allow_pickle=allow_pickle)
+        if vae:
+            import_vae(ws, vae)
+    except Exception:
+        if not existed:  # a failed init leaves no half-made project behind
+            shutil.rmtree(ws.root, ignore_errors=True)
+        raise
     return ws
 
 
