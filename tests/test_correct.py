@@ -163,7 +163,8 @@ def test_resume_after_cancel_skips_finished_lambdas_and_matches(sweep, classifie
     resumed = correct(classifier, data, failure_sets, cfg, device="cpu", resume_dir=tmp_path, on_progress=events.append)
     trained = {e.metrics["lambda"] for e in events if e.metrics.get("event") == "epoch"}
     assert trained == {10.0}
-    assert events[0].done == 5 and events[-1].done == events[-1].total == 6
+    assert events[0].metrics["event"] == "before" and events[0].done == 4   # resumed: 2 λ x 2 epochs done
+    assert events[1].done == 5 and events[-1].done == events[-1].total == 6
     defuse_rows = [r for r in sweep.rows if r["kind"] == "defuse"]
     assert strip_seconds(resumed.rows) == strip_seconds(defuse_rows)
     for lam in (0.0, 1e-3, 10.0):  # weights come back from disk
