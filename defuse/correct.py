@@ -11,23 +11,18 @@ samples and is scored on the same failure sets. On a GPU all λ models can train
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Optional
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
-from torch.nn import functional as F
 
-from . import atomic
 from .data import ImageData
 from .devices import resolve_device
+from .finetune import SingleTrainer, StackedTrainer, SweepStore, copy_model, vmap_works
 from .progress import ProgressFn, ProgressReporter
 from .train import _batches
 
@@ -190,95 +185,6 @@ def select_lambda(rows: list[dict], rule: str = "tolerance", *, tolerance: float
     return {**best, "rule": rule, "within_tolerance": bool(ok)}
 
 
-# ------------------------------------------------------------------ trainers: one λ, or a stack of λ
-
-def _copy(model: nn.Module) -> nn.Module:
-    # Copied with grad on, a TorchScript module gets non-leaf parameters (Adam refuses them); with grad off,
-    # parameters that do not require grad: so copy without grad, then restore which ones train.
-    with torch.no_grad():
-        twin = copy.deepcopy(model)
-    for p, q in zip(twin.parameters(), model.parameters(), strict=True):
-        p.requires_grad_(q.requires_grad)
-    return twin
-
-
-class _Single:
-    """One fresh copy of the classifier, trained the ordinary way (works for TorchScript too)."""
-
-    def __init__(self, template: nn.Module, lams: list, cfg: CorrectConfig, dev: torch.device):
-        self.lams, self.model = list(lams), _copy(template).to(dev)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-
-    def step(self, x, y, xf, yf) -> None:
-        self.model.train()
-        loss = F.cross_entropy(self.model(x), y)
-        if self.lams[0] > 0:  # the control never sees D_f, not even through batch-norm statistics
-            loss = loss + self.lams[0] * F.cross_entropy(self.model(xf), yf)
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-
-    def logits(self, x) -> torch.Tensor:
-        """(B, C, H, W) -> (1, B, classes)."""
-        self.model.eval()
-        return self.model(x).unsqueeze(0)
-
-    def state(self, k: int) -> dict:
-        return {n: v.detach().cpu().clone() for n, v in self.model.state_dict().items()}
-
-
-class _Stacked:
-    """K copies of the classifier, one per λ, trained at once: parameters stacked along a new first
-    dimension and the network run through ``torch.func.vmap``. Adam works element by element, so
-    one Adam over the stacked tensors is exactly K independent Adams; the summed loss gives each
-    copy its own gradient since the copies share no parameter."""
-
-    def __init__(self, template: nn.Module, lams: list, cfg: CorrectConfig, dev: torch.device):
-        self.lams = list(lams)
-        self.params, self.buffers = stack_module_state([_copy(template).to(dev) for _ in lams])
-        self.base = _copy(template).to("meta")  # structure only; the weights live in params
-        self.keys = list(template.state_dict())
-        self.lam = torch.tensor(self.lams, dtype=torch.float32, device=dev)
-        self.opt = torch.optim.Adam(list(self.params.values()), lr=cfg.lr)
-
-    def _forward(self, x):
-        call = lambda p, b, inp: functional_call(self.base, (p, b), (inp,))  # noqa: E731
-        return vmap(call, in_dims=(0, 0, None))(self.params, self.buffers, x)
-
-    def step(self, x, y, xf, yf) -> None:
-        self.base.train()
-        loss = _stacked_ce(self._forward(x), y) + self.lam * _stacked_ce(self._forward(xf), yf)
-        self.opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        self.opt.step()
-
-    def logits(self, x) -> torch.Tensor:
-        """(B, C, H, W) -> (K, B, classes)."""
-        self.base.eval()
-        return self._forward(x)
-
-    def state(self, k: int) -> dict:
-        return {n: (self.params[n] if n in self.params else self.buffers[n])[k].detach().cpu().clone()
-                for n in self.keys}
-
-
-def _stacked_ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean cross entropy per model: logits (K, B, classes), y (B,) -> (K,)."""
-    k, b, c = logits.shape
-    return F.cross_entropy(logits.reshape(k * b, c), y.repeat(k), reduction="none").view(k, b).mean(1)
-
-
-def _vmap_works(template: nn.Module, example: torch.Tensor) -> bool:
-    if isinstance(template, torch.jit.ScriptModule):
-        return False
-    try:  # a user's network may hold ops vmap cannot batch; probe once on two CPU copies
-        with torch.no_grad():
-            _Stacked(template, [1.0, 1.0], CorrectConfig(lambdas=(1.0,)), torch.device("cpu")).logits(example)
-        return True
-    except Exception:
-        return False
-
-
 # ------------------------------------------------------------------ evaluation
 
 @dataclass
@@ -384,44 +290,6 @@ def _run_group(kind: str, trainer, inp: _Inputs, cfg: CorrectConfig, dev: torch.
     return [(rows[k], best[k], states[k]) for k in range(n)]
 
 
-class _Store:
-    """Finished λs in ``root``: ``[baseline-]lambda-<λ>.safetensors``, then its ``.json``, which marks it done
-    and carries the sweep's fingerprint: results of other inputs or settings are ignored and overwritten."""
-
-    def __init__(self, root, fingerprint: str):
-        self.root, self.fingerprint = (Path(root) if root is not None else None), fingerprint
-
-    def _path(self, kind: str, lam: float, suffix: str) -> Path:
-        # built by hand: Path.with_suffix would eat the ".0" of "lambda-0.0"
-        return self.root / f"{'baseline-' if kind == 'baseline' else ''}lambda-{float(lam)!r}{suffix}"
-
-    def load(self, kind: str, lam: float) -> Optional[tuple]:
-        if self.root is None:
-            return None
-        weights = self._path(kind, lam, ".safetensors")
-        try:
-            record = json.loads(self._path(kind, lam, ".json").read_text())
-        except (OSError, json.JSONDecodeError):
-            return None  # not finished (or never written): train it
-        if (record.get("fingerprint") != self.fingerprint or not weights.exists()
-                or atomic.sha256_file(weights) != record.get("weights_sha256")):
-            return None
-        return record["rows"], record["best"]
-
-    def save(self, kind: str, lam: float, rows: list, best: dict, state: dict) -> None:
-        if self.root is None:
-            return
-        weights = self._path(kind, lam, ".safetensors")
-        with atomic.atomic_path(weights) as tmp:
-            save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-        atomic.write_json(self._path(kind, lam, ".json"), {
-            "fingerprint": self.fingerprint, "kind": kind, "lambda": lam, "rows": rows, "best": best,
-            "weights_sha256": atomic.sha256_file(weights)})
-
-    def state(self, kind: str, lam: float) -> dict:
-        return load_file(str(self._path(kind, lam, ".safetensors")))
-
-
 @dataclass
 class Sweep:
     """The result of :func:`correct`. Rows are dicts: kind ("defuse"/"baseline"), lambda, epoch,
@@ -448,13 +316,13 @@ class Sweep:
             raise ValueError(f"no weights for kind={kind!r} λ={lam}; swept: {swept}")
         if (kind, lam) in self._states:
             return self._states[(kind, lam)]
-        return _Store(self.resume_dir, self.fingerprint).state(kind, lam)
+        return SweepStore(self.resume_dir, self.fingerprint).state(kind, lam)
 
     def model(self, lam: Optional[float] = None, kind: str = "defuse") -> nn.Module:
         """A fresh copy of the classifier holding λ's weights (default: the chosen λ), on the CPU, in eval mode."""
         if self._template is None:
             raise ValueError("this Sweep was rebuilt from JSON and holds no network; load the weights yourself")
-        model = _copy(self._template)
+        model = copy_model(self._template)
         model.load_state_dict(self.state_dict(lam, kind))
         return model.eval()
 
@@ -556,7 +424,7 @@ def _plan(jobs: list, mode: str, cfg: CorrectConfig, template: nn.Module) -> lis
 def _parallel_mode(cfg: CorrectConfig, template: nn.Module, example: torch.Tensor, dev: torch.device) -> str:
     if cfg.parallel == "off" or (cfg.parallel == "auto" and dev.type != "cuda"):
         return "off"  # on a CPU, stacking saves nothing: the work is the same
-    if _vmap_works(template, example):
+    if vmap_works(template, example):
         return "vmap"
     if cfg.parallel == "vmap":
         raise ValueError("parallel='vmap' cannot batch this classifier (TorchScript, or an op vmap does not "
@@ -565,22 +433,22 @@ def _parallel_mode(cfg: CorrectConfig, template: nn.Module, example: torch.Tenso
 
 
 def _correct_impl(classifier, data, failure_sets, cfg, dev, on_progress, resume_dir, baseline) -> Sweep:
-    template = _copy(classifier).cpu().eval()  # the caller's model may be cached: never touch it
+    template = copy_model(classifier).cpu().eval()  # the caller's model may be cached: never touch it
     inp = _build_inputs(data, failure_sets, baseline, cfg)
     fingerprint = _fingerprint(template, inp, cfg)
-    store = _Store(resume_dir, fingerprint)
+    store = SweepStore(resume_dir, fingerprint)
     jobs = [("defuse", 0.0)] * cfg.include_control + [("defuse", lam) for lam in cfg.lambdas]
     jobs += [("baseline", lam) for lam in cfg.lambdas] if baseline is not None else []
     results = {job: store.load(*job) for job in jobs}
     results = {job: r for job, r in results.items() if r is not None}
     track = _Tracker(len(jobs) * cfg.epochs, len(results) * cfg.epochs, on_progress)
-    before = {"kind": "before", "lambda": None, "epoch": 0, **_evaluate(_Single(template, [0.0], cfg, dev).logits,
+    before = {"kind": "before", "lambda": None, "epoch": 0, **_evaluate(SingleTrainer(template, [0.0], cfg, dev).logits,
                                                                         inp, dev)[0]}
     track.before(before)
     mode = _parallel_mode(cfg, template, data.train.images[:2], dev)
     states = {}
     for kind, lams in _plan([job for job in jobs if job not in results], mode, cfg, template):
-        trainer = (_Stacked if len(lams) > 1 else _Single)(template, lams, cfg, dev)
+        trainer = (StackedTrainer if len(lams) > 1 else SingleTrainer)(template, lams, cfg, dev)
         for lam, (rows, best, state) in zip(lams, _run_group(kind, trainer, inp, cfg, dev, track), strict=True):
             store.save(kind, lam, rows, best, state)
             results[(kind, lam)] = (rows, best)
