@@ -8,13 +8,10 @@ the same way for every source.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import numbers
 import os
-import zipfile
-import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +20,8 @@ from typing import Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .image_files import read_idx_pair, read_image_files, read_npz
 
 DIGIT_NAMES = [str(i) for i in range(10)]
 FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -363,67 +362,22 @@ def _load_gtsrb(spec: DatasetSpec):
     return parts, [str(i) for i in range(43)]
 
 
-def _read_idx(path: Path, magic: int, what: str) -> np.ndarray:
-    """An IDX file of unsigned bytes (gzipped or not): magic 0x00000803 images, 0x00000801 labels."""
-    try:
-        raw = path.read_bytes()
-        raw = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-    except (OSError, EOFError, zlib.error) as err:
-        raise ValueError(f"Could not read {what} file {str(path)!r}: {err}") from None
-    ndim = magic & 0xFF
-    got = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
-    if got != magic or len(raw) < 4 + 4 * ndim:
-        shown = "a file shorter than its header" if got is None or got == magic else f"magic 0x{got:08x}"
-        raise ValueError(f"{str(path)!r} is not an IDX {what} file: expected magic 0x{magic:08x} and a "
-                         f"{4 + 4 * ndim}-byte header, got {shown}")
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    expected = 4 + 4 * ndim + int(np.prod(dims))
-    if len(raw) != expected:
-        raise ValueError(f"{str(path)!r} is truncated or padded: its header {dims} needs {expected} bytes, "
-                         f"got {len(raw)}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def _idx_pair(images: Path) -> tuple[np.ndarray, np.ndarray]:
-    labels = images.with_name(images.name.replace("images", "labels").replace("idx3", "idx1"))
-    if not labels.is_file():
-        raise ValueError(f"No labels file beside {str(images)!r}: expected {str(labels)!r}")
-    return _read_idx(images, 0x803, "images"), _read_idx(labels, 0x801, "labels")
 
 
 def _load_mnist_idx(spec: DatasetSpec):
     path = _need(spec, "path", "an IDX images file or a folder holding *images*idx3* and *labels*idx1* files")
     if path.is_file():
-        return {"train": _idx_pair(path)}, None
+        return {"train": read_idx_pair(path)}, None
     found = sorted(p for p in path.glob("*images*idx3*") if p.is_file())
     if len(found) == 1:
-        return {"train": _idx_pair(found[0])}, None
+        return {"train": read_idx_pair(found[0])}, None
     test = [p for p in found if p.name.startswith(("t10k", "test"))]
     train = [p for p in found if p.name.startswith("train")]
     if len(found) == 2 and len(test) == len(train) == 1:  # e.g. MNIST's raw folder: train-* and t10k-*
-        return {"train": _idx_pair(train[0]), "test": _idx_pair(test[0])}, None
+        return {"train": read_idx_pair(train[0]), "test": read_idx_pair(test[0])}, None
     raise ValueError(f"Expected one *images*idx3* file (or a train-/t10k- pair) in {str(path)!r}, got "
                      f"{[p.name for p in found]}; pass --path with the images file itself")
 
-
-def _read_image_files(files: list[Path], size: Optional[int]) -> np.ndarray:
-    """(N, H, W, 3) uint8; every image resized to ``size`` (or to 32 if sizes differ and size is None)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        sizes = set()
-        for f in files:
-            with Image.open(f) as im:  # reads the header only
-                sizes.add(im.size)
-        target = (size, size) if size else (next(iter(sizes)) if len(sizes) == 1 else (32, 32))
-        out = np.empty((len(files), target[1], target[0], 3), dtype=np.uint8)
-        for i, f in enumerate(files):
-            with Image.open(f) as im:
-                im = im.convert("RGB")
-                out[i] = np.asarray(im if im.size == target else im.resize(target, Image.BILINEAR))
-    except (OSError, UnidentifiedImageError) as err:
-        raise ValueError(f"Could not read image {str(f)!r}: {err}; remove or fix that file") from None
-    return out
 
 
 def _load_folder(spec: DatasetSpec):
@@ -440,7 +394,7 @@ def _load_folder(spec: DatasetSpec):
             raise ValueError(f"No images in {str(d)!r}: expected one subfolder per class holding "
                              f"{sorted(IMAGE_SUFFIXES)} files")
     flat = [f for pairs in files.values() for f, _ in pairs]
-    x = _read_image_files(flat, spec.size)
+    x = read_image_files(flat, spec.size)
     if (x == x[..., :1]).all():  # every image grey (even if stored as RGB): one channel
         x = x[..., :1]
     parts, start = {}, 0
@@ -450,24 +404,12 @@ def _load_folder(spec: DatasetSpec):
     return parts, class_names
 
 
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, Optional[list]]:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:  # ValueError: pickled or not npz
-        raise ValueError(f"Could not read npz file {str(path)!r}: {err}") from None
-    if "x" not in arrays or "y" not in arrays:
-        raise ValueError(f"{str(path)!r} must hold arrays 'x' (images) and 'y' (labels), "
-                         f"got {sorted(arrays)}")
-    names = arrays["class_names"].tolist() if "class_names" in arrays else None
-    return arrays["x"], arrays["y"], names
-
 
 def _load_npz(spec: DatasetSpec):
-    x, y, names = _read_npz(_need(spec, "path", "an .npz file with arrays x and y"))
+    x, y, names = read_npz(_need(spec, "path", "an .npz file with arrays x and y"))
     parts = {"train": (x, y)}
     if spec.test_path is not None:
-        tx, ty, _ = _read_npz(_need(spec, "test_path", "an .npz file with arrays x and y"))
+        tx, ty, _ = read_npz(_need(spec, "test_path", "an .npz file with arrays x and y"))
         parts["test"] = (tx, ty)
     return parts, names
 
