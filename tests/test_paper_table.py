@@ -1,0 +1,48 @@
+"""benchmarks/paper_table.py: its --quick settings, and every step end to end on tiny settings (about 30 s).
+
+The smoke run uses the embedded MNIST sample, so it needs no ../shared/data.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = ("test_acc_before", "test_acc_after", "failure_acc_before", "failure_acc_after", "baseline_failure_acc",
+        "baseline_test_acc", "n_scenarios", "n_failure_scenarios")
+
+
+@pytest.fixture(scope="module")
+def paper_table():
+    spec = importlib.util.spec_from_file_location("paper_table", ROOT / "benchmarks" / "paper_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_settings_record_every_deviation_from_the_paper(paper_table):
+    args = paper_table.parse_args(["--dataset", "fashion-mnist", "--quick"])
+    preset = paper_table.build_preset(args, n_train=54_000, n_vae=70_000)
+    assert (preset.train.epochs, preset.vae.epochs, preset.reviewer.epochs) == (1, 3, 1)
+    assert preset.correct.lambdas == (1.0,)  # 54,000 images: control, Defuse and baseline at one λ
+    assert paper_table.build_preset(args, n_train=7_000, n_vae=10_000).correct.lambdas == (0.1, 1.0, 10.0)
+    words = "\n".join(paper_table.deviations(preset, args, [str(i) for i in range(10)]))
+    for expected in ("identify.samples_per_image (Q): 100", "identify.max_per_image (M): 20",
+                     "correct.lambdas (λ list)", "vae.epochs: 3", "10% of the training images of class 5"):
+        assert expected in words
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_the_figure4_json_and_markdown(paper_table, tmp_path):
+    out = tmp_path / "table.json"
+    assert paper_table.main(["--dataset", "mnist-sample", "--smoke", "--threads", "1", "-w", str(tmp_path / "ws"),
+                             "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert all(key in result for key in KEYS)
+    assert result["deviations"] and result["models"]["vae"]["active_dims"] >= 0
+    assert set(result["reviewer_agreement"]["examples_same_label"]) == {"failure", "non_failure", "combined"}
+    assert "| Before fine-tuning |" in out.with_suffix(".md").read_text()
