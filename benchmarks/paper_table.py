@@ -8,7 +8,8 @@ reviewer ensembles, then runs defuse's own steps: identify, distill, review (10 
 ρ=0.5), correct (λ sweep, λ=0 control, UAE-only baseline). Settings are the paper's (appendix B) or, with
 --quick, scaled to one CPU thread in about ten minutes; every deviation from the paper is printed and
 saved. Writes the Figure 4 rows, the reviewers' agreement (Figure 6), the models' fidelity and the wall
-times to OUT.json and OUT.md (default: <workspace>/paper-table.json).
+times to OUT.json and OUT.md (default: <workspace>/paper-table.json). Variants (--centered,
+--skip-misreconstructed, --tau) can reuse a finished run's models: --models-from DIR -w NEW_DIR.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def deviations(preset: Preset, args, class_names: list) -> list[str]:
             name = f"{part}.{key}"
             label = f"{name} ({PAPER_NAMES[name]})" if name in PAPER_NAMES else name
             out.append(f"{label}: {ours[key]} ({source}: {theirs[key]})")
+    if args.tau is not None:
+        out.append(f"τ (review and correction samples): {args.tau} (paper: 0.5 for MNIST, 0.01 for SVHN/signs)")
     if args.models_from:
         out.append(f"classifier, VAE and reviewers reused from {args.models_from} (their training not timed)")
     return out + list(NOTES)
@@ -179,7 +182,7 @@ def get_reviewers(ws: Workspace, preset: Preset, args, device, log) -> tuple[Rev
 
 
 # --- the method and the reviewers' agreement --------------------------------------------------------------
-def run_method(ws: Workspace, preset: Preset, reviewer: Reviewer, device, log, times: dict) -> dict:
+def run_method(ws: Workspace, preset: Preset, reviewer: Reviewer, tau, device, log, times: dict) -> dict:
     """identify -> distill -> review -> correct through defuse's steps; returns A's verdicts.
 
     Without any failure scenario there is nothing to correct: the table then holds the "before" row only.
@@ -187,8 +190,8 @@ def run_method(ws: Workspace, preset: Preset, reviewer: Reviewer, device, log, t
     steps = [("identify", lambda: pipeline.identify_step(ws, preset.identify, device=device, on_progress=log,
                                                          reviewer=reviewer)),
              ("distill", lambda: pipeline.distill_step(ws, preset.distill, on_progress=log)),
-             ("review", lambda: pipeline.review_step(ws, reviewer, device=device, on_progress=log)),
-             ("correct", lambda: correction.correct_step(ws, preset.correct, reviewer=reviewer,
+             ("review", lambda: pipeline.review_step(ws, reviewer, tau=tau, device=device, on_progress=log)),
+             ("correct", lambda: correction.correct_step(ws, preset.correct, reviewer=reviewer, tau=tau,
                                                          n_samples=preset.n_samples, device=device,
                                                          on_progress=log))]
     out = {name: _timed(times, name, step) for name, step in steps[:3]}
@@ -199,7 +202,7 @@ def run_method(ws: Workspace, preset: Preset, reviewer: Reviewer, device, log, t
     return out["review"]
 
 
-def reviewer_quality(ws: Workspace, verdicts_a: dict, rev_a: Reviewer, rev_b: Reviewer, device,
+def reviewer_quality(ws: Workspace, verdicts_a: dict, rev_a: Reviewer, rev_b: Reviewer, tau, device,
                      n_examples: int = 1000) -> dict:
     """Figure 6 with two independent reviewers: how often B agrees with A, per scenario and per example.
 
@@ -212,7 +215,7 @@ def reviewer_quality(ws: Workspace, verdicts_a: dict, rev_a: Reviewer, rev_b: Re
     ws.path("review-b").mkdir(exist_ok=True)
     with LabelStore(ws.path("review-b/labels.sqlite")) as store:
         verdicts_b = review_scenarios(rev_b, vae, project.load_classifier(ws)[0], scenarios, store,
-                                      tau=pipeline.default_tau(ws), seed=0, device=device)
+                                      tau=tau or pipeline.default_tau(ws), seed=0, device=device)
     ids = sorted(verdicts_a)
     failure = np.array([verdicts_a[j].is_failure for j in ids], dtype=bool)
     same = np.array([verdicts_a[j].is_failure == verdicts_b[j].is_failure
@@ -238,14 +241,15 @@ def _baseline_val(report: dict):
 def figure4_rows(report: dict) -> list[tuple]:
     """(row, # scenarios, validation, test, failure acc by scenario label, by per-sample reviewer label)."""
     found = f"{report['n_scenarios']} found, {report['n_failure_scenarios']} failures"
+    base, best = (("–" if v is None else v) for v in (report.get("baseline_lambda"), report.get("best_lambda")))
     return [("Before fine-tuning", "", *(report.get(f"{k}_before") for k in ("val_acc", "test_acc", "failure_acc",
                                                                             "failure_acc_reviewer"))),
             ("Control: fine-tuned on D only (λ=0)", "",
              *(report.get(f"{k}_control") for k in ("val_acc", "test_acc", "failure_acc", "failure_acc_reviewer"))),
-            (f"Unrestricted adversarial examples only, λ={report.get('baseline_lambda')}", "",
+            (f"Unrestricted adversarial examples only, λ={base}", "",
              _baseline_val(report), report.get("baseline_test_acc"), report.get("baseline_failure_acc"),
              report.get("baseline_failure_acc_reviewer")),
-            (f"Defuse, λ={report.get('best_lambda')}", found,
+            (f"Defuse, λ={best}", found,
              *(report.get(f"{k}_after") for k in ("val_acc", "test_acc", "failure_acc", "failure_acc_reviewer")))]
 
 
@@ -312,6 +316,7 @@ def parse_args(argv=None):
     p.add_argument("--models-from", default=None, help="workspace whose classifier, VAE and reviewers to reuse")
     p.add_argument("--centered", action="store_true", help="identify: subtract the Beta noise's mean")
     p.add_argument("--skip-misreconstructed", action="store_true", help="identify: only well-reconstructed sources")
+    p.add_argument("--tau", type=float, default=None, help="sample diversity τ (default: 0.5; SVHN, signs: 0.01)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: DEFUSE_THREADS or all)")
     return p.parse_args(argv)
@@ -348,9 +353,10 @@ def main(argv=None) -> int:
     models = _timed(times, "models", lambda: train_models(ws, preset, args.device, log))
     _print_models(models)
     rev_a, rev_b = _timed(times, "reviewers", lambda: get_reviewers(ws, preset, args, args.device, log))
-    verdicts = run_method(ws, preset, rev_a, args.device, log, times)
+    verdicts = run_method(ws, preset, rev_a, args.tau, args.device, log, times)
     report = save_report(ws)
-    quality = _timed(times, "agreement", lambda: reviewer_quality(ws, verdicts, rev_a, rev_b, args.device))
+    quality = _timed(times, "agreement", lambda: reviewer_quality(ws, verdicts, rev_a, rev_b, args.tau,
+                                                                            args.device))
     words = sys.argv[1:] if argv is None else argv
     result = {**report, "preset": preset.name, "command": " ".join(["python benchmarks/paper_table.py", *words]),
               "device": describe_device(args.device), "deviations": devs, "models": models,
