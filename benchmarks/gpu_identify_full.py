@@ -29,7 +29,7 @@ def load_idx(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--idx", default=str(ROOT / ".gpu"))
+    p.add_argument("--idx", default=str(ROOT / ".gpu" / "mnist-test"))
     p.add_argument("--images", type=int, default=60_000)
     p.add_argument("--samples", type=int, default=500)
     args = p.parse_args()

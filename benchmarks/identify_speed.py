@@ -103,9 +103,9 @@ def per_image_loop_rate(clf, vae, images, labels, q: int, cap: int, device) -> f
         z = mu.repeat(q, 1) + eps
         preds = np.argmax(clf(vae.decode(z)).detach().cpu().numpy(), axis=1)
         wrong = preds != int(labels[j])
-        codes = z[torch.from_numpy(wrong)].detach().cpu().numpy()
+        codes = z[torch.from_numpy(wrong).to(z.device)].detach().cpu().numpy()
         if wrong.sum() > cap:
-            order = torch.argsort(torch.norm(eps[torch.from_numpy(wrong)], 2, dim=1))[:cap].numpy()
+            order = torch.argsort(torch.norm(eps[torch.from_numpy(wrong).to(eps.device)], 2, dim=1))[:cap].cpu().numpy()
             codes = codes[order]
         kept += len(codes)
     return len(images) * q / (time.perf_counter() - t0)

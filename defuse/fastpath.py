@@ -42,7 +42,7 @@ PRECISION_CHOICES = ("auto", *PRECISIONS)
 # Decodes per batch, per (device type, precision). On CPU, 256 was the fastest or within noise of it
 # for both precisions (bigger batches leave the caches and churn mmap); GPUs want big batches.
 _DEFAULT_BATCH = {("cpu", "fp32"): 256, ("cpu", "bf16"): 256, ("cpu", "fp16"): 256,
-                  ("cuda", "fp32"): 8192, ("cuda", "bf16"): 16384, ("cuda", "fp16"): 16384,
+                  ("cuda", "fp32"): 8192, ("cuda", "bf16"): 65536, ("cuda", "fp16"): 65536,
                   ("mps", "fp32"): 4096, ("mps", "fp16"): 4096, ("mps", "bf16"): 4096}
 
 # --------------------------------------------------------------------------------------------------
