@@ -73,12 +73,14 @@ def build_preset(args, n_train: int, n_vae: int) -> Preset:
     """The paper's settings with the planted flaw; --quick scales them to the QUICK budgets."""
     flaw = FLAWS.get(args.dataset, DEFAULT_FLAW)
     identify = replace(PAPER.identify, centered=args.centered, skip_misreconstructed=args.skip_misreconstructed)
-    paper = replace(PAPER, name="paper", train=replace(PAPER.train, class_keep=flaw), identify=identify)
+    paper = replace(PAPER, name="paper", train=replace(PAPER.train, class_keep=flaw), identify=identify,
+                    correct=replace(PAPER.correct, failure_labels=args.failure_labels))
     if args.smoke:  # every step on tiny settings, for the test suite; not for results
         return replace(SMOKE, train=replace(SMOKE.train, class_keep=flaw),
                        vae=replace(SMOKE.vae, epochs=2, kl_anneal_steps=100),
                        reviewer=replace(SMOKE.reviewer, epochs=1), identify=replace(SMOKE.identify, subset=200),
-                       correct=replace(SMOKE.correct, lambdas=(1.0,), train_eval_size=1000))
+                       correct=replace(SMOKE.correct, lambdas=(1.0,), train_eval_size=1000,
+                                       failure_labels=args.failure_labels))
     if not args.quick:
         return paper
     return replace(
@@ -317,6 +319,8 @@ def parse_args(argv=None):
     p.add_argument("--centered", action="store_true", help="identify: subtract the Beta noise's mean")
     p.add_argument("--skip-misreconstructed", action="store_true", help="identify: only well-reconstructed sources")
     p.add_argument("--tau", type=float, default=None, help="sample diversity τ (default: 0.5; SVHN, signs: 0.01)")
+    p.add_argument("--failure-labels", choices=("scenario", "reviewer"), default="scenario",
+                   help="correct: D_f labeled per scenario (paper) or per sample by reviewer A")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: DEFUSE_THREADS or all)")
     return p.parse_args(argv)

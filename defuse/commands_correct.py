@@ -8,7 +8,7 @@ from . import correction, pipeline, project
 from .cli import register, resolve_workspace
 from .commands import _status_lines, add_dataset_args, dataset_spec_from_args
 from .commands_pipeline import _ws, add_reviewer_args, reviewer_from_args
-from .correct import PAPER_LAMBDAS, CorrectConfig
+from .correct import FAILURE_LABELS, PAPER_LAMBDAS, CorrectConfig
 from .presets import PRESETS
 from .report import report_markdown, save_report
 from .workspace import Workspace
@@ -33,6 +33,8 @@ def _correct_args(p):
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--selection", default=d.selection, help="tolerance (default) or paper")
     p.add_argument("--tolerance", type=float, default=d.tolerance, help="validation accuracy a λ may lose vs λ=0")
+    p.add_argument("--failure-labels", choices=FAILURE_LABELS, default=d.failure_labels,
+                   help="D_f labels: one per scenario (paper) or the reviewer's per sample (needs --reviewer)")
     p.add_argument("--samples", type=int, default=256, help="samples per scenario for D_f, failure val and test")
     p.add_argument("--tau", type=float, default=None)
     add_reviewer_args(p, "'auto' or a checkpoint: labels the baseline, stricter accuracy")
@@ -42,7 +44,8 @@ def _correct_args(p):
 
 def _correct(args, sink):
     cfg = CorrectConfig(lambdas=parse_lambdas(args.lambdas), epochs=args.epochs, lr=args.lr,
-                        batch_size=args.batch_size, selection=args.selection, tolerance=args.tolerance, seed=args.seed)
+                        batch_size=args.batch_size, selection=args.selection, tolerance=args.tolerance, seed=args.seed,
+                        failure_labels=args.failure_labels)
     ws = _ws(args)
     reviewer = reviewer_from_args(ws, args, sink)
     correction.correct_step(ws, cfg, reviewer=reviewer, n_samples=args.samples, tau=args.tau, seed=args.seed,

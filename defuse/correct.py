@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Optional
 
 import torch
@@ -30,6 +30,7 @@ PAPER_LAMBDAS = (1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.
                  1000.0)  # appendix B.2-B.4
 EPOCH_METRICS = {"val": "val_acc", "failure_val": "failure_val_acc", "train": "train_acc"}
 PARALLEL_CHOICES = ("auto", "off", "vmap")
+FAILURE_LABELS = ("scenario", "reviewer")
 SPLITS = ("finetune", "val", "test")
 HEARTBEAT_STEPS = 50  # a progress event every 50 batches, so Cancel answers within an epoch
 
@@ -51,6 +52,8 @@ class FailureSet:
     test: torch.Tensor                           # (n_t, C, H, W): held out, reported only
     val_reviewer: Optional[torch.Tensor] = None  # (n_v,) int64, -1 = not reviewed
     test_reviewer: Optional[torch.Tensor] = None  # (n_t,) int64, -1 = not reviewed
+    # Per-sample labels for D_f (CorrectConfig.failure_labels="reviewer"); None: every sample gets ``label``
+    finetune_labels: Optional[torch.Tensor] = None  # (n_f,) int64
 
     def __post_init__(self):
         for split in SPLITS:
@@ -63,25 +66,36 @@ class FailureSet:
             if rev is not None and tuple(rev.shape) != (len(getattr(self, split)),):
                 raise ValueError(f"FailureSet {self.scenario_id}: {split}_reviewer must have shape "
                                  f"({len(getattr(self, split))},); got {tuple(rev.shape)}")
+        own = self.finetune_labels
+        if own is not None and (tuple(own.shape) != (len(self.finetune),) or bool((own < 0).any())):
+            raise ValueError(f"FailureSet {self.scenario_id}: finetune_labels must be {len(self.finetune)} class "
+                             f"indices >= 0; got shape {tuple(own.shape)}")
 
     def summary(self) -> dict:
         """JSON-ready sizes for reports and model cards."""
         reviewed = sum(int((r >= 0).sum()) for r in (self.val_reviewer, self.test_reviewer) if r is not None)
+        own = self.finetune_labels
+        agree = None if own is None else float((own == int(self.label)).float().mean())
         return {"scenario_id": int(self.scenario_id), "label": int(self.label), "n_finetune": len(self.finetune),
+                "finetune_labels": "scenario" if own is None else "per-sample",
+                "finetune_share_scenario_label": agree,
                 "n_val": len(self.val), "n_test": len(self.test), "n_reviewed": reviewed}
 
 
 def stack_failure_sets(sets: list[FailureSet], split: str = "finetune"):
     """One split of every failure set, concatenated.
 
-    Returns ``images`` (n, C, H, W), ``labels`` (n,) int64 (each sample's scenario label) and
+    Returns ``images`` (n, C, H, W), ``labels`` (n,) int64 (each sample's scenario label, or for
+    "finetune" its own label where the set has ``finetune_labels``) and
     ``scenario_ids`` (n,) int64.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
     images = torch.cat([getattr(s, split) for s in sets]).float()
     sizes = [len(getattr(s, split)) for s in sets]
-    labels = torch.cat([torch.full((n,), int(s.label), dtype=torch.int64) for s, n in zip(sets, sizes, strict=True)])
+    own = [s.finetune_labels if split == "finetune" else None for s in sets]
+    labels = torch.cat([torch.full((n,), int(s.label), dtype=torch.int64) if o is None else o.long()
+                        for s, n, o in zip(sets, sizes, own, strict=True)])
     ids = torch.cat([torch.full((n,), int(s.scenario_id), dtype=torch.int64) for s, n in zip(sets, sizes, strict=True)])
     return images, labels, ids
 
@@ -112,6 +126,10 @@ class CorrectConfig:
     selection: str = "tolerance"
     tolerance: float = 0.005              # validation accuracy a λ may lose against the control
     per_lambda_epoch_choice: str = "val"
+    # "scenario": every D_f sample carries its scenario's label (§4.1); "reviewer": each carries the
+    # automatic reviewer's own label, and λ is chosen on the reviewer-labeled failure validation set.
+    # Measured: scenarios at τ=0.5 mix classes, so one label per scenario teaches some samples a wrong class.
+    failure_labels: str = "scenario"
     train_eval_size: int = 5000           # train accuracy on a fixed random subset, for speed
     parallel: str = "auto"                # "vmap": all λ at once (auto: on CUDA); "off": one after another
     max_parallel: int = 18                # models per vmap group (bounds GPU memory): 17 λ + control
@@ -139,21 +157,21 @@ class CorrectConfig:
         if not 0 <= self.tolerance <= 1:
             raise ValueError(f"tolerance must be in [0, 1] (an accuracy), got {self.tolerance}")
         for name, choices in (("selection", SELECTIONS), ("per_lambda_epoch_choice", EPOCH_METRICS),
-                              ("parallel", PARALLEL_CHOICES)):
+                              ("parallel", PARALLEL_CHOICES), ("failure_labels", FAILURE_LABELS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {sorted(choices)}, got {getattr(self, name)!r}")
 
 
 # ------------------------------------------------------------------ selection
 
-def _select_tolerance(rows, ref, tolerance):
+def _select_tolerance(rows, ref, tolerance, failure_key):
     ok = [r for r in rows if r["val_acc"] >= ref - tolerance - 1e-12]
     if not ok:  # only possible without a control row: keep the least harmful λ, and say so
         return max(rows, key=lambda r: (r["val_acc"], -r["lambda"])), False
-    return max(ok, key=lambda r: (r["failure_val_acc"], -r["lambda"])), True
+    return max(ok, key=lambda r: (r[failure_key], -r["lambda"])), True
 
 
-def _select_paper(rows, ref, tolerance):
+def _select_paper(rows, ref, tolerance, failure_key):
     pool = [r for r in rows if r["lambda"] > 0] or rows  # the paper swept λ > 0 only
     best = max(pool, key=lambda r: (r["val_acc"], -r["lambda"]))
     return best, best["val_acc"] >= ref - tolerance - 1e-12
@@ -163,12 +181,13 @@ SELECTIONS = {"tolerance": _select_tolerance, "paper": _select_paper}
 
 
 def select_lambda(rows: list[dict], rule: str = "tolerance", *, tolerance: float = 0.005,
-                  reference_val_acc: Optional[float] = None) -> dict:
+                  reference_val_acc: Optional[float] = None, failure_key: str = "failure_val_acc") -> dict:
     """Pick one λ from the kept row of each λ (dicts with lambda, val_acc, failure_val_acc).
 
     "tolerance": among the λ whose val_acc stays within ``tolerance`` of the reference (the λ=0
     control's val_acc unless ``reference_val_acc`` is given), the highest failure_val_acc; ties go
-    to the smaller λ. If none qualifies, the highest val_acc (``within_tolerance`` False).
+    to the smaller λ (``failure_key`` names the failure measure). If none qualifies, the highest
+    val_acc (``within_tolerance`` False).
     "paper": the highest val_acc among λ > 0 (§4.1); ties go to the smaller λ.
     Returns a copy of the chosen row plus ``rule`` and ``within_tolerance``.
     """
@@ -181,7 +200,7 @@ def select_lambda(rows: list[dict], rule: str = "tolerance", *, tolerance: float
         if not control:
             raise ValueError("no λ=0 control row among rows; pass reference_val_acc")
         reference_val_acc = control[0]["val_acc"]
-    best, ok = SELECTIONS[rule](rows, reference_val_acc, tolerance)
+    best, ok = SELECTIONS[rule](rows, reference_val_acc, tolerance, failure_key)
     return {**best, "rule": rule, "within_tolerance": bool(ok)}
 
 
@@ -356,6 +375,11 @@ def correct(classifier: nn.Module, data: ImageData, failure_sets: list[FailureSe
         kernels are not bitwise reproducible (measured: equal metrics, weights within 1e-2).
     """
     _check_inputs(classifier, data, failure_sets, baseline)
+    if cfg.failure_labels == "reviewer" and any(s.finetune_labels is None or s.val_reviewer is None
+                                                for s in failure_sets):
+        raise ValueError("failure_labels='reviewer' needs per-sample reviewer labels on every failure set "
+                         "(finetune_labels and val_reviewer): pass a reviewer (--reviewer auto) or use "
+                         "failure_labels='scenario'")
     return _correct_impl(classifier, data, failure_sets, cfg, resolve_device(device), on_progress, resume_dir,
                          baseline)
 
@@ -376,6 +400,7 @@ def _check_inputs(classifier, data, failure_sets, baseline) -> None:
             raise ValueError(f"{what} must be (n, {', '.join(map(str, shape))}) floats in [0, 1] like the data; "
                              f"got shape {tuple(x.shape)}, values in [{float(x.min()):.3g}, {float(x.max()):.3g}]")
     labels = [s.label for s in failure_sets] + (baseline[1].tolist() if baseline is not None else [])
+    labels += [v for s in failure_sets if s.finetune_labels is not None for v in s.finetune_labels.tolist()]
     if any(not 0 <= int(v) < data.num_classes for v in labels):
         raise ValueError(f"labels must be classes in [0, {data.num_classes}); got {sorted(set(labels))}")
 
@@ -387,6 +412,8 @@ def _build_inputs(data: ImageData, failure_sets, baseline, cfg: CorrectConfig) -
              "test": (data.test.images, data.test.labels)}
     failure = {split: (*stack_failure_sets(failure_sets, split), _stack_reviewer(failure_sets, split))
                for split in ("val", "test")}
+    if cfg.failure_labels == "scenario":  # the paper's D_f: per-sample labels, if any, are not used
+        failure_sets = [replace(s, finetune_labels=None) for s in failure_sets]
     d_f = {"defuse": stack_failure_sets(failure_sets, "finetune")[:2]}
     if baseline is not None:
         d_f["baseline"] = (baseline[0].float(), torch.as_tensor(baseline[1]).long())
@@ -465,9 +492,11 @@ def _assemble(jobs, results, before, cfg, mode, fingerprint, resume_dir, templat
     defuse = [r for r in best if r["kind"] == "defuse"]
     control = next((r for r in defuse if r["lambda"] == 0), None)
     ref = (control or before)["val_acc"]
-    chosen = select_lambda(defuse, cfg.selection, tolerance=cfg.tolerance, reference_val_acc=ref)
+    rule = {"tolerance": cfg.tolerance, "reference_val_acc": ref,
+            "failure_key": "failure_val_acc_reviewer" if cfg.failure_labels == "reviewer" else "failure_val_acc"}
+    chosen = select_lambda(defuse, cfg.selection, **rule)
     base = [r for r in best if r["kind"] == "baseline"]
-    base_chosen = select_lambda(base, cfg.selection, tolerance=cfg.tolerance, reference_val_acc=ref) if base else None
+    base_chosen = select_lambda(base, cfg.selection, **rule) if base else None
     config = {**asdict(cfg), "lambdas": list(cfg.lambdas), "parallel_used": mode, "input_shape": input_shape}
     return Sweep([row for job in jobs for row in results[job][0]], best, before, control, chosen, base_chosen,
                  config, fingerprint, None if resume_dir is None else str(resume_dir), template, states)

@@ -25,8 +25,15 @@ EXPORTS = "exports"
 
 
 def failure_sets(ws: Workspace, *, n_samples: int = 256, tau: Optional[float] = None, seed: int = 0,
-                 reviewer: Optional[Reviewer] = None, device="auto") -> list[FailureSet]:
-    """D_f, failure-validation and failure-test samples (§4.1: 256 each) of every confirmed failure scenario."""
+                 reviewer: Optional[Reviewer] = None, per_sample_labels: bool = False,
+                 device="auto") -> list[FailureSet]:
+    """D_f, failure-validation and failure-test samples (§4.1: 256 each) of every confirmed failure scenario.
+
+    ``per_sample_labels``: the reviewer labels every D_f sample too (CorrectConfig.failure_labels="reviewer").
+    """
+    if per_sample_labels and reviewer is None:
+        raise ValueError("per-sample D_f labels need the automatic reviewer: pass --reviewer auto (or a reviewer "
+                         "checkpoint), or keep the paper's scenario labels (--failure-labels scenario)")
     found = {j: v for j, v in current_verdicts(ws, tau=tau, seed=seed, device=device).items() if v.is_failure}
     if not found:
         raise ValueError("no scenario is labeled a failure yet: review them first (Label page, or "
@@ -43,6 +50,8 @@ def failure_sets(ws: Workspace, *, n_samples: int = 256, tau: Optional[float] = 
         if reviewer is not None:  # the stricter measure: each sample against the reviewer's own label
             extra = {f"{s}_reviewer": torch.as_tensor(label_examples(reviewer, getattr(split, s), device=device))
                      for s in ("val", "test")}
+        if per_sample_labels:
+            extra["finetune_labels"] = torch.as_tensor(label_examples(reviewer, split.finetune, device=device))
         sets.append(FailureSet(scenario_id=j, label=int(verdict.label), finetune=split.finetune, val=split.val,
                                test=split.test, **extra))
     return sets
@@ -68,7 +77,8 @@ def correct_step(ws: Workspace, cfg: CorrectConfig, *, reviewer: Optional[Review
                  tau: Optional[float] = None, seed: int = 0, baseline: bool = True, device="auto",
                  on_progress: ProgressFn = None) -> dict:
     """Run the λ sweep (and the UAE-only baseline); resumable from ``correct/sweep/``."""
-    sets = failure_sets(ws, n_samples=n_samples, tau=tau, seed=seed, reviewer=reviewer, device=device)
+    sets = failure_sets(ws, n_samples=n_samples, tau=tau, seed=seed, reviewer=reviewer, device=device,
+                        per_sample_labels=cfg.failure_labels == "reviewer")
     base, base_labels = None, None
     if baseline:
         images, labels, base_labels = baseline_examples(ws, n_samples * len(sets), reviewer=reviewer, seed=seed,

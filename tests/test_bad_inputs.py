@@ -87,6 +87,8 @@ CASES = [
     ("memory-exhausting samples", "done", None, ["correct", "--lambdas", "1", "--samples", "100000000"],
      "GiB of memory.*lower --samples"),
     ("unknown λ to export", "done", None, ["export", "--lambda", "7"], "was not swept"),
+    ("per-sample D_f labels without a reviewer", "done", None,
+     ["correct", "--lambdas", "1", "--failure-labels", "reviewer"], "need the automatic reviewer.*--reviewer auto"),
 ]
 
 

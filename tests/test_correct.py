@@ -239,6 +239,7 @@ def test_selection_needs_a_reference():
     (dict(tolerance=2.0), r"tolerance must be in \[0, 1\]"),
     (dict(lr=0.0), "lr must be > 0"),
     (dict(failure_batch_size=0), "failure_batch_size must be None or >= 1"),
+    (dict(failure_labels="mixed"), r"failure_labels must be one of \['reviewer', 'scenario'\]"),
 ])
 def test_bad_config_is_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -272,4 +273,48 @@ def test_stack_failure_sets_labels_each_sample_with_its_scenario():
     assert images.shape == (7, 1, 32, 32)
     assert labels.tolist() == [2] * 3 + [1] * 4 and ids.tolist() == [5] * 3 + [9] * 4
     assert sets[1].summary() == {"scenario_id": 9, "label": 1, "n_finetune": 4, "n_val": 2, "n_test": 2,
-                                 "n_reviewed": 0}
+                                 "n_reviewed": 0, "finetune_labels": "scenario",
+                                 "finetune_share_scenario_label": None}
+
+
+def test_stack_failure_sets_uses_per_sample_finetune_labels_where_given():
+    own = torch.tensor([2, 0, 2])
+    sets = [FailureSet(5, 2, *(torch.rand(n, 1, 32, 32) for n in (3, 2, 2)), finetune_labels=own),
+            FailureSet(9, 1, *(torch.rand(n, 1, 32, 32) for n in (4, 2, 2)))]
+    assert stack_failure_sets(sets)[1].tolist() == [2, 0, 2] + [1] * 4
+    assert stack_failure_sets(sets, "val")[1].tolist() == [2, 2, 1, 1]  # val/test keep the scenario label
+    assert sets[0].summary()["finetune_share_scenario_label"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="finetune_labels must be 3 class indices"):
+        FailureSet(5, 2, *(torch.rand(n, 1, 32, 32) for n in (3, 2, 2)), finetune_labels=torch.tensor([1, 2]))
+
+
+def mixed_failure_set(seed: int, data) -> FailureSet:
+    """A scenario that mixes dotted 0s (the flaw) with clean 2s, labeled 0 as a whole (the τ=0.5 trap)."""
+    def half_and_half(n, s):
+        x, y = bar_images(8 * n, seed=s)
+        return torch.cat([add_dot(x[y == 0][:n]), x[y == 2][:n]]), torch.tensor([0] * n + [2] * n)
+
+    (f, f_own), (v, v_own), (t, t_own) = (half_and_half(24, seed + k) for k in range(3))
+    return FailureSet(3, 0, f, v, t, val_reviewer=v_own, test_reviewer=t_own, finetune_labels=f_own)
+
+
+def test_per_sample_labels_fix_the_flaw_without_teaching_the_mixed_in_class_a_wrong_label(classifier, data):
+    fs = mixed_failure_set(20, data)
+    runs = {mode: correct(classifier, data, [fs], CorrectConfig(**FAST, failure_labels=mode), device="cpu")
+            for mode in ("scenario", "reviewer")}
+    own, paper = runs["reviewer"].chosen, runs["scenario"].chosen
+    assert own["failure_test_acc_reviewer"] > 0.9                      # the dotted 0s and the 2s both right
+    assert own["failure_test_acc_reviewer"] > paper["failure_test_acc_reviewer"] + 0.2
+    paper_big = next(r for r in runs["scenario"].best_per_lambda if r["lambda"] == 10.0)
+    assert paper_big["val_acc"] < own["val_acc"] - 0.1                 # teaching the 2s "0" costs accuracy on D
+
+
+def test_per_sample_labels_need_them_on_every_set(classifier, data, failure_sets):
+    with pytest.raises(ValueError, match="failure_labels='reviewer' needs per-sample reviewer labels"):
+        correct(classifier, data, failure_sets, CorrectConfig(**FAST, failure_labels="reviewer"), device="cpu")
+
+
+def test_selection_can_use_the_reviewer_measure():
+    rows = [{**r, "failure_val_acc_reviewer": 1.0 - r["failure_val_acc"]} for r in crafted()]
+    chosen = select_lambda(rows, "tolerance", tolerance=0.005, failure_key="failure_val_acc_reviewer")
+    assert chosen["lambda"] == 0.0
