@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from . import correction, pipeline, project
 from .cli import register, resolve_workspace
@@ -82,6 +83,8 @@ def _run_args(p):
     p.add_argument("--classifier", default=None, help="classifier to debug (default: demo model for mnist-sample, "
                    "else trained)")
     p.add_argument("--architecture", default=None)
+    p.add_argument("--failure-labels", choices=FAILURE_LABELS, default="scenario",
+                   help="D_f labels: one per scenario (paper) or the reviewer's per sample")
 
 
 _run_args.needs_workspace = False
@@ -114,7 +117,8 @@ def _run(args, sink):
     times["distill"], t = time.perf_counter() - t, time.perf_counter()
     pipeline.review_step(ws, reviewer, device=dev, on_progress=sink)
     times["review"], t = time.perf_counter() - t, time.perf_counter()
-    correction.correct_step(ws, preset.correct, reviewer=reviewer, n_samples=preset.n_samples, device=dev,
+    correct_cfg = replace(preset.correct, failure_labels=args.failure_labels)
+    correction.correct_step(ws, correct_cfg, reviewer=reviewer, n_samples=preset.n_samples, device=dev,
                             on_progress=sink)
     times["correct"], t = time.perf_counter() - t, time.perf_counter()
     correction.export_step(ws)

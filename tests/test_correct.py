@@ -13,6 +13,7 @@ from defuse.correct import (
     correct,
     select_lambda,
     stack_failure_sets,
+    tie_margin,
 )
 from defuse.data import DatasetSpec, ImageData, Split
 from defuse.nets import PaperCNN
@@ -208,12 +209,29 @@ def crafted():
     return [{"lambda": lam, "val_acc": v, "failure_val_acc": f} for lam, v, f in ROWS]
 
 
-def test_tolerance_rule_best_failure_accuracy_within_tolerance_ties_to_smaller_lambda():
+def test_tolerance_rule_best_failure_accuracy_within_tolerance_ties_to_better_validation():
     assert select_lambda(crafted(), "tolerance", tolerance=0.005)["lambda"] == 1.0
     assert select_lambda(crafted(), "tolerance", tolerance=0.03)["lambda"] == 10.0
-    assert select_lambda(crafted(), "tolerance", tolerance=0.0)["lambda"] == 0.0  # ties 1e-3 on failure accuracy
+    assert select_lambda(crafted(), "tolerance", tolerance=0.0)["lambda"] == 1e-3  # ties λ=0, better val_acc
     chosen = select_lambda(crafted()[1:], "tolerance", tolerance=0.0, reference_val_acc=0.99)
     assert chosen["lambda"] == 1e-3 and chosen["within_tolerance"] is False
+
+
+def test_failure_accuracies_within_noise_are_ties_won_by_validation_accuracy():
+    rows = [{"lambda": 0.0, "val_acc": 0.960, "failure_val_acc": 0.40},
+            {"lambda": 0.1, "val_acc": 0.962, "failure_val_acc": 0.998},
+            {"lambda": 1.0, "val_acc": 0.956, "failure_val_acc": 0.999}]
+    assert select_lambda(rows, tolerance=0.005)["lambda"] == 1.0                 # the strict maximum
+    assert select_lambda(rows, tolerance=0.005, n_failure_val=1024, tie_standard_errors=2)["lambda"] == 0.1
+    # a real difference is no tie: 0.95 vs 0.999 on 1,024 samples is about 7 standard errors
+    rows[1]["failure_val_acc"] = 0.95
+    assert select_lambda(rows, tolerance=0.005, n_failure_val=1024, tie_standard_errors=2)["lambda"] == 1.0
+
+
+def test_tie_margin_shrinks_with_more_samples_and_is_positive_at_a_perfect_score():
+    assert tie_margin(1.0, 1024, 2) > 0
+    assert tie_margin(0.9, 10_000, 2) < tie_margin(0.9, 100, 2)
+    assert tie_margin(0.9, None, 2) == 0 and tie_margin(0.9, 100, 0) == 0
 
 
 def test_paper_rule_picks_best_validation_accuracy_among_positive_lambdas():
@@ -239,6 +257,7 @@ def test_selection_needs_a_reference():
     (dict(tolerance=2.0), r"tolerance must be in \[0, 1\]"),
     (dict(lr=0.0), "lr must be > 0"),
     (dict(failure_batch_size=0), "failure_batch_size must be None or >= 1"),
+    (dict(tie_standard_errors=-1), "tie_standard_errors must be >= 0"),
     (dict(failure_labels="mixed"), r"failure_labels must be one of \['reviewer', 'scenario'\]"),
 ])
 def test_bad_config_is_refused(kwargs, message):
@@ -317,4 +336,4 @@ def test_per_sample_labels_need_them_on_every_set(classifier, data, failure_sets
 def test_selection_can_use_the_reviewer_measure():
     rows = [{**r, "failure_val_acc_reviewer": 1.0 - r["failure_val_acc"]} for r in crafted()]
     chosen = select_lambda(rows, "tolerance", tolerance=0.005, failure_key="failure_val_acc_reviewer")
-    assert chosen["lambda"] == 0.0
+    assert chosen["lambda"] == 1e-3
