@@ -13,7 +13,7 @@ from defuse.correct import (
     correct,
     select_lambda,
     stack_failure_sets,
-    tie_margin,
+    within_noise,
 )
 from defuse.data import DatasetSpec, ImageData, Split
 from defuse.nets import PaperCNN
@@ -228,10 +228,11 @@ def test_failure_accuracies_within_noise_are_ties_won_by_validation_accuracy():
     assert select_lambda(rows, tolerance=0.005, n_failure_val=1024, tie_standard_errors=2)["lambda"] == 1.0
 
 
-def test_tie_margin_shrinks_with_more_samples_and_is_positive_at_a_perfect_score():
-    assert tie_margin(1.0, 1024, 2) > 0
-    assert tie_margin(0.9, 10_000, 2) < tie_margin(0.9, 100, 2)
-    assert tie_margin(0.9, None, 2) == 0 and tie_margin(0.9, 100, 0) == 0
+def test_noise_test_counts_small_differences_as_ties_and_real_ones_not():
+    assert within_noise(1.0, 510 / 512, 512, 2)            # 0 against 2 errors in 512
+    assert not within_noise(1.0, 500 / 512, 512, 2)        # 0 against 12
+    assert within_noise(0.9, 0.87, 100, 2) and not within_noise(0.9, 0.87, 10_000, 2)
+    assert not within_noise(1.0, 510 / 512, 512, 0) and within_noise(0.5, 0.5, None, 2)
 
 
 def test_paper_rule_picks_best_validation_accuracy_among_positive_lambdas():
