@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Optional
@@ -23,8 +22,10 @@ from torch import nn
 
 from .data import ImageData
 from .devices import resolve_device
+from .failure_sets import SPLITS, FailureSet, stack_failure_sets, stack_reviewer_labels
 from .finetune import SingleTrainer, StackedTrainer, SweepStore, copy_model, vmap_works
 from .progress import ProgressFn, ProgressReporter
+from .selection import SELECTIONS, select_lambda
 from .train import _batches
 
 PAPER_LAMBDAS = (1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 2.0, 5.0, 10.0, 20.0, 100.0,
@@ -32,79 +33,8 @@ PAPER_LAMBDAS = (1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.
 EPOCH_METRICS = {"val": "val_acc", "failure_val": "failure_val_acc", "train": "train_acc"}
 PARALLEL_CHOICES = ("auto", "off", "vmap")
 FAILURE_LABELS = ("scenario", "reviewer")
-SPLITS = ("finetune", "val", "test")
 HEARTBEAT_STEPS = 50  # a progress event every 50 batches, so Cancel answers within an epoch
 
-
-@dataclass
-class FailureSet:
-    """Samples of one failure scenario (judged a failure by the annotators) for correction.
-
-    The paper samples 256 images per split from the scenario and labels all of them with the
-    scenario's label (§4.1); the caller draws them, this class holds them. Images are
-    (n, C, H, W) float in [0, 1]. Reviewer labels, when given, are per-sample labels (-1: not
-    reviewed) for the val/test samples: a stricter measure than the single scenario label.
-    """
-
-    scenario_id: int
-    label: int
-    finetune: torch.Tensor                       # (n_f, C, H, W): this scenario's part of D_f
-    val: torch.Tensor                            # (n_v, C, H, W): selects the epoch / λ
-    test: torch.Tensor                           # (n_t, C, H, W): held out, reported only
-    val_reviewer: Optional[torch.Tensor] = None  # (n_v,) int64, -1 = not reviewed
-    test_reviewer: Optional[torch.Tensor] = None  # (n_t,) int64, -1 = not reviewed
-    # Per-sample labels for D_f (CorrectConfig.failure_labels="reviewer"); None: every sample gets ``label``
-    finetune_labels: Optional[torch.Tensor] = None  # (n_f,) int64
-
-    def __post_init__(self):
-        for split in SPLITS:
-            x = getattr(self, split)
-            if not isinstance(x, torch.Tensor) or x.ndim != 4 or len(x) == 0 or not x.is_floating_point():
-                raise ValueError(f"FailureSet {self.scenario_id}: {split} must be non-empty (n, C, H, W) floats "
-                                 f"in [0, 1]; got {getattr(x, 'shape', type(x).__name__)}")
-        for split in ("val", "test"):
-            rev = getattr(self, f"{split}_reviewer")
-            if rev is not None and tuple(rev.shape) != (len(getattr(self, split)),):
-                raise ValueError(f"FailureSet {self.scenario_id}: {split}_reviewer must have shape "
-                                 f"({len(getattr(self, split))},); got {tuple(rev.shape)}")
-        own = self.finetune_labels
-        if own is not None and (tuple(own.shape) != (len(self.finetune),) or bool((own < 0).any())):
-            raise ValueError(f"FailureSet {self.scenario_id}: finetune_labels must be {len(self.finetune)} class "
-                             f"indices >= 0; got shape {tuple(own.shape)}")
-
-    def summary(self) -> dict:
-        """JSON-ready sizes for reports and model cards."""
-        reviewed = sum(int((r >= 0).sum()) for r in (self.val_reviewer, self.test_reviewer) if r is not None)
-        own = self.finetune_labels
-        agree = None if own is None else float((own == int(self.label)).float().mean())
-        return {"scenario_id": int(self.scenario_id), "label": int(self.label), "n_finetune": len(self.finetune),
-                "finetune_labels": "scenario" if own is None else "per-sample",
-                "finetune_share_scenario_label": agree,
-                "n_val": len(self.val), "n_test": len(self.test), "n_reviewed": reviewed}
-
-
-def stack_failure_sets(sets: list[FailureSet], split: str = "finetune"):
-    """One split of every failure set, concatenated.
-
-    Returns ``images`` (n, C, H, W), ``labels`` (n,) int64 (each sample's scenario label, or for
-    "finetune" its own label where the set has ``finetune_labels``) and
-    ``scenario_ids`` (n,) int64.
-    """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}; got {split!r}")
-    images = torch.cat([getattr(s, split) for s in sets]).float()
-    sizes = [len(getattr(s, split)) for s in sets]
-    own = [s.finetune_labels if split == "finetune" else None for s in sets]
-    labels = torch.cat([torch.full((n,), int(s.label), dtype=torch.int64) if o is None else o.long()
-                        for s, n, o in zip(sets, sizes, own, strict=True)])
-    ids = torch.cat([torch.full((n,), int(s.scenario_id), dtype=torch.int64) for s, n in zip(sets, sizes, strict=True)])
-    return images, labels, ids
-
-
-def _stack_reviewer(sets: list[FailureSet], split: str) -> torch.Tensor:
-    parts = [getattr(s, f"{split}_reviewer") for s in sets]
-    return torch.cat([torch.full((len(getattr(s, split)),), -1, dtype=torch.int64) if r is None else r.long()
-                      for s, r in zip(sets, parts, strict=True)])
 
 
 @dataclass(frozen=True)
@@ -167,65 +97,6 @@ class CorrectConfig:
                               ("parallel", PARALLEL_CHOICES), ("failure_labels", FAILURE_LABELS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {sorted(choices)}, got {getattr(self, name)!r}")
-
-
-# ------------------------------------------------------------------ selection
-
-def within_noise(best: float, other: float, n: Optional[int], standard_errors: float) -> bool:
-    """Whether two accuracies measured on the same ``n`` samples differ by at most ``standard_errors``
-    standard errors of their difference (two-proportion test, pooled and Laplace-smoothed so that
-    0/n against 2/n errors still counts as noise)."""
-    if not n or standard_errors <= 0:
-        return other >= best - 1e-12
-    pooled = ((best + other) * n + 1) / (2 * n + 2)
-    return best - other <= standard_errors * math.sqrt(pooled * (1 - pooled) * 2 / n) + 1e-12
-
-
-def _select_tolerance(rows, ref, tolerance, failure_key, tied):
-    ok = [r for r in rows if r["val_acc"] >= ref - tolerance - 1e-12]
-    if not ok:  # only possible without a control row: keep the least harmful λ, and say so
-        return max(rows, key=lambda r: (r["val_acc"], -r["lambda"])), False
-    top = max(r[failure_key] for r in ok)
-    # failure accuracies within noise of the best are ties: then the better validation accuracy wins
-    ties = [r for r in ok if tied(top, r[failure_key])]
-    return max(ties, key=lambda r: (r["val_acc"], r[failure_key], -r["lambda"])), True
-
-
-def _select_paper(rows, ref, tolerance, failure_key, tied):
-    pool = [r for r in rows if r["lambda"] > 0] or rows  # the paper swept λ > 0 only
-    best = max(pool, key=lambda r: (r["val_acc"], -r["lambda"]))
-    return best, best["val_acc"] >= ref - tolerance - 1e-12
-
-
-SELECTIONS = {"tolerance": _select_tolerance, "paper": _select_paper}
-
-
-def select_lambda(rows: list[dict], rule: str = "tolerance", *, tolerance: float = 0.005,
-                  reference_val_acc: Optional[float] = None, failure_key: str = "failure_val_acc",
-                  n_failure_val: Optional[int] = None, tie_standard_errors: float = 0.0) -> dict:
-    """Pick one λ from the kept row of each λ (dicts with lambda, val_acc, failure_val_acc).
-
-    "tolerance": among the λ whose val_acc stays within ``tolerance`` of the reference (the λ=0
-    control's val_acc unless ``reference_val_acc`` is given), the highest failure_val_acc; ties go
-    to the better val_acc, then the smaller λ (``failure_key`` names the failure measure). With
-    ``tie_standard_errors`` > 0 and ``n_failure_val`` samples, failure accuracies within that many
-    standard errors of the best are tied too. If none qualifies, the highest val_acc
-    (``within_tolerance`` False).
-    "paper": the highest val_acc among λ > 0 (§4.1); ties go to the smaller λ.
-    Returns a copy of the chosen row plus ``rule`` and ``within_tolerance``.
-    """
-    if rule not in SELECTIONS:
-        raise ValueError(f"rule must be one of {sorted(SELECTIONS)}, got {rule!r}")
-    if not rows:
-        raise ValueError("rows is empty: there is no λ to select from")
-    if reference_val_acc is None:
-        control = [r for r in rows if r["lambda"] == 0]
-        if not control:
-            raise ValueError("no λ=0 control row among rows; pass reference_val_acc")
-        reference_val_acc = control[0]["val_acc"]
-    best, ok = SELECTIONS[rule](rows, reference_val_acc, tolerance, failure_key,
-                                lambda best, acc: within_noise(best, acc, n_failure_val, tie_standard_errors))
-    return {**best, "rule": rule, "within_tolerance": bool(ok)}
 
 
 # ------------------------------------------------------------------ evaluation
@@ -434,7 +305,7 @@ def _build_inputs(data: ImageData, failure_sets, baseline, cfg: CorrectConfig) -
     sub = torch.randperm(len(data.train), generator=gen)[:cfg.train_eval_size].sort().values
     evals = {"train": (data.train.images[sub], data.train.labels[sub]), "val": (data.val.images, data.val.labels),
              "test": (data.test.images, data.test.labels)}
-    failure = {split: (*stack_failure_sets(failure_sets, split), _stack_reviewer(failure_sets, split))
+    failure = {split: (*stack_failure_sets(failure_sets, split), stack_reviewer_labels(failure_sets, split))
                for split in ("val", "test")}
     if cfg.failure_labels == "scenario":  # the paper's D_f: per-sample labels, if any, are not used
         failure_sets = [replace(s, finetune_labels=None) for s in failure_sets]

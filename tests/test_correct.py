@@ -13,11 +13,11 @@ from defuse.correct import (
     correct,
     select_lambda,
     stack_failure_sets,
-    within_noise,
 )
 from defuse.data import DatasetSpec, ImageData, Split
 from defuse.nets import PaperCNN
 from defuse.progress import Cancelled
+from defuse.selection import within_noise
 from defuse.train import _batches
 from tests.toys import bar_images
 

@@ -67,7 +67,8 @@ def test_export_round_trip_and_model_card(original, data, failure_sets, tmp_path
     for key in ("name", "created", "defuse_version", "data", "scenarios", "correction", "metrics", "files"):
         assert key in card
     assert card["scenarios"][0] == {"scenario_id": 4, "label": 2, "n_finetune": 8, "n_val": 8, "n_test": 8,
-                                    "n_reviewed": 0}
+                                    "n_reviewed": 0, "finetune_labels": "scenario",
+                                    "finetune_share_scenario_label": None}
     assert card["correction"]["rule"] == "tolerance" and card["correction"]["lambda"] == sweep.chosen["lambda"]
     assert set(card["metrics"]) == {"before", "control", "after", "baseline"}
     assert card["metrics"]["after"]["test_acc"] == sweep.chosen["test_acc"]

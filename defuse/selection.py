@@ -1,0 +1,63 @@
+"""Choosing λ from a sweep's rows: the paper's rule and the project's tolerance rule with noise-aware ties."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+
+def within_noise(best: float, other: float, n: Optional[int], standard_errors: float) -> bool:
+    """Whether two accuracies measured on the same ``n`` samples differ by at most ``standard_errors``
+    standard errors of their difference (two-proportion test, pooled and Laplace-smoothed so that
+    0/n against 2/n errors still counts as noise)."""
+    if not n or standard_errors <= 0:
+        return other >= best - 1e-12
+    pooled = ((best + other) * n + 1) / (2 * n + 2)
+    return best - other <= standard_errors * math.sqrt(pooled * (1 - pooled) * 2 / n) + 1e-12
+
+
+def _select_tolerance(rows, ref, tolerance, failure_key, tied):
+    ok = [r for r in rows if r["val_acc"] >= ref - tolerance - 1e-12]
+    if not ok:  # only possible without a control row: keep the least harmful λ, and say so
+        return max(rows, key=lambda r: (r["val_acc"], -r["lambda"])), False
+    top = max(r[failure_key] for r in ok)
+    # failure accuracies within noise of the best are ties: then the better validation accuracy wins
+    ties = [r for r in ok if tied(top, r[failure_key])]
+    return max(ties, key=lambda r: (r["val_acc"], r[failure_key], -r["lambda"])), True
+
+
+def _select_paper(rows, ref, tolerance, failure_key, tied):
+    pool = [r for r in rows if r["lambda"] > 0] or rows  # the paper swept λ > 0 only
+    best = max(pool, key=lambda r: (r["val_acc"], -r["lambda"]))
+    return best, best["val_acc"] >= ref - tolerance - 1e-12
+
+
+SELECTIONS = {"tolerance": _select_tolerance, "paper": _select_paper}
+
+
+def select_lambda(rows: list[dict], rule: str = "tolerance", *, tolerance: float = 0.005,
+                  reference_val_acc: Optional[float] = None, failure_key: str = "failure_val_acc",
+                  n_failure_val: Optional[int] = None, tie_standard_errors: float = 0.0) -> dict:
+    """Pick one λ from the kept row of each λ (dicts with lambda, val_acc, failure_val_acc).
+
+    "tolerance": among the λ whose val_acc stays within ``tolerance`` of the reference (the λ=0
+    control's val_acc unless ``reference_val_acc`` is given), the highest failure_val_acc; ties go
+    to the better val_acc, then the smaller λ (``failure_key`` names the failure measure). With
+    ``tie_standard_errors`` > 0 and ``n_failure_val`` samples, failure accuracies within that many
+    standard errors of the best are tied too. If none qualifies, the highest val_acc
+    (``within_tolerance`` False).
+    "paper": the highest val_acc among λ > 0 (§4.1); ties go to the smaller λ.
+    Returns a copy of the chosen row plus ``rule`` and ``within_tolerance``.
+    """
+    if rule not in SELECTIONS:
+        raise ValueError(f"rule must be one of {sorted(SELECTIONS)}, got {rule!r}")
+    if not rows:
+        raise ValueError("rows is empty: there is no λ to select from")
+    if reference_val_acc is None:
+        control = [r for r in rows if r["lambda"] == 0]
+        if not control:
+            raise ValueError("no λ=0 control row among rows; pass reference_val_acc")
+        reference_val_acc = control[0]["val_acc"]
+    best, ok = SELECTIONS[rule](rows, reference_val_acc, tolerance, failure_key,
+                                lambda best, acc: within_noise(best, acc, n_failure_val, tie_standard_errors))
+    return {**best, "rule": rule, "within_tolerance": bool(ok)}
