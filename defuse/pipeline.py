@@ -16,11 +16,12 @@ import torch
 from .devices import resolve_device
 from .distill import DistillConfig, Scenarios, distill
 from .identify import Failures, IdentifyConfig, identify
-from .labels import LabelStore, Verdict, verdicts
+from .labels import LabelStore
 from .limits import check_fits, identify_bytes
 from .progress import ProgressFn
 from .project import load_classifier, load_data, load_vae
 from .reviewer import Reviewer, ReviewerConfig, load_reviewer, review_scenarios, train_reviewer
+from .verdicts import Verdict, verdicts
 from .workspace import Workspace
 
 FAILURES = "identify/failures.npz"

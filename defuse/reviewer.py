@@ -25,11 +25,12 @@ from torch.nn import functional as F
 from . import atomic, checkpoints
 from .data import ImageData
 from .devices import resolve_device
-from .labels import LabelStore, Verdict, sample_verdict
+from .labels import LabelStore
 from .nets import build_classifier
 from .progress import ProgressFn, ProgressReporter
 from .scenarios import on_device, render_scenario, scenario_arrays
 from .train import OPTIMIZERS, TrainConfig, train_classifier
+from .verdicts import Verdict, sample_verdict
 
 # name -> (built-in network, extra constructor kwargs recorded in the member's sidecar)
 ARCHITECTURES = {"paper-cnn": ("paper-cnn", {}), "paper-cnn-wide": ("paper-cnn", {"width": 128}),
@@ -257,7 +258,7 @@ def review_scenarios(reviewer: Reviewer, vae: nn.Module, classifier: nn.Module, 
     For scenario row j, Q samples (default: the reviewer's, 10) are drawn from N(μ_j, τ·Σ_j) with the stream
     ``(seed, j)`` and decoded; the reviewer labels each. Each label is recorded in ``store`` as one decision
     (``sample_index`` 0..Q-1, ``is_failure``: the reviewer's label differs from the classifier's). The verdict
-    is :func:`defuse.labels.sample_verdict`: a failure scenario when more than ρ of the samples disagree with
+    is :func:`defuse.verdicts.sample_verdict`: a failure scenario when more than ρ of the samples disagree with
     the classifier, labelled with the samples' majority. Its ``agreement`` is the mean share of members voting
     for each sample's label, ``agreement_se`` its standard error.
 

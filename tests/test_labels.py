@@ -16,19 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from defuse.labels import (
-    CSV_COLUMNS,
-    NOT_A_FAILURE,
-    SCHEMA_VERSION,
-    Decision,
-    LabelStore,
-    Verdict,
-    agreement_table,
-    current_decisions,
-    sample_verdict,
-    scenario_verdict,
-    verdicts,
-)
+from defuse.labels import CSV_COLUMNS, NOT_A_FAILURE, SCHEMA_VERSION, Decision, LabelStore, current_decisions
+from defuse.verdicts import Verdict, agreement_table, sample_verdict, scenario_verdict, verdicts
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}

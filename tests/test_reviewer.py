@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from defuse import checkpoints
-from defuse.labels import LabelStore, verdicts
+from defuse.labels import LabelStore
 from defuse.reviewer import (
     Reviewer,
     ReviewerConfig,
@@ -19,6 +19,7 @@ from defuse.reviewer import (
     reviewer_agreement,
     train_reviewer,
 )
+from defuse.verdicts import verdicts
 from tests.toys import tiny_image_data
 
 CLASSES, SIZE, BAND = 4, 32, 8
