@@ -184,8 +184,14 @@ BACKENDS = {"torch": _fit_torch, "sklearn": _fit_sklearn}
 
 
 def _check_failures(failures: Failures, num_classes: int | None) -> tuple[np.ndarray, ...]:
-    """Validated (codes (n, k) float64, true (n,), pred (n,), C)."""
-    codes = np.asarray(failures.latents, dtype=np.float64)
+    """Validated (codes (n, k) floats, true (n,), pred (n,), C).
+
+    Float codes keep their dtype (identify's are float32): the fit and the assignment convert to
+    float64, exactly, only the rows they use, not a float64 copy of every code (1M codes: 80 MB).
+    """
+    codes = np.asarray(failures.latents)
+    if codes.dtype.kind != "f":
+        codes = codes.astype(np.float64)
     if codes.ndim != 2:
         raise ValueError(f"failures.latents must be (n, latent_dim); got shape {codes.shape}")
     n = codes.shape[0]
@@ -216,7 +222,8 @@ def _down_sample(n: int, max_samples: int, seed: int) -> np.ndarray:
 def _assign(model, codes: np.ndarray, cfg: DistillConfig) -> np.ndarray:
     """(n,) most probable component of every failure, fitted or not, in batches."""
     with limit_threads(cfg.threads):
-        parts = [model.predict(codes[s:s + _PREDICT_BATCH]) for s in range(0, len(codes), _PREDICT_BATCH)]
+        parts = [model.predict(codes[s:s + _PREDICT_BATCH].astype(np.float64, copy=False))
+                 for s in range(0, len(codes), _PREDICT_BATCH)]
     return np.concatenate(parts).astype(np.int64)
 
 
@@ -279,7 +286,7 @@ def distill(failures: Failures, cfg: DistillConfig = DistillConfig(), *, num_cla
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # re-issued below, once, in our words
-        model = BACKENDS[cfg.backend](codes[fitted_index], k, cfg, on_iter)
+        model = BACKENDS[cfg.backend](codes[fitted_index].astype(np.float64, copy=False), k, cfg, on_iter)
     fit_seconds = time.perf_counter() - start
     if not model.converged_:
         warnings.warn(f"distill: the mixture did not converge in {cfg.max_iter} EM iterations (lower-bound "

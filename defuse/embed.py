@@ -151,6 +151,7 @@ def embed_step(ws, cfg: EmbedConfig, *, on_progress: ProgressFn = None) -> dict:
     codes = encode_means(vae, train[torch.as_tensor(rows)])  # only the rows the map can show
     emb = embed_codes(codes, failures.latents, cfg, on_progress=on_progress)
     emb.row[~emb.is_failure] = rows[emb.row[~emb.is_failure]]      # back to rows of the training images
+    emb.n_train_total = len(train)       # all training images, not only the rows encoded: the page's note says so
     ws.save_arrays(EMBEDDING.format(method=cfg.method), coords=emb.coords, is_failure=emb.is_failure,
                    row=emb.row, n_failures_total=np.int64(emb.n_failures_total),
                    n_train_total=np.int64(emb.n_train_total))

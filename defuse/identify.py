@@ -125,10 +125,12 @@ class Failures:
 
     @classmethod
     def concatenate(cls, parts: list[dict], latent_dim: int) -> Failures:
+        """The chunks' rows in order. Each chunk array is popped from its dict once copied, so the rows
+        are held about once, not twice (1M failures of k=10: ~70 MB, not ~140 MB); ``parts`` ends empty."""
         if not parts:
             return cls(np.zeros((0, latent_dim), np.float32), *(np.zeros(0, np.int64) for _ in range(3)),
                        np.zeros(0, np.float32))
-        return cls.from_arrays({f.name: np.concatenate([p[f.name] for p in parts])
+        return cls.from_arrays({f.name: np.concatenate([p.pop(f.name) for p in parts])
                                 for f in fields(cls) if f.name != "metrics"})
 
 

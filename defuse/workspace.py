@@ -8,7 +8,6 @@ All writes are atomic (:mod:`defuse.atomic`).
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from dataclasses import dataclass
@@ -107,9 +106,9 @@ class Workspace:
         return atomic.read_json(p, fix="it is corrupt: re-run the step that makes it")
 
     def save_arrays(self, rel: str, **arrays) -> Path:
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        atomic.write_bytes(self.path(rel), buf.getvalue())
+        # Straight into the temp file: an in-memory buffer held the archive twice (buffer + its bytes).
+        with atomic.atomic_path(self.path(rel)) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
         return self.path(rel)
 
     def load_arrays(self, rel: str) -> dict[str, np.ndarray]:
