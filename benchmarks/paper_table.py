@@ -72,7 +72,8 @@ def _quick_lambdas(n_train: int) -> tuple:
 def build_preset(args, n_train: int, n_vae: int) -> Preset:
     """The paper's settings with the planted flaw; --quick scales them to the QUICK budgets."""
     flaw = FLAWS.get(args.dataset, DEFAULT_FLAW)
-    identify = replace(PAPER.identify, centered=args.centered, skip_misreconstructed=args.skip_misreconstructed)
+    identify = replace(PAPER.identify, centered=args.centered, skip_misreconstructed=args.skip_misreconstructed,
+                       **({"beta_a": args.beta[0], "beta_b": args.beta[1]} if args.beta else {}))
     paper = replace(PAPER, name="paper", train=replace(PAPER.train, class_keep=flaw), identify=identify,
                     correct=replace(PAPER.correct, failure_labels=args.failure_labels))
     if args.smoke:  # every step on tiny settings, for the test suite; not for results
@@ -317,6 +318,8 @@ def parse_args(argv=None):
     p.add_argument("--workspace", "-w", default=None, help="project folder (default: DEFUSE_HOME/paper-table-SRC)")
     p.add_argument("--models-from", default=None, help="workspace whose classifier, VAE and reviewers to reuse")
     p.add_argument("--centered", action="store_true", help="identify: subtract the Beta noise's mean")
+    p.add_argument("--beta", type=float, nargs=2, default=None, metavar=("A", "B"),
+                   help="identify: Beta(A, B) noise (paper: 50 50); with --centered, A=B=2 spreads ±0.5")
     p.add_argument("--skip-misreconstructed", action="store_true", help="identify: only well-reconstructed sources")
     p.add_argument("--tau", type=float, default=None, help="sample diversity τ (default: 0.5; SVHN, signs: 0.01)")
     p.add_argument("--failure-labels", choices=("scenario", "reviewer"), default="scenario",
