@@ -13,19 +13,16 @@ not depend on batch size, chunk size or a resume. Finished chunks can be saved t
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import numbers
 import time
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from .atomic import atomic_path, write_json
+from .chunks import ChunkStore, inputs_fingerprint
 from .devices import resolve_device
 from .fastpath import (  # noqa: F401  (classify, decode_latents: re-exported for the other steps)
     MAX_LATENT_DIM,
@@ -134,6 +131,9 @@ class Failures:
                                 for f in fields(cls) if f.name != "metrics"})
 
 
+FAILURE_ARRAYS = tuple(f.name for f in fields(Failures) if f.name != "metrics")  # what a chunk on disk holds
+
+
 # --------------------------------------------------------------------------------------------------
 # The step
 # --------------------------------------------------------------------------------------------------
@@ -192,7 +192,9 @@ def identify(classifier: nn.Module, vae: nn.Module, images, labels, cfg: Identif
     rows = _select_rows(len(images), cfg)
     store = None
     if resume_dir is not None:
-        store = _ChunkStore(resume_dir, _fingerprint(classifier, vae, images, labels, cfg, plan))
+        settings = {**asdict(cfg), "batch_size": None, "precision": plan.precision, "device": plan.device.type}
+        tensors = [images, labels, *classifier.state_dict().values(), *vae.state_dict().values()]
+        store = ChunkStore(resume_dir, inputs_fingerprint(settings, tensors), FAILURE_ARRAYS)
     failures = _identify_impl(clf, dec, images, labels, rows, cfg, plan, store, on_progress)
     if reviewer is not None:
         failures.metrics.update(_review(reviewer, dec, failures, cfg.seed, plan.device))
@@ -376,51 +378,3 @@ def _check_models(clf: nn.Module, dec: nn.Module, images: torch.Tensor, labels: 
     if int(labels.max()) >= logits.shape[1]:
         raise ValueError(f"labels go up to {int(labels.max())} but the classifier has "
                          f"{logits.shape[1]} outputs")
-
-
-# --------------------------------------------------------------------------------------------------
-# Resume: finished chunks on disk, keyed by a fingerprint of the inputs and config
-# --------------------------------------------------------------------------------------------------
-def _fingerprint(classifier, vae, images, labels, cfg: IdentifyConfig, plan: InferencePlan) -> str:
-    """Hash of everything that decides the results; batch_size is left out (results do not depend on it)."""
-    h = hashlib.blake2b(digest_size=16)
-    settings = {**asdict(cfg), "batch_size": None, "precision": plan.precision, "device": plan.device.type}
-    h.update(json.dumps(settings, sort_keys=True).encode())
-    tensors = [images, labels, *classifier.state_dict().values(), *vae.state_dict().values()]
-    for t in tensors:
-        t = t.detach().contiguous().cpu()
-        h.update(str((tuple(t.shape), t.dtype)).encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().data)
-    return h.hexdigest()
-
-
-class _ChunkStore:
-    """``chunk-00000.npz``, ... beside ``fingerprint.json``; a new fingerprint clears the old chunks."""
-
-    def __init__(self, folder, fingerprint: str):
-        self.dir = Path(folder)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        meta = self.dir / "fingerprint.json"
-        try:
-            old = json.loads(meta.read_text())["fingerprint"]
-        except (OSError, ValueError, KeyError, TypeError):
-            old = None
-        if old != fingerprint:
-            for p in self.dir.glob("chunk-*.npz"):
-                p.unlink()
-            write_json(meta, {"fingerprint": fingerprint})
-
-    def _path(self, i: int) -> Path:
-        return self.dir / f"chunk-{i:05d}.npz"
-
-    def load(self, i: int) -> dict[str, np.ndarray] | None:
-        """The chunk's arrays, or None when it is missing or unreadable (then it is recomputed)."""
-        try:
-            with np.load(self._path(i)) as z:
-                return {f.name: z[f.name] for f in fields(Failures) if f.name != "metrics"}
-        except (OSError, ValueError, KeyError, EOFError):
-            return None
-
-    def save(self, i: int, part: dict[str, np.ndarray]) -> None:
-        with atomic_path(self._path(i)) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **part)
