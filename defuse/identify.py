@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .autotune import CPU_CANDIDATES, BatchTuner
 from .chunks import ChunkStore, inputs_fingerprint
 from .devices import resolve_device
 from .fastpath import (  # noqa: F401  (classify, decode_latents: re-exported for the other steps)
@@ -219,7 +220,7 @@ def _identify_impl(clf, dec, images, labels, rows, cfg, plan, store, on_progress
         "n_skipped_misreconstructed": int((~search).sum()),
         "failures_from_misreconstructed": int(np.isin(failures.source_index, misrecon_rows).sum()),
         "n_failures": len(failures), **_source_shares(failures, int(src_rows.shape[0]), cfg.max_per_image),
-        **stats, **plan.describe(),
+        **plan.describe(), **stats,  # stats' batch_size: the tuner's choice
     }
     return failures
 
@@ -259,6 +260,7 @@ def _search(clf, dec, rows, mu, y, cfg, plan, store, on_progress) -> tuple[list[
     resumed = sum(min(size, n - i * size) for i in saved)
     report = ProgressReporter("identify", n, on_progress, start_done=resumed)
     parts, found, fresh, seconds = [], 0, 0, 0.0
+    tuner = _batch_tuner(cfg, plan)
     report(resumed, found=sum(len(p["latents"]) for p in saved.values()), images_per_s=None)
     for i in range(n_chunks):
         sl = slice(i * size, min(n, (i + 1) * size))
@@ -266,7 +268,7 @@ def _search(clf, dec, rows, mu, y, cfg, plan, store, on_progress) -> tuple[list[
         if part is None:
             t0 = time.perf_counter()
             with torch.inference_mode():
-                part = _search_chunk(clf, dec, rows[sl], mu[sl], y[sl], cfg, plan)
+                part = _search_chunk(clf, dec, rows[sl], mu[sl], y[sl], cfg, plan, tuner)
             seconds += time.perf_counter() - t0
             fresh += (sl.stop - sl.start) * cfg.samples_per_image
             if store is not None:
@@ -277,10 +279,18 @@ def _search(clf, dec, rows, mu, y, cfg, plan, store, on_progress) -> tuple[list[
     rate = fresh / seconds if seconds else None
     return parts, {"images_per_s": rate, "sources_per_s": rate / cfg.samples_per_image if rate else None,
                    "search_seconds": seconds, "n_decodes": n * cfg.samples_per_image,
-                   "chunks": n_chunks, "chunks_resumed": len(saved)}
+                   "chunks": n_chunks, "chunks_resumed": len(saved), **tuner.summary()}
 
 
-def _search_chunk(clf, dec, rows, mu, y, cfg: IdentifyConfig, plan: InferencePlan) -> dict[str, np.ndarray]:
+def _batch_tuner(cfg: IdentifyConfig, plan: InferencePlan) -> BatchTuner:
+    """A set batch size (the user's, or a GPU's measured best) stays; a CPU's is tuned online."""
+    if cfg.batch_size is not None or plan.device.type != "cpu":
+        return BatchTuner.fixed(plan.batch_size)
+    return BatchTuner(CPU_CANDIDATES)
+
+
+def _search_chunk(clf, dec, rows, mu, y, cfg: IdentifyConfig, plan: InferencePlan,
+                  tuner: BatchTuner) -> dict[str, np.ndarray]:
     """Decode and classify the Q perturbations of each source of one chunk; return the kept failures."""
     n, k = mu.shape
     q = cfg.samples_per_image
@@ -290,8 +300,12 @@ def _search_chunk(clf, dec, rows, mu, y, cfg: IdentifyConfig, plan: InferencePla
     norms = _row_norms(eps)                                                        # (n, Q)
     z = eps.add_(mu.unsqueeze(1)).view(n * q, k)                                   # μ + ε, in place
     preds = torch.empty(n * q, dtype=torch.int64, device=plan.device)
-    for s in range(0, n * q, plan.batch_size):
-        preds[s:s + plan.batch_size] = decode_classify(dec, clf, z[s:s + plan.batch_size], plan)
+    s = 0
+    while s < n * q:
+        size, t0 = tuner.size(), time.perf_counter()
+        preds[s:s + size] = decode_classify(dec, clf, z[s:s + size], plan)
+        tuner.record(size, min(size, n * q - s), time.perf_counter() - t0)
+        s += size
     return _select_kept(z.view(n, q, k), norms, preds.view(n, q), y, rows, cfg.max_per_image)
 
 

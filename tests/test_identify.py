@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from defuse.autotune import CPU_CANDIDATES
 from defuse.fastpath import beta_noise, plan_inference
 from defuse.identify import Failures, IdentifyConfig, classify, decode_latents, identify
 from defuse.nets import BetaVAE, PaperCNN
@@ -138,6 +139,16 @@ def test_trust_metrics(toy):
     assert m["share_sources_with_failure"] == pytest.approx(len(set(f.source_index)) / 10)
     assert m["n_searched"] == 10 and m["n_decodes"] == 500 and m["n_failures"] == len(f)
     assert m["precision"] == "fp32" and m["batch_size"] >= 1 and m["images_per_s"] > 0
+
+
+def test_cpu_batch_size_is_tuned_online_unless_set(toy):
+    clf, vae, images, labels, _ = toy
+    many = IdentifyConfig(samples_per_image=500, chunk_images=10, **FP32)      # 5,000 decodes: 4 trials fit
+    m = identify(clf, vae, images, labels, many, device="cpu").metrics
+    assert m["batch_size"] in CPU_CANDIDATES and sorted(m["batch_size_trials"]) == ["1024", "256"]
+    fixed = identify(clf, vae, images, labels, IdentifyConfig(samples_per_image=50, batch_size=61, **FP32),
+                     device="cpu").metrics
+    assert fixed["batch_size"] == 61 and fixed["batch_size_trials"] == {}
 
 
 def test_skip_misreconstructed(toy):
