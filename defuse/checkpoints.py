@@ -67,12 +67,24 @@ def _read_safetensors(path: Path) -> dict:
         raise ValueError(f"{path} is not a readable safetensors file ({e}); re-create or re-export it") from e
 
 
+def _mismatch(model: nn.Module, state: dict) -> str:
+    """The key and shape differences in a few words (torch lists every key: thousands of characters)."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} is {tuple(state[k].shape)}, expected {tuple(v.shape)}" for k, v in expected.items()
+              if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    parts = [f"{len(keys)} {what} tensor(s), e.g. {keys[0]}" for what, keys in
+             (("missing", missing), ("unexpected", unexpected)) if keys]
+    parts += [f"{len(shapes)} of another shape, e.g. {shapes[0]}"] if shapes else []
+    return "; ".join(parts) or "the state dict does not load"
+
+
 def _load_state(model: nn.Module, state: dict, source) -> nn.Module:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        first = str(e).splitlines()[0:3]
-        raise ValueError(f"the weights in {source} do not fit this architecture ({' '.join(first)}). "
+        raise ValueError(f"the weights in {source} do not fit this architecture ({_mismatch(model, state)}). "
                          "Check --architecture, the number of classes and the image size/channels.") from e
     if any(not torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
         raise ValueError(f"{source} holds NaN or infinite weights; the model diverged: retrain it")

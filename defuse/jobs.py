@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -168,18 +169,39 @@ def cancel_job(ws: Workspace, job_id: str) -> None:
             pass
 
 
-def list_jobs(ws: Workspace) -> list[JobState]:
-    """All jobs of the workspace, newest first."""
+def list_jobs(ws: Workspace, *, steps: Optional[Sequence[str]] = None, limit: Optional[int] = None) -> list[JobState]:
+    """The jobs of the workspace, newest first: of ``steps`` only and at most ``limit`` when given.
+
+    A job's progress file is read only when the job is listed: the app asks for one job on every rerun, and
+    reading every earlier job's events each time grew with the project's history (a second for 30 long jobs).
+    """
     folder = ws.path("jobs")
     if not folder.exists():
         return []
     ids = sorted((p.stem for p in folder.glob("*.json") if p.name != "running.json"), reverse=True)
-    return [job_state(ws, i) for i in ids]
+    listed = []
+    for job_id in ids:
+        if limit is not None and len(listed) >= limit:
+            break
+        if steps is not None:
+            try:
+                command = json.loads(_job_paths(ws, job_id)["json"].read_text())["command"]
+            except (ValueError, KeyError, OSError):
+                continue
+            if not command or command[0] not in steps:
+                continue
+        listed.append(job_state(ws, job_id))
+    return listed
 
 
 def job_log(ws: Workspace, job_id: str, max_chars: int = 20_000) -> str:
+    """The end of the job's log (only the end is read: the app shows it every second while the job runs)."""
     log = _job_paths(ws, job_id)["log"]
-    return log.read_text(errors="replace")[-max_chars:] if log.exists() else ""
+    if not log.exists():
+        return ""
+    with open(log, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - 4 * max_chars))  # UTF-8: at most 4 bytes a character
+        return f.read().decode("utf-8", errors="replace")[-max_chars:]
 
 
 def wait(ws: Workspace, job_id: str, timeout: float = 600, poll: float = 0.2) -> JobState:

@@ -15,13 +15,14 @@ require(ws, "distill")
 with guard("read the labels"):
     failing = {j: v for j, v in cache.verdicts(ws).items() if v.is_failure}
 if not failing:
-    st.info("No scenario is labeled a failure yet: label some first (or run the automatic reviewer there).")
+    st.warning("No scenario is labeled a failure yet, so there is nothing to correct: label some first on the "
+               "Label page (or run the automatic reviewer there).")
     link("label")
     st.stop()
 st.caption(f"Failure scenarios to fix: {', '.join(f'#{j} → {v.label}' for j, v in sorted(failing.items()))}")
 
 with guard("read the sweep settings"):
-    args = settings_form()
+    args = settings_form(ws, len(failing))
 jobs.busy_note(ws)
 if args:
     jobs.start(ws, "correct", args)

@@ -4,7 +4,7 @@ import streamlit as st
 
 from defuse.ui import jobs
 from defuse.ui.errors import guard
-from defuse.ui.explore import distill_form, map_form, render_cards, render_map
+from defuse.ui.explore import distill_form, map_form, n_failures, render_cards, render_map
 from defuse.ui.nav import link, open_project, require, stale_note
 
 st.title("Explore")
@@ -12,6 +12,13 @@ st.caption("A Dirichlet-process Gaussian mixture groups the failures' latent cod
            "the components heavier than ε are kept.")
 ws = open_project()
 require(ws, "identify")
+with guard("read the failures"):
+    found = n_failures(ws)
+if found < 2:
+    st.warning(f"Identify found {found} unrestricted adversarial example(s): nothing to distill. Search more images "
+               "or raise Q on the Identify page (or use a VAE that reconstructs this data better).")
+    link("identify")
+    st.stop()
 
 st.subheader("Distill")
 with guard("read the distillation settings"):

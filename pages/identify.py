@@ -4,7 +4,7 @@ import streamlit as st
 
 from defuse.ui import cache, jobs
 from defuse.ui.errors import guard
-from defuse.ui.identify import render_results, settings_form
+from defuse.ui.identify import check_memory, render_results, settings_form
 from defuse.ui.nav import link, open_project, require
 
 st.title("Identify")
@@ -16,6 +16,8 @@ require(ws, "classifier", "vae")
 
 with guard("read the settings"):
     submitted = settings_form(len(cache.data(ws).train))
+    if submitted:
+        check_memory(ws, submitted[0])
 jobs.busy_note(ws)
 if submitted:
     jobs.start(ws, "identify", submitted[1])

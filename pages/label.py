@@ -24,7 +24,8 @@ ws = open_project()
 require(ws, "distill")
 scenarios = cache.scenarios(ws)
 if len(scenarios) == 0:
-    st.info("Distillation kept no scenario: lower ε on the Explore page.")
+    st.warning("Distillation kept no scenario above ε: nothing to label. Lower ε on the Explore page and run "
+               "distillation again.")
     link("distill")
     st.stop()
 

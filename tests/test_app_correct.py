@@ -14,7 +14,7 @@ def test_without_failure_labels_the_page_points_to_label(run_page, project_copy)
     root = project_copy("unlabeled")
     (root / "labels.sqlite").unlink()
     at = run_page("correct", root)
-    assert not at.exception and "No scenario is labeled a failure yet" in at.info[0].value
+    assert not at.exception and "No scenario is labeled a failure yet" in at.warning[0].value
 
 
 def test_a_finished_sweep_shows_the_trade_off_table_and_export(run_page, demo_done):

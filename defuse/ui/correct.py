@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -11,8 +12,10 @@ import streamlit as st
 from ..correct import PAPER_LAMBDAS, CorrectConfig
 from ..correction import SWEEP
 from ..jobs import JobState
+from ..limits import check_fits
 from ..presets import QUICK
 from ..workspace import Workspace
+from . import cache
 from .charts import tradeoff_chart
 from .jobs import history_metrics
 
@@ -22,7 +25,8 @@ SWEEPS = {"Quick sweep: λ ∈ {0.01, 0.1, 1, 10}, 2 epochs": (QUICK_LAMBDAS, QU
 TABLE_COLUMNS = ["kind", "lambda", "epoch", "val_acc", "test_acc", "failure_val_acc", "failure_test_acc"]
 
 
-def settings_form() -> list[str] | None:
+def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
+    """The sweep form; on submit, its CLI arguments (a ValueError names a bad field)."""
     choice = st.radio("Sweep", list(SWEEPS), horizontal=True)
     lams, epochs, samples = SWEEPS[choice]
     with st.form("correct-settings"):
@@ -38,6 +42,7 @@ def settings_form() -> list[str] | None:
         return None
     values = parse_lambdas(text)
     cfg = CorrectConfig(lambdas=values, epochs=int(ep), lr=float(lr))  # validates: a bad value names itself
+    check_memory(ws, int(n), n_failing)
     args = ["--lambdas", ",".join(f"{v:g}" for v in cfg.lambdas), "--epochs", str(cfg.epochs), "--lr", str(cfg.lr),
             "--samples", str(int(n))]
     return args + ([] if baseline else ["--no-baseline"])
@@ -50,8 +55,20 @@ def parse_lambdas(text: str) -> tuple:
     except ValueError:
         raise ValueError(f"λ values must be numbers separated by commas, e.g. 0.1, 1, 10; got {text!r}") from None
     if not values:
-        raise ValueError("give at least one λ > 0, e.g. 0.1, 1, 10")
+        raise ValueError("the λ list is empty: give at least one λ > 0, e.g. 0.1, 1, 10")
+    bad = [v for v in values if not v > 0 or v == float("inf")]
+    if bad:
+        raise ValueError(f"lambdas must be finite and > 0; got {', '.join(f'{v:g}' for v in bad)}: remove "
+                         "them (λ=0, the control, is always added), e.g. 0.1, 1, 10")
     return values
+
+
+def check_memory(ws: Workspace, n_samples: int, n_failing: int) -> None:
+    """Refuse a sample count whose job would exhaust memory, before starting it (as correction.failure_sets)."""
+    d = cache.data(ws)
+    image_bytes = 4 * d.channels * d.image_size ** 2
+    check_fits(3 * n_samples * n_failing * image_bytes * 2, what=f"{n_samples:,} samples x 3 splits x {n_failing} "
+               "failure scenarios", fix="lower “Samples per scenario and split”")
 
 
 def live_chart(state: JobState) -> None:
@@ -90,6 +107,16 @@ def render_results(ws: Workspace) -> float | None:
                         + (" (control: fine-tuned without failure samples)" if v == 0 else ""))
 
 
+@st.cache_data(max_entries=2, show_spinner="Packing the model…")
+def _zip(stamps: tuple) -> bytes:
+    """The files of ``stamps`` ((path, size, mtime_ns), …) in one zip: packed once, not on every rerun."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for path, _, _ in stamps:
+            z.write(path, Path(path).name)
+    return buf.getvalue()
+
+
 def render_export(ws: Workspace) -> None:
     """The exported model: its card and one download (weights, sidecar, card) as a zip."""
     card = ws.load_json("exports/model-card.json")
@@ -97,13 +124,9 @@ def render_export(ws: Workspace) -> None:
         st.warning("This export comes from an earlier sweep: export again to get a model of the current one.")
     files = [ws.path(f"exports/{name}") for name in card.get("files", {}).values()]
     files += [ws.path("exports/model-card.md"), ws.path("exports/model-card.json")]
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for f in files:
-            if f.exists():
-                z.write(f, f.name)
+    stamps = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.exists())
     st.download_button(f"Download {card['name']} (λ={card['correction']['lambda']:g}) with its model card",
-                       buf.getvalue(), file_name=f"{card['name']}.zip", mime="application/zip", type="primary")
+                       _zip(stamps), file_name=f"{card['name']}.zip", mime="application/zip", type="primary")
     st.caption(f"Also saved in the project: {ws.path('exports')}")
     with st.expander("Model card", expanded=False):
         st.markdown(ws.path("exports/model-card.md").read_text(encoding="utf-8"))

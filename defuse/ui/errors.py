@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import re
 import traceback
 from contextlib import contextmanager
 
 import streamlit as st
 
 from ..jobs import JobBusy
+
+# The core's messages name the command line's options; on a page, name the field that sets each instead.
+APP_WORDS = {"--architecture": "“Network of bare weights”", "--allow-pickle": "the “I trust this file” box",
+             "--size": "the “Image size” of a new project (sidebar)", "--samples-per-image": "Q",
+             "--batch-size": "“Decodes per batch”", "--max-per-image": "M", "--subset": "“Images searched”",
+             "--weight-threshold": "ε", "--max-components": "K", "--lambdas": "the λ values",
+             "--samples": "“Samples per scenario and split”", "--epochs": "“Epochs”", "--lr": "“Learning rate”",
+             "--tau": "τ"}
+
+
+def app_words(message: str) -> str:
+    """``message`` with the CLI options it names replaced by the app's fields (unknown options stay)."""
+    message = message.replace("(--size for image size)", "(a new project in the sidebar, with its “Image size”)")
+    return re.sub(r"(?<![\w-])--[a-z][a-z-]*", lambda m: APP_WORDS.get(m.group(0), m.group(0)), message)
 
 
 def show_unexpected(what: str, error: BaseException) -> None:
@@ -31,7 +46,7 @@ def guard(what: str, *, stop: bool = True):
         st.warning(f"One job runs per project at a time: {e}. Its progress is shown on its page and in the "
                    "sidebar.")
     except (ValueError, FileNotFoundError) as e:
-        st.error(f"Could not {what}: {e}")
+        st.error(f"Could not {what}: {app_words(str(e))}")
     except Exception as e:  # anything else: never a raw traceback on the page
         show_unexpected(what, e)
     else:

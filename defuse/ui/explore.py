@@ -55,6 +55,12 @@ def map_form(ws: Workspace) -> tuple[str, list[str] | None]:
     return method, ["--method", cfg.method, "--max-points", str(cfg.max_points)]
 
 
+def n_failures(ws: Workspace) -> int:
+    """How many unrestricted adversarial examples identify found (its record; the file when unrecorded)."""
+    n = ((ws.step_record("identify") or {}).get("metrics") or {}).get("n_failures")
+    return int(n) if n is not None else len(cache.failures(ws))
+
+
 def scenario_names(ws: Workspace) -> dict:
     sc = cache.scenarios(ws)
     names = {-1: "failures outside any scenario (weight ≤ ε)"}
@@ -114,7 +120,9 @@ def _selection(ws: Workspace, event) -> None:
 def render_cards(ws: Workspace, per_page: int = 9) -> None:
     sc = cache.scenarios(ws)
     if len(sc) == 0:
-        st.info("No component weighs more than ε: lower ε or find more failures.")
+        eps = (ws.step_record("distill") or {}).get("config", {}).get("weight_threshold")
+        st.warning(f"No mixture component weighs more than ε{'' if eps is None else f'={eps:g}'}, so distillation "
+                   "kept no failure scenario: lower ε above and run distillation again, or find more failures.")
         return
     tau = default_tau(ws)
     pages = -(-len(sc) // per_page)

@@ -63,7 +63,7 @@ def _models(ws: Workspace, info: dict) -> None:
 
 
 def render_recent_jobs(ws: Workspace, n: int = 5) -> None:
-    recent = jobs.list_jobs(ws)[:n]
+    recent = jobs.list_jobs(ws, limit=n)
     if not recent:
         return
     st.subheader("Recent jobs")

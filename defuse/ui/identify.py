@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from ..devices import resolve_device
 from ..identify import IdentifyConfig
+from ..limits import check_fits, identify_bytes
 from ..presets import QUICK
 from ..workspace import Workspace
 from . import cache
@@ -47,6 +49,17 @@ def settings_form(n_train: int) -> tuple[IdentifyConfig, list[str]] | None:
     return cfg, [str(x) for x in args]
 
 
+def check_memory(ws: Workspace, cfg: IdentifyConfig) -> None:
+    """Refuse settings whose job would exhaust memory, before starting it (the job checks the same)."""
+    d = cache.data(ws)
+    need = identify_bytes(batch_size=cfg.batch_size or 16384, chunk_images=cfg.chunk_images,
+                          samples=cfg.samples_per_image, latent_dim=cache.vae(ws)[0].latent_dim,
+                          image_numel=d.channels * d.image_size ** 2)
+    batch = f"{cfg.batch_size:,}" if cfg.batch_size else "automatic"
+    check_fits(need, what=f"identify with Q={cfg.samples_per_image:,} and {batch} decodes per batch",
+               fix="lower “Decodes per batch” (0 chooses one for the device) or Q", device=resolve_device("auto"))
+
+
 def render_results(ws: Workspace) -> None:
     f = cache.failures(ws)
     m = f.metrics
@@ -61,7 +74,8 @@ def render_results(ws: Workspace) -> None:
                     help=f"on the originals: {m.get('acc_original', float('nan')):.1%}. A low value means many "
                          "'failures' are VAE artefacts rather than classifier bugs.")
     if len(f) == 0:
-        st.info("No unrestricted adversarial examples were found: search more images, or raise Q.")
+        st.warning("No unrestricted adversarial examples were found, so there is nothing to distill: search more "
+                   "images, or raise Q, and run identify again.")
         return
     left, right = st.columns([2, 3])
     with left:

@@ -17,7 +17,7 @@ import streamlit as st
 from .. import jobs
 from ..jobs import JobState
 from ..workspace import Workspace
-from .errors import guard
+from .errors import app_words, guard
 
 POLL_S = 1.0
 STEP_WORDS = {"identify": "Identify", "distill": "Distillation", "embed": "2-D map", "label": "Automatic review",
@@ -51,7 +51,7 @@ def start(ws: Workspace, step: str, args: Sequence[str]) -> None:
 
 def latest(ws: Workspace, steps: Sequence[str]) -> Optional[JobState]:
     """The newest job of one of ``steps`` (jobs are listed newest first)."""
-    return next((j for j in jobs.list_jobs(ws) if j.command and j.command[0] in steps), None)
+    return next(iter(jobs.list_jobs(ws, steps=steps, limit=1)), None)
 
 
 def busy_note(ws: Workspace) -> Optional[JobState]:
@@ -112,8 +112,8 @@ def _outcome(ws: Workspace, job: JobState) -> None:
     elif job.status == "cancelled":
         st.warning(f"{name} was cancelled at {when}. What it finished is kept: start it again to continue.")
     else:
-        st.error(f"{name} failed: {job.error or 'no message'}\n\nCheck the settings above and start it again; "
-                 "the log below tells more.")
+        st.error(f"{name} failed: {app_words(job.error or 'no message')}\n\nCheck the settings above and start it "
+                 "again; the log below tells more.")
     _log(ws, job, expanded=job.status == "failed")
 
 

@@ -58,19 +58,28 @@ def _import_form(ws: Workspace, *, upload: bool) -> None:
         go = st.form_submit_button("Import the classifier")
     if not go:
         return
+    dest = before = None
     if upload:
         if f is None:
             raise ValueError("choose a file to upload first")
         if f.size > MAX_MODEL_UPLOAD_MB * 2**20:
             raise ValueError(f"the file is {f.size / 2**20:.0f} MB; at most {MAX_MODEL_UPLOAD_MB} MB")
         dest = ws.path("uploads") / safe_file_name(f.name, MODEL_SUFFIXES)
+        before = dest.read_bytes() if dest.exists() else None
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(f.getvalue())
         path = str(dest)
     if not path.strip():
         raise ValueError("give the path of a classifier file")
-    with st.spinner("Checking the classifier on this project's images…"):
-        import_classifier(ws, path.strip(), architecture=arch, allow_pickle=allow)
+    try:
+        with st.spinner("Checking the classifier on this project's images…"):
+            import_classifier(ws, path.strip(), architecture=arch, allow_pickle=allow)
+    except Exception:
+        if dest is not None and before is not None:  # a refused upload leaves the uploads as they were
+            dest.write_bytes(before)
+        elif dest is not None:
+            dest.unlink(missing_ok=True)
+        raise
     st.success("Imported: the classifier runs on this data and has the right number of classes.")
 
 

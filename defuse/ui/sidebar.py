@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import streamlit as st
@@ -87,6 +88,7 @@ def _create(name: str, source: str, *, root, path, upload, size, demo_models: bo
     if (target / "project.json").exists():
         st.error(f"A project named {name!r} exists already: pick it above, or choose another name.")
         return
+    made = not target.exists()
     with guard("create the project", stop=False):
         if upload is not None:
             if upload.size > MAX_DATA_UPLOAD_MB * 2**20:
@@ -104,6 +106,8 @@ def _create(name: str, source: str, *, root, path, upload, size, demo_models: bo
         select_project(target)
         st.session_state.pop("project-picker", None)
         st.rerun()
+    if made:  # refused: no half-made folder is left (the upload was saved in it before the data was checked)
+        shutil.rmtree(target, ignore_errors=True)
 
 
 def safe_file_name(name: str, allowed: tuple) -> str:

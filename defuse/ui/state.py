@@ -4,6 +4,7 @@ address (survives a browser refresh), else the demo project, created from ``mode
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +16,33 @@ from ..workspace import Workspace, default_home, list_workspaces
 PROJECT_KEY = "project"
 DEMO = "demo"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Checksums of artifacts, kept across reruns: path -> ((size, mtime_ns, inode), sha256).
+_SETTLED: dict[str, tuple] = {}
+RACY_S = 2.0  # a file changed this recently may change again within one mtime tick: hash it again next time
+
+
+class AppWorkspace(Workspace):
+    """The workspace a page works on: checksums outlive the rerun.
+
+    Every rerun opens the project again, and its status hashes every artifact: for a million failures, about
+    70 MB on each rerun of each page. A checksum is reused while the file's size, mtime and inode are unchanged,
+    and only for files that had settled when hashed (as git does against "racy" timestamps).
+    """
+
+    def fingerprint(self, rel: str) -> Optional[str]:
+        p = self.path(rel)
+        try:
+            s = p.stat()
+        except FileNotFoundError:
+            return None
+        key = (s.st_size, s.st_mtime_ns, s.st_ino)
+        hit = _SETTLED.get(str(p))
+        if hit and hit[0] == key:
+            return hit[1]
+        digest = super().fingerprint(rel)
+        if time.time() - s.st_mtime > RACY_S:
+            _SETTLED[str(p)] = (key, digest)
+        return digest
 
 
 def valid_name(name: str) -> bool:
@@ -39,12 +67,13 @@ def current_workspace() -> Workspace:
     wanted = st.session_state.get(PROJECT_KEY) or _from_query()
     if wanted:
         try:
-            ws = Workspace.open(wanted)
+            ws = AppWorkspace.open(wanted)
             select_project(ws.root)
             return ws
         except ValueError as e:
-            st.warning(f"The project {wanted} could not be opened ({e}); showing the demo project instead.")
-    ws = open_demo_project(default_home() / DEMO)
+            st.warning(f"The project {wanted} could not be opened ({e}); showing the demo project instead. Pick "
+                       "another project or create one in the sidebar.")
+    ws = AppWorkspace(open_demo_project(default_home() / DEMO).root)
     select_project(ws.root)
     return ws
 
