@@ -24,6 +24,13 @@ BEST = "correct/best.json"
 EXPORTS = "exports"
 
 
+def check_failure_sets_fit(n_samples: int, n_scenarios: int, channels: int, image_size: int, *, fix: str) -> None:
+    """Refuse, before drawing, failure sets that would not fit in memory: 3 splits of float32 images,
+    held twice while they are drawn and stacked."""
+    check_fits(3 * n_samples * n_scenarios * 4 * channels * image_size ** 2 * 2,
+               what=f"{n_samples:,} samples x 3 splits x {n_scenarios} failure scenarios", fix=fix)
+
+
 def failure_sets(ws: Workspace, *, n_samples: int = 256, tau: Optional[float] = None, seed: int = 0,
                  reviewer: Optional[Reviewer] = None, per_sample_labels: bool = False,
                  device="auto") -> list[FailureSet]:
@@ -39,9 +46,7 @@ def failure_sets(ws: Workspace, *, n_samples: int = 256, tau: Optional[float] = 
         raise ValueError("no scenario is labeled a failure yet: review them first (Label page, or "
                          "`python -m defuse label --reviewer auto`)")
     scenarios, vae = load_scenarios(ws), load_vae(ws)[0]
-    image_bytes = 4 * vae.channels * vae.image_size ** 2
-    check_fits(3 * n_samples * len(found) * image_bytes * 2, what=f"{n_samples} samples x 3 splits x "
-               f"{len(found)} failure scenarios", fix="lower --samples")
+    check_failure_sets_fit(n_samples, len(found), vae.channels, vae.image_size, fix="lower --samples")
     sets = []
     for j, verdict in sorted(found.items()):
         split = draw_failure_splits(vae, scenarios, j, verdict.label, n_finetune=n_samples, n_val=n_samples,

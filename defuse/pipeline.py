@@ -116,13 +116,23 @@ def get_reviewer(ws: Workspace, spec: str, *, cfg: ReviewerConfig = ReviewerConf
     if spec != "auto":
         return load_reviewer(spec)
     folder = ws.path(REVIEWER_DIR)
-    stamp = {"dataset": ws.project["dataset"], "config": asdict(cfg)}
-    if (folder / "reviewer.json").exists() and ws.load_json(f"{REVIEWER_DIR}/stamp.json", default={}) == stamp:
+    if reviewer_ready(ws, cfg):
         return Reviewer.load(folder)
     reviewer = train_reviewer(load_data(ws), cfg, device=device, on_progress=on_progress)
     reviewer.save(folder)
-    ws.save_json(f"{REVIEWER_DIR}/stamp.json", stamp)
+    ws.save_json(f"{REVIEWER_DIR}/stamp.json", _reviewer_stamp(ws, cfg))
     return reviewer
+
+
+def _reviewer_stamp(ws: Workspace, cfg: ReviewerConfig) -> dict:
+    # as it reads back from JSON (tuples become lists), or a saved stamp would never match
+    return json.loads(json.dumps({"dataset": ws.project["dataset"], "config": asdict(cfg)}))
+
+
+def reviewer_ready(ws: Workspace, cfg: ReviewerConfig = ReviewerConfig()) -> bool:
+    """Whether the workspace's automatic reviewer exists for this data and config (no training needed)."""
+    return (ws.path(REVIEWER_DIR) / "reviewer.json").exists() and \
+        ws.load_json(f"{REVIEWER_DIR}/stamp.json", default={}) == _reviewer_stamp(ws, cfg)
 
 
 def review_step(ws: Workspace, reviewer: Reviewer, *, tau: Optional[float] = None, seed: int = 0,

@@ -22,7 +22,8 @@ def test_a_finished_sweep_shows_the_trade_off_table_and_export(run_page, demo_do
     assert not at.exception and not at.error
     assert "#0 → 6" in at.caption[1].value                                   # the failure scenarios to fix
     assert len(at.get("plotly_chart")) == 1 and len(at.dataframe) == 1
-    assert at.selectbox[0].value == 0.0 and "(chosen)" in at.selectbox[0].format_func(0.0)
+    export = next(s for s in at.selectbox if s.label == "Model to export")
+    assert export.value == 0.0 and "(chosen)" in export.format_func(0.0)
     assert any(b.label.startswith("Export the model of λ=0") for b in at.button)
     assert len(at.get("download_button")) == 1                              # the export exists: zip with card
 
@@ -33,6 +34,28 @@ def test_quick_sweep_starts_the_job(run_page, demo_done, started):
     next(b for b in at.button if b.label == "Run the sweep").click().run()
     assert started == [("correct", ["--lambdas", "0.01,0.1,1,10", "--epochs", "2", "--lr", "0.001",
                                     "--samples", "128"])]
+
+
+def test_per_sample_labels_use_the_automatic_reviewer(run_page, demo_done, started):
+    at = run_page("correct", demo_done)
+    assert at.checkbox[1].value is False and "trained first" in at.checkbox[1].label  # no reviewer yet
+    at.selectbox[0].set_value("reviewer")
+    next(b for b in at.button if b.label == "Run the sweep").click().run()
+    assert started[0][1][-4:] == ["--reviewer", "auto", "--failure-labels", "reviewer"]
+
+
+def test_a_ready_reviewer_labels_the_baseline_by_default(run_page, project_copy, started):
+    from defuse import pipeline
+    from defuse.workspace import Workspace
+
+    ws = Workspace.open(project_copy("reviewed"))
+    ws.path("reviewer").mkdir()
+    ws.path("reviewer/reviewer.json").write_text("{}")
+    ws.save_json("reviewer/stamp.json", pipeline._reviewer_stamp(ws, pipeline.ReviewerConfig()))
+    at = run_page("correct", ws.root)
+    assert at.checkbox[1].value is True and "trained first" not in at.checkbox[1].label
+    next(b for b in at.button if b.label == "Run the sweep").click().run()
+    assert started[0][1][-2:] == ["--reviewer", "auto"]
 
 
 def test_the_paper_sweep_presets_17_lambdas(run_page, demo_done):

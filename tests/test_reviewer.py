@@ -226,3 +226,17 @@ def test_bad_reviewers_and_images_are_refused(reviewer):
         Reviewer([], [])
     with pytest.raises(ValueError, match=r"images must be a non-empty \(N, C, H, W\) float tensor"):
         reviewer.predict(torch.zeros(3, 32, 32))
+
+
+def test_the_auto_reviewer_is_trained_once_then_reused(project_copy, monkeypatch):
+    from defuse import pipeline
+    from defuse.workspace import Workspace
+
+    ws, cfg, calls = Workspace.open(project_copy("reviewer")), ReviewerConfig(members=1, epochs=1), []
+    real = pipeline.train_reviewer
+    monkeypatch.setattr(pipeline, "train_reviewer", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert not pipeline.reviewer_ready(ws, cfg)
+    first = pipeline.get_reviewer(ws, "auto", cfg=cfg, device="cpu")
+    again = pipeline.get_reviewer(ws, "auto", cfg=cfg, device="cpu")   # its stamp reads back from JSON
+    assert calls == [1] and pipeline.reviewer_ready(ws, cfg) and len(again.members) == len(first.members)
+    assert not pipeline.reviewer_ready(ws, ReviewerConfig(members=2, epochs=1))   # another config: retrain

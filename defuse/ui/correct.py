@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from .. import pipeline
 from ..correct import PAPER_LAMBDAS, CorrectConfig
-from ..correction import SWEEP
+from ..correction import SWEEP, check_failure_sets_fit
 from ..jobs import JobState
-from ..limits import check_fits
 from ..presets import QUICK
 from ..workspace import Workspace
 from . import cache
@@ -37,6 +37,7 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
         lr = c[1].number_input("Learning rate (Adam)", 1e-6, 1.0, CorrectConfig().lr, format="%.0e", key=f"lr-{choice}")
         n = c[2].number_input("Samples per scenario and split (paper: 256)", 8, 4096, samples, key=f"n-{choice}")
         baseline = c[3].checkbox("Also the baseline (raw adversarial examples)", True, key=f"bl-{choice}")
+        per_sample, use_reviewer = reviewer_fields(ws, choice)
         go = st.form_submit_button("Run the sweep", type="primary")
     if not go:
         return None
@@ -45,7 +46,27 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
     check_memory(ws, int(n), n_failing)
     args = ["--lambdas", ",".join(f"{v:g}" for v in cfg.lambdas), "--epochs", str(cfg.epochs), "--lr", str(cfg.lr),
             "--samples", str(int(n))]
-    return args + ([] if baseline else ["--no-baseline"])
+    args += [] if baseline else ["--no-baseline"]
+    args += ["--reviewer", "auto"] if use_reviewer or per_sample else []
+    return args + (["--failure-labels", "reviewer"] if per_sample else [])
+
+
+DF_LABELS = {"scenario": "One label per scenario: the annotators' (the paper)",
+             "reviewer": "Each sample its own label: the automatic reviewer's"}
+
+
+def reviewer_fields(ws: Workspace, choice: str) -> tuple[bool, bool]:
+    """(per-sample D_f labels?, use the automatic reviewer?): the reviewer labels the baseline's examples and
+    gives the stricter per-sample accuracy; without it the baseline falls back to the source images' labels."""
+    ready = pipeline.reviewer_ready(ws)
+    c = st.columns(2)
+    labels = c[0].selectbox("Labels of the failure samples D_f", list(DF_LABELS), format_func=DF_LABELS.get,
+                            key=f"dfl-{choice}", help="A scenario sampled at τ=0.5 can mix classes: per-sample "
+                            "labels teach each sample its own class (see docs/results.md).")
+    note = "" if ready else " (it is trained first: a few minutes on a CPU)"
+    use = c[1].checkbox(f"Use the automatic reviewer for the baseline labels and per-sample accuracy{note}",
+                        ready, key=f"rev-{choice}")
+    return labels == "reviewer", use
 
 
 def parse_lambdas(text: str) -> tuple:
@@ -64,11 +85,10 @@ def parse_lambdas(text: str) -> tuple:
 
 
 def check_memory(ws: Workspace, n_samples: int, n_failing: int) -> None:
-    """Refuse a sample count whose job would exhaust memory, before starting it (as correction.failure_sets)."""
+    """Refuse a sample count whose job would exhaust memory, before starting it."""
     d = cache.data(ws)
-    image_bytes = 4 * d.channels * d.image_size ** 2
-    check_fits(3 * n_samples * n_failing * image_bytes * 2, what=f"{n_samples:,} samples x 3 splits x {n_failing} "
-               "failure scenarios", fix="lower “Samples per scenario and split”")
+    check_failure_sets_fit(n_samples, n_failing, d.channels, d.image_size,
+                           fix="lower “Samples per scenario and split”")
 
 
 def live_chart(state: JobState) -> None:
