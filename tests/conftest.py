@@ -103,3 +103,20 @@ def started(monkeypatch):
         calls.append((step, list(args)))
     monkeypatch.setattr(jobs, "start_job", fake)
     return calls
+
+
+@pytest.fixture()
+def navigation_mode(monkeypatch):
+    """Start every AppTest run of the whole app in navigation mode, as a server is after its first script run.
+
+    AppTest resets Streamlit's old `pages/` folder mode before every run, which a server does once; the router
+    leaves that mode by rerunning, which would drop a click (the browser test covers that first run).
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    init = PagesManager.__init__
+
+    def patched(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+    monkeypatch.setattr(PagesManager, "__init__", patched)

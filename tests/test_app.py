@@ -17,20 +17,9 @@ HAVE_DEMO = (ROOT / "models" / "demo-classifier.json").exists() and (ROOT / "mod
 
 
 @pytest.fixture()
-def home(tmp_path, monkeypatch):
+def home(tmp_path, monkeypatch, navigation_mode):
     monkeypatch.setenv("DEFUSE_HOME", str(tmp_path))
     monkeypatch.chdir(ROOT)
-    # AppTest resets Streamlit's old `pages/` folder mode before every run, which a server does once; the router
-    # leaves that mode by rerunning, which would drop a click. Start each run in navigation mode, as a server is
-    # after its first script run (the browser test covers that first run).
-    from streamlit.runtime.pages_manager import PagesManager
-
-    init = PagesManager.__init__
-
-    def navigation_mode(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-    monkeypatch.setattr(PagesManager, "__init__", navigation_mode)
     return tmp_path
 
 

@@ -160,20 +160,12 @@ def _project(kind: str, dest: Path, request) -> Path:
 
 
 @pytest.fixture()
-def app_home(tmp_path, monkeypatch):
+def app_home(tmp_path, monkeypatch, navigation_mode):
     """DEFUSE_HOME for a run of the whole app (router and sidebar), in navigation mode as after a server's first
-    run (see tests/test_app.py)."""
-    from streamlit.runtime.pages_manager import PagesManager
-
+    run (see tests/conftest.py)."""
     home = tmp_path / "home"
     monkeypatch.setenv("DEFUSE_HOME", str(home))
     monkeypatch.chdir(ROOT)
-    init = PagesManager.__init__
-
-    def navigation_mode(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-    monkeypatch.setattr(PagesManager, "__init__", navigation_mode)
     return home
 
 
