@@ -70,6 +70,7 @@ def test_export_round_trip_and_model_card(original, data, failure_sets, tmp_path
                                     "n_reviewed": 0, "finetune_labels": "scenario",
                                     "finetune_share_scenario_label": None}
     assert card["correction"]["rule"] == "tolerance" and card["correction"]["lambda"] == sweep.chosen["lambda"]
+    assert card["correction"]["failure_labels"] == "scenario" and card["correction"]["tie_standard_errors"] == 2.0
     assert set(card["metrics"]) == {"before", "control", "after", "baseline"}
     assert card["metrics"]["after"]["test_acc"] == sweep.chosen["test_acc"]
     assert card["metrics"]["baseline"]["lambda"] == sweep.baseline_chosen["lambda"]
