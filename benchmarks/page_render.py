@@ -129,6 +129,11 @@ def render_times(root: Path, renders: int) -> dict[str, list[float]]:
 
 
 def main() -> int:
+    import streamlit.runtime.scriptrunner_utils.script_run_context as ctx
+
+    # cached helpers warn "missing ScriptRunContext" outside AppTest, dozens of times: noise here (a filter,
+    # since Streamlit resets its loggers' levels when AppTest loads its config)
+    ctx._LOGGER.addFilter(lambda record: "missing ScriptRunContext" not in record.getMessage())
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--renders", type=int, default=5, help="timed reruns per page (after a first visit)")
     parser.add_argument("--job", choices=sorted(JOBS), default="identify", help="the background job to run")
