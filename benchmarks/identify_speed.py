@@ -32,9 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from defuse.devices import configure_threads, describe_device, resolve_device  # noqa: E402
-from defuse.fastpath import beta_noise, decode_classify, plan_inference, prepare_model  # noqa: E402
+from defuse.fastpath import decode_classify, plan_inference, prepare_model  # noqa: E402
 from defuse.identify import Failures, IdentifyConfig, identify  # noqa: E402
 from defuse.nets import BetaVAE, PaperCNN  # noqa: E402
+from defuse.noise import beta_noise  # noqa: E402
 
 MODELS = ROOT / "models"
 

@@ -26,12 +26,8 @@ from .autotune import CPU_CANDIDATES, BatchTuner
 from .chunks import ChunkStore, inputs_fingerprint
 from .devices import resolve_device
 from .fastpath import (  # noqa: F401  (classify, decode_latents: re-exported for the other steps)
-    MAX_LATENT_DIM,
-    MAX_ROWS,
-    MAX_SAMPLES_PER_IMAGE,
     PRECISION_CHOICES,
     InferencePlan,
-    beta_noise,
     check_images,
     classify,
     decode_classify,
@@ -39,6 +35,7 @@ from .fastpath import (  # noqa: F401  (classify, decode_latents: re-exported fo
     plan_inference,
     prepare_model,
 )
+from .noise import MAX_LATENT_DIM, MAX_ROWS, MAX_SAMPLES_PER_IMAGE, beta_noise
 from .progress import ProgressFn, ProgressReporter
 
 SUBSET_MODES = ("first", "random")

@@ -13,9 +13,10 @@ import torch
 from torch import nn
 
 from defuse.autotune import CPU_CANDIDATES
-from defuse.fastpath import beta_noise, plan_inference
+from defuse.fastpath import plan_inference
 from defuse.identify import Failures, IdentifyConfig, classify, decode_latents, identify
 from defuse.nets import BetaVAE, PaperCNN
+from defuse.noise import beta_noise
 from defuse.progress import Cancelled
 
 
