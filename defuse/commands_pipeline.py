@@ -48,14 +48,19 @@ def config_from_args(args, cls, **overrides):
 def add_reviewer_args(p, help_text: str) -> None:
     d = ReviewerConfig()
     p.add_argument("--reviewer", default=None, help=help_text)
-    p.add_argument("--reviewer-members", type=int, default=d.members, help="networks in the 'auto' ensemble")
-    p.add_argument("--reviewer-epochs", type=int, default=d.epochs, help="training epochs of each member")
+    p.add_argument("--reviewer-members", type=int, default=None,
+                   help=f"networks in the 'auto' ensemble (default {d.members}; unset: reuse the project's reviewer)")
+    p.add_argument("--reviewer-epochs", type=int, default=None,
+                   help=f"training epochs of each member (default {d.epochs}; unset: reuse the project's reviewer)")
 
 
 def reviewer_from_args(ws: Workspace, args, sink):
     if not args.reviewer:
         return None
-    cfg = ReviewerConfig(members=args.reviewer_members, epochs=args.reviewer_epochs)
+    cfg = None  # reuse the project's reviewer, whatever its settings, unless some are asked for
+    if args.reviewer_members is not None or args.reviewer_epochs is not None:
+        d = ReviewerConfig()
+        cfg = ReviewerConfig(members=args.reviewer_members or d.members, epochs=args.reviewer_epochs or d.epochs)
     return pipeline.get_reviewer(ws, args.reviewer, cfg=cfg, device=args.device, on_progress=sink)
 
 

@@ -31,6 +31,8 @@ from .train import _batches
 PAPER_LAMBDAS = (1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 2.0, 5.0, 10.0, 20.0, 100.0,
                  1000.0)  # appendix B.2-B.4
 EPOCH_METRICS = {"val": "val_acc", "failure_val": "failure_val_acc", "train": "train_acc"}
+# the settings that only choose among trained models: changing them re-selects, it does not retrain
+SELECTION_ONLY = ("selection", "tolerance", "tie_standard_errors")
 PARALLEL_CHOICES = ("auto", "off", "vmap")
 FAILURE_LABELS = ("scenario", "reviewer")
 HEARTBEAT_STEPS = 50  # a progress event every 50 batches, so Cancel answers within an epoch
@@ -179,13 +181,23 @@ class _Tracker:
         self.report(self.done, event="batch", **metrics)
 
 
+def failure_measure(cfg: CorrectConfig) -> str:
+    """The failure-validation column that picks λ (and, with "failure_val", the epoch)."""
+    return "failure_val_acc_reviewer" if cfg.failure_labels == "reviewer" else "failure_val_acc"
+
+
+def epoch_metric(cfg: CorrectConfig) -> str:
+    choice = cfg.per_lambda_epoch_choice
+    return failure_measure(cfg) if choice == "failure_val" else EPOCH_METRICS[choice]
+
+
 def _run_group(kind: str, trainer, inp: _Inputs, cfg: CorrectConfig, dev: torch.device, track: _Tracker):
     """Fine-tune every λ of ``trainer`` for cfg.epochs; returns (rows, kept row, kept state) per λ."""
     (x, y), (xf, yf) = inp.train, inp.d_f[kind]
     torch.manual_seed(cfg.seed)  # for any random layers (dropout) of the user's network
     gen = torch.Generator().manual_seed(cfg.seed)  # the same order of D for every λ: λ is the only difference
     stream = _cycle(len(yf), cfg.failure_batch_size or cfg.batch_size, torch.Generator().manual_seed(cfg.seed + 1))
-    key, n = EPOCH_METRICS[cfg.per_lambda_epoch_choice], len(trainer.lams)
+    key, n = epoch_metric(cfg), len(trainer.lams)
     rows, best, states = [[] for _ in range(n)], [None] * n, [None] * n
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -271,10 +283,10 @@ def correct(classifier: nn.Module, data: ImageData, failure_sets: list[FailureSe
     """
     _check_inputs(classifier, data, failure_sets, baseline)
     if cfg.failure_labels == "reviewer" and any(s.finetune_labels is None or s.val_reviewer is None
-                                                for s in failure_sets):
+                                                or not bool((s.val_reviewer >= 0).any()) for s in failure_sets):
         raise ValueError("failure_labels='reviewer' needs per-sample reviewer labels on every failure set "
-                         "(finetune_labels and val_reviewer): pass a reviewer (--reviewer auto) or use "
-                         "failure_labels='scenario'")
+                         "(finetune_labels and reviewed val_reviewer samples): pass a reviewer (--reviewer auto) "
+                         "or use failure_labels='scenario'")
     return _correct_impl(classifier, data, failure_sets, cfg, resolve_device(device), on_progress, resume_dir,
                          baseline)
 
@@ -317,7 +329,8 @@ def _build_inputs(data: ImageData, failure_sets, baseline, cfg: CorrectConfig) -
 
 def _fingerprint(template: nn.Module, inp: _Inputs, cfg: CorrectConfig) -> str:
     """sha256 over the config, the classifier's weights and every tensor the sweep reads."""
-    h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
+    trained = {k: v for k, v in asdict(cfg).items() if k not in SELECTION_ONLY}
+    h = hashlib.sha256(json.dumps(trained, sort_keys=True).encode())
     tensors = list(template.state_dict().values()) + list(inp.train)
     tensors += [t for pair in inp.evals.values() for t in pair] + [t for q in inp.failure.values() for t in q]
     tensors += [t for pair in inp.d_f.values() for t in pair]
@@ -391,8 +404,7 @@ def _assemble(jobs, results, before, cfg, mode, fingerprint, resume_dir, templat
     control = next((r for r in defuse if r["lambda"] == 0), None)
     ref = (control or before)["val_acc"]
     rule = {"tolerance": cfg.tolerance, "reference_val_acc": ref, "n_failure_val": n_failure_val,
-            "tie_standard_errors": cfg.tie_standard_errors,
-            "failure_key": "failure_val_acc_reviewer" if cfg.failure_labels == "reviewer" else "failure_val_acc"}
+            "tie_standard_errors": cfg.tie_standard_errors, "failure_key": failure_measure(cfg)}
     chosen = select_lambda(defuse, cfg.selection, **rule)
     base = [r for r in best if r["kind"] == "baseline"]
     base_chosen = select_lambda(base, cfg.selection, **rule) if base else None

@@ -134,7 +134,12 @@ def _read_events(path: Path) -> list[dict]:
 def job_state(ws: Workspace, job_id: str) -> JobState:
     """Read a job's state from disk: spec, progress events, and whether its process still lives."""
     paths = _job_paths(ws, job_id)
-    spec = json.loads(paths["json"].read_text())
+    try:
+        spec = json.loads(paths["json"].read_text())
+        spec["command"], spec["started"]
+    except (ValueError, KeyError, TypeError, OSError) as err:  # written atomically: only outside damage
+        return JobState(id=job_id, command=["unknown"], status="failed", started=0.0,
+                        error=f"its job file {paths['json'].name} is unreadable ({err}); start the step again")
     events = _read_events(paths["jsonl"])
     progress = [e for e in events if "step" in e]
     final = next((e for e in reversed(events) if e.get("event") in ("finished", "error", "cancelled")), None)
@@ -186,9 +191,9 @@ def list_jobs(ws: Workspace, *, steps: Optional[Sequence[str]] = None, limit: Op
         if steps is not None:
             try:
                 command = json.loads(_job_paths(ws, job_id)["json"].read_text())["command"]
-            except (ValueError, KeyError, OSError):
-                continue
-            if not command or command[0] not in steps:
+            except (ValueError, KeyError, TypeError, OSError):
+                command = None  # unreadable: listed (as failed) for every step, never skipped silently
+            if command and command[0] not in steps:
                 continue
         listed.append(job_state(ws, job_id))
     return listed

@@ -110,14 +110,19 @@ def label_store(ws: Workspace) -> LabelStore:
     return LabelStore(ws.path(LABELS))
 
 
-def get_reviewer(ws: Workspace, spec: str, *, cfg: ReviewerConfig = ReviewerConfig(), device="auto",
+def get_reviewer(ws: Workspace, spec: str, *, cfg: Optional[ReviewerConfig] = None, device="auto",
                  on_progress: ProgressFn = None) -> Reviewer:
-    """``spec`` "auto": the workspace's reviewer, trained on first use; else a path to a checkpoint/folder."""
+    """``spec`` "auto": the workspace's reviewer, trained on first use; else a path to a checkpoint/folder.
+
+    ``cfg`` None reuses the workspace's reviewer whatever its settings (e.g. `run --quick`'s smaller one,
+    whose verdicts are in the label store) and trains the default one where there is none.
+    """
     if spec != "auto":
         return load_reviewer(spec)
     folder = ws.path(REVIEWER_DIR)
     if reviewer_ready(ws, cfg):
         return Reviewer.load(folder)
+    cfg = cfg or ReviewerConfig()
     reviewer = train_reviewer(load_data(ws), cfg, device=device, on_progress=on_progress)
     reviewer.save(folder)
     ws.save_json(f"{REVIEWER_DIR}/stamp.json", _reviewer_stamp(ws, cfg))
@@ -129,10 +134,12 @@ def _reviewer_stamp(ws: Workspace, cfg: ReviewerConfig) -> dict:
     return json.loads(json.dumps({"dataset": ws.project["dataset"], "config": asdict(cfg)}))
 
 
-def reviewer_ready(ws: Workspace, cfg: ReviewerConfig = ReviewerConfig()) -> bool:
-    """Whether the workspace's automatic reviewer exists for this data and config (no training needed)."""
-    return (ws.path(REVIEWER_DIR) / "reviewer.json").exists() and \
-        ws.load_json(f"{REVIEWER_DIR}/stamp.json", default={}) == _reviewer_stamp(ws, cfg)
+def reviewer_ready(ws: Workspace, cfg: Optional[ReviewerConfig] = None) -> bool:
+    """Whether the workspace's automatic reviewer exists for this data (and ``cfg``, unless None)."""
+    if not (ws.path(REVIEWER_DIR) / "reviewer.json").exists():
+        return False
+    stamp, want = ws.load_json(f"{REVIEWER_DIR}/stamp.json", default={}), _reviewer_stamp(ws, cfg or ReviewerConfig())
+    return stamp == want if cfg is not None else stamp.get("dataset") == want["dataset"]
 
 
 def review_step(ws: Workspace, reviewer: Reviewer, *, tau: Optional[float] = None, seed: int = 0,

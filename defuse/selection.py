@@ -58,6 +58,9 @@ def select_lambda(rows: list[dict], rule: str = "tolerance", *, tolerance: float
         if not control:
             raise ValueError("no λ=0 control row among rows; pass reference_val_acc")
         reference_val_acc = control[0]["val_acc"]
+    if rule == "tolerance" and any(r.get(failure_key) is None for r in rows):
+        raise ValueError(f"rows lack {failure_key!r} (no labeled failure validation samples): nothing to choose "
+                         "λ on; label them, or choose on the scenario labels (failure_val_acc)")
     best, ok = SELECTIONS[rule](rows, reference_val_acc, tolerance, failure_key,
                                 lambda best, acc: within_noise(best, acc, n_failure_val, tie_standard_errors))
     return {**best, "rule": rule, "within_tolerance": bool(ok)}

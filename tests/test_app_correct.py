@@ -87,3 +87,19 @@ def test_the_live_chart_follows_the_job_history():
 
     assert [r["lambda"] for r in history_metrics(state, "lambda")] == [0.0, 1.0, 10.0]
     assert parse_lambdas("1e-10; 2") == (1e-10, 2.0)
+
+
+def test_per_sample_accuracies_are_shown_when_the_reviewer_labeled(run_page, project_copy):
+    import json
+
+    root = project_copy("per-sample")
+    sweep = json.loads((root / "correct/sweep.json").read_text())
+    for row in [sweep["before"], sweep["chosen"], *sweep["best_per_lambda"]]:
+        row.update(failure_val_acc_reviewer=0.5, failure_test_acc_reviewer=0.75)
+    sweep["config"]["failure_labels"] = "reviewer"
+    (root / "correct/sweep.json").write_text(json.dumps(sweep))
+    at = run_page("correct", root)
+    assert not at.exception
+    caption = next(c.value for c in at.caption if c.value.startswith("Chosen"))
+    assert "per-sample labels" in caption and "by the automatic reviewer's labels: 75.0%" in caption
+    assert "failure_test_acc_reviewer" in at.dataframe[0].value.columns

@@ -11,6 +11,7 @@ from defuse.correct import (
     CorrectConfig,
     FailureSet,
     correct,
+    epoch_metric,
     select_lambda,
     stack_failure_sets,
 )
@@ -171,6 +172,12 @@ def test_resume_after_cancel_skips_finished_lambdas_and_matches(sweep, classifie
     for lam in (0.0, 1e-3, 10.0):  # weights come back from disk
         assert all(torch.equal(v, resumed.state_dict(lam)[k]) for k, v in sweep.state_dict(lam).items())
 
+    reselect = CorrectConfig(**{**FAST, "lambdas": (1e-3, 10.0), "tolerance": 0.5, "tie_standard_errors": 0})
+    events.clear()                                 # a selection-only change re-selects, it does not retrain
+    again = correct(classifier, data, failure_sets, reselect, device="cpu", resume_dir=tmp_path,
+                    on_progress=events.append)
+    assert not [e for e in events if e.metrics.get("event") == "epoch"] and again.chosen["lambda"] == 10.0
+
     other = CorrectConfig(**{**FAST, "seed": 1})  # other settings: nothing on disk is reused
     events.clear()
     correct(classifier, data, failure_sets, other, device="cpu", resume_dir=tmp_path, on_progress=events.append)
@@ -330,8 +337,24 @@ def test_per_sample_labels_fix_the_flaw_without_teaching_the_mixed_in_class_a_wr
 
 
 def test_per_sample_labels_need_them_on_every_set(classifier, data, failure_sets):
+    cfg = CorrectConfig(**FAST, failure_labels="reviewer")
     with pytest.raises(ValueError, match="failure_labels='reviewer' needs per-sample reviewer labels"):
-        correct(classifier, data, failure_sets, CorrectConfig(**FAST, failure_labels="reviewer"), device="cpu")
+        correct(classifier, data, failure_sets, cfg, device="cpu")
+    fs = failure_sets[0]
+    unreviewed = FailureSet(fs.scenario_id, fs.label, fs.finetune, fs.val, fs.test,
+                            val_reviewer=torch.full((len(fs.val),), -1), finetune_labels=torch.zeros(len(fs.finetune)))
+    with pytest.raises(ValueError, match="reviewed val_reviewer samples"):   # refused before any training
+        correct(classifier, data, [unreviewed], cfg, device="cpu")
+
+
+def test_in_reviewer_mode_the_failure_val_epoch_choice_uses_the_reviewer_labels():
+    assert epoch_metric(CorrectConfig(per_lambda_epoch_choice="failure_val")) == "failure_val_acc"
+    assert epoch_metric(CorrectConfig(per_lambda_epoch_choice="failure_val", failure_labels="reviewer")) \
+        == "failure_val_acc_reviewer"
+    assert epoch_metric(CorrectConfig(failure_labels="reviewer")) == "val_acc"
+    rows = [{"lambda": 0.0, "val_acc": 0.9, "failure_val_acc_reviewer": None}]
+    with pytest.raises(ValueError, match="lack 'failure_val_acc_reviewer'"):
+        select_lambda(rows, failure_key="failure_val_acc_reviewer")
 
 
 def test_selection_can_use_the_reviewer_measure():

@@ -46,3 +46,14 @@ def test_a_failing_job_reports_its_error(ws):
     state = jobs.wait(ws, job.id, timeout=120)
     assert state.status == "failed" and "epochs must be > 0" in state.error
     assert "epochs must be > 0" in jobs.job_log(ws, job.id)
+
+
+def test_an_unreadable_job_file_is_listed_as_failed_not_skipped(tmp_path):
+    ws = init_project(tmp_path / "proj", DatasetSpec(source="digits"))
+    folder = ws.path("jobs")
+    folder.mkdir()
+    (folder / "20260101-000000-a.json").write_text('{"command": ["correct"], "started": 1.0}')
+    (folder / "20260101-000001-b.json").write_text('{"command": ["corr')          # damaged from outside
+    newest = jobs.list_jobs(ws, steps=["correct"], limit=1)[0]
+    assert newest.id.endswith("-b") and newest.status == "failed" and "unreadable" in newest.error
+    assert jobs.list_jobs(ws, limit=1)[0].status == "failed"                   # the unfiltered listing agrees

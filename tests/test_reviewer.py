@@ -240,3 +240,6 @@ def test_the_auto_reviewer_is_trained_once_then_reused(project_copy, monkeypatch
     again = pipeline.get_reviewer(ws, "auto", cfg=cfg, device="cpu")   # its stamp reads back from JSON
     assert calls == [1] and pipeline.reviewer_ready(ws, cfg) and len(again.members) == len(first.members)
     assert not pipeline.reviewer_ready(ws, ReviewerConfig(members=2, epochs=1))   # another config: retrain
+    assert pipeline.reviewer_ready(ws)                       # no config asked for (the app, --reviewer auto): any
+    pipeline.get_reviewer(ws, "auto", device="cpu")          # reuses the small one instead of training the default
+    assert calls == [1]

@@ -23,6 +23,7 @@ QUICK_LAMBDAS = QUICK.correct.lambdas  # 0.01, 0.1, 1, 10
 SWEEPS = {"Quick sweep: λ ∈ {0.01, 0.1, 1, 10}, 2 epochs": (QUICK_LAMBDAS, QUICK.correct.epochs, 128),
           "The paper's 17 λ, 3 epochs (appendix B.2)": (PAPER_LAMBDAS, CorrectConfig().epochs, 256)}
 TABLE_COLUMNS = ["kind", "lambda", "epoch", "val_acc", "test_acc", "failure_val_acc", "failure_test_acc"]
+REVIEWER_COLUMNS = ["failure_val_acc_reviewer", "failure_test_acc_reviewer"]  # shown when the reviewer labeled
 
 
 def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
@@ -113,12 +114,18 @@ def render_results(ws: Workspace) -> float | None:
     base = [r for r in rows if r["kind"] == "baseline"]
     st.plotly_chart(tradeoff_chart([r for r in rows if r["kind"] == "defuse"], x=x, before=sweep["before"],
                                    chosen=sweep["chosen"], baseline=base), width="stretch")
-    chosen = sweep["chosen"]
-    st.caption(f"Chosen: λ={chosen['lambda']:g} by the rule “{chosen.get('rule')}” — test {chosen['test_acc']:.1%} "
-               f"(before {sweep['before']['test_acc']:.1%}), failure scenarios {chosen['failure_test_acc']:.1%} "
-               f"(before {sweep['before']['failure_test_acc']:.1%}).")
-    table = pd.DataFrame([sweep["before"]] + rows)[TABLE_COLUMNS]
-    fmt = {c: "{:.1%}" for c in TABLE_COLUMNS[3:]} | {"lambda": "{:g}"}
+    chosen, before = sweep["chosen"], sweep["before"]
+    per_sample = chosen.get("failure_test_acc_reviewer") is not None
+    also = (f"; per sample, by the automatic reviewer's labels: {chosen['failure_test_acc_reviewer']:.1%} "
+            f"(before {before['failure_test_acc_reviewer']:.1%})") if per_sample else ""
+    by_reviewer = sweep.get("config", {}).get("failure_labels") == "reviewer"
+    on = " (λ chosen on the reviewer's per-sample labels)" if by_reviewer else ""
+    st.caption(f"Chosen: λ={chosen['lambda']:g} by the rule “{chosen.get('rule')}”{on} — test {chosen['test_acc']:.1%} "
+               f"(before {before['test_acc']:.1%}), failure scenarios {chosen['failure_test_acc']:.1%} "
+               f"(before {before['failure_test_acc']:.1%}){also}.")
+    columns = TABLE_COLUMNS + (REVIEWER_COLUMNS if per_sample else [])
+    table = pd.DataFrame([before] + rows).reindex(columns=columns)
+    fmt = {c: "{:.1%}" for c in columns[3:]} | {"lambda": "{:g}"}
     st.dataframe(table.style.format(fmt, na_rep="–"), hide_index=True,
                  width="stretch")
     lams = sorted({float(r["lambda"]) for r in rows if r["kind"] == "defuse"})
