@@ -34,7 +34,8 @@ if ws.exists("correct/sweep.json") and not jobs.running(sweep_job):
         lam = render_results(ws)
     st.subheader("Export")
     if st.button(f"Export the model of λ={lam:g}", type="primary"):
-        jobs.start(ws, "export", ["--lambda", repr(float(lam))])
+        chosen = ws.load_json("correct/sweep.json")["chosen"]["lambda"]  # its model card names the rule
+        jobs.start(ws, "export", [] if float(lam) == float(chosen) else ["--lambda", repr(float(lam))])
     jobs.panel(ws, ["export"], key="export")
     if ws.step_status("export") in ("done", "stale"):
         with guard("offer the download"):

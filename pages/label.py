@@ -47,9 +47,9 @@ st.progress(len(done) / len(scenarios), text=f"{len(done)} of {len(scenarios)} r
 j = pick_scenario(len(scenarios), done)
 with guard("draw the samples"):
     preds = show_samples(ws, j, 16, tau)
-    suggested = hint(ws, j, preds, annotator)
+    suggested, suggested_failure = hint(ws, j, preds, annotator)
 with guard("save the decision"):
-    decision = decision_form(ws.project["class_names"], suggested, j)
+    decision = decision_form(ws.project["class_names"], suggested, j, suggested_failure)
     if decision:
         record(ws, j, annotator, *decision)
 if decision:

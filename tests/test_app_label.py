@@ -62,3 +62,9 @@ def test_the_automatic_reviewer_gives_a_hint_and_the_agreement_table(run_page, p
 
 def _n(root) -> int:
     return len(Workspace(root).load_arrays("distill/scenarios.npz")["weights"])
+
+
+def test_the_annotator_name_survives_a_visit_to_another_page(run_page, demo_done):
+    # Streamlit drops a widget's state while another page is shown; the page keeps the name in its own key
+    at = run_page("label", demo_done, **{"annotator-kept": "alice"})
+    assert not at.exception and at.text_input(key="annotator").value == "alice"

@@ -20,6 +20,8 @@ from ..workspace import Workspace
 from .errors import app_words, guard
 
 POLL_S = 1.0
+# Progress metrics whose raw key would mislead on a page (identify's "images_per_s" counts decodes).
+METRIC_WORDS = {"images_per_s": "decodes per s", "sources_per_s": "images per s"}
 STEP_WORDS = {"identify": "Identify", "distill": "Distillation", "embed": "2-D map", "label": "Automatic review",
               "correct": "λ sweep", "export": "Export", "train-classifier": "Classifier training",
               "train-vae": "VAE training", "train-reviewer": "Reviewer training", "review": "Review"}
@@ -43,10 +45,14 @@ def fmt_seconds(s) -> str:
 
 
 def start(ws: Workspace, step: str, args: Sequence[str]) -> None:
-    """Start ``python -m defuse <step>`` for the project and rerun the page to follow it."""
-    with guard(f"start the {STEP_WORDS.get(step, step)} job"):
+    """Start ``python -m defuse <step>`` for the project and rerun the page to follow it.
+
+    Refused (another job runs, a bad argument): the message is shown and the rest of the page still draws,
+    with the running job's progress.
+    """
+    with guard(f"start the {STEP_WORDS.get(step, step)} job", stop=False):
         jobs.start_job(ws, step, [str(a) for a in args], threads=app_threads())
-    st.rerun()
+        st.rerun()
 
 
 def latest(ws: Workspace, steps: Sequence[str]) -> Optional[JobState]:
@@ -94,7 +100,7 @@ def _follow(root: str, job_id: str, live, key: str) -> None:
     if shown:
         cols = st.columns(min(4, len(shown)))
         for col, (k, v) in zip(cols, list(shown.items())[:4], strict=False):
-            col.metric(k.replace("_", " "), f"{v:.4g}" if isinstance(v, float) else f"{v:,}")
+            col.metric(METRIC_WORDS.get(k, k.replace("_", " ")), f"{v:.4g}" if isinstance(v, float) else f"{v:,}")
     if live is not None:
         live(state)
     if st.button("Cancel", key=f"cancel-{key}", help="Stops the job cleanly; finished parts are kept"):

@@ -18,8 +18,12 @@ VERDICTS = ("Failure", "Not a failure", "Skip")
 
 
 def annotator_name() -> str:
+    # Streamlit drops a widget's state when another page is shown: keep the name in a key of our own.
+    if "annotator" not in st.session_state and st.session_state.get("annotator-kept"):
+        st.session_state["annotator"] = st.session_state["annotator-kept"]
     name = st.text_input("Your name (annotator)", key="annotator", placeholder="e.g. alice",
                          help="Decisions are stored per annotator; several annotators give an agreement table.")
+    st.session_state["annotator-kept"] = name
     return name.strip()
 
 
@@ -41,12 +45,12 @@ def pick_scenario(n: int, done: set) -> int:
                         format_func=lambda j: f"#{j}{' ✓' if j in done else ''}")
 
 
-def hint(ws: Workspace, j: int, preds, annotator: str) -> int | None:
-    """The automatic reviewer's suggestion (and the label to preselect), or the classifier's view."""
+def hint(ws: Workspace, j: int, preds, annotator: str) -> tuple[int | None, bool | None]:
+    """The automatic reviewer's suggestion: (the label, whether a failure) to preselect; (None, None) without it."""
     said = Counter(int(p) for p in preds).most_common(1)[0]
     st.caption(f"The classifier labels {said[1]} of these {len(preds)} samples as **{said[0]}**.")
     if not ws.exists("labels.sqlite"):
-        return None
+        return None, None
     with label_store(ws) as store:
         auto = [d for d in store.decisions(j, annotator=AUTO) if not d.skipped]
         mine = [d for d in store.decisions(j, annotator=annotator) if d.sample_index is None]
@@ -55,20 +59,24 @@ def hint(ws: Workspace, j: int, preds, annotator: str) -> int | None:
         said_before = "skipped" if d.skipped else f"failure, true label {d.label}" if d.is_failure else "not a failure"
         st.caption(f"Your decision so far: **{said_before}**. Saving again replaces it (the history keeps both).")
     if not auto:
-        return None
+        return None, None
     labels = Counter(d.label for d in auto if d.label is not None)
     disagree = sum(bool(d.is_failure) for d in auto)
     label = labels.most_common(1)[0][0] if labels else None
-    verdict = "a failure" if disagree / len(auto) > 0.5 else "not a failure"
-    st.info(f"Hint — the automatic reviewer sees **{verdict}**: it labels most samples **{label}** and "
-            f"disagrees with the classifier on {disagree} of {len(auto)}.", icon="🤖")
-    return label
+    failure = disagree / len(auto) > 0.5
+    st.info(f"Hint — the automatic reviewer sees **{'a failure' if failure else 'not a failure'}**: it labels most "
+            f"samples **{label}** and disagrees with the classifier on {disagree} of {len(auto)}.", icon="🤖")
+    return label, failure
 
 
-def decision_form(names: list, default_label: int | None, j: int) -> tuple | None:
-    """(is_failure or None for skip, label, note) when submitted. Enter in the note field submits too."""
+def decision_form(names: list, default_label: int | None, j: int, default_failure: bool | None = None) -> tuple | None:
+    """(is_failure or None for skip, label, note) when submitted. Enter in the note field submits too.
+
+    ``default_failure``: the automatic reviewer's verdict, preselected (else "Failure").
+    """
     with st.form(f"decision-{j}", clear_on_submit=True):
-        verdict = st.radio("Decision", VERDICTS, horizontal=True, key=f"verdict-{j}")
+        verdict = st.radio("Decision", VERDICTS, horizontal=True, key=f"verdict-{j}",
+                           index=1 if default_failure is False else 0)
         label = st.radio("True label (for a failure)", range(len(names)), horizontal=True, key=f"label-{j}",
                          index=default_label, help="Preselected: the automatic reviewer's label, if it ran.",
                          format_func=lambda c: str(names[c]))

@@ -7,6 +7,8 @@ import html
 import io
 import time
 
+import plotly.graph_objects as go
+
 from .. import atomic
 from ..pipeline import default_tau
 from ..render import image_grid
@@ -61,7 +63,8 @@ def build_html(ws: Workspace, table_md: str, galleries: list, fig) -> str:
              f"<p>Made {time.strftime('%Y-%m-%d %H:%M')} · data: {html.escape(ws.project['dataset']['source'])}</p>",
              "<h2>Accuracy before and after correction (as Figure 4 of the paper)</h2>", _table_html(table_md)]
     if fig is not None:
-        parts += ["<h2>λ trade-off</h2>", fig.to_html(include_plotlyjs=True, full_html=False)]
+        wide = go.Figure(fig).update_layout(margin=dict(l=70))  # the page's narrow margin clips the y ticks here
+        parts += ["<h2>λ trade-off</h2>", wide.to_html(include_plotlyjs=True, full_html=False)]
     if galleries:
         parts.append("<h2>Failure scenarios</h2>")
         parts += [f"<figure><img src='data:image/png;base64,{_png(img)}' alt='scenario samples'>"

@@ -48,7 +48,13 @@ def _picker() -> None:
         choices, current = [ws.root, *choices], 0
     label = {p: (f"{p.name} (demo)" if p.name == DEMO and p.parent.resolve() == default_home().resolve() else p.name)
              for p in choices}
-    picked = st.selectbox("Project", choices, index=current, format_func=label.get, key="project-picker")
+    # A project was just created: set the picker to it (its old value would switch back on the next rerun).
+    # index=0 then, since Streamlit warns about a default given beside a value set through session state.
+    created = st.session_state.pop("project-picker-next", False)
+    if created:
+        st.session_state["project-picker"] = choices[current]
+    picked = st.selectbox("Project", choices, index=0 if created else current, format_func=label.get,
+                          key="project-picker")
     if picked is not None and picked.resolve() != ws.root.resolve():
         with guard("open the project"):
             if picked.name == DEMO and not (picked / "project.json").exists():
@@ -104,7 +110,7 @@ def _create(name: str, source: str, *, root, path, upload, size, demo_models: bo
             init_project(target, spec, classifier=DEMO_CLASSIFIER if demo_models else None,
                          vae=DEMO_VAE if demo_models else None)
         select_project(target)
-        st.session_state.pop("project-picker", None)
+        st.session_state["project-picker-next"] = True  # the picker, drawn above, is set on the rerun
         st.rerun()
     if made:  # refused: no half-made folder is left (the upload was saved in it before the data was checked)
         shutil.rmtree(target, ignore_errors=True)
