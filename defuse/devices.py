@@ -42,7 +42,8 @@ def describe_device(device: str | torch.device = "auto") -> str:
         return f"GPU: {torch.cuda.get_device_name(dev)}"
     if dev.type == "mps":
         return "Apple GPU (MPS)"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"CPU ({n} thread{'' if n == 1 else 's'})"
 
 
 def configure_threads(threads: int | None = None) -> int:

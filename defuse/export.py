@@ -173,9 +173,12 @@ def _md_correction(card: dict) -> list:
         chosen = f"chosen by the rule “{corr['rule']}”: {words}"
     else:
         chosen = str(corr["rule"])  # e.g. picked by hand
+    per_sample = corr.get("failure_labels") == "reviewer"
+    d_f = ("each failure sample labeled by the automatic reviewer (λ chosen on those per-sample labels)"
+           if per_sample else "each failure scenario's samples labeled with the scenario's label (the paper)")
     return ["", "## Correction", "", f"λ = {corr['lambda']:g}, {chosen}.", "",
             f"Fine-tuning: {corr['epochs']} epoch(s) per λ, Adam lr {corr['lr']:g}, batch {corr['batch_size']}, "
-            "on L(D) + λ·CE(D_f)."]
+            f"on L(D) + λ·CE(D_f), D_f: {d_f}."]
 
 
 def _md_results(m: dict) -> list:

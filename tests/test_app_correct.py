@@ -103,3 +103,11 @@ def test_per_sample_accuracies_are_shown_when_the_reviewer_labeled(run_page, pro
     caption = next(c.value for c in at.caption if c.value.startswith("Chosen"))
     assert "per-sample labels" in caption and "by the automatic reviewer's labels: 75.0%" in caption
     assert "failure_test_acc_reviewer" in at.dataframe[0].value.columns
+
+
+def test_in_per_sample_mode_the_chart_plots_the_measure_lambda_was_chosen_on():
+    rows = [{"kind": "defuse", "lambda": 1.0, "test_acc": 0.9, "failure_test_acc": 0.5,
+             "failure_test_acc_reviewer": 0.8}]
+    fig = tradeoff_chart(rows, per_sample=True)
+    assert list(fig.data[0].y) == [80.0] and "per-sample" in fig.layout.yaxis.title.text
+    assert list(tradeoff_chart(rows).data[0].y) == [50.0]

@@ -7,7 +7,7 @@ import torch
 
 from defuse.checkpoints import import_external, load_classifier, load_model, save_model
 from defuse.correct import CorrectConfig, FailureSet, correct
-from defuse.export import export_corrected
+from defuse.export import card_markdown, export_corrected
 from defuse.nets import PaperCNN
 from tests.toys import bar_images, tiny_image_data
 
@@ -71,6 +71,7 @@ def test_export_round_trip_and_model_card(original, data, failure_sets, tmp_path
                                     "finetune_share_scenario_label": None}
     assert card["correction"]["rule"] == "tolerance" and card["correction"]["lambda"] == sweep.chosen["lambda"]
     assert card["correction"]["failure_labels"] == "scenario" and card["correction"]["tie_standard_errors"] == 2.0
+    assert "labeled with the scenario's label (the paper)" in card_markdown(card)
     assert set(card["metrics"]) == {"before", "control", "after", "baseline"}
     assert card["metrics"]["after"]["test_acc"] == sweep.chosen["test_acc"]
     assert card["metrics"]["baseline"]["lambda"] == sweep.baseline_chosen["lambda"]

@@ -38,12 +38,13 @@ def loss_curve(rows: Sequence[dict], keys: Sequence[str], title: str) -> go.Figu
 
 
 def tradeoff_chart(points: Sequence[dict], *, x: str = "test", before: Optional[dict] = None,
-                   chosen: Optional[dict] = None, baseline: Sequence[dict] = ()) -> go.Figure:
+                   chosen: Optional[dict] = None, baseline: Sequence[dict] = (), per_sample: bool = False) -> go.Figure:
     """x: test or validation accuracy; y: failure-scenario accuracy of the same split; one point per λ.
 
     ``points`` are rows (kind, lambda, val_acc, test_acc, failure_val_acc, failure_test_acc); λ=0 is the control.
+    ``per_sample``: y is the accuracy on the automatic reviewer's per-sample labels (``*_reviewer``).
     """
-    xk, yk = f"{x}_acc", f"failure_{x}_acc"
+    xk, yk = f"{x}_acc", f"failure_{x}_acc" + ("_reviewer" if per_sample else "")
     fig = go.Figure()
 
     def add(rows, name, symbol, color, size=11):
@@ -66,8 +67,10 @@ def tradeoff_chart(points: Sequence[dict], *, x: str = "test", before: Optional[
     if chosen:
         add([chosen], "chosen", "star", "#2ca02c", 20)
     label = "test" if x == "test" else "validation"
-    fig.update_layout(xaxis_title=f"{label} accuracy (%)", yaxis_title=f"failure-scenario {label} accuracy (%)",
-                      height=440, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2))
+    measure = " (per-sample labels)" if per_sample else ""
+    fig.update_layout(xaxis_title=f"{label} accuracy (%)",
+                      yaxis_title=f"failure-scenario {label} accuracy{measure} (%)", height=440,
+                      margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.2))
     return fig
 
 

@@ -110,15 +110,14 @@ def render_results(ws: Workspace) -> float | None:
     sweep = ws.load_json(SWEEP)
     x = st.radio("x axis", ["test", "val"], horizontal=True, format_func={"test": "test accuracy",
                                                                           "val": "validation accuracy"}.get)
-    rows = sweep["best_per_lambda"]
+    rows, chosen, before = sweep["best_per_lambda"], sweep["chosen"], sweep["before"]
     base = [r for r in rows if r["kind"] == "baseline"]
-    st.plotly_chart(tradeoff_chart([r for r in rows if r["kind"] == "defuse"], x=x, before=sweep["before"],
-                                   chosen=sweep["chosen"], baseline=base), width="stretch")
-    chosen, before = sweep["chosen"], sweep["before"]
     per_sample = chosen.get("failure_test_acc_reviewer") is not None
+    by_reviewer = sweep.get("config", {}).get("failure_labels") == "reviewer"  # then λ was chosen per sample
+    st.plotly_chart(tradeoff_chart([r for r in rows if r["kind"] == "defuse"], x=x, before=before, chosen=chosen,
+                                   baseline=base, per_sample=by_reviewer), width="stretch")
     also = (f"; per sample, by the automatic reviewer's labels: {chosen['failure_test_acc_reviewer']:.1%} "
             f"(before {before['failure_test_acc_reviewer']:.1%})") if per_sample else ""
-    by_reviewer = sweep.get("config", {}).get("failure_labels") == "reviewer"
     on = " (λ chosen on the reviewer's per-sample labels)" if by_reviewer else ""
     st.caption(f"Chosen: λ={chosen['lambda']:g} by the rule “{chosen.get('rule')}”{on} — test {chosen['test_acc']:.1%} "
                f"(before {before['test_acc']:.1%}), failure scenarios {chosen['failure_test_acc']:.1%} "
