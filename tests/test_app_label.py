@@ -68,3 +68,16 @@ def test_the_annotator_name_survives_a_visit_to_another_page(run_page, demo_done
     # Streamlit drops a widget's state while another page is shown; the page keeps the name in its own key
     at = run_page("label", demo_done, **{"annotator-kept": "alice"})
     assert not at.exception and at.text_input(key="annotator").value == "alice"
+
+
+def test_the_agreement_table_shows_no_agreement_for_a_lone_voter_and_no_none():
+    from defuse.ui.label import agreement_frame
+
+    rows = [{"scenario": 0, "kind": "scenario", "annotators": 2, "skipped": 0, "votes": "6: 2", "majority": "6",
+             "agreement": 1.0, "agreement_se": float("nan")},
+            {"scenario": 1, "kind": "samples", "annotators": 1, "skipped": 0, "votes": "3: 10", "majority": "3",
+             "agreement": 1.0, "agreement_se": 0.0},
+            {"scenario": 2, "kind": "samples", "annotators": 3, "skipped": 0, "votes": "3: 25, 5: 5",
+             "majority": "3", "agreement": 0.8333, "agreement_se": 0.05}]
+    frame = agreement_frame(rows)
+    assert frame["agreement"].tolist() == ["100%", "–", "83%"] and frame["± (s.e.)"].tolist() == ["–", "–", "5%"]

@@ -124,10 +124,17 @@ def render_agreement(ws: Workspace) -> None:
         csv = _csv(store)
     st.subheader("Agreement between annotators")
     st.caption(f"Annotators: {', '.join(people)}. 'samples' rows are the automatic reviewer's per-sample labels.")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
-        "agreement": st.column_config.NumberColumn(format="percent"),
-        "agreement_se": st.column_config.NumberColumn("± (s.e.)", format="percent")})
+    st.dataframe(agreement_frame(rows), hide_index=True, width="stretch")
     st.download_button("Download all decisions (CSV)", csv, file_name=f"{ws.name}-labels.csv", mime="text/csv")
+
+
+def agreement_frame(rows: list[dict]) -> pd.DataFrame:
+    """The table as shown: agreement only where two or more annotators voted (one always 'agrees'), and
+    its standard error only where there is one (per-sample rows), "–" elsewhere."""
+    def pct(v, row):
+        return "–" if row["annotators"] < 2 or v is None or v != v else f"{v:.0%}"
+    shown = [{**r, "agreement": pct(r["agreement"], r), "agreement_se": pct(r["agreement_se"], r)} for r in rows]
+    return pd.DataFrame(shown).rename(columns={"agreement_se": "± (s.e.)"})
 
 
 def _csv(store) -> str:
