@@ -153,13 +153,16 @@ def _torch_load_state(path: Path, allow_pickle: bool) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
     except Exception as e:  # torch raises UnpicklingError and others for unsafe or broken files
-        if allow_pickle:
-            raise ValueError(f"{path} could not be loaded ({type(e).__name__}: {e})") from e
+        if allow_pickle or "Weights only load failed" not in str(e):  # not a refused pickle: a broken file
+            first = str(e).strip().splitlines()[0].split(". ")[0][:160] if str(e).strip() else ""
+            why = f"{type(e).__name__}: {first}" if len(first) > 8 else type(e).__name__
+            raise ValueError(f"{path} is not a readable PyTorch checkpoint ({why}); pick the "
+                             ".safetensors, .pt or .pth file the model was saved to") from e
         raise ValueError(
             f"{path} is a pickle that holds more than plain tensors, and unpickling it could run code. "
             "Defuse refused it. Convert it where you trust it: "
             "`safetensors.torch.save_file(model.state_dict(), 'model.safetensors')`, or, if you trust this "
-            "file, pass --allow-pickle (CLI) / allow_pickle=True to opt in explicitly."
+            "file, opt in explicitly with --allow-pickle (allow_pickle=True in Python)."
         ) from e
     if isinstance(obj, nn.Module):
         return obj.state_dict()

@@ -89,6 +89,14 @@ def test_malicious_pickle_is_refused_without_running_it(tmp_path):
     assert not target.exists()
 
 
+@pytest.mark.parametrize("content", [b"hello, not a model\n", b"PK\x03\x04 a broken zip"])
+def test_a_file_that_is_no_checkpoint_is_called_that_not_a_dangerous_pickle(tmp_path, content):
+    (tmp_path / "notes.pt").write_bytes(content)
+    with pytest.raises(ValueError, match=r"is not a readable PyTorch checkpoint \(\w+") as err:
+        checkpoints.load_classifier(tmp_path / "notes.pt", architecture="paper-cnn", arch_kwargs=GEOMETRY)
+    assert "pickle" not in str(err.value) and len(str(err.value)) < 300
+
+
 def test_nan_weights_are_refused(tmp_path, cnn):
     state = {k: v.clone() for k, v in cnn.state_dict().items()}
     state["head.1.weight"][0, 0] = float("nan")
