@@ -42,4 +42,5 @@ if ws.step_status("distill") in ("done", "stale") and not jobs.running(distill_j
     stale_note(ws, "distill")
     with guard("show the scenarios"):
         render_cards(ws)
-    link("label", "Next: label the scenarios")
+    if ((ws.step_record("distill") or {}).get("metrics") or {}).get("n_scenarios", 1):  # none: nothing to label
+        link("label", "Next: label the scenarios")

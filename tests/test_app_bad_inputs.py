@@ -247,3 +247,8 @@ def test_zero_epochs_cannot_be_entered(run_page, fresh_demo):
     assert epochs.min == 1
     epochs.set_value(0).run()
     assert next(n for n in at.number_input if n.label.startswith("Epochs")).value == 5
+
+
+def test_with_no_scenario_the_explore_page_does_not_send_you_to_label(run_page, no_scenario):
+    at = run_page("explore", no_scenario)
+    assert not at.exception and not any("Next: label" in c.value for c in at.caption)

@@ -47,3 +47,12 @@ def test_a_failed_job_is_listed_with_its_log(run_page, project_copy):
     assert "Recent jobs" in [s.value for s in at.subheader]
     assert any("Identify — failed" in e.label for e in at.expander)
     assert any("samples_per_image must be" in e.value for e in at.error)
+
+
+def test_with_no_scenario_above_epsilon_distilling_again_is_next_not_labeling():
+    from defuse.ui.home import next_step
+
+    status = {"classifier": "done", "vae": "done", "identify": "done", "distill": "done", "correct": "missing",
+              "export": "missing"}
+    assert next_step(status, n_scenarios=12) == "label" and next_step(status) == "label"
+    assert next_step(status, n_scenarios=0) == "distill"

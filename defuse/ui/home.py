@@ -18,11 +18,14 @@ STEP_TITLES = {"classifier": "Classifier", "vae": "β-VAE", "identify": "Identif
                "correct": "Correct", "export": "Export"}
 
 
-def next_step(status: dict) -> str | None:
-    """The first step that is not done, in pipeline order; labelling comes between distill and correct."""
+def next_step(status: dict, n_scenarios: int | None = None) -> str | None:
+    """The first step that is not done, in pipeline order; labelling comes between distill and correct,
+    unless distillation kept no scenario (``n_scenarios`` 0): then distilling again is next."""
     for step, s in status.items():
         if s != "done":
-            return "label" if step == "correct" and s == "missing" else step
+            if step == "correct" and s == "missing":
+                return "distill" if n_scenarios == 0 else "label"
+            return step
     return "report"
 
 
@@ -33,8 +36,9 @@ def render_status(ws: Workspace) -> None:
     for col, (step, s) in zip(cols, status.items(), strict=True):
         with col.container(border=True):
             st.markdown(f"**{STEP_TITLES.get(step, step)}**  \n{STATUS_ICONS.get(s, '')} {s}")
-    step = next_step(status)
-    words = {"report": "Everything is done: read the report", "label": "Next: label the failure scenarios"}
+    step = next_step(status, ((ws.step_record("distill") or {}).get("metrics") or {}).get("n_scenarios"))
+    words = {"report": "Everything is done: read the report", "label": "Next: label the failure scenarios",
+             "distill": "Next: distill again: no scenario is above ε (lower it, or find more failures)"}
     link(step, words.get(step, f"Next: {STEP_TITLES.get(step, step)}"))
     if any(s == "stale" for s in status.values()):
         st.caption("⚠️ stale: an input changed after the step ran; re-run it to bring it up to date.")
