@@ -102,7 +102,7 @@ def test_per_sample_accuracies_are_shown_when_the_reviewer_labeled(run_page, pro
     assert not at.exception
     caption = next(c.value for c in at.caption if c.value.startswith("Chosen"))
     assert "per-sample labels" in caption and "by the automatic reviewer's labels: 75.0%" in caption
-    assert "failure_test_acc_reviewer" in at.dataframe[0].value.columns
+    assert "failure test (per sample)" in at.dataframe[0].value.columns
 
 
 def test_in_per_sample_mode_the_chart_plots_the_measure_lambda_was_chosen_on():

@@ -36,22 +36,13 @@ PAGES = {
 
 
 @pytest.fixture()
-def running(demo_done, tmp_path, monkeypatch):
+def running(demo_done, tmp_path, monkeypatch, navigation_mode):
     """A finished project under DEFUSE_HOME with an identify job running on it (40 of 100 images done)."""
-    from streamlit.runtime.pages_manager import PagesManager
-
     home = tmp_path / "home"
     root = home / "demo"
     shutil.copytree(demo_done, root, ignore=shutil.ignore_patterns("jobs"))
     monkeypatch.setenv("DEFUSE_HOME", str(home))
     monkeypatch.chdir(ROOT)
-    init = PagesManager.__init__  # navigation mode, as a server after its first run (see tests/test_app.py)
-
-    def navigation_mode(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-    monkeypatch.setattr(PagesManager, "__init__", navigation_mode)
-
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
     ws = Workspace(root)
     started = time.time() - 30
@@ -140,3 +131,15 @@ def test_checksums_are_kept_across_reruns_but_a_change_is_seen(run_page, project
     path.write_bytes(bytes(data))                                          # the same size, in place
     at.run()
     assert path in hashed and "**Identify**  \n❌ corrupt" in " ".join(m.value for m in at.markdown)
+
+
+def test_starting_another_job_is_refused_in_the_pages_words(running):
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=120)
+    at.session_state["project"] = str(running)
+    at.run()
+    at.switch_page("pages/correct.py").run()
+    next(b for b in at.button if b.label == "Run the sweep").click().run()
+    warning = next(w.value for w in at.warning if "still running" in w.value)
+    assert warning.startswith("Identify is still running on this project") and "λ sweep job again" in warning
+    assert not at.exception and jobs.job_state(Workspace(running), JOB_ID).running
+

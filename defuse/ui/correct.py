@@ -24,6 +24,10 @@ SWEEPS = {"Quick sweep: λ ∈ {0.01, 0.1, 1, 10}, 2 epochs": (QUICK_LAMBDAS, QU
           "The paper's 17 λ, 3 epochs (appendix B.2)": (PAPER_LAMBDAS, CorrectConfig().epochs, 256)}
 TABLE_COLUMNS = ["kind", "lambda", "epoch", "val_acc", "test_acc", "failure_val_acc", "failure_test_acc"]
 REVIEWER_COLUMNS = ["failure_val_acc_reviewer", "failure_test_acc_reviewer"]  # shown when the reviewer labeled
+COLUMN_TITLES = {"kind": "model", "lambda": "λ", "val_acc": "validation", "test_acc": "test",
+                 "failure_val_acc": "failure val", "failure_test_acc": "failure test",
+                 "failure_val_acc_reviewer": "failure val (per sample)",
+                 "failure_test_acc_reviewer": "failure test (per sample)"}
 
 
 def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
@@ -123,8 +127,9 @@ def render_results(ws: Workspace) -> float | None:
                f"(before {before['test_acc']:.1%}), failure scenarios {chosen['failure_test_acc']:.1%} "
                f"(before {before['failure_test_acc']:.1%}){also}.")
     columns = TABLE_COLUMNS + (REVIEWER_COLUMNS if per_sample else [])
-    table = pd.DataFrame([before] + rows).reindex(columns=columns)
-    fmt = {c: "{:.1%}" for c in columns[3:]} | {"lambda": "{:g}"}
+    table = pd.DataFrame([{**before, "kind": "before"}] + rows).reindex(columns=columns)
+    fmt = {COLUMN_TITLES.get(c, c): "{:.1%}" for c in columns[3:]} | {"λ": "{:g}"}
+    table = table.rename(columns=COLUMN_TITLES)
     st.dataframe(table.style.format(fmt, na_rep="–"), hide_index=True,
                  width="stretch")
     lams = sorted({float(r["lambda"]) for r in rows if r["kind"] == "defuse"})

@@ -50,6 +50,12 @@ def start(ws: Workspace, step: str, args: Sequence[str]) -> None:
     Refused (another job runs, a bad argument): the message is shown and the rest of the page still draws,
     with the running job's progress.
     """
+    busy = jobs.running_job(ws)
+    if busy is not None:  # the core refuses it too; here in the page's words
+        name = STEP_WORDS.get(busy.command[0], busy.command[0])
+        st.warning(f"{name} is still running on this project: wait for it to finish, or cancel it, then start "
+                   f"the {STEP_WORDS.get(step, step)} job again.")
+        return
     with guard(f"start the {STEP_WORDS.get(step, step)} job", stop=False):
         jobs.start_job(ws, step, [str(a) for a in args], threads=app_threads())
         st.rerun()
