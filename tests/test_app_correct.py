@@ -111,3 +111,9 @@ def test_in_per_sample_mode_the_chart_plots_the_measure_lambda_was_chosen_on():
     fig = tradeoff_chart(rows, per_sample=True)
     assert list(fig.data[0].y) == [80.0] and "per-sample" in fig.layout.yaxis.title.text
     assert list(tradeoff_chart(rows).data[0].y) == [50.0]
+
+
+def test_exporting_the_chosen_lambda_lets_the_model_card_name_the_rule(run_page, demo_done, started):
+    at = run_page("correct", demo_done)
+    next(b for b in at.button if b.label.startswith("Export the model of λ=")).click().run()
+    assert started == [("export", [])]      # no --lambda: the export records the rule, not "chosen by the user"
