@@ -35,31 +35,14 @@ JOBS = {"identify": ["--samples-per-image", "4000", "--max-per-image", "20", "--
 
 
 def build_project(root: Path, *, quick: bool, failures: int) -> Path:
-    """A finished project: every page has something to show."""
-    from defuse import correction, pipeline
-    from defuse.correct import CorrectConfig
-    from defuse.demo import open_demo_project
-    from defuse.distill import DistillConfig
-    from defuse.embed import EmbedConfig, embed_step
+    """A finished project: every page has something to show (the tests' demo-like project, larger)."""
     from defuse.identify import IdentifyConfig
     from defuse.presets import QUICK
+    from tests.conftest import build_demo_like
 
-    ws = open_demo_project(root)
     cfg = IdentifyConfig(samples_per_image=20, max_per_image=10, subset=64) if quick else QUICK.identify
-    pipeline.identify_step(ws, cfg, device="cpu")
-    if failures:
-        _tile_failures(ws, failures)
-    pipeline.distill_step(ws, DistillConfig(max_components=10, max_iter=20 if quick else 100), on_progress=None)
-    embed_step(ws, EmbedConfig(method="pca", train_points=200))
-    n = len(pipeline.load_scenarios(ws))
-    with pipeline.label_store(ws) as store:
-        store.record(0, "alice", is_failure=True, label=6)
-        store.record(0, "bob", is_failure=True, label=6)
-        if n > 1:
-            store.record(1, "alice", is_failure=False)
-    correction.correct_step(ws, CorrectConfig(lambdas=(1.0,), epochs=1), n_samples=16, device="cpu")
-    correction.export_step(ws)
-    return ws.root
+    return build_demo_like(root, identify_cfg=cfg, distill_iters=20 if quick else 100,
+                           after_identify=(lambda ws: _tile_failures(ws, failures)) if failures else None)
 
 
 def _tile_failures(ws, n: int) -> None:

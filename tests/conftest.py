@@ -11,8 +11,12 @@ ROOT = Path(__file__).resolve().parent.parent
 HAVE_DEMO = (ROOT / "models" / "demo-classifier.json").exists() and (ROOT / "models" / "demo-vae.json").exists()
 
 
-def _build_demo_like(root: Path) -> Path:
-    """The demo project with every step done, tiny: identify 64 images × Q=20, K=10, two annotators, λ=1, 1 epoch."""
+def build_demo_like(root: Path, *, identify_cfg=None, distill_iters: int = 100, after_identify=None) -> Path:
+    """The demo project with every step done, tiny: identify 64 images × Q=20, K=10, two annotators, λ=1, 1 epoch.
+
+    ``identify_cfg`` replaces the tiny search and ``after_identify(ws)`` may change its results
+    (benchmarks/page_render.py builds its projects here too).
+    """
     import torch
 
     from defuse import correction, pipeline
@@ -24,8 +28,11 @@ def _build_demo_like(root: Path) -> Path:
 
     torch.set_num_threads(1)
     ws = open_demo_project(root)
-    pipeline.identify_step(ws, IdentifyConfig(samples_per_image=20, max_per_image=10, subset=64), device="cpu")
-    pipeline.distill_step(ws, DistillConfig(max_components=10), on_progress=None)
+    cfg = identify_cfg or IdentifyConfig(samples_per_image=20, max_per_image=10, subset=64)
+    pipeline.identify_step(ws, cfg, device="cpu")
+    if after_identify is not None:
+        after_identify(ws)
+    pipeline.distill_step(ws, DistillConfig(max_components=10, max_iter=distill_iters), on_progress=None)
     embed_step(ws, EmbedConfig(method="pca", train_points=200))
     n = len(pipeline.load_scenarios(ws))
     with pipeline.label_store(ws) as store:
@@ -43,7 +50,7 @@ def demo_done(tmp_path_factory) -> Path:
     """A finished demo-like project (read-only for tests: copy it with `project_copy` to change it)."""
     if not HAVE_DEMO:
         pytest.skip("demo models not built (python -m defuse demo --rebuild)")
-    return _build_demo_like(tmp_path_factory.mktemp("app") / "demo")
+    return build_demo_like(tmp_path_factory.mktemp("app") / "demo")
 
 
 @pytest.fixture()
