@@ -1,13 +1,14 @@
 """Checkpoints: safetensors weights + a JSON sidecar that says how to rebuild the network.
 
-Loading never unpickles: our own checkpoints are safetensors; a user's ``.pt`` state dict goes
-through ``torch.load(weights_only=True)``; anything that needs full unpickling is refused unless
-the caller passes ``allow_pickle=True`` (the user's explicit opt-in for a file they trust).
+The safe path is safetensors + an architecture by name (built-in, or the user's own ``module:Class``).
+A format that can run code when loaded — a pickle beyond ``weights_only``, TorchScript, torch.export
+(:mod:`defuse.model_files`) — is opened only when :mod:`defuse.trust` says this user trusts that file's
+checksum, or the caller passes ``trust_code=True`` for the user's explicit opt-in. The format is read
+from the content, and a sidecar's checksum is verified before the file it names is opened.
 """
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Optional
 
@@ -16,8 +17,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from . import atomic
-from .nets import build_classifier, build_vae
+from . import atomic, code_models, trust
+from .model_files import PICKLE, SAFETENSORS, detect_format
+from .nets import arch_kwargs_for, build_classifier, build_vae
 
 FORMAT_VERSION = 1
 KINDS = ("classifier", "vae")
@@ -80,7 +82,7 @@ def _mismatch(model: nn.Module, state: dict) -> str:
     return "; ".join(parts) or "the state dict does not load"
 
 
-def _load_state(model: nn.Module, state: dict, source) -> nn.Module:
+def load_state_into(model: nn.Module, state: dict, source) -> nn.Module:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -91,8 +93,13 @@ def _load_state(model: nn.Module, state: dict, source) -> nn.Module:
     return model.eval()
 
 
-def load_model(path, *, kind: Optional[str] = None, verify: bool = True) -> tuple[nn.Module, dict]:
-    """Rebuild a network from a Defuse checkpoint; returns ``(model, sidecar)``."""
+def load_model(path, *, kind: Optional[str] = None, verify: bool = True,
+               trust_code: bool = False) -> tuple[nn.Module, dict]:
+    """Rebuild a network from a Defuse checkpoint; returns ``(model, sidecar)``.
+
+    A sidecar may point at a TorchScript / torch.export file (a user's classifier kept in its format):
+    that file is verified against the sidecar's checksum, then opened only if this user trusts it.
+    """
     weights_path, meta_path = _paths(path)
     meta = read_meta(meta_path)
     weights_path = weights_path.with_name(meta.get("weights_file", weights_path.name))
@@ -103,69 +110,39 @@ def load_model(path, *, kind: Optional[str] = None, verify: bool = True) -> tupl
     if verify and meta.get("sha256") and atomic.sha256_file(weights_path) != meta["sha256"]:
         raise ValueError(f"{weights_path} does not match the checksum in its sidecar: the file is corrupt "
                          "or was replaced. Re-run the step that made it.")
-    if meta["architecture"] in EXTERNAL_FORMATS:
-        return EXTERNAL_FORMATS[meta["architecture"]](weights_path.with_name(meta["weights_file"])), meta
+    if meta["architecture"] in code_models.LOADERS:
+        # a sidecar from elsewhere grants nothing: the checksum must be in this user's trust store
+        trust.require(weights_path, meta["architecture"], trust_code=trust_code,
+                      sha256=meta.get("sha256") if verify else None)
+        return code_models.LOADERS[meta["architecture"]](weights_path), meta
     build = build_classifier if meta["kind"] == "classifier" else build_vae
     try:
         model = build(meta["architecture"], **meta["arch_kwargs"])
     except TypeError as e:
         raise ValueError(f"{meta_path}: arch_kwargs do not fit {meta['architecture']} ({e})") from e
-    return _load_state(model, _read_safetensors(weights_path), weights_path), meta
+    return load_state_into(model, _read_safetensors(weights_path), weights_path), meta
 
 
-class _ExternalClassifier(nn.Module):
-    """Wraps a TorchScript / torch.export module that takes images in [0, 1]."""
-
-    def __init__(self, module):
-        super().__init__()
-        self.module = module
-
-    def forward(self, x):
-        return self.module(x)
+EXTERNAL_FORMATS = tuple(code_models.LOADERS)  # architectures that are a file's own code, not a name
 
 
-def _load_export(path: Path) -> nn.Module:
+def _torch_load_state(path: Path, trust_code: bool) -> dict:
+    """A ``torch.save`` file's state dict: the safe ``weights_only`` reader first; the general unpickler
+    only for a file this user trusts."""
     try:
-        return _ExternalClassifier(torch.export.load(str(path)).module()).eval()
-    except Exception as e:
-        raise ValueError(f"{path} is not a loadable torch.export program ({e})") from e
-
-
-def _load_torchscript(path: Path) -> nn.Module:
-    # TorchScript archives are read by TorchScript's own restricted loader, not by a general unpickler.
-    try:
-        return torch.jit.load(str(path), map_location="cpu").eval()
-    except Exception as e:
-        raise ValueError(f"{path} is not a loadable TorchScript file ({e})") from e
-
-
-EXTERNAL_FORMATS = {"torch.export": _load_export, "torchscript": _load_torchscript}
-
-
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as z:
-        return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
-
-
-def _torch_load_state(path: Path, allow_pickle: bool) -> dict:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises UnpicklingError and others for unsafe or broken files
-        if allow_pickle or "Weights only load failed" not in str(e):  # not a refused pickle: a broken file
-            first = str(e).strip().splitlines()[0].split(". ")[0][:160] if str(e).strip() else ""
-            why = f"{type(e).__name__}: {first}" if len(first) > 8 else type(e).__name__
-            raise ValueError(f"{path} is not a readable PyTorch checkpoint ({why}); pick the "
+        if "Weights only load failed" not in str(e):  # not a refused pickle: a broken file
+            raise ValueError(f"{path} is not a readable PyTorch checkpoint ({_first_words(e)}); pick the "
                              ".safetensors, .pt or .pth file the model was saved to") from e
-        raise ValueError(
-            f"{path} is a pickle that holds more than plain tensors, and unpickling it could run code. "
-            "Defuse refused it. Convert it where you trust it: "
-            "`safetensors.torch.save_file(model.state_dict(), 'model.safetensors')`, or, if you trust this "
-            "file, opt in explicitly with --allow-pickle (allow_pickle=True in Python)."
-        ) from e
+        trust.require(path, PICKLE, trust_code=trust_code)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e2:
+            raise ValueError(f"{path} could not be unpickled ({_first_words(e2)}): the code it needs may be "
+                             "missing here") from e2
     if isinstance(obj, nn.Module):
-        return obj.state_dict()
+        obj = obj.state_dict()
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -173,32 +150,54 @@ def _torch_load_state(path: Path, allow_pickle: bool) -> dict:
     return obj
 
 
-def load_classifier(path, *, architecture: Optional[str] = None, arch_kwargs: Optional[dict] = None,
-                    allow_pickle: bool = False) -> tuple[nn.Module, dict]:
+def load_pickled_module(path, *, trust_code: bool = False) -> Optional[nn.Module]:
+    """The network object of a ``torch.save(model)`` file (for conversion), or None for a plain state dict.
+    A full pickle is unpickled only when this user trusts the file."""
+    path = Path(path)
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+        return None  # the safe reader took it: tensors only, no network object inside
+    except Exception as e:
+        if "Weights only load failed" not in str(e):
+            raise ValueError(f"{path} is not a readable PyTorch checkpoint ({_first_words(e)})") from e
+    trust.require(path, PICKLE, trust_code=trust_code)
+    obj = torch.load(path, map_location="cpu", weights_only=False)
+    return obj if isinstance(obj, nn.Module) else None
+
+
+def _first_words(e: Exception) -> str:
+    first = str(e).strip().splitlines()[0].split(". ")[0][:160] if str(e).strip() else ""
+    return f"{type(e).__name__}: {first}" if len(first) > 8 else type(e).__name__
+
+
+def load_classifier(path, *, architecture: Optional[str] = None, geometry: Optional[dict] = None,
+                    arch_kwargs: Optional[dict] = None, trust_code: bool = False) -> tuple[nn.Module, dict]:
     """Load a classifier from any supported file; returns ``(model, sidecar-like meta)``.
 
     - Defuse checkpoint (``.safetensors`` + ``.json``): rebuilt from its sidecar.
-    - bare ``.safetensors`` or a ``.pt``/``.pth`` state dict: loaded into ``architecture`` built with
-      ``arch_kwargs`` (channels, image_size, num_classes) — the caller takes those from the data.
-    - TorchScript archive or ``torch.export`` ``.pt2`` file: used as it is (input: images in [0, 1]).
+    - bare safetensors or a ``torch.save`` state dict: loaded into ``architecture`` — a built-in name or
+      the user's ``module:Class`` — built from the data's ``geometry`` (channels, image_size, num_classes;
+      for ``module:Class`` those its constructor accepts) and the user's own ``arch_kwargs``.
+    - TorchScript or torch.export: used as it is (input: images in [0, 1]).
+    The format is read from the content; code-bearing files need the user's trust (``trust_code``).
     """
     path = Path(path)
     if not path.exists():
         raise ValueError(f"classifier file {path} does not exist")
     if path.suffix in (".safetensors", ".json") and _paths(path)[1].exists():
-        return load_model(path, kind="classifier")
-    if path.suffix == ".pt2":
-        return _load_export(path), {"kind": "classifier", "architecture": "torch.export"}
-    if _is_torchscript(path):
-        return _load_torchscript(path), {"kind": "classifier", "architecture": "torchscript"}
+        return load_model(path, kind="classifier", trust_code=trust_code)
+    fmt = detect_format(path)
+    if fmt in code_models.LOADERS:
+        trust.require(path, fmt, trust_code=trust_code)
+        return code_models.LOADERS[fmt](path), {"kind": "classifier", "architecture": fmt}
     if architecture is None:
-        raise ValueError(f"{path} holds bare weights: say which built-in network they belong to with "
-                         "--architecture (paper-cnn or resnet18)")
-    is_safetensors = path.suffix == ".safetensors"
-    state = _read_safetensors(path) if is_safetensors else _torch_load_state(path, allow_pickle)
-    model = build_classifier(architecture, **(arch_kwargs or {}))
-    return _load_state(model, state, path), {"kind": "classifier", "architecture": architecture,
-                                             "arch_kwargs": arch_kwargs or {}}
+        raise ValueError(f"{path} holds bare weights: name the network they belong to with --architecture: "
+                         "a built-in one (paper-cnn, resnet18) or your own class as module:Class")
+    state = _read_safetensors(path) if fmt == SAFETENSORS else _torch_load_state(path, trust_code)
+    kwargs = arch_kwargs_for(architecture, geometry or {}, arch_kwargs)
+    model = build_classifier(architecture, **kwargs)
+    return load_state_into(model, state, path), {"kind": "classifier", "architecture": architecture,
+                                             "arch_kwargs": kwargs}
 
 
 def import_external(src, dest, *, architecture: str, class_names: list, extra: Optional[dict] = None) -> dict:
@@ -211,6 +210,23 @@ def import_external(src, dest, *, architecture: str, class_names: list, extra: O
             "weights_file": weights.name, "sha256": atomic.sha256_file(weights), **(extra or {})}
     atomic.write_json(meta_path, meta)
     return meta
+
+
+def trusted_workspace_files(root) -> list[str]:
+    """Trust the code-bearing model files of the workspace at ``root`` whose bytes match their sidecar
+    (the user's ``--trust-code`` on a workspace command); returns their checksums."""
+    trusted = []
+    for meta_path in sorted(Path(root).glob("*/*.json")):
+        try:
+            meta = atomic.read_json(meta_path, fix="re-create the checkpoint")
+        except ValueError:  # not every JSON of a workspace is a sidecar; a broken one is not ours to judge here
+            continue
+        if not isinstance(meta, dict) or meta.get("architecture") not in EXTERNAL_FORMATS:
+            continue
+        weights = meta_path.with_name(str(meta.get("weights_file", "")))
+        if weights.is_file() and meta.get("sha256") == atomic.sha256_file(weights):
+            trusted.append(trust.trust(weights, meta["architecture"], meta["sha256"]))
+    return trusted
 
 
 def check_compatible(meta: dict, *, channels: int, image_size: int, num_classes: int, what: str) -> None:

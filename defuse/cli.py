@@ -43,6 +43,9 @@ def _common(p: argparse.ArgumentParser, workspace: bool = True) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: DEFUSE_THREADS or all)")
     p.add_argument("--progress-jsonl", default=None, help="append JSON-lines progress events to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--trust-code", action="store_true",
+                   help="you trust the model files this command loads (TorchScript, torch.export, full pickles: "
+                        "loading them runs code they carry); their checksums are remembered for you")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +79,8 @@ def main(argv=None) -> int:
     _help, _add, run = COMMANDS[args.command]
     sink.event({"event": "started", "command": args.command, "pid": os.getpid()})
     try:
+        if args.trust_code:
+            trust_command_files(args)
         result = run(args, sink)
     except Cancelled as e:
         sink.event({"event": "cancelled", "message": str(e)})
@@ -85,13 +90,42 @@ def main(argv=None) -> int:
     except ValueError as e:
         sink.event({"event": "error", "message": str(e)})
         sink.close()
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}{_flag_hint(e)}", file=sys.stderr)
         return 2
     sink.event({"event": "finished", "result": result if isinstance(result, dict) else None})
     sink.close()
     if result is not None:
         print(json.dumps(result, indent=2, default=str) if getattr(args, "json", False) else _human(result))
     return 0
+
+
+MODEL_ARGS = ("classifier", "vae", "reviewer", "baseline", "source")
+
+
+def trust_command_files(args) -> list[str]:
+    """``--trust-code``: the model files named on the command line and the workspace's code-bearing models
+    become trusted by this user (by checksum; a workspace's file only when it matches its sidecar)."""
+    from . import trust
+    from .checkpoints import trusted_workspace_files
+    from .model_files import CODE_FORMATS, detect_format
+
+    trusted = []
+    for name in MODEL_ARGS:
+        value = getattr(args, name, None)
+        if isinstance(value, (str, os.PathLike)) and Path(value).is_file():
+            fmt = detect_format(value) if Path(value).suffix != ".json" else None
+            if fmt in CODE_FORMATS:
+                trusted.append(trust.trust(value, fmt))
+    if getattr(args, "workspace", None) and resolve_workspace(args.workspace).is_dir():
+        trusted += trusted_workspace_files(resolve_workspace(args.workspace))
+    return trusted
+
+
+def _flag_hint(e: ValueError) -> str:
+    """The CLI's words for an opt-in the core describes in words that fit the app too."""
+    from .trust import UntrustedCodeError
+
+    return " Pass --trust-code to opt in for it." if isinstance(e, UntrustedCodeError) else ""
 
 
 def _human(result) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from . import project
 from .cli import register, resolve_workspace
@@ -38,13 +39,32 @@ def dataset_spec_from_args(args) -> DatasetSpec:
 def _init_args(p):
     p.add_argument("--workspace", "-w", required=True, help="project folder, or a name under DEFUSE_HOME")
     add_dataset_args(p)
-    p.add_argument("--classifier", default=None, help="the classifier to debug (.safetensors, .pt, TorchScript, .pt2)")
-    p.add_argument("--architecture", default=None, help="built-in network for bare weights: paper-cnn, resnet18")
+    p.add_argument("--classifier", default=None,
+                   help="the classifier to debug: safetensors (safe), a .pt state dict, or TorchScript / torch.export "
+                        "/ a full pickle (these carry code: refused unless you pass --trust-code)")
+    add_architecture_args(p)
     p.add_argument("--vae", default=None, help="a Defuse β-VAE checkpoint (.json/.safetensors)")
     p.add_argument("--demo-models", action="store_true", help="use the demo classifier and VAE in models/")
-    p.add_argument("--allow-pickle", action="store_true",
-                   help="let a .pt file you trust be fully unpickled (can run code: never for untrusted files)")
     p.add_argument("--force", action="store_true", help="replace the settings of an existing workspace")
+
+
+def add_architecture_args(p) -> None:
+    p.add_argument("--architecture", default=None,
+                   help="the network of bare weights: paper-cnn, resnet18, or your own class as module:Class "
+                        "(e.g. my_nets:SignNet; the module must be importable)")
+    p.add_argument("--arch-kwargs", type=_json_object, default=None,
+                   help="JSON constructor arguments beyond the data's channels, image size and classes, "
+                        "e.g. '{\"width\": 64}'")
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON ({e.msg}): give an object like '{{\"width\": 64}}'") from e
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object like '{{\"width\": 64}}'; got {text!r}")
+    return value
 
 
 def _init(args, sink):
@@ -52,8 +72,8 @@ def _init(args, sink):
     if args.demo_models:
         classifier, vae = classifier or project.DEMO_CLASSIFIER, vae or project.DEMO_VAE
     ws = project.init_project(resolve_workspace(args.workspace), dataset_spec_from_args(args),
-                              classifier=classifier, architecture=args.architecture, vae=vae,
-                              allow_pickle=args.allow_pickle, force=args.force)
+                              classifier=classifier, architecture=args.architecture, arch_kwargs=args.arch_kwargs,
+                              vae=vae, trust_code=args.trust_code, force=args.force)
     return f"created {ws.root}\n" + _status_lines(ws)
 
 
@@ -183,3 +203,52 @@ def _demo(args, sink):
 
 
 register("demo", "create the demo project (or --rebuild the demo models)", _demo_args, _demo)
+
+
+# --- convert ----------------------------------------------------------------------------------------
+@_no_workspace
+def _convert_args(p):
+    p.add_argument("source", nargs="?", default=None,
+                   help="the TorchScript / torch.export / pickle / bare-weights file to convert")
+    p.add_argument("--workspace", "-w", default=None,
+                   help="convert this project's classifier in place (instead of SOURCE and --out)")
+    p.add_argument("--out", default=None, help="where to write NAME.safetensors + NAME.json")
+    p.add_argument("--input-shape", default=None,
+                   help="C,H,W of the images the classifier takes (default: the project's; needed without -w)")
+    add_architecture_args(p)
+
+
+def _convert(args, sink):
+    from .convert import convert_classifier
+
+    if not args.architecture:
+        raise ValueError("name the network the file was made from: --architecture paper-cnn, resnet18 or "
+                         "module:Class of your own code")
+    if args.workspace:
+        if args.source or args.out:
+            raise ValueError("give either -w (convert the project's classifier in place) or SOURCE with --out")
+        ws = Workspace.open(resolve_workspace(args.workspace))
+        project.convert_classifier_in_place(ws, args.architecture, arch_kwargs=args.arch_kwargs,
+                                            trust_code=args.trust_code, device=args.device)
+        return f"converted the classifier of {ws.root} to safetensors + {args.architecture}\n" + _status_lines(ws)
+    if not args.source or not args.out:
+        raise ValueError("give the file to convert and --out DEST (or -w to convert a project's classifier)")
+    meta = convert_classifier(args.source, args.out, architecture=args.architecture,
+                              input_shape=_input_shape(args.input_shape), arch_kwargs=args.arch_kwargs,
+                              trust_code=args.trust_code)
+    return (f"wrote {meta['weights_file']} and its sidecar: {args.architecture} with {meta['arch_kwargs']}; "
+            f"outputs match the original within {meta['converted_from']['max_output_gap']:.2g}")
+
+
+def _input_shape(text) -> tuple:
+    try:
+        shape = tuple(int(v) for v in str(text).split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"--input-shape must be C,H,W such as 3,32,32; got {text!r}")
+    return shape
+
+
+register("convert", "turn a trusted TorchScript / torch.export / pickle classifier into safetensors + "
+         "its architecture (safe to load, fine-tunable)", _convert_args, _convert)

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from . import correction, pipeline, project
 from .cli import register, resolve_workspace
-from .commands import _status_lines, add_dataset_args, dataset_spec_from_args
+from .commands import _status_lines, add_architecture_args, add_dataset_args, dataset_spec_from_args
 from .commands_pipeline import _ws, add_reviewer_args, reviewer_from_args
 from .correct import FAILURE_LABELS, PAPER_LAMBDAS, CorrectConfig
 from .presets import PRESETS
@@ -82,7 +82,7 @@ def _run_args(p):
     p.add_argument("--preset", default=None, choices=sorted(PRESETS), help="paper (default), quick, smoke (tests)")
     p.add_argument("--classifier", default=None, help="classifier to debug (default: demo model for mnist-sample, "
                    "else trained)")
-    p.add_argument("--architecture", default=None)
+    add_architecture_args(p)
     p.add_argument("--failure-labels", choices=FAILURE_LABELS, default="scenario",
                    help="D_f labels: one per scenario (paper) or the reviewer's per sample")
 
@@ -97,7 +97,8 @@ def _ensure_project(args) -> Workspace:
     spec = dataset_spec_from_args(args)
     demo = spec.source == "mnist-sample" and args.classifier is None
     return project.init_project(root, spec, classifier=project.DEMO_CLASSIFIER if demo else args.classifier,
-                                architecture=args.architecture, vae=project.DEMO_VAE if demo else None)
+                                architecture=args.architecture, arch_kwargs=args.arch_kwargs,
+                                vae=project.DEMO_VAE if demo else None, trust_code=args.trust_code)
 
 
 def _run(args, sink):

@@ -16,30 +16,14 @@ from typing import Optional
 import torch
 from torch import nn
 
-from . import __version__, atomic
+from . import __version__, atomic, trust
 from .checkpoints import save_model
+from .code_models import WRITERS
 from .correct import Sweep
 from .data import DatasetSpec, ImageData, describe
 
 CARD_METRICS = ("train_acc", "val_acc", "test_acc", "failure_val_acc", "failure_test_acc",
                 "failure_test_acc_reviewer", "failure_test_acc_per_scenario")
-
-
-def _save_torchscript(model: nn.Module, path: Path, example: torch.Tensor) -> None:
-    model = model.eval()
-    script = model if isinstance(model, torch.jit.ScriptModule) else torch.jit.trace(model, example)
-    with atomic.atomic_path(path) as tmp:
-        torch.jit.save(script, str(tmp))
-
-
-def _save_exported(model: nn.Module, path: Path, example: torch.Tensor) -> None:
-    program = torch.export.export(model.eval(), (example,))
-    with atomic.atomic_path(path) as tmp:
-        torch.export.save(program, str(tmp))
-
-
-# the formats checkpoints.EXTERNAL_FORMATS can load, and how to write them
-EXTERNAL_WRITERS = {"torchscript": (".pt", _save_torchscript), "torch.export": (".pt2", _save_exported)}
 
 
 def _dataset_dict(dataset) -> dict:
@@ -105,10 +89,12 @@ def _write_checkpoint(model, meta, out: Path, name: str, sweep: Sweep, data: dic
                          arch_kwargs=meta.get("arch_kwargs", {}), class_names=meta.get("class_names"),
                          config=meta.get("config"), metrics=metrics, extra=extra)
     files = {"weights": f"{name}.safetensors", "sidecar": f"{name}.json"}
-    if arch in EXTERNAL_WRITERS:
+    if arch in WRITERS:
         # load_model opens such a network through its own format: point the sidecar there.
-        suffix, write = EXTERNAL_WRITERS[arch]
+        suffix, write = WRITERS[arch]
         write(model, out / f"{name}{suffix}", _example_input(meta, sweep, example))
+        # written here from a network the user trusted: the user's own output, so loading it back is allowed
+        trust.trust(out / f"{name}{suffix}", arch)
         sidecar.update(weights_file=f"{name}{suffix}", sha256=atomic.sha256_file(out / f"{name}{suffix}"),
                        state_dict_file=f"{name}.safetensors")
         atomic.write_json(out / f"{name}.json", sidecar)

@@ -25,7 +25,6 @@ the CLI decides it (see :func:`defuse.devices.configure_threads`).
 from __future__ import annotations
 
 import contextlib
-import copy
 import sys
 from dataclasses import dataclass
 
@@ -34,6 +33,7 @@ import torch
 from torch import nn
 
 from .devices import resolve_device
+from .nets import copy_model
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PRECISION_CHOICES = ("auto", *PRECISIONS)
@@ -116,9 +116,10 @@ def plan_inference(device: torch.device, precision: str = "auto",
 
 def prepare_model(model: nn.Module, plan: InferencePlan) -> nn.Module:
     """A copy of ``model`` in eval mode on the plan's device and layout (the caller's model is untouched)."""
-    model = copy.deepcopy(model).eval().to(plan.device)
+    model = copy_model(model).eval().to(plan.device)
     if plan.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        with torch.no_grad():  # keeps a TorchScript module's parameters leaves (see copy_model)
+            model = model.to(memory_format=torch.channels_last)
     for p in model.parameters():
         p.requires_grad_(False)
     return model
@@ -214,7 +215,7 @@ def _on_device(model: nn.Module, device) -> tuple[nn.Module, torch.device]:
         return model, here
     dev = resolve_device(device)
     same = dev.type == here.type and (dev.index is None or dev.index == here.index)
-    return (model, here) if same else (copy.deepcopy(model).to(dev), dev)
+    return (model, here) if same else (copy_model(model).to(dev), dev)
 
 
 @contextlib.contextmanager

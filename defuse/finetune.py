@@ -3,7 +3,6 @@ and the on-disk store of finished λs that makes a sweep resumable (used by :mod
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,18 +15,9 @@ from torch.func import functional_call, stack_module_state, vmap
 from torch.nn import functional as F
 
 from . import atomic
+from .nets import copy_model
 
 # ------------------------------------------------------------------ trainers: one λ, or a stack of λ
-
-def copy_model(model: nn.Module) -> nn.Module:
-    # Copied with grad on, a TorchScript module gets non-leaf parameters (Adam refuses them); with grad off,
-    # parameters that do not require grad: so copy without grad, then restore which ones train.
-    with torch.no_grad():
-        twin = copy.deepcopy(model)
-    for p, q in zip(twin.parameters(), model.parameters(), strict=True):
-        p.requires_grad_(q.requires_grad)
-    return twin
-
 
 class SingleTrainer:
     """One fresh copy of the classifier, trained the ordinary way (works for TorchScript too)."""

@@ -7,6 +7,9 @@ which is what a checkpoint's JSON sidecar records.
 
 from __future__ import annotations
 
+import copy
+import importlib
+import inspect
 import math
 
 import torch
@@ -143,13 +146,78 @@ VAES = {"beta-vae": BetaVAE}
 
 def _lookup(table: dict, name: str, what: str):
     if name not in table:
-        raise ValueError(f"unknown {what} architecture {name!r}; choose one of {sorted(table)}")
+        raise ValueError(f"unknown {what} architecture {name!r}; choose one of {sorted(table)}, "
+                         "or name your own network class as module:Class")
     return table[name]
 
 
+def is_user_architecture(name: str) -> bool:
+    """``"my_package.nets:SignNet"``: a network class of the user's own code, named explicitly."""
+    return ":" in str(name)
+
+
+def user_class(name: str) -> type:
+    """The ``nn.Module`` subclass that ``module:Class`` names (importing the module, as Python would)."""
+    module_name, _, class_name = str(name).partition(":")
+    if not module_name or not class_name:
+        raise ValueError(f"a network of your own is named module:Class, e.g. my_nets:SignNet; got {name!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"cannot import {module_name!r} for the network {name!r} ({e}). Make it importable: "
+                         "install your package, run from the folder that holds the module, or add that folder "
+                         "to PYTHONPATH") from e
+    cls = module
+    for part in class_name.split("."):
+        cls = getattr(cls, part, None)
+    # Only a network class is built: a name like os:system must never be called with the sidecar's kwargs.
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ValueError(f"{name!r} does not name an nn.Module subclass in {module_name!r}")
+    return cls
+
+
+# The data's geometry under the names networks commonly give it, so a user's class gets what it accepts.
+GEOMETRY_NAMES = {"channels": ("channels", "in_channels", "in_chans", "num_channels"),
+                  "image_size": ("image_size", "img_size", "input_size"),
+                  "num_classes": ("num_classes", "n_classes", "classes")}
+
+
+def arch_kwargs_for(name: str, geometry: dict, explicit: dict | None = None) -> dict:
+    """The constructor arguments of ``name``: the data's geometry (for ``module:Class``, under the
+    parameter names its ``__init__`` takes), overridden by the user's ``explicit`` ones."""
+    if not is_user_architecture(name):
+        return {**geometry, **(explicit or {})}
+    params = inspect.signature(user_class(name).__init__).parameters
+    kwargs = {}
+    for key, names in GEOMETRY_NAMES.items():
+        for n in names:
+            if n in params and key in geometry:
+                kwargs[n] = geometry[key]
+                break
+    return {**kwargs, **(explicit or {})}
+
+
 def build_classifier(architecture: str, **kwargs) -> nn.Module:
-    """Build a classifier from its name and the kwargs recorded in its sidecar."""
+    """Build a classifier from its name (built-in, or ``module:Class``) and the kwargs in its sidecar."""
+    if is_user_architecture(architecture):
+        try:
+            return user_class(architecture)(**kwargs)
+        except TypeError as e:
+            raise ValueError(f"{architecture} cannot be built with {kwargs} ({e}); give its constructor "
+                             "arguments as JSON (--arch-kwargs)") from e
     return _lookup(CLASSIFIERS, architecture, "classifier")(**kwargs)
+
+
+def copy_model(model: nn.Module) -> nn.Module:
+    """A deep copy that trains like the original, for any network, TorchScript included."""
+    # Copied with grad on, a TorchScript module gets non-leaf parameters (optimizers and requires_grad_
+    # refuse them); with grad off, parameters that do not require grad: so copy without grad, then
+    # restore which ones train.
+    with torch.no_grad():
+        twin = copy.deepcopy(model)
+    for p, q in zip(twin.parameters(), model.parameters(), strict=True):
+        p.requires_grad_(q.requires_grad)
+    return twin
 
 
 def build_vae(architecture: str = "beta-vae", **kwargs) -> BetaVAE:

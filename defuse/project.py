@@ -14,6 +14,7 @@ from torch import nn
 
 from . import checkpoints
 from .data import DatasetSpec, ImageData, describe, load_dataset
+from .preflight import check_pipeline_ready
 from .progress import ProgressFn
 from .train import TrainConfig, VAEConfig, fidelity_warning, train_classifier, train_vae, vae_fidelity
 from .workspace import CLASSIFIER, VAE, Workspace
@@ -63,37 +64,49 @@ def _copy_checkpoint(src_json: Path, ws: Workspace, rel_json: str) -> None:
 
 
 def import_classifier(ws: Workspace, path, *, architecture: Optional[str] = None,
-                      allow_pickle: bool = False) -> dict:
-    """Check a user's classifier against the workspace data and store it as the project's classifier."""
+                      arch_kwargs: Optional[dict] = None, trust_code: bool = False, device="auto") -> dict:
+    """Check a user's classifier against the workspace data and store it as the project's classifier.
+
+    The check is a dry run of every step the pipeline will ask of it (:mod:`defuse.preflight`), so a
+    network that cannot be searched, fine-tuned or exported is refused here, in seconds.
+    """
     data = load_data(ws)
     geometry = dict(channels=data.channels, image_size=data.image_size, num_classes=data.num_classes)
-    model, meta = checkpoints.load_classifier(path, architecture=architecture, arch_kwargs=geometry,
-                                              allow_pickle=allow_pickle)
+    model, meta = checkpoints.load_classifier(path, architecture=architecture, geometry=geometry,
+                                              arch_kwargs=arch_kwargs, trust_code=trust_code)
     checkpoints.check_compatible(meta, what="classifier", **geometry)
-    _check_runs_on(model, data)
+    split = data.val if len(data.val) >= 2 else data.train
+    checks = check_pipeline_ready(model, split.images[:4], split.labels[:4], num_classes=data.num_classes,
+                                  device=device, architecture=meta["architecture"])
+    extra = {"source": str(path), "pipeline_checks": checks}
     if meta["architecture"] in checkpoints.EXTERNAL_FORMATS:
         checkpoints.import_external(path, ws.path(CLASSIFIER), architecture=meta["architecture"],
-                                    class_names=data.class_names, extra={"source": str(path)})
+                                    class_names=data.class_names, extra=extra)
     else:
         checkpoints.save_model(model, ws.path(CLASSIFIER), kind="classifier", architecture=meta["architecture"],
                                arch_kwargs=meta.get("arch_kwargs", geometry), class_names=data.class_names,
-                               config=meta.get("config"), metrics=meta.get("metrics"),
-                               extra={"source": str(path)})
+                               config=meta.get("config"), metrics=meta.get("metrics"), extra=extra)
     return ws.record_step("classifier", config={"imported_from": str(path)}, metrics=meta.get("metrics"))
 
 
-def _check_runs_on(model: nn.Module, data: ImageData) -> None:
-    import torch
+def convert_classifier_in_place(ws: Workspace, architecture: str, *, arch_kwargs: Optional[dict] = None,
+                                trust_code: bool = False, device="auto") -> dict:
+    """Replace the project's code-bearing classifier by safetensors + ``architecture`` (same outputs, checked)."""
+    from .convert import convert_classifier
 
-    x = data.val.images[:2] if len(data.val) else data.train.images[:2]
+    data, old = load_data(ws), ws.load_json(CLASSIFIER, {})
+    dest = ws.path("classifier/converted")
+    convert_classifier(ws.path(CLASSIFIER), dest, architecture=architecture,
+                       input_shape=(data.channels, data.image_size, data.image_size), arch_kwargs=arch_kwargs,
+                       class_names=data.class_names, trust_code=trust_code)
     try:
-        with torch.no_grad():
-            out = model(x)
-    except Exception as e:  # a foreign model can fail in any way; say what the data looked like
-        raise ValueError(f"the classifier fails on this data's images of shape {tuple(x.shape[1:])}: {e}") from e
-    if out.ndim != 2 or out.shape[1] != data.num_classes:
-        raise ValueError(f"the classifier outputs shape {tuple(out.shape)} but the data has "
-                         f"{data.num_classes} classes: expected (N, {data.num_classes}) logits")
+        record = import_classifier(ws, dest.with_suffix(".json"), device=device)
+    finally:
+        for suffix in (".json", ".safetensors"):
+            dest.with_suffix(suffix).unlink(missing_ok=True)
+    if old.get("weights_file") not in (None, "model.safetensors"):  # the code-bearing original goes
+        ws.path(f"classifier/{old['weights_file']}").unlink(missing_ok=True)
+    return record
 
 
 def import_vae(ws: Workspace, path) -> dict:
@@ -105,8 +118,8 @@ def import_vae(ws: Workspace, path) -> dict:
     return ws.record_step("vae", config={"imported_from": str(path)}, metrics=meta.get("metrics"))
 
 
-def init_project(root, spec: DatasetSpec, *, classifier=None, architecture=None, vae=None,
-                 allow_pickle: bool = False, force: bool = False) -> Workspace:
+def init_project(root, spec: DatasetSpec, *, classifier=None, architecture=None, arch_kwargs=None, vae=None,
+                 trust_code: bool = False, force: bool = False) -> Workspace:
     """Create a workspace for ``spec`` (loading the data once to check it) and import models given."""
     data = load_dataset(spec)
     _DATA_CACHE.clear()
@@ -115,7 +128,8 @@ def init_project(root, spec: DatasetSpec, *, classifier=None, architecture=None,
     ws = Workspace.create(root, {"dataset": spec.to_dict(), "class_names": data.class_names}, overwrite=force)
     try:
         if classifier:
-            import_classifier(ws, classifier, architecture=architecture, allow_pickle=allow_pickle)
+            import_classifier(ws, classifier, architecture=architecture, arch_kwargs=arch_kwargs,
+                              trust_code=trust_code)
         if vae:
             import_vae(ws, vae)
     except Exception:

@@ -175,10 +175,11 @@ class Reviewer:
                              f"{len(index.get('members') or [])} members)")
         members, metas = [], []
         for entry in index["members"]:
-            model, meta = checkpoints.load_model(Path(folder) / entry["checkpoint"], kind="classifier")
-            if meta.get("sha256") != entry.get("sha256"):
+            # checksums first, then loading: the index vouches for each sidecar, the sidecar for its weights
+            if checkpoints.read_meta(Path(folder) / entry["checkpoint"]).get("sha256") != entry.get("sha256"):
                 raise ValueError(f"{entry['checkpoint']} does not match the checksum in {index_path}: a member "
                                  "was replaced. Save the reviewer again.")
+            model, meta = checkpoints.load_model(Path(folder) / entry["checkpoint"], kind="classifier")
             members.append(model)
             metas.append(meta)
         return cls(members, metas, class_names=index.get("class_names"), name=index["name"], rho=index["rho"],
@@ -187,10 +188,10 @@ class Reviewer:
     @classmethod
     def from_classifier_checkpoint(cls, path, *, name: str = "auto-reviewer", rho: float = 0.5,
                                    samples_per_scenario: int = 10, architecture: str | None = None,
-                                   arch_kwargs: dict | None = None, allow_pickle: bool = False) -> Reviewer:
+                                   geometry: dict | None = None, trust_code: bool = False) -> Reviewer:
         """A one-member reviewer from any classifier file :func:`defuse.checkpoints.load_classifier` reads."""
-        model, meta = checkpoints.load_classifier(path, architecture=architecture, arch_kwargs=arch_kwargs,
-                                                  allow_pickle=allow_pickle)
+        model, meta = checkpoints.load_classifier(path, architecture=architecture, geometry=geometry,
+                                                  trust_code=trust_code)
         return cls([model], [meta], class_names=meta.get("class_names"), name=name, rho=rho,
                    samples_per_scenario=samples_per_scenario, config={"source": str(path)})
 

@@ -4,6 +4,7 @@ import streamlit as st
 
 from defuse.ui import jobs
 from defuse.ui.errors import guard
+from defuse.ui.model_import import convert_form
 from defuse.ui.nav import link, open_project
 from defuse.ui.setup import classifier_source, live_loss, model_summary, reconstructions, render_data, vae_source
 
@@ -15,9 +16,12 @@ with guard("load the data"):
     render_data(ws)
 
 st.subheader("Classifier")
-model_summary(ws, "classifier")
+with guard("load the classifier", stop=False):
+    model_summary(ws, "classifier")
 with guard("set up the classifier", stop=False):
     classifier_source(ws)
+with guard("convert the classifier", stop=False):
+    convert_form(ws)
 
 st.subheader("β-VAE")
 model_summary(ws, "vae")

@@ -45,6 +45,15 @@ def build_demo_like(root: Path, *, identify_cfg=None, distill_iters: int = 100, 
     return ws.root
 
 
+@pytest.fixture(autouse=True)
+def own_trust_store(tmp_path_factory, monkeypatch):
+    """Each test starts with an empty trust store of its own: nothing a test trusts reaches another, or the
+    real user's ~/.config."""
+    from defuse import trust
+
+    monkeypatch.setenv(trust.STORE_ENV, str(tmp_path_factory.mktemp("trust") / "trusted-files.json"))
+
+
 @pytest.fixture(scope="session")
 def demo_done(tmp_path_factory) -> Path:
     """A finished demo-like project (read-only for tests: copy it with `project_copy` to change it)."""

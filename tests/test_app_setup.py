@@ -1,13 +1,17 @@
 """AppTest of the Setup page: data, classifier (demo, path, upload safety, train) and VAE."""
 
-import collections
+import json
 
 import pytest
 import torch
 
+from defuse.atomic import sha256_file
 from defuse.data import DatasetSpec
-from defuse.project import init_project
+from defuse.nets import PaperCNN
+from defuse.project import import_classifier, init_project
 from defuse.ui.sidebar import safe_file_name
+from defuse.workspace import Workspace
+from tests.evil_files import malicious_pickle, tampered_pt2
 
 
 @pytest.fixture()
@@ -51,15 +55,56 @@ def test_a_missing_file_is_explained(run_page, blank):
     assert "Could not set up the classifier" in at.error[0].value and "does not exist" in at.error[0].value
 
 
-def test_an_unsafe_pickle_is_refused_unless_trusted(run_page, blank):
-    path = blank.parent / "model.pt"
-    torch.save({"weights": collections.OrderedDict(), "optimizer": object.__new__(_Custom)}, path)
-    at = run_page("setup", blank)
-    at.radio(key="clf-source").set_value("A file on this machine").run()
-    at.text_input[0].input(str(path))
-    next(b for b in at.button if b.label == "Import the classifier").click().run()
-    assert "unpickling it could run code" in at.error[0].value and "refused" in at.error[0].value
+def _upload(at, path):
+    at.radio(key="clf-source").set_value("Upload a file").run()
+    at.file_uploader[0].set_value((path.name, path.read_bytes(), "application/octet-stream"))
+    return next(b for b in at.button if b.label == "Import the classifier").click().run()
+
+
+@pytest.mark.parametrize("kind", ["pickle", "pt2"])
+def test_an_uploaded_file_that_would_run_code_is_refused_before_loading(run_page, blank, kind, tmp_path):
+    marker = tmp_path / "ran"
+    if kind == "pickle":
+        evil = malicious_pickle(tmp_path / "evil.pt", marker)
+    else:
+        torch.export.save(torch.export.export(PaperCNN(), (torch.rand(2, 1, 32, 32),)), str(tmp_path / "ok.pt2"))
+        evil = tampered_pt2(tmp_path / "ok.pt2", tmp_path / "evil.pt2", marker)
+    at = _upload(run_page("setup", blank), evil)
+    assert not at.exception and not marker.exists()
+    warning = " ".join(w.value for w in at.warning)
+    assert evil.name in warning and "read nothing from it" in warning and ".safetensors" in warning
+    box = next(c for c in at.checkbox if c.label.startswith(f"I trust {evil.name}"))
+    assert sha256_file(evil) in box.label
+    assert not (blank / "classifier" / "model.json").exists() and not list((blank / "uploads").glob("*"))
+
+
+def test_a_benign_torchscript_upload_imports_once_the_user_trusts_it(run_page, blank, tmp_path):
+    path = tmp_path / "cnn.ts"
+    torch.jit.save(torch.jit.script(PaperCNN()), str(path))
+    at = _upload(run_page("setup", blank), path)
     assert not (blank / "classifier" / "model.json").exists()
+    go = next(b for b in at.button if b.label == "Import it, trusting this file")
+    assert go.disabled
+    next(c for c in at.checkbox if c.label.startswith("I trust cnn.ts")).check().run()
+    next(b for b in at.button if b.label == "Import it, trusting this file").click().run()
+    assert not at.exception and not at.error
+    assert json.loads((blank / "classifier" / "model.json").read_text())["architecture"] == "torchscript"
+    assert any(w.value.startswith("Imported") for w in at.success)
+
+
+def test_a_copied_project_asks_this_user_to_trust_its_code_bearing_classifier(run_page, blank, tmp_path, monkeypatch):
+    from defuse import trust
+
+    torch.jit.save(torch.jit.script(PaperCNN()), str(tmp_path / "cnn.ts"))
+    import_classifier(Workspace.open(blank), tmp_path / "cnn.ts", trust_code=True)  # trusted by its maker
+    monkeypatch.setenv(trust.STORE_ENV, str(tmp_path / "another-user.json"))
+    at = run_page("setup", blank)
+    assert not at.exception
+    assert any("refused it and read nothing" in e.value for e in at.error)
+    box = next(c for c in at.checkbox if c.label.startswith("I trust model.ts"))
+    box.check().run()
+    next(b for b in at.button if b.label == "Trust this file").click().run()
+    assert trust.is_trusted(sha256_file(blank / "classifier" / "model.ts"))
 
 
 def test_training_the_vae_runs_as_a_job(run_page, blank, started):
@@ -74,7 +119,3 @@ def test_upload_names_are_sanitised():
     assert safe_file_name(".hidden.safetensors", (".safetensors",)) == "hidden.safetensors"
     with pytest.raises(ValueError, match="wrong type; expected one of .pt"):
         safe_file_name("model.exe", (".pt",))
-
-
-class _Custom:
-    """Not a tensor: torch.load(weights_only=True) refuses to unpickle it."""

@@ -65,7 +65,7 @@ def test_state_dict_for_another_architecture_is_explained(tmp_path, cnn):
 
 def test_bare_state_dicts_load_safely(tmp_path, cnn):
     torch.save(cnn.state_dict(), tmp_path / "w.pt")
-    model, meta = checkpoints.load_classifier(tmp_path / "w.pt", architecture="paper-cnn", arch_kwargs=GEOMETRY)
+    model, meta = checkpoints.load_classifier(tmp_path / "w.pt", architecture="paper-cnn", geometry=GEOMETRY)
     x = torch.rand(2, 1, 32, 32)
     assert torch.equal(model(x), cnn(x)) and meta["architecture"] == "paper-cnn"
 
@@ -84,16 +84,16 @@ def test_malicious_pickle_is_refused_without_running_it(tmp_path):
     target = tmp_path / "pwned.txt"
     with open(tmp_path / "evil.pt", "wb") as f:
         pickle.dump({"weight": _Boom(str(target))}, f)
-    with pytest.raises(ValueError, match="could run code.*safetensors.*--allow-pickle"):
-        checkpoints.load_classifier(tmp_path / "evil.pt", architecture="paper-cnn", arch_kwargs=GEOMETRY)
+    with pytest.raises(ValueError, match="unpickling it can run any code.*refused it.*safetensors.*opt in"):
+        checkpoints.load_classifier(tmp_path / "evil.pt", architecture="paper-cnn", geometry=GEOMETRY)
     assert not target.exists()
 
 
 @pytest.mark.parametrize("content", [b"hello, not a model\n", b"PK\x03\x04 a broken zip"])
 def test_a_file_that_is_no_checkpoint_is_called_that_not_a_dangerous_pickle(tmp_path, content):
     (tmp_path / "notes.pt").write_bytes(content)
-    with pytest.raises(ValueError, match=r"is not a readable PyTorch checkpoint \(\w+") as err:
-        checkpoints.load_classifier(tmp_path / "notes.pt", architecture="paper-cnn", arch_kwargs=GEOMETRY)
+    with pytest.raises(ValueError, match=r"is not a model file Defuse can read|is a broken archive") as err:
+        checkpoints.load_classifier(tmp_path / "notes.pt", architecture="paper-cnn", geometry=GEOMETRY)
     assert "pickle" not in str(err.value) and len(str(err.value)) < 300
 
 
@@ -102,12 +102,14 @@ def test_nan_weights_are_refused(tmp_path, cnn):
     state["head.1.weight"][0, 0] = float("nan")
     save_file(state, str(tmp_path / "nan.safetensors"))
     with pytest.raises(ValueError, match="NaN or infinite"):
-        checkpoints.load_classifier(tmp_path / "nan.safetensors", architecture="paper-cnn", arch_kwargs=GEOMETRY)
+        checkpoints.load_classifier(tmp_path / "nan.safetensors", architecture="paper-cnn", geometry=GEOMETRY)
 
 
-def test_torchscript_classifier_loads(tmp_path, cnn):
+def test_torchscript_classifier_loads_once_trusted(tmp_path, cnn):
     torch.jit.trace(cnn, torch.rand(1, 1, 32, 32)).save(str(tmp_path / "m.ts"))
-    model, meta = checkpoints.load_classifier(tmp_path / "m.ts")
+    with pytest.raises(ValueError, match="TorchScript file.*refused it"):
+        checkpoints.load_classifier(tmp_path / "m.ts")
+    model, meta = checkpoints.load_classifier(tmp_path / "m.ts", trust_code=True)
     x = torch.rand(3, 1, 32, 32)
     assert meta["architecture"] == "torchscript" and torch.allclose(model(x), cnn(x), atol=1e-6)
 

@@ -91,7 +91,7 @@ def test_torchscript_original_is_exported_as_torchscript_too(original, data, fai
     torch.jit.save(traced, str(tmp_path / "orig.pt"))
     import_external(tmp_path / "orig.pt", tmp_path / "ts/classifier", architecture="torchscript",
                     class_names=["a", "b", "c", "d"])
-    ts_model, ts_meta = load_classifier(tmp_path / "ts/classifier.json")
+    ts_model, ts_meta = load_classifier(tmp_path / "ts/classifier.json", trust_code=True)
     sweep = sweep_of(ts_model, data, failure_sets)
     corrected = sweep.model()
     # a DatasetSpec holds no image shape: tracing takes it from the sweep
@@ -99,7 +99,7 @@ def test_torchscript_original_is_exported_as_torchscript_too(original, data, fai
                      scenarios_summary=[s.summary() for s in failure_sets], dataset=data.spec)
     loaded, sidecar = load_classifier(tmp_path / "out/fixed.json")
     x = data.test.images[:16]
-    assert sidecar["weights_file"] == "fixed.pt" and (tmp_path / "out/fixed.safetensors").exists()
+    assert sidecar["weights_file"] == "fixed.ts" and (tmp_path / "out/fixed.safetensors").exists()
     torch.testing.assert_close(loaded(x), corrected(x))
 
 

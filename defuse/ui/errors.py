@@ -8,10 +8,12 @@ from contextlib import contextmanager
 
 import streamlit as st
 
+from ..atomic import sha256_file
 from ..jobs import JobBusy
+from ..trust import UntrustedCodeError, trust
 
 # The core's messages name the command line's options; on a page, name the field that sets each instead.
-APP_WORDS = {"--architecture": "“Network of bare weights”", "--allow-pickle": "the “I trust this file” box",
+APP_WORDS = {"--architecture": "“Network of bare weights”", "--trust-code": "the “I trust this file” box",
              "--size": "the “Image size” of a new project (sidebar)", "--samples-per-image": "Q",
              "--batch-size": "“Decodes per batch”", "--max-per-image": "M", "--subset": "“Images searched”",
              "--weight-threshold": "ε", "--max-components": "K", "--lambdas": "the λ values",
@@ -23,6 +25,17 @@ def app_words(message: str) -> str:
     """``message`` with the CLI options it names replaced by the app's fields (unknown options stay)."""
     message = message.replace("(--size for image size)", "(a new project in the sidebar, with its “Image size”)")
     return re.sub(r"(?<![\w-])--[a-z][a-z-]*", lambda m: APP_WORDS.get(m.group(0), m.group(0)), message)
+
+
+def trust_box(e: UntrustedCodeError) -> None:
+    """The user's explicit trust for one file, named with its checksum; verified again before it is recorded."""
+    ok = st.checkbox(f"I trust {e.path.name} (sha256 {e.sha256}) and let Defuse load it", key=f"trust-{e.sha256}")
+    if st.button("Trust this file", key=f"trust-go-{e.sha256}", disabled=not ok):
+        if sha256_file(e.path) != e.sha256:
+            st.error(f"{e.path.name} changed since you were asked: reload the page")
+            return
+        trust(e.path, e.fmt, e.sha256)
+        st.rerun()
 
 
 def show_unexpected(what: str, error: BaseException) -> None:
@@ -42,6 +55,9 @@ def guard(what: str, *, stop: bool = True):
     """
     try:
         yield
+    except UntrustedCodeError as e:  # a project's own model file this user has not trusted (say, a copied project)
+        st.error(f"Could not {what}: {e}")
+        trust_box(e)
     except JobBusy as e:
         st.warning(f"One job runs per project at a time: {e}. Its progress is shown on its page and in the "
                    "sidebar.")

@@ -11,11 +11,7 @@ from ..train import TrainConfig, VAEConfig
 from ..workspace import Workspace
 from . import cache
 from .gallery import show_grid
-from .sidebar import safe_file_name
-
-MAX_MODEL_UPLOAD_MB = 200
-MODEL_SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2", ".ts")
-ARCHITECTURES = ("paper-cnn", "resnet18")
+from .model_import import ARCHITECTURES, import_form
 
 
 def render_data(ws: Workspace) -> None:
@@ -39,48 +35,9 @@ def classifier_source(ws: Workspace) -> None:
                 import_classifier(ws, DEMO_CLASSIFIER)
             st.success("Imported the demo classifier.")
     elif how in ("Upload a file", "A file on this machine"):
-        _import_form(ws, upload=how == "Upload a file")
+        import_form(ws, upload=how == "Upload a file")
     else:
         _train_classifier_form(ws)
-
-
-def _import_form(ws: Workspace, *, upload: bool) -> None:
-    with st.form("clf-import"):
-        if upload:
-            f = st.file_uploader(f"Classifier ({', '.join(MODEL_SUFFIXES)}; at most {MAX_MODEL_UPLOAD_MB} MB)",
-                                 type=[s[1:] for s in MODEL_SUFFIXES])
-        else:
-            path = st.text_input("Path of the classifier file on this machine")
-        arch = st.selectbox("Network of bare weights (.safetensors without sidecar, .pt state dicts)",
-                            ARCHITECTURES)
-        allow = st.checkbox("I trust this file: let a .pt pickle be fully unpickled. Unpickling can run any code "
-                            "hidden in the file — never tick this for a file from someone you do not trust.")
-        go = st.form_submit_button("Import the classifier")
-    if not go:
-        return
-    dest = before = None
-    if upload:
-        if f is None:
-            raise ValueError("choose a file to upload first")
-        if f.size > MAX_MODEL_UPLOAD_MB * 2**20:
-            raise ValueError(f"the file is {f.size / 2**20:.0f} MB; at most {MAX_MODEL_UPLOAD_MB} MB")
-        dest = ws.path("uploads") / safe_file_name(f.name, MODEL_SUFFIXES)
-        before = dest.read_bytes() if dest.exists() else None
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(f.getvalue())
-        path = str(dest)
-    if not path.strip():
-        raise ValueError("give the path of a classifier file")
-    try:
-        with st.spinner("Checking the classifier on this project's images…"):
-            import_classifier(ws, path.strip(), architecture=arch, allow_pickle=allow)
-    except Exception:
-        if dest is not None and before is not None:  # a refused upload leaves the uploads as they were
-            dest.write_bytes(before)
-        elif dest is not None:
-            dest.unlink(missing_ok=True)
-        raise
-    st.success("Imported: the classifier runs on this data and has the right number of classes.")
 
 
 def _train_classifier_form(ws: Workspace) -> list[str] | None:
