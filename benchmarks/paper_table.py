@@ -27,16 +27,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from defuse import correction, pipeline, project  # noqa: E402
-from defuse.commands import add_dataset_args, dataset_spec_from_args  # noqa: E402
-from defuse.data import ImageData  # noqa: E402
-from defuse.devices import configure_threads, describe_device  # noqa: E402
-from defuse.identify import decode_latents  # noqa: E402
-from defuse.labels import LabelStore  # noqa: E402
-from defuse.presets import PAPER, SMOKE, Preset  # noqa: E402
-from defuse.report import save_report  # noqa: E402
-from defuse.reviewer import Reviewer, agreement_summary, review_scenarios, train_reviewer  # noqa: E402
-from defuse.train import evaluate_accuracy, fidelity_warning  # noqa: E402
+from defuse.cli.commands_project import add_dataset_args, dataset_spec_from_args  # noqa: E402
+from defuse.data.datasets import ImageData  # noqa: E402
+from defuse.identify.search import decode_latents  # noqa: E402
+from defuse.label.reviewer import Reviewer, agreement_summary, review_scenarios, train_reviewer  # noqa: E402
+from defuse.label.store import LabelStore  # noqa: E402
+from defuse.nets.train import evaluate_accuracy, fidelity_warning  # noqa: E402
+from defuse.runtime.devices import configure_threads, describe_device  # noqa: E402
+from defuse.steps import correct, pipeline, project  # noqa: E402
+from defuse.steps.presets import PAPER, SMOKE, Preset  # noqa: E402
+from defuse.steps.report import save_report  # noqa: E402
 from defuse.workspace import Workspace, default_home  # noqa: E402
 
 # A realistic flaw, as in the demo: the classifier sees only part of one class's training images.
@@ -194,7 +194,7 @@ def run_method(ws: Workspace, preset: Preset, reviewer: Reviewer, tau, device, l
                                                          reviewer=reviewer)),
              ("distill", lambda: pipeline.distill_step(ws, preset.distill, on_progress=log)),
              ("review", lambda: pipeline.review_step(ws, reviewer, tau=tau, device=device, on_progress=log)),
-             ("correct", lambda: correction.correct_step(ws, preset.correct, reviewer=reviewer, tau=tau,
+             ("correct", lambda: correct.correct_step(ws, preset.correct, reviewer=reviewer, tau=tau,
                                                          n_samples=preset.n_samples, device=device,
                                                          on_progress=log))]
     out = {name: _timed(times, name, step) for name, step in steps[:3]}

@@ -19,12 +19,13 @@ def build_demo_like(root: Path, *, identify_cfg=None, distill_iters: int = 100, 
     """
     import torch
 
-    from defuse import correction, pipeline
-    from defuse.correct import CorrectConfig
-    from defuse.demo import open_demo_project
-    from defuse.distill import DistillConfig
-    from defuse.embed import EmbedConfig, embed_step
-    from defuse.identify import IdentifyConfig
+    from defuse.correct.sweep import CorrectConfig
+    from defuse.distill.embed import EmbedConfig
+    from defuse.distill.scenarios import DistillConfig
+    from defuse.identify.search import IdentifyConfig
+    from defuse.steps import correct, pipeline
+    from defuse.steps.demo import open_demo_project
+    from defuse.steps.embed import embed_step
 
     torch.set_num_threads(1)
     ws = open_demo_project(root)
@@ -40,8 +41,8 @@ def build_demo_like(root: Path, *, identify_cfg=None, distill_iters: int = 100, 
         store.record(0, "bob", is_failure=True, label=6)
         if n > 1:
             store.record(1, "alice", is_failure=False)
-    correction.correct_step(ws, CorrectConfig(lambdas=(1.0,), epochs=1), n_samples=16, device="cpu")
-    correction.export_step(ws)
+    correct.correct_step(ws, CorrectConfig(lambdas=(1.0,), epochs=1), n_samples=16, device="cpu")
+    correct.export_step(ws)
     return ws.root
 
 
@@ -68,7 +69,7 @@ def fresh_demo(tmp_path_factory) -> Path:
     """The demo project as `make run` first opens it: models imported, no step run."""
     if not HAVE_DEMO:
         pytest.skip("demo models not built (python -m defuse demo --rebuild)")
-    from defuse.demo import open_demo_project
+    from defuse.steps.demo import open_demo_project
 
     return open_demo_project(tmp_path_factory.mktemp("fresh") / "demo").root
 
@@ -76,8 +77,8 @@ def fresh_demo(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def empty_project(tmp_path_factory) -> Path:
     """A project with data only: no classifier, no VAE."""
-    from defuse.data import DatasetSpec
-    from defuse.project import init_project
+    from defuse.data.datasets import DatasetSpec
+    from defuse.steps.project import init_project
 
     return init_project(tmp_path_factory.mktemp("empty") / "empty", DatasetSpec(source="mnist-sample")).root
 
@@ -102,7 +103,7 @@ def run_page(tmp_path, monkeypatch):
 @pytest.fixture()
 def started(monkeypatch):
     """Jobs the pages start, recorded instead of run: a list of (step, args)."""
-    from defuse import jobs
+    from defuse.cli import jobs
 
     calls = []
 

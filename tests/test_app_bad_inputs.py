@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from defuse import limits, pipeline
-from defuse.data import SOURCES
-from defuse.distill import DistillConfig
+from defuse.data.datasets import SOURCES
+from defuse.distill.scenarios import DistillConfig
+from defuse.runtime import limits
+from defuse.steps import pipeline
 from defuse.workspace import Workspace
 from tests.test_bad_inputs import _checkpoint, _nan_weights, _no_failures, _npz, _resnet_weights, _snapshot
 

@@ -1,6 +1,6 @@
 """AppTest of the Correct page: guards, sweep settings and their errors, the trade-off, export and download."""
 
-from defuse.jobs import JobState
+from defuse.cli.jobs import JobState
 from defuse.ui.charts import tradeoff_chart
 from defuse.ui.correct import parse_lambdas
 
@@ -45,7 +45,7 @@ def test_per_sample_labels_use_the_automatic_reviewer(run_page, demo_done, start
 
 
 def test_a_ready_reviewer_labels_the_baseline_by_default(run_page, project_copy, started):
-    from defuse import pipeline
+    from defuse.steps import pipeline
     from defuse.workspace import Workspace
 
     ws = Workspace.open(project_copy("reviewed"))

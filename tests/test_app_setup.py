@@ -5,8 +5,8 @@ import collections
 import pytest
 import torch
 
-from defuse.data import DatasetSpec
-from defuse.project import init_project
+from defuse.data.datasets import DatasetSpec
+from defuse.steps.project import init_project
 from defuse.ui.sidebar import safe_file_name
 
 

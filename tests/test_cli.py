@@ -5,9 +5,10 @@ import sys
 import pytest
 import torch
 
-from defuse import checkpoints, project
-from defuse.cli import COMMANDS, build_parser, main
-from defuse.nets import build_classifier
+from defuse.cli.main import COMMANDS, build_parser, main
+from defuse.nets import checkpoints
+from defuse.nets.architectures import build_classifier
+from defuse.steps import project
 from defuse.workspace import Workspace
 
 

@@ -7,9 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from defuse import checkpoints
-from defuse.labels import LabelStore
-from defuse.reviewer import (
+from defuse.label.reviewer import (
     Reviewer,
     ReviewerConfig,
     agreement_summary,
@@ -19,7 +17,9 @@ from defuse.reviewer import (
     reviewer_agreement,
     train_reviewer,
 )
-from defuse.verdicts import verdicts
+from defuse.label.store import LabelStore
+from defuse.label.verdicts import verdicts
+from defuse.nets import checkpoints
 from tests.toys import tiny_image_data
 
 CLASSES, SIZE, BAND = 4, 32, 8
@@ -229,7 +229,7 @@ def test_bad_reviewers_and_images_are_refused(reviewer):
 
 
 def test_the_auto_reviewer_is_trained_once_then_reused(project_copy, monkeypatch):
-    from defuse import pipeline
+    from defuse.steps import pipeline
     from defuse.workspace import Workspace
 
     ws, cfg, calls = Workspace.open(project_copy("reviewer")), ReviewerConfig(members=1, epochs=1), []

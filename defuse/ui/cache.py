@@ -13,12 +13,13 @@ import numpy as np
 import streamlit as st
 import torch
 
-from .. import pipeline
-from ..data import DatasetSpec, load_dataset
-from ..embed import Embedding, load_embedding
-from ..identify import Failures, decode_latents
-from ..project import load_classifier, load_vae
-from ..scenarios import render_scenario
+from ..data.datasets import DatasetSpec, load_dataset
+from ..distill.embed import Embedding
+from ..distill.sampling import render_scenario
+from ..identify.search import Failures, decode_latents
+from ..steps import pipeline
+from ..steps.embed import load_embedding
+from ..steps.project import load_classifier, load_vae
 from ..workspace import CLASSIFIER, VAE, Workspace
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from .. import pipeline
-from ..correct import PAPER_LAMBDAS, CorrectConfig
-from ..correction import SWEEP, check_failure_sets_fit
-from ..jobs import JobState
-from ..presets import QUICK
+from ..cli.jobs import JobState
+from ..correct.sweep import PAPER_LAMBDAS, CorrectConfig
+from ..steps import pipeline
+from ..steps.correct import SWEEP, check_failure_sets_fit
+from ..steps.presets import QUICK
 from ..workspace import Workspace
 from . import cache
 from .charts import tradeoff_chart

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from ..jobs import JobBusy
+from ..cli.jobs import JobBusy
 
 # The core's messages name the command line's options; on a page, name the field that sets each instead.
 APP_WORDS = {"--architecture": "“Network of bare weights”", "--allow-pickle": "the “I trust this file” box",

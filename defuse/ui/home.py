@@ -6,8 +6,8 @@ import time
 
 import streamlit as st
 
-from .. import jobs
-from ..project import project_info
+from ..cli import jobs
+from ..steps.project import project_info
 from ..workspace import CLASSIFIER, Workspace
 from .jobs import STEP_WORDS as JOB_WORDS
 from .jobs import fmt_seconds

@@ -14,8 +14,8 @@ from typing import Optional
 
 import streamlit as st
 
-from .. import jobs
-from ..jobs import JobState
+from ..cli import jobs
+from ..cli.jobs import JobState
 from ..workspace import Workspace
 from .errors import app_words, guard
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from .. import jobs
-from ..data import SOURCES, DatasetSpec
-from ..demo import open_demo_project
-from ..devices import describe_device
-from ..project import DEMO_CLASSIFIER, DEMO_VAE, init_project
+from ..cli import jobs
+from ..data.datasets import SOURCES, DatasetSpec
+from ..runtime.devices import describe_device
+from ..steps.demo import open_demo_project
+from ..steps.project import DEMO_CLASSIFIER, DEMO_VAE, init_project
 from ..workspace import Workspace, default_home
 from .errors import guard
 from .jobs import STEP_WORDS, app_threads, fmt_seconds
