@@ -50,14 +50,14 @@ def _tile_failures(ws, n: int) -> None:
     from dataclasses import fields, replace
 
     from defuse.identify.search import Failures
-    from defuse.steps import pipeline
+    from defuse.steps.identify import load_failures, save_failures
 
-    f = pipeline.load_failures(ws)
+    f = load_failures(ws)
     rows = np.resize(np.arange(len(f)), n)
     arrays = {x.name: getattr(f, x.name)[rows] for x in fields(Failures) if x.name != "metrics"}
     arrays["latents"] = arrays["latents"] + np.random.default_rng(0).normal(0, 0.01, arrays["latents"].shape) \
         .astype(arrays["latents"].dtype)
-    pipeline.save_failures(ws, replace(f, **arrays, metrics={**f.metrics, "tiled_to": n}))
+    save_failures(ws, replace(f, **arrays, metrics={**f.metrics, "tiled_to": n}))
     ws.record_step("identify", config=ws.step_record("identify")["config"], metrics={**f.metrics, "n_failures": n})
 
 

@@ -23,20 +23,23 @@ def build_demo_like(root: Path, *, identify_cfg=None, distill_iters: int = 100, 
     from defuse.distill.embed import EmbedConfig
     from defuse.distill.scenarios import DistillConfig
     from defuse.identify.search import IdentifyConfig
-    from defuse.steps import correct, pipeline
+    from defuse.steps import correct
     from defuse.steps.demo import open_demo_project
+    from defuse.steps.distill import distill_step, load_scenarios
     from defuse.steps.embed import embed_step
+    from defuse.steps.identify import identify_step
+    from defuse.steps.label import label_store
 
     torch.set_num_threads(1)
     ws = open_demo_project(root)
     cfg = identify_cfg or IdentifyConfig(samples_per_image=20, max_per_image=10, subset=64)
-    pipeline.identify_step(ws, cfg, device="cpu")
+    identify_step(ws, cfg, device="cpu")
     if after_identify is not None:
         after_identify(ws)
-    pipeline.distill_step(ws, DistillConfig(max_components=10, max_iter=distill_iters), on_progress=None)
+    distill_step(ws, DistillConfig(max_components=10, max_iter=distill_iters), on_progress=None)
     embed_step(ws, EmbedConfig(method="pca", train_points=200))
-    n = len(pipeline.load_scenarios(ws))
-    with pipeline.label_store(ws) as store:
+    n = len(load_scenarios(ws))
+    with label_store(ws) as store:
         store.record(0, "alice", is_failure=True, label=6)
         store.record(0, "bob", is_failure=True, label=6)
         if n > 1:

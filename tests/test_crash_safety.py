@@ -10,7 +10,7 @@ import pytest
 
 from defuse.cli import jobs
 from defuse.cli.main import main
-from defuse.steps.pipeline import load_failures
+from defuse.steps.identify import load_failures
 from defuse.workspace import Workspace
 
 IDENTIFY = ["--samples-per-image", "100", "--max-per-image", "20", "--subset", "768", "--chunk-images", "128"]

@@ -110,15 +110,15 @@ def test_distill_of_float32_codes_matches_a_float64_copy(monkeypatch, backend):
 @pytest.mark.skipif(not HAVE_DEMO, reason="demo models not built (python -m defuse demo --rebuild)")
 def test_the_map_counts_every_training_image(tmp_path):
     from defuse.distill.embed import EmbedConfig
-    from defuse.steps import pipeline
     from defuse.steps.demo import open_demo_project
     from defuse.steps.embed import embed_step, load_embedding
+    from defuse.steps.identify import save_failures
     from defuse.steps.project import load_data
 
     ws = open_demo_project(tmp_path / "demo")
     rng = np.random.default_rng(0)
     n = 300
-    pipeline.save_failures(ws, Failures(rng.normal(size=(n, 10)).astype(np.float32), np.arange(n),
+    save_failures(ws, Failures(rng.normal(size=(n, 10)).astype(np.float32), np.arange(n),
                                         rng.integers(0, 10, n), rng.integers(0, 10, n), np.ones(n, np.float32)))
     ws.record_step("identify", config={})
     embed_step(ws, EmbedConfig(method="pca", train_points=50, max_points=200))

@@ -6,7 +6,10 @@ import time
 from dataclasses import replace
 
 from ..correct.sweep import FAILURE_LABELS, PAPER_LAMBDAS, CorrectConfig
-from ..steps import correct, pipeline, project
+from ..steps import correct, project
+from ..steps.distill import distill_step
+from ..steps.identify import identify_step
+from ..steps.label import get_reviewer, review_step
 from ..steps.presets import PRESETS
 from ..steps.report import report_markdown, save_report
 from ..workspace import Workspace
@@ -112,13 +115,13 @@ def _run(args, sink):
     if not ws.exists("vae/model.json"):
         project.train_vae_step(ws, preset.vae, device=dev, on_progress=sink)
     times["models"], t = time.perf_counter() - t, time.perf_counter()
-    reviewer = pipeline.get_reviewer(ws, args.reviewer, cfg=preset.reviewer, device=dev, on_progress=sink)
+    reviewer = get_reviewer(ws, args.reviewer, cfg=preset.reviewer, device=dev, on_progress=sink)
     times["reviewer"], t = time.perf_counter() - t, time.perf_counter()
-    pipeline.identify_step(ws, preset.identify, device=dev, on_progress=sink, reviewer=reviewer)
+    identify_step(ws, preset.identify, device=dev, on_progress=sink, reviewer=reviewer)
     times["identify"], t = time.perf_counter() - t, time.perf_counter()
-    pipeline.distill_step(ws, preset.distill, on_progress=sink)
+    distill_step(ws, preset.distill, on_progress=sink)
     times["distill"], t = time.perf_counter() - t, time.perf_counter()
-    pipeline.review_step(ws, reviewer, device=dev, on_progress=sink)
+    review_step(ws, reviewer, device=dev, on_progress=sink)
     times["review"], t = time.perf_counter() - t, time.perf_counter()
     correct_cfg = replace(preset.correct, failure_labels=args.failure_labels)
     correct.correct_step(ws, correct_cfg, reviewer=reviewer, n_samples=preset.n_samples, device=dev,

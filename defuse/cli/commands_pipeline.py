@@ -7,7 +7,10 @@ from dataclasses import fields
 from ..distill.scenarios import DistillConfig
 from ..identify.search import IdentifyConfig
 from ..label.reviewer import ReviewerConfig
-from ..steps import pipeline
+from ..steps.distill import default_tau, distill_step, load_scenarios
+from ..steps.identify import identify_step
+from ..steps.label import current_verdicts, get_reviewer, label_store, review_step
+from ..steps.project import load_classifier, load_vae
 from ..workspace import Workspace
 from .args import CommandTable, resolve_workspace
 
@@ -64,7 +67,7 @@ def reviewer_from_args(ws: Workspace, args, sink):
     if args.reviewer_members is not None or args.reviewer_epochs is not None:
         d = ReviewerConfig()
         cfg = ReviewerConfig(members=args.reviewer_members or d.members, epochs=args.reviewer_epochs or d.epochs)
-    return pipeline.get_reviewer(ws, args.reviewer, cfg=cfg, device=args.device, on_progress=sink)
+    return get_reviewer(ws, args.reviewer, cfg=cfg, device=args.device, on_progress=sink)
 
 
 # --- identify -----------------------------------------------------------------------------------------
@@ -90,7 +93,7 @@ def _identify(args, sink):
     cfg = config_from_args(args, IdentifyConfig)
     ws = _ws(args)
     reviewer = reviewer_from_args(ws, args, sink)
-    m = pipeline.identify_step(ws, cfg, device=args.device, on_progress=sink, reviewer=reviewer)["metrics"]
+    m = identify_step(ws, cfg, device=args.device, on_progress=sink, reviewer=reviewer)["metrics"]
     return _identify_summary(m)
 
 
@@ -121,7 +124,7 @@ def _distill_args(p):
 
 def _distill(args, sink):
     cfg = config_from_args(args, DistillConfig, device=args.device)
-    m = pipeline.distill_step(_ws(args), cfg, on_progress=sink)["metrics"]
+    m = distill_step(_ws(args), cfg, on_progress=sink)["metrics"]
     note = "" if m["converged"] else " (did not converge: raise --max-iter)"
     if m["n_scenarios"] == 0:
         note += (f"\nno mixture component weighs more than ε={cfg.weight_threshold}: there is nothing to label. "
@@ -147,13 +150,13 @@ def _sample(args, sink):
     from ..distill.sampling import render_scenario
 
     ws = _ws(args)
-    scenarios = pipeline.load_scenarios(ws)
+    scenarios = load_scenarios(ws)
     if not 0 <= args.scenario < len(scenarios):
         raise ValueError(f"--scenario must be in 0..{len(scenarios) - 1}; got {args.scenario}")
-    clf, vae = pipeline.load_classifier(ws)[0], pipeline.load_vae(ws)[0]
+    clf, vae = load_classifier(ws)[0], load_vae(ws)[0]
     j = args.scenario
     s = render_scenario(vae, clf, scenarios.means[j], scenarios.covariances[j], args.n,
-                        tau=args.tau or pipeline.default_tau(ws), seed=(args.seed, j), device=args.device)
+                        tau=args.tau or default_tau(ws), seed=(args.seed, j), device=args.device)
     image_grid(s.images, captions=[str(int(p)) for p in s.predictions]).save(args.out)
     return f"wrote {args.n} samples of scenario {j} to {args.out}"
 
@@ -177,23 +180,23 @@ def _label_args(p):
 def _label(args, sink):
     ws, lines = _ws(args), []
     if args.import_csv:
-        with pipeline.label_store(ws) as store:
+        with label_store(ws) as store:
             lines.append(f"imported {store.from_csv(args.import_csv)} decisions")
     if args.scenario is not None:
         if (args.failure is None) == (not args.not_failure):
             raise ValueError("with --scenario, say either --failure LABEL or --not-failure")
-        with pipeline.label_store(ws) as store:
+        with label_store(ws) as store:
             store.record(args.scenario, args.annotator, is_failure=args.failure is not None, label=args.failure)
         lines.append(f"recorded scenario {args.scenario}")
     if args.reviewer:
         reviewer = reviewer_from_args(ws, args, sink)
-        pipeline.review_step(ws, reviewer, tau=args.tau, seed=args.seed, device=args.device, on_progress=sink)
-    found = pipeline.current_verdicts(ws, tau=args.tau, seed=args.seed, device=args.device)
+        review_step(ws, reviewer, tau=args.tau, seed=args.seed, device=args.device, on_progress=sink)
+    found = current_verdicts(ws, tau=args.tau, seed=args.seed, device=args.device)
     failing = {j: v for j, v in found.items() if v.is_failure}
     lines.append(f"{len(found)} scenarios reviewed, {len(failing)} failure scenarios: "
                  + ", ".join(f"#{j}→{v.label}" for j, v in failing.items()))
     if args.export_csv:
-        with pipeline.label_store(ws) as store:
+        with label_store(ws) as store:
             store.to_csv(args.export_csv)
         lines.append(f"exported decisions to {args.export_csv}")
     return "\n".join(lines)

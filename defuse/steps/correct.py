@@ -16,7 +16,9 @@ from ..label.reviewer import Reviewer, label_examples
 from ..runtime.limits import check_fits
 from ..runtime.progress import ProgressFn
 from ..workspace import Workspace
-from .pipeline import current_verdicts, default_tau, load_failures, load_scenarios
+from .distill import default_tau, load_scenarios
+from .identify import load_failures
+from .label import current_verdicts
 from .project import load_classifier, load_data, load_vae
 
 SWEEP = "correct/sweep.json"

@@ -15,16 +15,14 @@ import torch
 
 from ..distill.embed import PROJECTIONS, EmbedConfig, Embedding, embed_codes, encode_means, pick_rows
 from ..runtime.progress import ProgressFn
-from .pipeline import FAILURES
+from .identify import FAILURES, load_failures
+from .project import load_data, load_vae
 
 EMBEDDING = "distill/embedding-{method}.npz"
 
 
 def embed_step(ws, cfg: EmbedConfig, *, on_progress: ProgressFn = None) -> dict:
     """Project the workspace's training codes and failures; save ``distill/embedding-<method>.npz``."""
-    from ..steps.pipeline import load_failures
-    from ..steps.project import load_data, load_vae
-
     if not ws.exists(FAILURES):
         raise ValueError("no unrestricted adversarial examples yet: run identify first")
     fingerprint = ws.fingerprint(FAILURES)

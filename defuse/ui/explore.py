@@ -7,7 +7,7 @@ import streamlit as st
 
 from ..distill.embed import PROJECTIONS, EmbedConfig
 from ..distill.scenarios import DistillConfig
-from ..steps.pipeline import default_tau
+from ..steps.distill import default_tau
 from ..workspace import Workspace
 from . import cache
 from .charts import latent_map

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from ..label.verdicts import agreement_table
-from ..steps.pipeline import label_store
+from ..steps.label import label_store
 from ..workspace import Workspace
 from . import cache
 from .gallery import show_grid

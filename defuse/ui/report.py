@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from ..data.render import image_grid
 from ..runtime import atomic
-from ..steps.pipeline import default_tau
+from ..steps.distill import default_tau
 from ..steps.report import build_report, report_markdown
 from ..workspace import Workspace
 from . import cache
