@@ -27,6 +27,7 @@ def build_demo_like(root: Path, *, identify_cfg=None, distill_iters: int = 100, 
     from defuse.steps.demo import open_demo_project
     from defuse.steps.distill import distill_step, load_scenarios
     from defuse.steps.embed import embed_step
+    from defuse.steps.export import export_step
     from defuse.steps.identify import identify_step
     from defuse.steps.label import label_store
 
@@ -45,7 +46,7 @@ def build_demo_like(root: Path, *, identify_cfg=None, distill_iters: int = 100, 
         if n > 1:
             store.record(1, "alice", is_failure=False)
     correct.correct_step(ws, CorrectConfig(lambdas=(1.0,), epochs=1), n_samples=16, device="cpu")
-    correct.export_step(ws)
+    export_step(ws)
     return ws.root
 
 

@@ -6,7 +6,7 @@ import time
 from dataclasses import replace
 
 from ..correct.sweep import FAILURE_LABELS, PAPER_LAMBDAS, CorrectConfig
-from ..steps import correct, project
+from ..steps import correct, export, project
 from ..steps.distill import distill_step
 from ..steps.identify import identify_step
 from ..steps.label import get_reviewer, review_step
@@ -72,8 +72,8 @@ def _export_args(p):
 
 def _export(args, sink):
     ws = _ws(args)
-    card = correct.export_step(ws, lam=args.lam, name=args.name)
-    return f"exported to {ws.path(correct.EXPORTS)}: " + ", ".join(card.get("files", {}).values())
+    card = export.export_step(ws, lam=args.lam, name=args.name)
+    return f"exported to {ws.path(export.EXPORTS)}: " + ", ".join(card.get("files", {}).values())
 
 
 register("export", "write the corrected classifier (safetensors + JSON) and its model card", _export_args, _export)
@@ -127,7 +127,7 @@ def _run(args, sink):
     correct.correct_step(ws, correct_cfg, reviewer=reviewer, n_samples=preset.n_samples, device=dev,
                             on_progress=sink)
     times["correct"], t = time.perf_counter() - t, time.perf_counter()
-    correct.export_step(ws)
+    export.export_step(ws)
     report = save_report(ws)
     ws.save_json("report.json", {**report, "preset": preset.name, "seconds": times})
     return report_markdown(report) + "\n" + _status_lines(ws)

@@ -1,4 +1,5 @@
-"""Correct and export over a workspace: failure sets from the labeled scenarios, the λ sweep, the checkpoint."""
+"""Correct over a workspace: failure sets from the labeled scenarios, the λ sweep with its control and
+baseline (paper §3.2.4). Exporting the chosen model is :mod:`defuse.steps.export`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..correct.export import export_corrected
 from ..correct.sweep import CorrectConfig, FailureSet, Sweep, correct
 from ..distill.sampling import draw_failure_splits
 from ..identify.search import decode_latents
@@ -23,7 +23,6 @@ from .project import load_classifier, load_data, load_vae
 
 SWEEP = "correct/sweep.json"
 BEST = "correct/best.json"
-EXPORTS = "exports"
 
 
 def check_failure_sets_fit(n_samples: int, n_scenarios: int, channels: int, image_size: int, *, fix: str) -> None:
@@ -110,22 +109,3 @@ def load_sweep(ws: Workspace) -> Sweep:
     keep = {k: record[k] for k in ("rows", "best_per_lambda", "before", "control", "chosen", "baseline_chosen",
                                    "config", "fingerprint", "resume_dir")}
     return Sweep(**keep, _template=load_classifier(ws)[0])
-
-
-def export_step(ws: Workspace, *, lam: Optional[float] = None, name: Optional[str] = None) -> dict:
-    """Write the corrected classifier (chosen λ unless ``lam``) and its model card into ``exports/``."""
-    if not ws.exists(SWEEP):
-        raise ValueError("nothing to export yet: run the correction first (`python -m defuse correct`)")
-    sweep, record = load_sweep(ws), ws.load_json(SWEEP)
-    swept = sorted({float(r["lambda"]) for r in sweep.best_per_lambda if r["kind"] == "defuse"})
-    if lam is not None and float(lam) not in swept:
-        raise ValueError(f"λ={lam} was not swept; choose one of {swept}")
-    if lam is not None:
-        sweep.chosen = next(r for r in sweep.best_per_lambda if r["kind"] == "defuse" and r["lambda"] == float(lam))
-        sweep.chosen = {**sweep.chosen, "rule": "chosen by the user"}
-    _, meta = load_classifier(ws)
-    card = export_corrected(sweep.model(lam), meta, ws.path(EXPORTS), name=name or f"{ws.name}-corrected",
-                            sweep=sweep, scenarios_summary=record.get("failure_sets", []),
-                            dataset=ws.project["dataset"], card_name="model-card")
-    ws.record_step("export", config={"lambda": sweep.chosen["lambda"], "name": name})
-    return card
