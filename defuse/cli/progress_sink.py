@@ -1,6 +1,6 @@
 """Where a CLI command's progress goes: a terminal bar with ETA and/or a JSON-lines file.
 
-The JSON lines are the contract with the app's job runner (DESIGN.md, Jobs): each line is
+The JSON lines are the contract with the app's job runner (:mod:`defuse.cli.jobs`): each line is
 ``{"time", "step", "done", "total", "eta_s", "metrics"}`` or an ``{"time", "event", ...}`` record.
 """
 
