@@ -154,7 +154,3 @@ def build_classifier(architecture: str, **kwargs) -> nn.Module:
 
 def build_vae(architecture: str = "beta-vae", **kwargs) -> BetaVAE:
     return _lookup(VAES, architecture, "VAE")(**kwargs)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

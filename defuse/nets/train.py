@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -257,7 +257,3 @@ def fidelity_warning(metrics: dict) -> Optional[str]:
             f"(originals: {metrics['acc_original']:.1%}; {metrics['active_dims']} of {metrics['latent_dim']} "
             "latent dimensions active). Many 'failures' it finds will be blurry artefacts rather than "
             "classifier bugs. Train the VAE longer, on all images, or with a smaller beta (e.g. 0.4).")
-
-
-def config_dict(cfg) -> dict:
-    return asdict(cfg)

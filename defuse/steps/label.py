@@ -96,7 +96,3 @@ def current_verdicts(ws: Workspace, *, tau: Optional[float] = None, seed: int = 
         has_samples = any(d.sample_index is not None for d in store.decisions())
         preds = scenario_predictions(ws, tau=tau, seed=seed, device=device) if has_samples else None
         return verdicts(store, predictions=preds, rho=rho)
-
-
-def verdicts_summary(found: dict[int, Verdict]) -> list[dict]:
-    return [json.loads(json.dumps(asdict(v), default=float)) for v in found.values()]
