@@ -12,14 +12,7 @@ import sys
 import time
 from typing import Optional
 
-from ..runtime.progress import Progress
-
-
-def _fmt_seconds(s: Optional[float]) -> str:
-    if s is None or not math.isfinite(s):
-        return "--:--"
-    s = int(round(s))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
+from ..runtime.progress import Progress, fmt_seconds
 
 
 def _fmt_metric(v) -> str:
@@ -62,7 +55,7 @@ class ProgressSink:
         shown = {k: v for k, v in p.metrics.items() if isinstance(v, (int, float, str))}
         metrics = " ".join(f"{k}={_fmt_metric(v)}" for k, v in list(shown.items())[:4])
         sys.stderr.write(f"\r{p.step:<16} [{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} "
-                         f"ETA {_fmt_seconds(p.eta_s)} {metrics}"[:160].ljust(100))
+                         f"ETA {fmt_seconds(p.eta_s)} {metrics}"[:160].ljust(100))
         if final:
             sys.stderr.write("\n")
         sys.stderr.flush()

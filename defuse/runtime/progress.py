@@ -7,10 +7,19 @@ step by raising :class:`Cancelled`; the step keeps what it already finished.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Optional
+
+
+def fmt_seconds(s: Optional[float]) -> str:
+    """A duration or ETA as MM:SS (H:MM:SS from an hour); ``--:--`` when unknown."""
+    if s is None or not math.isfinite(s):
+        return "--:--"
+    s = int(round(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
 
 
 class Cancelled(Exception):

@@ -7,10 +7,10 @@ import time
 import streamlit as st
 
 from ..cli import jobs
+from ..runtime.progress import fmt_seconds
 from ..steps.project import project_info
 from ..workspace import CLASSIFIER, Workspace
 from .jobs import STEP_WORDS as JOB_WORDS
-from .jobs import fmt_seconds
 from .nav import link
 
 STATUS_ICONS = {"done": "✅", "stale": "⚠️", "corrupt": "❌", "missing": "⬜"}
