@@ -23,10 +23,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from defuse.correct import PAPER_LAMBDAS, CorrectConfig, FailureSet, correct  # noqa: E402
-from defuse.data import DatasetSpec, ImageData, Split, load_dataset  # noqa: E402
-from defuse.devices import configure_threads, describe_device, resolve_device  # noqa: E402
-from defuse.nets import PaperCNN  # noqa: E402
+from defuse.correct.sweep import PAPER_LAMBDAS, CorrectConfig, FailureSet, correct  # noqa: E402
+from defuse.data.datasets import DatasetSpec, ImageData, Split, load_dataset  # noqa: E402
+from defuse.nets.architectures import PaperCNN  # noqa: E402
+from defuse.runtime.devices import configure_threads, describe_device, resolve_device  # noqa: E402
 
 DEMO = ROOT / "models" / "demo-classifier.json"
 
@@ -42,7 +42,7 @@ def setup(quick: bool):
     """(classifier, data, source words): the demo when present, else random stand-ins."""
     model, source = PaperCNN().eval(), "random PaperCNN"
     if DEMO.exists():
-        from defuse.checkpoints import load_model
+        from defuse.nets.checkpoints import load_model
 
         model, _ = load_model(DEMO, kind="classifier")
         source = "demo classifier"

@@ -25,7 +25,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import BayesianGaussianMixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-from defuse.dpgmm import DPGaussianMixture, limit_threads  # noqa: E402
+from defuse.distill.dpgmm import DPGaussianMixture, limit_threads  # noqa: E402
 
 
 def synthetic_codes(n: int, dim: int, clusters: int, seed: int) -> np.ndarray:

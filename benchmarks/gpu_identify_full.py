@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from defuse.checkpoints import load_model  # noqa: E402
-from defuse.identify import IdentifyConfig, identify  # noqa: E402
+from defuse.identify.search import IdentifyConfig, identify  # noqa: E402
+from defuse.nets.checkpoints import load_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -31,11 +31,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from defuse.devices import configure_threads, describe_device, resolve_device  # noqa: E402
-from defuse.fastpath import decode_classify, plan_inference, prepare_model  # noqa: E402
-from defuse.identify import Failures, IdentifyConfig, identify  # noqa: E402
-from defuse.nets import BetaVAE, PaperCNN  # noqa: E402
-from defuse.noise import beta_noise  # noqa: E402
+from defuse.identify.fastpath import decode_classify, plan_inference, prepare_model  # noqa: E402
+from defuse.identify.noise import beta_noise  # noqa: E402
+from defuse.identify.search import Failures, IdentifyConfig, identify  # noqa: E402
+from defuse.nets.architectures import BetaVAE, PaperCNN  # noqa: E402
+from defuse.runtime.devices import configure_threads, describe_device, resolve_device  # noqa: E402
 
 MODELS = ROOT / "models"
 
@@ -44,13 +44,13 @@ def setup(n_sources: int):
     """(classifier, vae, images, labels, words): the demo models and data when present, else random."""
     clf, vae, words = PaperCNN().eval(), BetaVAE().eval(), "random PaperCNN + β-VAE"
     if (MODELS / "demo-classifier.json").exists() and (MODELS / "demo-vae.json").exists():
-        from defuse.checkpoints import load_model
+        from defuse.nets.checkpoints import load_model
 
         clf, _ = load_model(MODELS / "demo-classifier.json", kind="classifier")
         vae, _ = load_model(MODELS / "demo-vae.json", kind="vae")
         words = "demo classifier + β-VAE"
     try:
-        from defuse.data import DatasetSpec, load_dataset
+        from defuse.data.datasets import DatasetSpec, load_dataset
 
         train = load_dataset(DatasetSpec()).train       # sorted by class: take a random n_sources
         pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:n_sources]

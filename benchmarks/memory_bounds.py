@@ -50,10 +50,10 @@ LIMIT_MB = 4096
 STAGES = ("init", "identify", "distill", "embed", "explore")
 # Modules each stage imports before its idle baseline is read (lazy imports count as the stage's own).
 IMPORTS = {
-    "init": ["numpy", "torch", "defuse.project", "defuse.data"],
-    "identify": ["torch", "defuse.cli"],
-    "distill": ["torch", "defuse.cli"],
-    "embed": ["torch", "defuse.cli", "sklearn.decomposition"],
+    "init": ["numpy", "torch", "defuse.steps.project", "defuse.data.datasets"],
+    "identify": ["torch", "defuse.cli.main"],
+    "distill": ["torch", "defuse.cli.main"],
+    "embed": ["torch", "defuse.cli.main", "sklearn.decomposition"],
     "explore": ["torch", "streamlit.testing.v1", "defuse.ui.explore", "defuse.ui.charts"],
 }
 TEST_IMAGES = 1000
@@ -74,14 +74,14 @@ def _import_stage_modules(stage: str) -> None:
 
     for name in IMPORTS[stage]:
         importlib.import_module(name)
-    if "defuse.cli" in IMPORTS[stage]:
-        from defuse.cli import build_parser
+    if "defuse.cli.main" in IMPORTS[stage]:
+        from defuse.cli.main import build_parser
 
         build_parser()                      # imports every command module, as `python -m defuse` does
 
 
 def _cli(argv: list[str]) -> None:
-    from defuse.cli import main
+    from defuse.cli.main import main
 
     rc = main([*argv, "--quiet", "--device", "cpu"])
     if rc != 0:
@@ -89,8 +89,8 @@ def _cli(argv: list[str]) -> None:
 
 
 def stage_init(work: Path, args) -> dict:
-    from defuse.data import DatasetSpec
-    from defuse.project import DEMO_CLASSIFIER, DEMO_VAE, init_project
+    from defuse.data.datasets import DatasetSpec
+    from defuse.steps.project import DEMO_CLASSIFIER, DEMO_VAE, init_project
 
     spec = DatasetSpec(source="npz", path=str(work / "train.npz"), test_path=str(work / "test.npz"))
     n_total = write_dataset(work, args.sources, spec.val_fraction, seed=0)

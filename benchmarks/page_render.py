@@ -36,8 +36,8 @@ JOBS = {"identify": ["--samples-per-image", "4000", "--max-per-image", "20", "--
 
 def build_project(root: Path, *, quick: bool, failures: int) -> Path:
     """A finished project: every page has something to show (the tests' demo-like project, larger)."""
-    from defuse.identify import IdentifyConfig
-    from defuse.presets import QUICK
+    from defuse.identify.search import IdentifyConfig
+    from defuse.steps.presets import QUICK
     from tests.conftest import build_demo_like
 
     cfg = IdentifyConfig(samples_per_image=20, max_per_image=10, subset=64) if quick else QUICK.identify
@@ -49,15 +49,15 @@ def _tile_failures(ws, n: int) -> None:
     """Repeat the failures found (latents jittered) up to ``n``, as if identify had found that many."""
     from dataclasses import fields, replace
 
-    from defuse import pipeline
-    from defuse.identify import Failures
+    from defuse.identify.search import Failures
+    from defuse.steps.identify import load_failures, save_failures
 
-    f = pipeline.load_failures(ws)
+    f = load_failures(ws)
     rows = np.resize(np.arange(len(f)), n)
     arrays = {x.name: getattr(f, x.name)[rows] for x in fields(Failures) if x.name != "metrics"}
     arrays["latents"] = arrays["latents"] + np.random.default_rng(0).normal(0, 0.01, arrays["latents"].shape) \
         .astype(arrays["latents"].dtype)
-    pipeline.save_failures(ws, replace(f, **arrays, metrics={**f.metrics, "tiled_to": n}))
+    save_failures(ws, replace(f, **arrays, metrics={**f.metrics, "tiled_to": n}))
     ws.record_step("identify", config=ws.step_record("identify")["config"], metrics={**f.metrics, "n_failures": n})
 
 
@@ -126,7 +126,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary project folder")
     args = parser.parse_args()
 
-    from defuse import jobs
+    from defuse.cli.main import jobs
     from defuse.ui.jobs import app_threads
     from defuse.workspace import Workspace
 

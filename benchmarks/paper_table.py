@@ -27,16 +27,19 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from defuse import correction, pipeline, project  # noqa: E402
-from defuse.commands import add_dataset_args, dataset_spec_from_args  # noqa: E402
-from defuse.data import ImageData  # noqa: E402
-from defuse.devices import configure_threads, describe_device  # noqa: E402
-from defuse.identify import decode_latents  # noqa: E402
-from defuse.labels import LabelStore  # noqa: E402
-from defuse.presets import PAPER, SMOKE, Preset  # noqa: E402
-from defuse.report import save_report  # noqa: E402
-from defuse.reviewer import Reviewer, agreement_summary, review_scenarios, train_reviewer  # noqa: E402
-from defuse.train import evaluate_accuracy, fidelity_warning  # noqa: E402
+from defuse.cli.commands_project import add_dataset_args, dataset_spec_from_args  # noqa: E402
+from defuse.data.datasets import ImageData  # noqa: E402
+from defuse.identify.search import decode_latents  # noqa: E402
+from defuse.label.reviewer import Reviewer, agreement_summary, review_scenarios, train_reviewer  # noqa: E402
+from defuse.label.store import LabelStore  # noqa: E402
+from defuse.nets.train import evaluate_accuracy, fidelity_warning  # noqa: E402
+from defuse.runtime.devices import configure_threads, describe_device  # noqa: E402
+from defuse.steps import correct, project  # noqa: E402
+from defuse.steps.distill import default_tau, distill_step, load_scenarios  # noqa: E402
+from defuse.steps.identify import identify_step, load_failures  # noqa: E402
+from defuse.steps.label import LABELS, review_step  # noqa: E402
+from defuse.steps.presets import PAPER, SMOKE, Preset  # noqa: E402
+from defuse.steps.report import save_report  # noqa: E402
 from defuse.workspace import Workspace, default_home  # noqa: E402
 
 # A realistic flaw, as in the demo: the classifier sees only part of one class's training images.
@@ -135,7 +138,7 @@ def open_workspace(args) -> Workspace:
     root = Path(args.workspace) if args.workspace else default_home() / f"paper-table-{args.dataset}"
     if (root / "project.json").exists():
         ws = Workspace.open(root)
-        if ws.exists(pipeline.LABELS):
+        if ws.exists(LABELS):
             raise SystemExit(f"{root} already holds review decisions: give a fresh --workspace "
                              f"(reuse its models with --models-from {root})")
         return ws
@@ -190,11 +193,11 @@ def run_method(ws: Workspace, preset: Preset, reviewer: Reviewer, tau, device, l
 
     Without any failure scenario there is nothing to correct: the table then holds the "before" row only.
     """
-    steps = [("identify", lambda: pipeline.identify_step(ws, preset.identify, device=device, on_progress=log,
+    steps = [("identify", lambda: identify_step(ws, preset.identify, device=device, on_progress=log,
                                                          reviewer=reviewer)),
-             ("distill", lambda: pipeline.distill_step(ws, preset.distill, on_progress=log)),
-             ("review", lambda: pipeline.review_step(ws, reviewer, tau=tau, device=device, on_progress=log)),
-             ("correct", lambda: correction.correct_step(ws, preset.correct, reviewer=reviewer, tau=tau,
+             ("distill", lambda: distill_step(ws, preset.distill, on_progress=log)),
+             ("review", lambda: review_step(ws, reviewer, tau=tau, device=device, on_progress=log)),
+             ("correct", lambda: correct.correct_step(ws, preset.correct, reviewer=reviewer, tau=tau,
                                                          n_samples=preset.n_samples, device=device,
                                                          on_progress=log))]
     out = {name: _timed(times, name, step) for name, step in steps[:3]}
@@ -214,16 +217,16 @@ def reviewer_quality(ws: Workspace, verdicts_a: dict, rev_a: Reviewer, rev_b: Re
     scenario (A's verdict). ``within_panel_*`` is the paper's own measure: the share of one ensemble's
     members voting for the majority label.
     """
-    scenarios, vae = pipeline.load_scenarios(ws), project.load_vae(ws)[0]
+    scenarios, vae = load_scenarios(ws), project.load_vae(ws)[0]
     ws.path("review-b").mkdir(exist_ok=True)
     with LabelStore(ws.path("review-b/labels.sqlite")) as store:
         verdicts_b = review_scenarios(rev_b, vae, project.load_classifier(ws)[0], scenarios, store,
-                                      tau=tau or pipeline.default_tau(ws), seed=0, device=device)
+                                      tau=tau or default_tau(ws), seed=0, device=device)
     ids = sorted(verdicts_a)
     failure = np.array([verdicts_a[j].is_failure for j in ids], dtype=bool)
     same = np.array([verdicts_a[j].is_failure == verdicts_b[j].is_failure
                      and verdicts_a[j].label == verdicts_b[j].label for j in ids], dtype=float)
-    failures = pipeline.load_failures(ws)
+    failures = load_failures(ws)
     pick = np.sort(np.random.default_rng(0).choice(len(failures), min(n_examples, len(failures)), replace=False))
     images = decode_latents(vae, failures.latents[pick], device=device).cpu()
     pred_a, pred_b = rev_a.predict(images, device=device), rev_b.predict(images, device=device)

@@ -1,7 +1,8 @@
 """Defuse: find, understand and fix the failure modes of an image classifier.
 
-The package is pure compute (no Streamlit, no printing): each step is a function
-with a frozen config and a typed result; see ../shared/DESIGN.md.
+Layers, each importing only those below it (docs/architecture.md): ``ui`` -> ``cli`` -> ``steps``
+-> ``workspace`` -> the compute packages (``identify``, ``distill``, ``label``, ``correct``, ``nets``,
+``data``, ``runtime``), where each step is a function with a frozen config and a typed result.
 """
 
 __version__ = "0.1.0"

@@ -3,7 +3,7 @@
 Every step writes its outputs and then ``<step>/step.json`` holding its config, the sha256 of each
 input artifact and of each output. A step is *stale* when an input changed since (or an upstream
 step is stale), *corrupt* when an output no longer matches its checksum, *missing* when never run.
-All writes are atomic (:mod:`defuse.atomic`).
+All writes are atomic (:mod:`defuse.runtime.atomic`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from . import atomic
+from .runtime import atomic
 
 PROJECT_FILE = "project.json"
 CLASSIFIER = "classifier/model.json"

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from defuse.pipeline import default_tau
+from defuse.steps.distill import default_tau
 from defuse.ui import cache, jobs
 from defuse.ui.errors import guard
 from defuse.ui.label import (

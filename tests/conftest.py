@@ -19,29 +19,34 @@ def build_demo_like(root: Path, *, identify_cfg=None, distill_iters: int = 100, 
     """
     import torch
 
-    from defuse import correction, pipeline
-    from defuse.correct import CorrectConfig
-    from defuse.demo import open_demo_project
-    from defuse.distill import DistillConfig
-    from defuse.embed import EmbedConfig, embed_step
-    from defuse.identify import IdentifyConfig
+    from defuse.correct.sweep import CorrectConfig
+    from defuse.distill.embed import EmbedConfig
+    from defuse.distill.scenarios import DistillConfig
+    from defuse.identify.search import IdentifyConfig
+    from defuse.steps import correct
+    from defuse.steps.demo import open_demo_project
+    from defuse.steps.distill import distill_step, load_scenarios
+    from defuse.steps.embed import embed_step
+    from defuse.steps.export import export_step
+    from defuse.steps.identify import identify_step
+    from defuse.steps.label import label_store
 
     torch.set_num_threads(1)
     ws = open_demo_project(root)
     cfg = identify_cfg or IdentifyConfig(samples_per_image=20, max_per_image=10, subset=64)
-    pipeline.identify_step(ws, cfg, device="cpu")
+    identify_step(ws, cfg, device="cpu")
     if after_identify is not None:
         after_identify(ws)
-    pipeline.distill_step(ws, DistillConfig(max_components=10, max_iter=distill_iters), on_progress=None)
+    distill_step(ws, DistillConfig(max_components=10, max_iter=distill_iters), on_progress=None)
     embed_step(ws, EmbedConfig(method="pca", train_points=200))
-    n = len(pipeline.load_scenarios(ws))
-    with pipeline.label_store(ws) as store:
+    n = len(load_scenarios(ws))
+    with label_store(ws) as store:
         store.record(0, "alice", is_failure=True, label=6)
         store.record(0, "bob", is_failure=True, label=6)
         if n > 1:
             store.record(1, "alice", is_failure=False)
-    correction.correct_step(ws, CorrectConfig(lambdas=(1.0,), epochs=1), n_samples=16, device="cpu")
-    correction.export_step(ws)
+    correct.correct_step(ws, CorrectConfig(lambdas=(1.0,), epochs=1), n_samples=16, device="cpu")
+    export_step(ws)
     return ws.root
 
 
@@ -49,7 +54,7 @@ def build_demo_like(root: Path, *, identify_cfg=None, distill_iters: int = 100, 
 def own_trust_store(tmp_path_factory, monkeypatch):
     """Each test starts with an empty trust store of its own: nothing a test trusts reaches another, or the
     real user's ~/.config."""
-    from defuse import trust
+    from defuse.nets import trust
 
     monkeypatch.setenv(trust.STORE_ENV, str(tmp_path_factory.mktemp("trust") / "trusted-files.json"))
 
@@ -77,7 +82,7 @@ def fresh_demo(tmp_path_factory) -> Path:
     """The demo project as `make run` first opens it: models imported, no step run."""
     if not HAVE_DEMO:
         pytest.skip("demo models not built (python -m defuse demo --rebuild)")
-    from defuse.demo import open_demo_project
+    from defuse.steps.demo import open_demo_project
 
     return open_demo_project(tmp_path_factory.mktemp("fresh") / "demo").root
 
@@ -85,8 +90,8 @@ def fresh_demo(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def empty_project(tmp_path_factory) -> Path:
     """A project with data only: no classifier, no VAE."""
-    from defuse.data import DatasetSpec
-    from defuse.project import init_project
+    from defuse.data.datasets import DatasetSpec
+    from defuse.steps.project import init_project
 
     return init_project(tmp_path_factory.mktemp("empty") / "empty", DatasetSpec(source="mnist-sample")).root
 
@@ -111,7 +116,7 @@ def run_page(tmp_path, monkeypatch):
 @pytest.fixture()
 def started(monkeypatch):
     """Jobs the pages start, recorded instead of run: a list of (step, args)."""
-    from defuse import jobs
+    from defuse.cli import jobs
 
     calls = []
 

@@ -62,7 +62,7 @@ def test_creating_a_project_from_the_sidebar(home):
 
 
 def test_the_demo_models_missing_is_explained(home, monkeypatch):
-    import defuse.demo as demo
+    import defuse.steps.demo as demo
 
     monkeypatch.setattr(demo, "DEMO_CLASSIFIER", home / "none.json")
     at = AppTest.from_file(str(ROOT / "pages" / "home.py"), default_timeout=60).run()

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from defuse import limits, pipeline
-from defuse.data import SOURCES
-from defuse.distill import DistillConfig
+from defuse.data.datasets import SOURCES
+from defuse.distill.scenarios import DistillConfig
+from defuse.runtime import limits
+from defuse.steps.distill import distill_step, load_scenarios
 from defuse.workspace import Workspace
 from tests.test_bad_inputs import _checkpoint, _nan_weights, _no_failures, _npz, _resnet_weights, _snapshot
 
@@ -143,8 +144,8 @@ def no_scenario(demo_done, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("eps") / "demo"
     shutil.copytree(demo_done, root, ignore=shutil.ignore_patterns("jobs"))
     ws = Workspace(root)
-    pipeline.distill_step(ws, DistillConfig(max_components=10, weight_threshold=0.99, max_iter=10))
-    assert len(pipeline.load_scenarios(ws)) == 0
+    distill_step(ws, DistillConfig(max_components=10, weight_threshold=0.99, max_iter=10))
+    assert len(load_scenarios(ws)) == 0
     return root
 
 

@@ -1,6 +1,6 @@
 """AppTest of the Correct page: guards, sweep settings and their errors, the trade-off, export and download."""
 
-from defuse.jobs import JobState
+from defuse.cli.jobs import JobState
 from defuse.ui.charts import tradeoff_chart
 from defuse.ui.correct import parse_lambdas
 
@@ -45,13 +45,14 @@ def test_per_sample_labels_use_the_automatic_reviewer(run_page, demo_done, start
 
 
 def test_a_ready_reviewer_labels_the_baseline_by_default(run_page, project_copy, started):
-    from defuse import pipeline
+    from defuse.label.reviewer import ReviewerConfig
+    from defuse.steps.label import _reviewer_stamp
     from defuse.workspace import Workspace
 
     ws = Workspace.open(project_copy("reviewed"))
     ws.path("reviewer").mkdir()
     ws.path("reviewer/reviewer.json").write_text("{}")
-    ws.save_json("reviewer/stamp.json", pipeline._reviewer_stamp(ws, pipeline.ReviewerConfig()))
+    ws.save_json("reviewer/stamp.json", _reviewer_stamp(ws, ReviewerConfig()))
     at = run_page("correct", ws.root)
     assert at.checkbox[1].value is True and "trained first" not in at.checkbox[1].label
     next(b for b in at.button if b.label == "Run the sweep").click().run()

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from defuse.embed import PROJECTIONS, EmbedConfig, embed_codes, load_embedding
+from defuse.distill.embed import PROJECTIONS, EmbedConfig, embed_codes
+from defuse.steps.embed import load_embedding
 from defuse.workspace import Workspace
 
 

@@ -1,6 +1,6 @@
 """AppTest of the Home page: pipeline status, the next step, recent jobs."""
 
-from defuse.jobs import start_job, wait
+from defuse.cli.jobs import start_job, wait
 from defuse.workspace import Workspace
 
 

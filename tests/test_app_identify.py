@@ -2,7 +2,7 @@
 
 import time
 
-from defuse import jobs
+from defuse.cli import jobs
 from defuse.workspace import Workspace
 
 

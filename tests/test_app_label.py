@@ -1,6 +1,6 @@
 """AppTest of the Label page: guard, one scenario at a time, decisions saved at once, hints, agreement."""
 
-from defuse.pipeline import label_store
+from defuse.steps.label import label_store
 from defuse.workspace import Workspace
 
 

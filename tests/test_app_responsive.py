@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from defuse import jobs
+from defuse.cli import jobs
 from defuse.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +112,7 @@ def test_a_rerun_reads_only_the_jobs_it_shows(running, monkeypatch):
 
 def test_checksums_are_kept_across_reruns_but_a_change_is_seen(run_page, project_copy, monkeypatch):
     """Every rerun checks each step's artifacts; unchanged (settled) files are not hashed again."""
-    from defuse import atomic
+    from defuse.runtime import atomic
 
     root = project_copy("checksums")
     for f in root.rglob("*"):  # settled: written a minute ago (a file written within 2 s is hashed each time)

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from defuse.atomic import sha256_file
-from defuse.data import DatasetSpec
-from defuse.nets import PaperCNN
-from defuse.project import import_classifier, init_project
+from defuse.data.datasets import DatasetSpec
+from defuse.nets.architectures import PaperCNN
+from defuse.runtime.atomic import sha256_file
+from defuse.steps.project import import_classifier, init_project
 from defuse.ui.sidebar import safe_file_name
 from defuse.workspace import Workspace
 from tests.evil_files import malicious_pickle, tampered_pt2
@@ -93,7 +93,7 @@ def test_a_benign_torchscript_upload_imports_once_the_user_trusts_it(run_page, b
 
 
 def test_a_copied_project_asks_this_user_to_trust_its_code_bearing_classifier(run_page, blank, tmp_path, monkeypatch):
-    from defuse import trust
+    from defuse.nets import trust
 
     torch.jit.save(torch.jit.script(PaperCNN()), str(tmp_path / "cnn.ts"))
     import_classifier(Workspace.open(blank), tmp_path / "cnn.ts", trust_code=True)  # trusted by its maker

@@ -2,7 +2,7 @@
 
 import pytest
 
-from defuse.autotune import BatchTuner
+from defuse.identify.autotune import BatchTuner
 
 
 def run(tuner, seconds_per_item, batches=20, last_partial=False):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from safetensors.torch import save_file
 
-from defuse import checkpoints
-from defuse.cli import main
-from defuse.labels import LabelStore
-from defuse.nets import build_classifier
+from defuse.cli.main import main
+from defuse.label.store import LabelStore
+from defuse.nets import checkpoints
+from defuse.nets.architectures import build_classifier
 from defuse.workspace import Workspace
 
 

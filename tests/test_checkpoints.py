@@ -5,8 +5,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from defuse import checkpoints
-from defuse.nets import build_classifier, build_vae
+from defuse.nets import checkpoints
+from defuse.nets.architectures import build_classifier, build_vae
 
 GEOMETRY = dict(channels=1, image_size=32, num_classes=4)
 

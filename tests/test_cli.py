@@ -5,9 +5,10 @@ import sys
 import pytest
 import torch
 
-from defuse import checkpoints, project
-from defuse.cli import COMMANDS, build_parser, main
-from defuse.nets import build_classifier
+from defuse.cli.main import COMMANDS, build_parser, main
+from defuse.nets import checkpoints
+from defuse.nets.architectures import build_classifier
+from defuse.steps import project
 from defuse.workspace import Workspace
 
 
@@ -93,3 +94,10 @@ def test_init_imports_a_bare_state_dict(tmp_path):
     loaded, _ = project.load_classifier(Workspace.open(tmp_path / "p"))
     x = torch.rand(2, 1, 32, 32)
     assert torch.equal(loaded(x), net.eval()(x))
+
+
+def test_durations_read_as_minutes_and_seconds_or_hours():
+    from defuse.runtime.progress import fmt_seconds
+
+    assert fmt_seconds(None) == "--:--" and fmt_seconds(float("nan")) == "--:--"
+    assert fmt_seconds(59.6) == "01:00" and fmt_seconds(3725) == "1:02:05"

@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from defuse.correct import (
+from defuse.correct.selection import within_noise
+from defuse.correct.sweep import (
     PAPER_LAMBDAS,
     CorrectConfig,
     FailureSet,
@@ -15,11 +16,10 @@ from defuse.correct import (
     select_lambda,
     stack_failure_sets,
 )
-from defuse.data import DatasetSpec, ImageData, Split
-from defuse.nets import PaperCNN
-from defuse.progress import Cancelled
-from defuse.selection import within_noise
-from defuse.train import _batches
+from defuse.data.datasets import DatasetSpec, ImageData, Split
+from defuse.nets.architectures import PaperCNN
+from defuse.nets.train import _batches
+from defuse.runtime.progress import Cancelled
 from tests.toys import bar_images
 
 FAST = dict(lambdas=(1e-3, 10.0), epochs=2, batch_size=64, parallel="off")
@@ -39,7 +39,7 @@ def dotted_zeros(n, seed):
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    # tiny networks: a second thread only adds contention on a shared CPU (see defuse/devices.py)
+    # tiny networks: a second thread only adds contention on a shared CPU (see defuse/runtime/devices.py)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

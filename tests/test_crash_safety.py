@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from defuse import jobs
-from defuse.cli import main
-from defuse.pipeline import load_failures
+from defuse.cli import jobs
+from defuse.cli.main import main
+from defuse.steps.identify import load_failures
 from defuse.workspace import Workspace
 
 IDENTIFY = ["--samples-per-image", "100", "--max-per-image", "20", "--subset", "768", "--chunk-images", "128"]

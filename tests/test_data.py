@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from defuse.data import (
+from defuse.data.datasets import (
     DIGIT_NAMES,
     FASHION_NAMES,
     SOURCES,

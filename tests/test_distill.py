@@ -11,10 +11,10 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import BayesianGaussianMixture
 
-from defuse.distill import DistillConfig, DistillConvergenceWarning, Scenarios, distill
-from defuse.dpgmm import DPGaussianMixture, limit_threads
-from defuse.identify import Failures
-from defuse.progress import Cancelled
+from defuse.distill.dpgmm import DPGaussianMixture, limit_threads
+from defuse.distill.scenarios import DistillConfig, DistillConvergenceWarning, Scenarios, distill
+from defuse.identify.search import Failures
+from defuse.runtime.progress import Cancelled
 
 BLOB_CENTRES = np.array([[0.0, 0.0, 0.0, 0.0], [6.0, 0.0, 0.0, 0.0], [0.0, 6.0, 0.0, 0.0]])
 SMALL = dict(max_components=10)  # K small enough to keep every fit here well under a second

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from defuse.checkpoints import import_external, load_classifier, load_model, save_model
-from defuse.correct import CorrectConfig, FailureSet, correct
-from defuse.export import card_markdown, export_corrected
-from defuse.nets import PaperCNN
+from defuse.correct.export import card_markdown, export_corrected
+from defuse.correct.sweep import CorrectConfig, FailureSet, correct
+from defuse.nets.architectures import PaperCNN
+from defuse.nets.checkpoints import import_external, load_classifier, load_model, save_model
 from tests.toys import bar_images, tiny_image_data
 
 ARCH_KWARGS = dict(channels=1, image_size=32, num_classes=4, width=8)

@@ -12,12 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from defuse.autotune import CPU_CANDIDATES
-from defuse.fastpath import plan_inference
-from defuse.identify import Failures, IdentifyConfig, classify, decode_latents, identify
-from defuse.nets import BetaVAE, PaperCNN
-from defuse.noise import beta_noise
-from defuse.progress import Cancelled
+from defuse.identify.autotune import CPU_CANDIDATES
+from defuse.identify.fastpath import plan_inference
+from defuse.identify.noise import beta_noise
+from defuse.identify.search import Failures, IdentifyConfig, classify, decode_latents, identify
+from defuse.nets.architectures import BetaVAE, PaperCNN
+from defuse.runtime.progress import Cancelled
 
 
 class ToyVAE(nn.Module):

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from defuse import jobs
-from defuse.data import DatasetSpec
-from defuse.project import init_project
+from defuse.cli import jobs
+from defuse.data.datasets import DatasetSpec
+from defuse.steps.project import init_project
 from defuse.workspace import Workspace
 
 

@@ -1,4 +1,4 @@
-"""Tests for defuse.labels: the annotation store (durability, concurrency, CSV) and the vote rules."""
+"""Tests for defuse.label.store: the annotation store (durability, concurrency, CSV) and the vote rules."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from defuse.labels import CSV_COLUMNS, NOT_A_FAILURE, SCHEMA_VERSION, Decision, LabelStore, current_decisions
-from defuse.verdicts import Verdict, agreement_table, sample_verdict, scenario_verdict, verdicts
+from defuse.label.store import CSV_COLUMNS, NOT_A_FAILURE, SCHEMA_VERSION, Decision, LabelStore, current_decisions
+from defuse.label.verdicts import Verdict, agreement_table, sample_verdict, scenario_verdict, verdicts
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
@@ -26,7 +26,7 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("P
 # The short pause between decisions lets the writers interleave instead of one taking the lock in turns.
 WRITER = """
 import sys, time
-from defuse.labels import LabelStore
+from defuse.label.store import LabelStore
 path, name, n, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 time.sleep(max(0.0, start - time.time()))
 with LabelStore(path) as store:
@@ -37,7 +37,7 @@ with LabelStore(path) as store:
 # A writer that never stops and reports each committed decision on stdout, to be killed mid-write.
 ENDLESS_WRITER = """
 import sys
-from defuse.labels import LabelStore
+from defuse.label.store import LabelStore
 store = LabelStore(sys.argv[1])
 i = 0
 while True:

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from defuse.distill import DistillConfig, DistillConvergenceWarning, distill
-from defuse.identify import Failures
+from defuse.distill.scenarios import DistillConfig, DistillConvergenceWarning, distill
+from defuse.identify.search import Failures
 from defuse.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +85,7 @@ def test_save_arrays_streams_to_disk_atomically(tmp_path):
 
 @pytest.mark.parametrize("backend", ["torch", "sklearn"])
 def test_distill_of_float32_codes_matches_a_float64_copy(monkeypatch, backend):
-    import defuse.distill as distill_module
+    import defuse.distill.scenarios as distill_module
 
     monkeypatch.setattr(distill_module, "_PREDICT_BATCH", 64)        # several assignment blocks
     rng = np.random.default_rng(1)
@@ -109,15 +109,16 @@ def test_distill_of_float32_codes_matches_a_float64_copy(monkeypatch, backend):
 
 @pytest.mark.skipif(not HAVE_DEMO, reason="demo models not built (python -m defuse demo --rebuild)")
 def test_the_map_counts_every_training_image(tmp_path):
-    from defuse import pipeline
-    from defuse.demo import open_demo_project
-    from defuse.embed import EmbedConfig, embed_step, load_embedding
-    from defuse.project import load_data
+    from defuse.distill.embed import EmbedConfig
+    from defuse.steps.demo import open_demo_project
+    from defuse.steps.embed import embed_step, load_embedding
+    from defuse.steps.identify import save_failures
+    from defuse.steps.project import load_data
 
     ws = open_demo_project(tmp_path / "demo")
     rng = np.random.default_rng(0)
     n = 300
-    pipeline.save_failures(ws, Failures(rng.normal(size=(n, 10)).astype(np.float32), np.arange(n),
+    save_failures(ws, Failures(rng.normal(size=(n, 10)).astype(np.float32), np.arange(n),
                                         rng.integers(0, 10, n), rng.integers(0, 10, n), np.ones(n, np.float32)))
     ws.record_step("identify", config={})
     embed_step(ws, EmbedConfig(method="pca", train_points=50, max_points=200))

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from defuse.nets import BetaVAE, PaperCNN, build_classifier, build_vae
+from defuse.nets.architectures import BetaVAE, PaperCNN, build_classifier, build_vae
 
 
 @pytest.mark.parametrize("size,channels", [(32, 1), (32, 3), (64, 3), (128, 1)])

@@ -7,9 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from defuse import checkpoints
-from defuse.labels import LabelStore
-from defuse.reviewer import (
+from defuse.label.reviewer import (
     Reviewer,
     ReviewerConfig,
     agreement_summary,
@@ -19,7 +17,9 @@ from defuse.reviewer import (
     reviewer_agreement,
     train_reviewer,
 )
-from defuse.verdicts import verdicts
+from defuse.label.store import LabelStore
+from defuse.label.verdicts import verdicts
+from defuse.nets import checkpoints
 from tests.toys import tiny_image_data
 
 CLASSES, SIZE, BAND = 4, 32, 8
@@ -229,17 +229,17 @@ def test_bad_reviewers_and_images_are_refused(reviewer):
 
 
 def test_the_auto_reviewer_is_trained_once_then_reused(project_copy, monkeypatch):
-    from defuse import pipeline
+    from defuse.steps import label as label_step
     from defuse.workspace import Workspace
 
     ws, cfg, calls = Workspace.open(project_copy("reviewer")), ReviewerConfig(members=1, epochs=1), []
-    real = pipeline.train_reviewer
-    monkeypatch.setattr(pipeline, "train_reviewer", lambda *a, **k: calls.append(1) or real(*a, **k))
-    assert not pipeline.reviewer_ready(ws, cfg)
-    first = pipeline.get_reviewer(ws, "auto", cfg=cfg, device="cpu")
-    again = pipeline.get_reviewer(ws, "auto", cfg=cfg, device="cpu")   # its stamp reads back from JSON
-    assert calls == [1] and pipeline.reviewer_ready(ws, cfg) and len(again.members) == len(first.members)
-    assert not pipeline.reviewer_ready(ws, ReviewerConfig(members=2, epochs=1))   # another config: retrain
-    assert pipeline.reviewer_ready(ws)                       # no config asked for (the app, --reviewer auto): any
-    pipeline.get_reviewer(ws, "auto", device="cpu")          # reuses the small one instead of training the default
+    real = label_step.train_reviewer
+    monkeypatch.setattr(label_step, "train_reviewer", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert not label_step.reviewer_ready(ws, cfg)
+    first = label_step.get_reviewer(ws, "auto", cfg=cfg, device="cpu")
+    again = label_step.get_reviewer(ws, "auto", cfg=cfg, device="cpu")   # its stamp reads back from JSON
+    assert calls == [1] and label_step.reviewer_ready(ws, cfg) and len(again.members) == len(first.members)
+    assert not label_step.reviewer_ready(ws, ReviewerConfig(members=2, epochs=1))   # another config: retrain
+    assert label_step.reviewer_ready(ws)                       # no config asked for (the app, --reviewer auto): any
+    label_step.get_reviewer(ws, "auto", device="cpu")          # reuses the small one instead of training the default
     assert calls == [1]

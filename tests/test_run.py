@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from defuse.cli import main
-from defuse.project import DEMO_CLASSIFIER
+from defuse.cli.main import main
+from defuse.steps.project import DEMO_CLASSIFIER
 
 pytestmark = pytest.mark.skipif(not DEMO_CLASSIFIER.exists(), reason="demo models not built")
 
@@ -31,7 +31,7 @@ def test_run_writes_a_complete_report_and_failure_accuracy_rises(run_ws):
 
 
 def test_run_exports_a_loadable_checkpoint_with_a_model_card(run_ws):
-    from defuse.checkpoints import load_model
+    from defuse.nets.checkpoints import load_model
 
     exports = run_ws / "exports"
     card = json.loads((exports / "model-card.json").read_text())

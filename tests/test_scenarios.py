@@ -3,14 +3,14 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from defuse.nets import BetaVAE, PaperCNN
-from defuse.scenarios import (
+from defuse.distill.sampling import (
     PAPER_TAU,
     draw_failure_splits,
     render_scenario,
     sample_scenario,
     sample_scenarios,
 )
+from defuse.nets.architectures import BetaVAE, PaperCNN
 
 MEAN = np.array([1.0, -2.0, 0.5])
 COV = np.array([[2.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 0.5]])

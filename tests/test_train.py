@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from defuse.train import TrainConfig, VAEConfig, fidelity_warning, train_classifier, train_vae
+from defuse.nets.train import TrainConfig, VAEConfig, fidelity_warning, train_classifier, train_vae
 from tests.toys import tiny_image_data
 
 

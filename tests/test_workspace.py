@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from defuse import atomic
+from defuse.runtime import atomic
 from defuse.workspace import STEPS, Workspace, list_workspaces
 
 

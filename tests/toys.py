@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from defuse.data import DatasetSpec, ImageData, Split
+from defuse.data.datasets import DatasetSpec, ImageData, Split
 
 
 def bar_images(n: int, num_classes: int = 4, size: int = 32, channels: int = 1, seed: int = 0):

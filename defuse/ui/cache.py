@@ -13,12 +13,15 @@ import numpy as np
 import streamlit as st
 import torch
 
-from .. import pipeline
-from ..data import DatasetSpec, load_dataset
-from ..embed import Embedding, load_embedding
-from ..identify import Failures, decode_latents
-from ..project import load_classifier, load_vae
-from ..scenarios import render_scenario
+from ..data.datasets import DatasetSpec, load_dataset
+from ..distill.embed import Embedding
+from ..distill.sampling import render_scenario
+from ..identify.search import Failures, decode_latents
+from ..steps.distill import SCENARIOS, default_tau, load_scenarios
+from ..steps.embed import load_embedding
+from ..steps.identify import FAILURES, load_failures
+from ..steps.label import LABELS, current_verdicts
+from ..steps.project import load_classifier, load_vae
 from ..workspace import CLASSIFIER, VAE, Workspace
 
 
@@ -52,20 +55,20 @@ def vae(ws: Workspace) -> tuple:
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def _failures(root: str, fingerprint: str) -> Failures:
-    return pipeline.load_failures(Workspace(root))
+    return load_failures(Workspace(root))
 
 
 def failures(ws: Workspace) -> Failures:
-    return _failures(str(ws.root), ws.fingerprint(pipeline.FAILURES) or "")
+    return _failures(str(ws.root), ws.fingerprint(FAILURES) or "")
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
 def _scenarios(root: str, fingerprint: str):
-    return pipeline.load_scenarios(Workspace(root))
+    return load_scenarios(Workspace(root))
 
 
 def scenarios(ws: Workspace):
-    return _scenarios(str(ws.root), ws.fingerprint(pipeline.SCENARIOS) or "")
+    return _scenarios(str(ws.root), ws.fingerprint(SCENARIOS) or "")
 
 
 @st.cache_data(max_entries=6, show_spinner=False)
@@ -75,11 +78,11 @@ def _embedding(root: str, method: str, fingerprint: str):
 
 def embedding(ws: Workspace, method: str) -> tuple[Embedding, bool] | None:
     rel = f"distill/embedding-{method}.npz"
-    return _embedding(str(ws.root), method, f"{ws.fingerprint(rel)}:{ws.fingerprint(pipeline.FAILURES)}")
+    return _embedding(str(ws.root), method, f"{ws.fingerprint(rel)}:{ws.fingerprint(FAILURES)}")
 
 
 def _fingerprints(ws: Workspace) -> str:
-    return ":".join(str(ws.fingerprint(rel)) for rel in (pipeline.SCENARIOS, VAE, CLASSIFIER))
+    return ":".join(str(ws.fingerprint(rel)) for rel in (SCENARIOS, VAE, CLASSIFIER))
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -108,20 +111,20 @@ def _decoded(root: str, key: str, rows: tuple) -> np.ndarray:
 
 def decoded_failures(ws: Workspace, rows) -> torch.Tensor:
     """Images (n, C, H, W) of the failures at ``rows`` (decoded on demand, not stored)."""
-    key = f"{ws.fingerprint(pipeline.FAILURES)}:{ws.fingerprint(VAE)}"
+    key = f"{ws.fingerprint(FAILURES)}:{ws.fingerprint(VAE)}"
     return torch.from_numpy(_decoded(str(ws.root), key, tuple(int(r) for r in rows)))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _verdicts(root: str, key: str, tau: float) -> dict:
-    return pipeline.current_verdicts(Workspace(root), tau=tau, device="cpu")
+    return current_verdicts(Workspace(root), tau=tau, device="cpu")
 
 
 def verdicts(ws: Workspace, tau: float | None = None) -> dict:
     """Current verdicts per scenario (recomputed when a decision, the scenarios or τ change)."""
-    labels = ws.path(pipeline.LABELS)
+    labels = ws.path(LABELS)
     stamp = [labels.stat().st_mtime_ns if labels.exists() else 0]
     wal = labels.with_name(labels.name + "-wal")
     stamp.append(wal.stat().st_mtime_ns if wal.exists() else 0)  # decisions land in the WAL first
-    tau = pipeline.default_tau(ws) if tau is None else tau
+    tau = default_tau(ws) if tau is None else tau
     return _verdicts(str(ws.root), f"{stamp}:{_fingerprints(ws)}", float(tau))

@@ -27,16 +27,6 @@ def label_heatmap(true: np.ndarray, pred: np.ndarray, class_names: Sequence[str]
     return fig
 
 
-def loss_curve(rows: Sequence[dict], keys: Sequence[str], title: str) -> go.Figure:
-    fig = go.Figure()
-    for k in keys:
-        pts = [(r["epoch"], r[k]) for r in rows if k in r and "epoch" in r and r.get(k) is not None]
-        if pts:
-            fig.add_scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=k)
-    fig.update_layout(title=title, xaxis_title="epoch", height=300, margin=dict(l=10, r=10, t=40, b=10))
-    return fig
-
-
 def tradeoff_chart(points: Sequence[dict], *, x: str = "test", before: Optional[dict] = None,
                    chosen: Optional[dict] = None, baseline: Sequence[dict] = (), per_sample: bool = False) -> go.Figure:
     """x: test or validation accuracy; y: failure-scenario accuracy of the same split; one point per λ.

@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from .. import pipeline
-from ..correct import PAPER_LAMBDAS, CorrectConfig
-from ..correction import SWEEP, check_failure_sets_fit
-from ..jobs import JobState
-from ..presets import QUICK
+from ..cli.jobs import JobState
+from ..correct.sweep import PAPER_LAMBDAS, CorrectConfig
+from ..steps.correct import SWEEP, check_failure_sets_fit
+from ..steps.label import reviewer_ready
+from ..steps.presets import QUICK
 from ..workspace import Workspace
 from . import cache
 from .charts import tradeoff_chart
@@ -63,7 +63,7 @@ DF_LABELS = {"scenario": "One label per scenario: the annotators' (the paper)",
 def reviewer_fields(ws: Workspace, choice: str) -> tuple[bool, bool]:
     """(per-sample D_f labels?, use the automatic reviewer?): the reviewer labels the baseline's examples and
     gives the stricter per-sample accuracy; without it the baseline falls back to the source images' labels."""
-    ready = pipeline.reviewer_ready(ws)
+    ready = reviewer_ready(ws)
     c = st.columns(2)
     labels = c[0].selectbox("Labels of the failure samples D_f", list(DF_LABELS), format_func=DF_LABELS.get,
                             key=f"dfl-{choice}", help="A scenario sampled at τ=0.5 can mix classes: per-sample "

@@ -8,9 +8,9 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from ..atomic import sha256_file
-from ..jobs import JobBusy
-from ..trust import UntrustedCodeError, trust
+from ..cli.jobs import JobBusy
+from ..nets.trust import UntrustedCodeError, trust
+from ..runtime.atomic import sha256_file
 
 # The core's messages name the command line's options; on a page, name the field that sets each instead.
 APP_WORDS = {"--architecture": "“Network of bare weights”", "--trust-code": "the “I trust this file” box",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ..distill import DistillConfig
-from ..embed import PROJECTIONS, EmbedConfig
-from ..pipeline import default_tau
+from ..distill.embed import PROJECTIONS, EmbedConfig
+from ..distill.scenarios import DistillConfig
+from ..steps.distill import default_tau
 from ..workspace import Workspace
 from . import cache
 from .charts import latent_map

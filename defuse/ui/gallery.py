@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from ..render import image_grid
+from ..data.render import image_grid
 
 
 def as_tensor(images) -> torch.Tensor:

@@ -6,11 +6,11 @@ import time
 
 import streamlit as st
 
-from .. import jobs
-from ..project import project_info
+from ..cli import jobs
+from ..runtime.progress import fmt_seconds
+from ..steps.project import project_info
 from ..workspace import CLASSIFIER, Workspace
 from .jobs import STEP_WORDS as JOB_WORDS
-from .jobs import fmt_seconds
 from .nav import link
 
 STATUS_ICONS = {"done": "✅", "stale": "⚠️", "corrupt": "❌", "missing": "⬜"}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ..devices import resolve_device
-from ..identify import IdentifyConfig
-from ..limits import check_fits, identify_bytes
-from ..presets import QUICK
+from ..identify.search import IdentifyConfig
+from ..runtime.devices import resolve_device
+from ..runtime.limits import check_fits, identify_bytes
+from ..steps.presets import QUICK
 from ..workspace import Workspace
 from . import cache
 from .charts import label_heatmap

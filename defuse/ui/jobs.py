@@ -6,7 +6,6 @@ the running or finished job again.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -14,8 +13,9 @@ from typing import Optional
 
 import streamlit as st
 
-from .. import jobs
-from ..jobs import JobState
+from ..cli import jobs
+from ..cli.jobs import JobState
+from ..runtime.progress import fmt_seconds
 from ..workspace import Workspace
 from .errors import app_words, guard
 
@@ -35,13 +35,6 @@ def app_threads() -> int:
     """
     n = os.cpu_count() or 1
     return 1 if n <= 2 else n - 1
-
-
-def fmt_seconds(s) -> str:
-    if s is None or not math.isfinite(s):
-        return "--:--"
-    s = int(round(s))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
 
 
 def start(ws: Workspace, step: str, args: Sequence[str]) -> None:

@@ -7,8 +7,8 @@ from collections import Counter
 import pandas as pd
 import streamlit as st
 
-from ..pipeline import label_store
-from ..verdicts import agreement_table
+from ..label.verdicts import agreement_table
+from ..steps.label import label_store
 from ..workspace import Workspace
 from . import cache
 from .gallery import show_grid

@@ -8,10 +8,11 @@ import json
 
 import streamlit as st
 
-from .. import atomic, trust
-from ..checkpoints import EXTERNAL_FORMATS
-from ..model_files import FORMAT_WORDS, RISK_WORDS
-from ..project import convert_classifier_in_place, import_classifier
+from ..nets import trust
+from ..nets.checkpoints import EXTERNAL_FORMATS
+from ..nets.model_files import FORMAT_WORDS, RISK_WORDS
+from ..runtime import atomic
+from ..steps.project import convert_classifier_in_place, import_classifier
 from ..workspace import CLASSIFIER, Workspace
 from .errors import app_words
 from .sidebar import safe_file_name

@@ -9,10 +9,10 @@ import time
 
 import plotly.graph_objects as go
 
-from .. import atomic
-from ..pipeline import default_tau
-from ..render import image_grid
-from ..report import build_report, report_markdown
+from ..data.render import image_grid
+from ..runtime import atomic
+from ..steps.distill import default_tau
+from ..steps.report import build_report, report_markdown
 from ..workspace import Workspace
 from . import cache
 from .charts import tradeoff_chart

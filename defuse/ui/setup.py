@@ -6,8 +6,8 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from ..project import DEMO_CLASSIFIER, DEMO_VAE, import_classifier, import_vae
-from ..train import TrainConfig, VAEConfig
+from ..nets.train import TrainConfig, VAEConfig
+from ..steps.project import DEMO_CLASSIFIER, DEMO_VAE, import_classifier, import_vae
 from ..workspace import Workspace
 from . import cache
 from .gallery import show_grid

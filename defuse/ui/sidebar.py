@@ -8,14 +8,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from .. import jobs
-from ..data import SOURCES, DatasetSpec
-from ..demo import open_demo_project
-from ..devices import describe_device
-from ..project import DEMO_CLASSIFIER, DEMO_VAE, init_project
+from ..cli import jobs
+from ..data.datasets import SOURCES, DatasetSpec
+from ..runtime.devices import describe_device
+from ..runtime.progress import fmt_seconds
+from ..steps.demo import open_demo_project
+from ..steps.project import DEMO_CLASSIFIER, DEMO_VAE, init_project
 from ..workspace import Workspace, default_home
 from .errors import guard
-from .jobs import STEP_WORDS, app_threads, fmt_seconds
+from .jobs import STEP_WORDS, app_threads
 from .state import DEMO, current_workspace, project_choices, select_project, valid_name
 
 MAX_DATA_UPLOAD_MB = 500

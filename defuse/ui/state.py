@@ -10,7 +10,7 @@ from typing import Optional
 
 import streamlit as st
 
-from ..demo import open_demo_project
+from ..steps.demo import open_demo_project
 from ..workspace import Workspace, default_home, list_workspaces
 
 PROJECT_KEY = "project"

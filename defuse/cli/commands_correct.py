@@ -1,0 +1,138 @@
+"""CLI subcommands: correct, export, and run (the whole pipeline on one workspace)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from ..correct.sweep import FAILURE_LABELS, PAPER_LAMBDAS, CorrectConfig
+from ..steps import correct, export, project
+from ..steps.distill import distill_step
+from ..steps.identify import identify_step
+from ..steps.label import get_reviewer, review_step
+from ..steps.presets import PRESETS
+from ..steps.report import report_markdown, save_report
+from ..workspace import Workspace
+from .args import CommandTable, resolve_workspace
+from .commands_pipeline import _ws, add_reviewer_args, reviewer_from_args
+from .commands_project import _status_lines, add_architecture_args, add_dataset_args, dataset_spec_from_args
+
+COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the tables
+register = COMMANDS.register
+
+
+def parse_lambdas(text: str) -> tuple:
+    try:
+        values = tuple(float(t) for t in text.replace(" ", "").split(",") if t)
+    except ValueError:
+        raise ValueError(f"--lambdas must be comma-separated numbers, e.g. 0.1,1,10; got {text!r}") from None
+    if not values:
+        raise ValueError("--lambdas is empty: give at least one λ > 0, e.g. --lambdas 0.1,1,10")
+    return values
+
+
+# --- correct --------------------------------------------------------------------------------------------
+def _correct_args(p):
+    d = CorrectConfig()
+    p.add_argument("--lambdas", default=",".join(f"{v:g}" for v in PAPER_LAMBDAS), help="λ sweep (paper: 17 values)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="fine-tuning epochs per λ (paper: 3 MNIST, 5 others)")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--selection", default=d.selection, help="tolerance (default) or paper")
+    p.add_argument("--tolerance", type=float, default=d.tolerance, help="validation accuracy a λ may lose vs λ=0")
+    p.add_argument("--failure-labels", choices=FAILURE_LABELS, default=d.failure_labels,
+                   help="D_f labels: one per scenario (paper) or the reviewer's per sample (needs --reviewer)")
+    p.add_argument("--samples", type=int, default=256, help="samples per scenario for D_f, failure val and test")
+    p.add_argument("--tau", type=float, default=None)
+    add_reviewer_args(p, "'auto' or a checkpoint: labels the baseline, stricter accuracy")
+    p.add_argument("--no-baseline", action="store_true", help="skip the UAE-only baseline sweep")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _correct(args, sink):
+    cfg = CorrectConfig(lambdas=parse_lambdas(args.lambdas), epochs=args.epochs, lr=args.lr,
+                        batch_size=args.batch_size, selection=args.selection, tolerance=args.tolerance, seed=args.seed,
+                        failure_labels=args.failure_labels)
+    ws = _ws(args)
+    reviewer = reviewer_from_args(ws, args, sink)
+    correct.correct_step(ws, cfg, reviewer=reviewer, n_samples=args.samples, tau=args.tau, seed=args.seed,
+                            baseline=not args.no_baseline, device=args.device, on_progress=sink)
+    return report_markdown(save_report(ws))
+
+
+register("correct", "fine-tune on L(D) + λ·CE(D_f) over a λ sweep, with the λ=0 control and the baseline",
+         _correct_args, _correct)
+
+
+# --- export ---------------------------------------------------------------------------------------------
+def _export_args(p):
+    p.add_argument("--lambda", dest="lam", type=float, default=None, help="export this λ instead of the chosen one")
+    p.add_argument("--name", default=None, help="file name stem (default: <project>-corrected)")
+
+
+def _export(args, sink):
+    ws = _ws(args)
+    card = export.export_step(ws, lam=args.lam, name=args.name)
+    return f"exported to {ws.path(export.EXPORTS)}: " + ", ".join(card.get("files", {}).values())
+
+
+register("export", "write the corrected classifier (safetensors + JSON) and its model card", _export_args, _export)
+
+
+# --- run ------------------------------------------------------------------------------------------------
+def _run_args(p):
+    p.add_argument("--workspace", "-w", required=True, help="project folder, or a name under DEFUSE_HOME")
+    add_dataset_args(p)
+    p.add_argument("--reviewer", default="auto", help="'auto' (reference ensemble) or a checkpoint")
+    p.add_argument("--quick", action="store_true", help="small CPU-friendly settings (a few minutes): --preset quick")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS), help="paper (default), quick, smoke (tests)")
+    p.add_argument("--classifier", default=None, help="classifier to debug (default: demo model for mnist-sample, "
+                   "else trained)")
+    add_architecture_args(p)
+    p.add_argument("--failure-labels", choices=FAILURE_LABELS, default="scenario",
+                   help="D_f labels: one per scenario (paper) or the reviewer's per sample")
+
+
+_run_args.needs_workspace = False
+
+
+def _ensure_project(args) -> Workspace:
+    root = resolve_workspace(args.workspace)
+    if (root / "project.json").exists():
+        return Workspace.open(root)
+    spec = dataset_spec_from_args(args)
+    demo = spec.source == "mnist-sample" and args.classifier is None
+    return project.init_project(root, spec, classifier=project.DEMO_CLASSIFIER if demo else args.classifier,
+                                architecture=args.architecture, arch_kwargs=args.arch_kwargs,
+                                vae=project.DEMO_VAE if demo else None, trust_code=args.trust_code)
+
+
+def _run(args, sink):
+    preset = PRESETS[args.preset or ("quick" if args.quick else "paper")]
+    ws, times = _ensure_project(args), {}
+    dev, t = args.device, time.perf_counter()
+    if not ws.exists("classifier/model.json"):
+        project.train_classifier_step(ws, preset.train, device=dev, on_progress=sink)
+    if not ws.exists("vae/model.json"):
+        project.train_vae_step(ws, preset.vae, device=dev, on_progress=sink)
+    times["models"], t = time.perf_counter() - t, time.perf_counter()
+    reviewer = get_reviewer(ws, args.reviewer, cfg=preset.reviewer, device=dev, on_progress=sink)
+    times["reviewer"], t = time.perf_counter() - t, time.perf_counter()
+    identify_step(ws, preset.identify, device=dev, on_progress=sink, reviewer=reviewer)
+    times["identify"], t = time.perf_counter() - t, time.perf_counter()
+    distill_step(ws, preset.distill, on_progress=sink)
+    times["distill"], t = time.perf_counter() - t, time.perf_counter()
+    review_step(ws, reviewer, device=dev, on_progress=sink)
+    times["review"], t = time.perf_counter() - t, time.perf_counter()
+    correct_cfg = replace(preset.correct, failure_labels=args.failure_labels)
+    correct.correct_step(ws, correct_cfg, reviewer=reviewer, n_samples=preset.n_samples, device=dev,
+                            on_progress=sink)
+    times["correct"], t = time.perf_counter() - t, time.perf_counter()
+    export.export_step(ws)
+    report = save_report(ws)
+    ws.save_json("report.json", {**report, "preset": preset.name, "seconds": times})
+    return report_markdown(report) + "\n" + _status_lines(ws)
+
+
+register("run", "the whole pipeline on one workspace: models, identify, distill, review, correct, export",
+         _run_args, _run)

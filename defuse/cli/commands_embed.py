@@ -1,0 +1,39 @@
+"""CLI subcommand `embed`: the Explore page's 2-D map of training and failure codes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..distill.embed import PROJECTIONS, EmbedConfig
+from ..steps.embed import embed_step
+from ..workspace import Workspace
+from .args import CommandTable, resolve_workspace
+
+COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the tables
+register = COMMANDS.register
+
+
+def _embed_args(p):
+    d = EmbedConfig()
+    p.add_argument("--method", default=d.method, help=f"projection: {', '.join(sorted(PROJECTIONS))}")
+    p.add_argument("--max-points", type=int, default=d.max_points, help="codes projected at most (down-sampled)")
+    p.add_argument("--train-points", type=int, default=d.train_points, help="training codes in the background")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--n-neighbors", type=int, default=d.n_neighbors, help="UMAP neighbours")
+    p.add_argument("--min-dist", type=float, default=d.min_dist, help="UMAP minimum distance")
+    p.add_argument("--perplexity", type=float, default=d.perplexity, help="t-SNE perplexity")
+
+
+def _embed(args, sink):
+    # Before umap (and numba) is imported: keep numba's compiled functions between processes (~40 s each).
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "defuse" / "numba"))
+    cfg = EmbedConfig(method=args.method, max_points=args.max_points, train_points=args.train_points,
+                      seed=args.seed, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
+                      perplexity=args.perplexity)
+    meta = embed_step(Workspace.open(resolve_workspace(args.workspace)), cfg, on_progress=sink)
+    return f"{cfg.method} map of {meta['points']} codes saved"
+
+
+register("embed", "a 2-D map (UMAP, t-SNE or PCA) of training and failure codes, for the Explore page",
+         _embed_args, _embed)

@@ -1,0 +1,205 @@
+"""CLI subcommands of the Defuse steps: identify, distill, sample, label (correct/export/run: commands_correct)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from ..distill.scenarios import DistillConfig
+from ..identify.search import IdentifyConfig
+from ..label.reviewer import ReviewerConfig
+from ..steps.distill import default_tau, distill_step, load_scenarios
+from ..steps.identify import identify_step
+from ..steps.label import current_verdicts, get_reviewer, label_store, review_step
+from ..steps.project import load_classifier, load_vae
+from ..workspace import Workspace
+from .args import CommandTable, resolve_workspace
+
+COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the tables
+register = COMMANDS.register
+
+
+def _ws(args) -> Workspace:
+    return Workspace.open(resolve_workspace(args.workspace))
+
+
+def add_config_args(p, cls, *, skip=(), helps=None) -> None:
+    """One ``--option`` per field of a frozen config dataclass, typed and defaulted from it."""
+    helps = helps or {}
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        default, flag = f.default, "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            p.add_argument(flag, action="store_true" if not default else "store_false", help=helps.get(f.name))
+        else:
+            kind = type(default) if default is not None else _optional_number
+            p.add_argument(flag, type=kind, default=default, help=helps.get(f.name, f"default: {default}"))
+
+
+def _optional_number(text: str):
+    if text.lower() in ("", "none"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def config_from_args(args, cls, **overrides):
+    kw = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    return cls(**{**kw, **overrides})
+
+
+# --- the automatic reviewer, shared by identify, label and correct ------------------------------------------
+def add_reviewer_args(p, help_text: str) -> None:
+    d = ReviewerConfig()
+    p.add_argument("--reviewer", default=None, help=help_text)
+    p.add_argument("--reviewer-members", type=int, default=None,
+                   help=f"networks in the 'auto' ensemble (default {d.members}; unset: reuse the project's reviewer)")
+    p.add_argument("--reviewer-epochs", type=int, default=None,
+                   help=f"training epochs of each member (default {d.epochs}; unset: reuse the project's reviewer)")
+
+
+def reviewer_from_args(ws: Workspace, args, sink):
+    if not args.reviewer:
+        return None
+    cfg = None  # reuse the project's reviewer, whatever its settings, unless some are asked for
+    if args.reviewer_members is not None or args.reviewer_epochs is not None:
+        d = ReviewerConfig()
+        cfg = ReviewerConfig(members=args.reviewer_members or d.members, epochs=args.reviewer_epochs or d.epochs)
+    return get_reviewer(ws, args.reviewer, cfg=cfg, device=args.device, on_progress=sink)
+
+
+# --- identify -----------------------------------------------------------------------------------------
+IDENTIFY_HELP = {
+    "samples_per_image": "Q, perturbations per image (paper: 500)",
+    "beta_a": "a of the Beta(a, b) noise (paper: 50 for MNIST, 75 for SVHN/signs)",
+    "beta_b": "b of the Beta(a, b) noise",
+    "max_per_image": "M, failures kept per image (paper: 100)",
+    "centered": "subtract the Beta mean a/(a+b) from the noise (paper: off; its noise shifts every dim by ~+0.5)",
+    "skip_misreconstructed": "search only images whose own reconstruction the classifier gets right",
+    "subset": "search only this many training images (default: all)",
+    "batch_size": "decodes per batch (default: chosen for the device)",
+    "precision": "auto, fp32, bf16, fp16 (auto: bf16 on CPUs that have it, fp32 otherwise)",
+}
+
+
+def _identify_args(p):
+    add_config_args(p, IdentifyConfig, helps=IDENTIFY_HELP)
+    add_reviewer_args(p, "'auto' or a checkpoint: measure how many finds are real")
+
+
+def _identify(args, sink):
+    cfg = config_from_args(args, IdentifyConfig)
+    ws = _ws(args)
+    reviewer = reviewer_from_args(ws, args, sink)
+    m = identify_step(ws, cfg, device=args.device, on_progress=sink, reviewer=reviewer)["metrics"]
+    return _identify_summary(m)
+
+
+def _identify_summary(m: dict) -> str:
+    lines = [f"found {m['n_failures']} unrestricted adversarial examples"]
+    for key, label in (("images_per_s", "images/s"), ("acc_reconstruction", "classifier accuracy on reconstructions"),
+                       ("share_sources_with_failure", "share of images with a failure"),
+                       ("reviewer_real_share", "share judged real by the reviewer")):
+        if key in m:
+            lines.append(f"  {label}: {m[key]:.3g}")
+    return "\n".join(lines)
+
+
+register("identify", "find unrestricted adversarial examples by perturbing β-VAE codes (§3.2.1)",
+         _identify_args, _identify)
+
+
+# --- distill ------------------------------------------------------------------------------------------
+DISTILL_HELP = {"max_components": "K, components at most (paper: 100)",
+                "weight_threshold": "ε: components with weight <= ε are dropped (paper: 0.01)",
+                "max_samples": "codes fitted at most, down-sampled without replacement (paper: 50,000)",
+                "backend": "torch (fast, same updates) or sklearn (BayesianGaussianMixture)"}
+
+
+def _distill_args(p):
+    add_config_args(p, DistillConfig, skip=("device", "covariance_type", "threads"), helps=DISTILL_HELP)
+
+
+def _distill(args, sink):
+    cfg = config_from_args(args, DistillConfig, device=args.device)
+    m = distill_step(_ws(args), cfg, on_progress=sink)["metrics"]
+    note = "" if m["converged"] else " (did not converge: raise --max-iter)"
+    if m["n_scenarios"] == 0:
+        note += (f"\nno mixture component weighs more than ε={cfg.weight_threshold}: there is nothing to label. "
+                 "Lower --weight-threshold, or find more failures (identify with a larger --subset or Q).")
+    return f"{m['n_scenarios']} failure scenarios from {m['n_fitted']} codes in {m['fit_seconds']:.1f} s{note}"
+
+
+register("distill", "cluster the failures into failure scenarios (Dirichlet-process GMM, §3.2.2)",
+         _distill_args, _distill)
+
+
+# --- sample ---------------------------------------------------------------------------------------------
+def _sample_args(p):
+    p.add_argument("--scenario", type=int, required=True, help="scenario row (0 = heaviest)")
+    p.add_argument("--n", type=int, default=32, help="samples to draw")
+    p.add_argument("--tau", type=float, default=None, help="τ, sample diversity (default: 0.5, or 0.01 for SVHN/signs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="PNG file for the grid (the classifier's label on each)")
+
+
+def _sample(args, sink):
+    from ..data.render import image_grid
+    from ..distill.sampling import render_scenario
+
+    ws = _ws(args)
+    scenarios = load_scenarios(ws)
+    if not 0 <= args.scenario < len(scenarios):
+        raise ValueError(f"--scenario must be in 0..{len(scenarios) - 1}; got {args.scenario}")
+    clf, vae = load_classifier(ws)[0], load_vae(ws)[0]
+    j = args.scenario
+    s = render_scenario(vae, clf, scenarios.means[j], scenarios.covariances[j], args.n,
+                        tau=args.tau or default_tau(ws), seed=(args.seed, j), device=args.device)
+    image_grid(s.images, captions=[str(int(p)) for p in s.predictions]).save(args.out)
+    return f"wrote {args.n} samples of scenario {j} to {args.out}"
+
+
+register("sample", "decode samples of one failure scenario into an image grid", _sample_args, _sample)
+
+
+# --- label -----------------------------------------------------------------------------------------------
+def _label_args(p):
+    add_reviewer_args(p, "'auto' (train/reuse the reference ensemble) or a checkpoint")
+    p.add_argument("--tau", type=float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--import", dest="import_csv", default=None, help="import decisions from CSV")
+    p.add_argument("--export", dest="export_csv", default=None, help="export all decisions to CSV")
+    p.add_argument("--scenario", type=int, default=None, help="record one decision for this scenario")
+    p.add_argument("--failure", type=int, default=None, metavar="LABEL", help="it is a failure; its true label")
+    p.add_argument("--not-failure", action="store_true", help="it is not a failure")
+    p.add_argument("--annotator", default="cli")
+
+
+def _label(args, sink):
+    ws, lines = _ws(args), []
+    if args.import_csv:
+        with label_store(ws) as store:
+            lines.append(f"imported {store.from_csv(args.import_csv)} decisions")
+    if args.scenario is not None:
+        if (args.failure is None) == (not args.not_failure):
+            raise ValueError("with --scenario, say either --failure LABEL or --not-failure")
+        with label_store(ws) as store:
+            store.record(args.scenario, args.annotator, is_failure=args.failure is not None, label=args.failure)
+        lines.append(f"recorded scenario {args.scenario}")
+    if args.reviewer:
+        reviewer = reviewer_from_args(ws, args, sink)
+        review_step(ws, reviewer, tau=args.tau, seed=args.seed, device=args.device, on_progress=sink)
+    found = current_verdicts(ws, tau=args.tau, seed=args.seed, device=args.device)
+    failing = {j: v for j, v in found.items() if v.is_failure}
+    lines.append(f"{len(found)} scenarios reviewed, {len(failing)} failure scenarios: "
+                 + ", ".join(f"#{j}→{v.label}" for j, v in failing.items()))
+    if args.export_csv:
+        with label_store(ws) as store:
+            store.to_csv(args.export_csv)
+        lines.append(f"exported decisions to {args.export_csv}")
+    return "\n".join(lines)
+
+
+register("label", "record, import/export or automatically review scenario labels", _label_args, _label)

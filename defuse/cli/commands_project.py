@@ -1,0 +1,257 @@
+"""The CLI's subcommands: argument definitions and a thin call into :mod:`defuse.project`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..data.datasets import DatasetSpec
+from ..nets.train import TrainConfig, VAEConfig, fidelity_warning
+from ..steps import project
+from ..workspace import Workspace
+from .args import CommandTable, resolve_workspace
+
+COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the tables
+register = COMMANDS.register
+
+
+def _no_workspace(fn):
+    fn.needs_workspace = False
+    return fn
+
+
+# --- init ---------------------------------------------------------------------------------------
+def add_dataset_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="mnist-sample",
+                   help="mnist-sample (embedded), digits, mnist, fashion-mnist, svhn, gtsrb, mnist-idx, folder, npz")
+    g.add_argument("--root", default=None, help="folder for torchvision sources and `folder`")
+    g.add_argument("--path", default=None, help="npz train file, or IDX folder/images file")
+    g.add_argument("--test-path", default=None, help="npz test file")
+    g.add_argument("--size", type=int, default=None, help="image size 32, 64 or 128 (default: the paper's)")
+    g.add_argument("--download", action="store_true", help="let torchvision download the data (needs network)")
+    g.add_argument("--data-seed", type=int, default=0, help="seed of the train/val/test split")
+
+
+def dataset_spec_from_args(args) -> DatasetSpec:
+    return DatasetSpec(source=args.dataset, root=args.root, path=args.path, test_path=args.test_path,
+                       size=args.size, download=args.download, seed=args.data_seed)
+
+
+@_no_workspace
+def _init_args(p):
+    p.add_argument("--workspace", "-w", required=True, help="project folder, or a name under DEFUSE_HOME")
+    add_dataset_args(p)
+    p.add_argument("--classifier", default=None,
+                   help="the classifier to debug: safetensors (safe), a .pt state dict, or TorchScript / torch.export "
+                        "/ a full pickle (these carry code: refused unless you pass --trust-code)")
+    add_architecture_args(p)
+    p.add_argument("--vae", default=None, help="a Defuse β-VAE checkpoint (.json/.safetensors)")
+    p.add_argument("--demo-models", action="store_true", help="use the demo classifier and VAE in models/")
+    p.add_argument("--force", action="store_true", help="replace the settings of an existing workspace")
+
+
+def add_architecture_args(p) -> None:
+    p.add_argument("--architecture", default=None,
+                   help="the network of bare weights: paper-cnn, resnet18, or your own class as module:Class "
+                        "(e.g. my_nets:SignNet; the module must be importable)")
+    p.add_argument("--arch-kwargs", type=_json_object, default=None,
+                   help="JSON constructor arguments beyond the data's channels, image size and classes, "
+                        "e.g. '{\"width\": 64}'")
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON ({e.msg}): give an object like '{{\"width\": 64}}'") from e
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object like '{{\"width\": 64}}'; got {text!r}")
+    return value
+
+
+def _init(args, sink):
+    classifier, vae = args.classifier, args.vae
+    if args.demo_models:
+        classifier, vae = classifier or project.DEMO_CLASSIFIER, vae or project.DEMO_VAE
+    ws = project.init_project(resolve_workspace(args.workspace), dataset_spec_from_args(args),
+                              classifier=classifier, architecture=args.architecture, arch_kwargs=args.arch_kwargs,
+                              vae=vae, trust_code=args.trust_code, force=args.force)
+    return f"created {ws.root}\n" + _status_lines(ws)
+
+
+register("init", "create a project workspace for a dataset (and import a classifier / VAE)", _init_args, _init)
+
+
+# --- training ---------------------------------------------------------------------------------------
+def _train_classifier_args(p):
+    d = TrainConfig()
+    p.add_argument("--architecture", default=d.architecture, help="paper-cnn (appendix B.2) or resnet18")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--optimizer", default=d.optimizer, help="adadelta (paper), adam, sgd")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--class-keep", default="", help="e.g. '9:0.1' trains on 10%% of class 9 (plants a flaw)")
+
+
+def parse_class_keep(text: str) -> tuple:
+    pairs = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        try:
+            cls, frac = item.split(":")
+            pairs.append((int(cls), float(frac)))
+        except ValueError:
+            raise ValueError(f"--class-keep entries look like CLASS:FRACTION (e.g. 9:0.1); got {item!r}") from None
+    return tuple(pairs)
+
+
+def _train_classifier(args, sink):
+    cfg = TrainConfig(architecture=args.architecture, epochs=args.epochs, batch_size=args.batch_size,
+                      optimizer=args.optimizer, lr=args.lr, seed=args.seed,
+                      class_keep=parse_class_keep(args.class_keep))
+    ws = Workspace.open(resolve_workspace(args.workspace))
+    record = project.train_classifier_step(ws, cfg, device=args.device, on_progress=sink)
+    m = record["metrics"]
+    return (f"classifier trained: test accuracy {m['test_acc']:.2%}, validation {m['val_acc']:.2%}, "
+            f"{m['seconds_per_epoch']:.1f} s/epoch")
+
+
+register("train-classifier", "train the project's classifier (paper appendix B.2)",
+         _train_classifier_args, _train_classifier)
+
+
+def _train_vae_args(p):
+    d = VAEConfig()
+    p.add_argument("--beta", type=float, default=d.beta)
+    p.add_argument("--latent-dim", type=int, default=d.latent_dim)
+    p.add_argument("--width", type=int, default=d.width, help="conv channels: 32 (MNIST), 64 (SVHN, signs)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--kl-anneal-steps", type=int, default=d.kl_anneal_steps)
+    p.add_argument("--free-bits", type=float, default=d.free_bits)
+    p.add_argument("--train-on", default=d.train_on, choices=("all", "train"))
+    p.add_argument("--seed", type=int, default=d.seed)
+
+
+def _train_vae(args, sink):
+    cfg = VAEConfig(beta=args.beta, latent_dim=args.latent_dim, width=args.width, epochs=args.epochs,
+                    batch_size=args.batch_size, lr=args.lr, kl_anneal_steps=args.kl_anneal_steps,
+                    free_bits=args.free_bits, train_on=args.train_on, seed=args.seed)
+    ws = Workspace.open(resolve_workspace(args.workspace))
+    m = project.train_vae_step(ws, cfg, device=args.device, on_progress=sink)["metrics"]
+    lines = [f"VAE trained: loss {m['loss']:.2f} (reconstruction {m['recon']:.2f}, KL {m['kl']:.2f}), "
+             f"{m['seconds_per_epoch']:.1f} s/epoch"]
+    if "acc_reconstruction" in m:
+        lines.append(f"fidelity: classifier accuracy {m['acc_reconstruction']:.1%} on reconstructions vs "
+                     f"{m['acc_original']:.1%} on originals; {m['active_dims']} of {m['latent_dim']} dims active")
+    warning = fidelity_warning(m)
+    if warning:
+        lines.append("WARNING: " + warning)
+    return "\n".join(lines)
+
+
+register("train-vae", "train the project's β-VAE and measure its fidelity", _train_vae_args, _train_vae)
+
+
+# --- info -------------------------------------------------------------------------------------------
+def _info_args(p):
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _status_lines(ws: Workspace) -> str:
+    return "\n".join(f"  {step:<12} {status}" for step, status in ws.status().items())
+
+
+def _info(args, sink):
+    ws = Workspace.open(resolve_workspace(args.workspace))
+    info = project.project_info(ws)
+    if args.json:
+        return info
+    lines = [f"workspace {ws.root}", f"dataset   {info['dataset']}"]
+    if "data" in info:
+        lines.append(f"data      {info['data']}")
+    for step in ("classifier", "vae"):
+        if f"{step}_metrics" in info:
+            lines.append(f"{step:<9} {info[f'{step}_metrics']}")
+    lines += ["steps:", _status_lines(ws)] + [f"WARNING: {w}" for w in info["warnings"]]
+    return "\n".join(lines)
+
+
+register("info", "what the workspace holds and what is stale", _info_args, _info)
+
+
+# --- demo -------------------------------------------------------------------------------------------
+@_no_workspace
+def _demo_args(p):
+    p.add_argument("--rebuild", action="store_true",
+                   help="train the demo classifier and VAE on mnist-sample and write them into models/")
+    p.add_argument("--workspace", "-w", default="demo", help="the demo project to (re)create from models/")
+    p.add_argument("--vae-epochs", type=int, default=None, help="override the demo VAE's epochs (testing)")
+    p.add_argument("--classifier-epochs", type=int, default=None)
+    p.add_argument("--out", default=None, help="where --rebuild writes (default: models/)")
+
+
+def _demo(args, sink):
+    from ..steps import demo
+
+    if args.rebuild:
+        summary = demo.rebuild_demo_models(out=args.out, vae_epochs=args.vae_epochs,
+                                           classifier_epochs=args.classifier_epochs,
+                                           device=args.device, on_progress=sink)
+        return summary
+    ws = demo.open_demo_project(resolve_workspace(args.workspace))
+    return f"demo project ready at {ws.root}\n" + _status_lines(ws)
+
+
+register("demo", "create the demo project (or --rebuild the demo models)", _demo_args, _demo)
+
+
+# --- convert ----------------------------------------------------------------------------------------
+@_no_workspace
+def _convert_args(p):
+    p.add_argument("source", nargs="?", default=None,
+                   help="the TorchScript / torch.export / pickle / bare-weights file to convert")
+    p.add_argument("--workspace", "-w", default=None,
+                   help="convert this project's classifier in place (instead of SOURCE and --out)")
+    p.add_argument("--out", default=None, help="where to write NAME.safetensors + NAME.json")
+    p.add_argument("--input-shape", default=None,
+                   help="C,H,W of the images the classifier takes (default: the project's; needed without -w)")
+    add_architecture_args(p)
+
+
+def _convert(args, sink):
+    from ..nets.convert import convert_classifier
+
+    if not args.architecture:
+        raise ValueError("name the network the file was made from: --architecture paper-cnn, resnet18 or "
+                         "module:Class of your own code")
+    if args.workspace:
+        if args.source or args.out:
+            raise ValueError("give either -w (convert the project's classifier in place) or SOURCE with --out")
+        ws = Workspace.open(resolve_workspace(args.workspace))
+        project.convert_classifier_in_place(ws, args.architecture, arch_kwargs=args.arch_kwargs,
+                                            trust_code=args.trust_code, device=args.device)
+        return f"converted the classifier of {ws.root} to safetensors + {args.architecture}\n" + _status_lines(ws)
+    if not args.source or not args.out:
+        raise ValueError("give the file to convert and --out DEST (or -w to convert a project's classifier)")
+    meta = convert_classifier(args.source, args.out, architecture=args.architecture,
+                              input_shape=_input_shape(args.input_shape), arch_kwargs=args.arch_kwargs,
+                              trust_code=args.trust_code)
+    return (f"wrote {meta['weights_file']} and its sidecar: {args.architecture} with {meta['arch_kwargs']}; "
+            f"outputs match the original within {meta['converted_from']['max_output_gap']:.2g}")
+
+
+def _input_shape(text) -> tuple:
+    try:
+        shape = tuple(int(v) for v in str(text).split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"--input-shape must be C,H,W such as 3,32,32; got {text!r}")
+    return shape
+
+
+register("convert", "turn a trusted TorchScript / torch.export / pickle classifier into safetensors + "
+         "its architecture (safe to load, fine-tunable)", _convert_args, _convert)

@@ -1,0 +1,185 @@
+"""Export: the corrected classifier as a checkpoint the rest of the world can load, plus a model card.
+
+The checkpoint reuses :func:`defuse.nets.checkpoints.save_model` with the original network's
+architecture and arguments, so ``load_model`` rebuilds it. A classifier that came as TorchScript
+(or ``torch.export``) is also written in that format, and its sidecar points there, since such a
+network cannot be rebuilt from a name. The model card (JSON + Markdown) says what was fixed, with
+which λ and rule, and what it cost: before / control / after / baseline accuracies.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .. import __version__
+from ..data.datasets import DatasetSpec, ImageData, describe
+from ..nets import trust
+from ..nets.checkpoints import save_model
+from ..nets.code_models import WRITERS
+from ..runtime import atomic
+from .sweep import Sweep
+
+CARD_METRICS = ("train_acc", "val_acc", "test_acc", "failure_val_acc", "failure_test_acc",
+                "failure_test_acc_reviewer", "failure_test_acc_per_scenario")
+
+
+def _dataset_dict(dataset) -> dict:
+    if isinstance(dataset, ImageData):
+        return describe(dataset)
+    if isinstance(dataset, DatasetSpec):
+        return dataset.to_dict()
+    return dict(dataset or {})
+
+
+def _example_input(meta: dict, sweep: Sweep, example: Optional[torch.Tensor]) -> torch.Tensor:
+    if example is not None:
+        return example[:1].float()
+    shape = sweep.config.get("input_shape")  # (C, H, W) of the images the sweep fine-tuned on
+    if not shape:
+        kw = meta.get("arch_kwargs", {})
+        if "channels" not in kw or "image_size" not in kw:
+            raise ValueError("tracing needs an input shape: pass example_input (1, C, H, W)")
+        shape = [kw["channels"], kw["image_size"], kw["image_size"]]
+    return torch.rand(1, *map(int, shape))
+
+
+def _pick(row: Optional[dict]) -> Optional[dict]:
+    if row is None:
+        return None
+    return {"lambda": row.get("lambda"), "epoch": row.get("epoch"), **{k: row.get(k) for k in CARD_METRICS}}
+
+
+def export_corrected(model: nn.Module, meta: dict, out_dir, *, name: str, sweep: Sweep, scenarios_summary: list,
+                     dataset, example_input: Optional[torch.Tensor] = None, card_name: str = "model-card") -> dict:
+    """Write ``<name>.safetensors`` + ``<name>.json`` (and ``<name>.pt``/``.pt2`` for external originals)
+    and ``<card_name>.json`` + ``.md`` into ``out_dir``, all atomically; return the card.
+
+    Parameters
+    ----------
+    model : the corrected classifier, e.g. ``sweep.model()``.
+    meta : the original classifier's sidecar (architecture, arch_kwargs, class_names, sha256, ...).
+    sweep : the :class:`~defuse.correct.sweep.Sweep` the model came from.
+    scenarios_summary : one dict per fixed scenario, e.g. ``[s.summary() for s in failure_sets]``.
+    dataset : :class:`ImageData`, :class:`DatasetSpec` or a dict describing the data.
+    example_input : (1, C, H, W) images for tracing; default: random of the recorded shape.
+    """
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"name must be a plain file name, got {name!r}")
+    if "architecture" not in meta:
+        raise ValueError("meta must be the original classifier's sidecar (it lacks 'architecture')")
+    out, data = Path(out_dir), _dataset_dict(dataset)
+    model = model.cpu().eval()
+    files = _write_checkpoint(model, meta, out, name, sweep, data, example_input)
+    card = _card(meta, name, sweep, scenarios_summary, data, files)
+    atomic.write_json(out / f"{card_name}.json", card)
+    atomic.write_text(out / f"{card_name}.md", card_markdown(card))
+    return card
+
+
+def _write_checkpoint(model, meta, out: Path, name: str, sweep: Sweep, data: dict, example) -> dict:
+    arch = meta["architecture"]
+    extra = {"corrected_from": {"sha256": meta.get("sha256"), "weights_file": meta.get("weights_file")},
+             "correction": {"lambda": sweep.chosen["lambda"], "rule": sweep.chosen["rule"]},
+             "dataset": meta.get("dataset", data)}
+    metrics = {k: v for k, v in (_pick(sweep.chosen) or {}).items() if k in CARD_METRICS}
+    sidecar = save_model(model, out / name, kind="classifier", architecture=arch,
+                         arch_kwargs=meta.get("arch_kwargs", {}), class_names=meta.get("class_names"),
+                         config=meta.get("config"), metrics=metrics, extra=extra)
+    files = {"weights": f"{name}.safetensors", "sidecar": f"{name}.json"}
+    if arch in WRITERS:
+        # load_model opens such a network through its own format: point the sidecar there.
+        suffix, write = WRITERS[arch]
+        write(model, out / f"{name}{suffix}", _example_input(meta, sweep, example))
+        # written here from a network the user trusted: the user's own output, so loading it back is allowed
+        trust.trust(out / f"{name}{suffix}", arch)
+        sidecar.update(weights_file=f"{name}{suffix}", sha256=atomic.sha256_file(out / f"{name}{suffix}"),
+                       state_dict_file=f"{name}.safetensors")
+        atomic.write_json(out / f"{name}.json", sidecar)
+        files[arch] = f"{name}{suffix}"
+    return files
+
+
+def _card(meta: dict, name: str, sweep: Sweep, scenarios: list, data: dict, files: dict) -> dict:
+    cfg = sweep.config
+    return {
+        "name": name, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "defuse_version": __version__, "data": data,
+        "original_model": {"architecture": meta["architecture"], "sha256": meta.get("sha256"),
+                           "metrics": meta.get("metrics", {})},
+        "class_names": list(meta.get("class_names") or data.get("class_names") or []),
+        "scenarios": list(scenarios),
+        "correction": {"lambda": sweep.chosen["lambda"], "rule": sweep.chosen["rule"],
+                       "within_tolerance": sweep.chosen.get("within_tolerance"),
+                       **{k: cfg.get(k) for k in ("tolerance", "tie_standard_errors", "failure_labels",
+                                                  "per_lambda_epoch_choice", "lambdas", "epochs", "batch_size",
+                                                  "lr", "seed")}},
+        "metrics": {"before": _pick(sweep.before), "control": _pick(sweep.control), "after": _pick(sweep.chosen),
+                    "baseline": _pick(sweep.baseline_chosen)},
+        "files": files,
+    }
+
+
+RULE_WORDS = {
+    "tolerance": "the highest failure-scenario validation accuracy among the λ whose validation accuracy "
+                 "stays within {tol:g} percentage points of the λ=0 control (fine-tuning without failure samples)",
+    "paper": "the highest validation accuracy over the λ sweep (the paper's rule, §4.1)",
+}
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
+def card_markdown(card: dict) -> str:
+    """The model card as Markdown, for people."""
+    return "\n".join(_md_data(card) + _md_correction(card) + _md_results(card["metrics"])) + "\n"
+
+
+def _md_data(card: dict) -> list:
+    names, data = card["class_names"], card["data"]
+    label = (lambda c: f"{c} ({names[c]})" if 0 <= c < len(names) else str(c))  # noqa: E731
+    lines = [f"# Model card: {card['name']}", "", f"Corrected with Defuse {card['defuse_version']} on "
+             f"{card['created']}.", "", "## Data", "", f"- source: {data.get('source', 'unknown')}",
+             f"- fingerprint: {data.get('fingerprint', '–')}"]
+    if data.get("splits"):
+        lines.append("- images: " + ", ".join(f"{k} {v['count']}" for k, v in data["splits"].items()))
+    lines += ["", "## Failure scenarios fixed", "", "| scenario | label | fine-tune | val | test |",
+              "|---|---|---|---|---|"]
+    return lines + [f"| {s['scenario_id']} | {label(int(s['label']))} | {s.get('n_finetune', '–')} "
+                    f"| {s.get('n_val', '–')} | {s.get('n_test', '–')} |" for s in card["scenarios"]]
+
+
+def _md_correction(card: dict) -> list:
+    corr = card["correction"]
+    if corr["rule"] in RULE_WORDS:
+        words = RULE_WORDS[corr["rule"]].format(tol=100 * (corr["tolerance"] or 0))
+        chosen = f"chosen by the rule “{corr['rule']}”: {words}"
+    else:
+        chosen = str(corr["rule"])  # e.g. picked by hand
+    per_sample = corr.get("failure_labels") == "reviewer"
+    d_f = ("each failure sample labeled by the automatic reviewer (λ chosen on those per-sample labels)"
+           if per_sample else "each failure scenario's samples labeled with the scenario's label (the paper)")
+    return ["", "## Correction", "", f"λ = {corr['lambda']:g}, {chosen}.", "",
+            f"Fine-tuning: {corr['epochs']} epoch(s) per λ, Adam lr {corr['lr']:g}, batch {corr['batch_size']}, "
+            f"on L(D) + λ·CE(D_f), D_f: {d_f}."]
+
+
+def _md_results(m: dict) -> list:
+    lines = ["", "## Results", "", "| model | λ | train | val | test | failure-scenario val | failure-scenario test |",
+             "|---|---|---|---|---|---|---|"]
+    rows = (("before correction", m["before"]), ("control (λ=0, no failure samples)", m["control"]),
+            ("after correction", m["after"]), ("baseline: fine-tuned on the raw adversarial examples", m["baseline"]))
+    for title, r in rows:
+        if r is not None:
+            lam = "–" if r["lambda"] is None else f"{r['lambda']:g}"
+            lines.append(f"| {title} | {lam} | {_pct(r['train_acc'])} | {_pct(r['val_acc'])} | {_pct(r['test_acc'])} "
+                         f"| {_pct(r['failure_val_acc'])} | {_pct(r['failure_test_acc'])} |")
+    if m["after"].get("failure_test_acc_reviewer") is not None:
+        lines += ["", "Against per-sample reviewer labels (stricter), after correction: "
+                      f"{_pct(m['after']['failure_test_acc_reviewer'])} on the failure-scenario test samples."]
+    return lines

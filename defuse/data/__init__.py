@@ -1,0 +1,1 @@
+"""The data: datasets and their train/validation/test splits, image files, image grids."""

@@ -1,0 +1,129 @@
+"""Embed: a 2-D map of the β-VAE's latent space for the Explore page (UMAP, t-SNE or PCA).
+
+The map shows the training images' codes (the encoder's means, a faint background) and the latent
+codes of the unrestricted adversarial examples, which the page colours by failure scenario. Both
+are projected together, so distances on the map compare them. Large sets are down-sampled (seeded,
+without replacement) to ``max_points``; the map records how many codes there were in all.
+
+:mod:`defuse.steps.embed` computes a map once per method and caches it in the workspace.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..runtime.progress import ProgressFn, ProgressReporter
+
+
+def _umap(codes: np.ndarray, cfg: EmbedConfig) -> np.ndarray:
+    # UMAP's numba functions compile for ~40 s in every fresh process unless numba may cache them on disk.
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "defuse" / "numba"))
+    import umap  # heavy import (numba): only when asked for
+
+    neighbors = max(2, min(cfg.n_neighbors, len(codes) - 1))
+    model = umap.UMAP(n_components=2, n_neighbors=neighbors, min_dist=cfg.min_dist, random_state=cfg.seed)
+    return model.fit_transform(codes)
+
+
+def _tsne(codes: np.ndarray, cfg: EmbedConfig) -> np.ndarray:
+    from sklearn.manifold import TSNE
+
+    perplexity = max(1.0, min(cfg.perplexity, (len(codes) - 1) / 3))  # t-SNE needs perplexity < n
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=cfg.seed).fit_transform(codes)
+
+
+def _pca(codes: np.ndarray, cfg: EmbedConfig) -> np.ndarray:
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=cfg.seed).fit_transform(codes)
+
+
+PROJECTIONS = {"umap": _umap, "tsne": _tsne, "pca": _pca}
+
+
+def _check_int(name: str, value, lo: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Settings of the 2-D map."""
+
+    method: str = "umap"          # one of PROJECTIONS
+    max_points: int = 60_000      # codes projected at most, training codes included
+    train_points: int = 5_000     # training codes (the background) at most
+    seed: int = 0
+    n_neighbors: int = 15         # UMAP
+    min_dist: float = 0.1         # UMAP
+    perplexity: float = 30.0      # t-SNE
+
+    def __post_init__(self):
+        if self.method not in PROJECTIONS:
+            raise ValueError(f"method must be one of {sorted(PROJECTIONS)}; got {self.method!r}")
+        _check_int("max_points", self.max_points, 10)
+        _check_int("train_points", self.train_points, 0)
+        _check_int("seed", self.seed, 0)
+        _check_int("n_neighbors", self.n_neighbors, 2)
+        if not isinstance(self.min_dist, numbers.Real) or not 0 <= self.min_dist <= 1:
+            raise ValueError(f"min_dist must be a number in [0, 1]; got {self.min_dist!r}")
+        if not isinstance(self.perplexity, numbers.Real) or not self.perplexity > 0:
+            raise ValueError(f"perplexity must be a number > 0; got {self.perplexity!r}")
+
+
+@dataclass
+class Embedding:
+    """Projected codes: training codes first, then failure codes."""
+
+    coords: np.ndarray       # (n, 2) float32
+    is_failure: np.ndarray   # (n,) bool: a failure code (else a training image's code)
+    row: np.ndarray          # (n,) int64: row in the failures, or in the training images
+    method: str
+    n_failures_total: int    # failures before down-sampling
+    n_train_total: int       # training images before down-sampling
+
+    def __len__(self) -> int:
+        return int(self.coords.shape[0])
+
+
+def pick_rows(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    return np.arange(n) if n <= k else np.sort(rng.choice(n, size=k, replace=False))
+
+
+def embed_codes(train_codes, failure_codes, cfg: EmbedConfig = EmbedConfig(), *,
+                on_progress: ProgressFn = None) -> Embedding:
+    """Project training codes (n_t, k) and failure codes (n_f, k) to 2-D together.
+
+    At most ``cfg.train_points`` training codes are kept, and failure codes fill ``cfg.max_points``.
+    """
+    train, fail = np.asarray(train_codes, np.float32), np.asarray(failure_codes, np.float32)
+    if train.ndim != 2 or fail.ndim != 2 or train.shape[1] != fail.shape[1]:
+        raise ValueError(f"codes must be (n, k) arrays of one latent size; got shapes {train.shape} and {fail.shape}")
+    if len(fail) == 0:
+        raise ValueError("there are no failure codes to map: run identify first, or search more images")
+    rng = np.random.default_rng(cfg.seed)
+    t_rows = pick_rows(len(train), min(cfg.train_points, cfg.max_points // 2), rng)
+    f_rows = pick_rows(len(fail), cfg.max_points - len(t_rows), rng)
+    codes = np.concatenate([train[t_rows], fail[f_rows]])
+    if len(codes) < 3:
+        raise ValueError(f"a 2-D map needs at least 3 codes; got {len(codes)}")
+    report = ProgressReporter("embed", 2, on_progress)
+    report(1, points=len(codes), method=cfg.method)
+    coords = np.asarray(PROJECTIONS[cfg.method](codes, cfg), dtype=np.float32)
+    report(2, points=len(codes), method=cfg.method)
+    return Embedding(coords, np.r_[np.zeros(len(t_rows), bool), np.ones(len(f_rows), bool)],
+                     np.r_[t_rows, f_rows].astype(np.int64), cfg.method, len(fail), len(train))
+
+
+@torch.no_grad()
+def encode_means(vae, images: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+    """The encoder's means (n, k) of images (n, C, H, W) in [0, 1]."""
+    vae.eval()
+    parts = [vae.encode(images[s:s + batch_size])[0].float() for s in range(0, len(images), batch_size)]
+    return torch.cat(parts).numpy() if parts else np.zeros((0, vae.latent_dim), np.float32)

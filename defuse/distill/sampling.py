@@ -1,0 +1,250 @@
+"""Sampling failure scenarios (paper §3.2.3, appendix A algorithm 2).
+
+A failure scenario j is a Gaussian (μ_j, Σ_j) in the β-VAE's latent space. Its instances are latent
+codes drawn from N(μ_j, τ·Σ_j) and decoded: τ controls their diversity, tight enough that they all
+show one class (the paper: τ = 0.5 for MNIST, 0.01 for SVHN and German signs). The same draws serve
+the annotators (Q = 10 per scenario, §4.1) and correction (256 fine-tuning and 256 test images
+per scenario, §4.1).
+
+Randomness is per scenario: scenario j's samples come from the stream ``(seed, j)``, so adding or
+removing other scenarios never changes them. Decoding runs under ``torch.no_grad`` (not
+``inference_mode``): the images are ordinary tensors that fine-tuning can later train on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..runtime.devices import resolve_device
+
+PAPER_TAU = {"mnist": 0.5, "svhn": 0.01, "gtsrb": 0.01}  # §4.1: sample diversity per dataset
+_JITTERS = (0.0, 1e-10, 1e-8, 1e-6)  # relative to the mean variance, tried in turn for a singular Σ
+_SYMMETRY_TOL = 1e-6
+
+Seed = int | Sequence[int]
+
+
+@dataclass
+class ScenarioSamples:
+    """Decoded samples of one failure scenario and the classifier's view of them."""
+
+    latents: np.ndarray       # (n, k) float32: codes drawn from N(μ, τ·Σ)
+    images: torch.Tensor      # (n, C, H, W) float32 in [0, 1], on the CPU, not an inference tensor
+    predictions: np.ndarray   # (n,) int64: the classifier's label for each image
+    confidence: np.ndarray    # (n,) float32: the classifier's max softmax probability
+    probs: np.ndarray         # (n, C) float32: the classifier's softmax
+
+    def __len__(self) -> int:
+        return int(self.latents.shape[0])
+
+
+@dataclass
+class FailureSplits:
+    """Images of one failure scenario for correction, all labelled with the scenario's true label."""
+
+    scenario: int
+    label: int
+    finetune: torch.Tensor    # (n_finetune, C, H, W) float32 in [0, 1]: the failure instances D_f
+    val: torch.Tensor         # (n_val, C, H, W): for choosing λ
+    test: torch.Tensor        # (n_test, C, H, W): held out, failure-scenario test accuracy
+
+
+class ScenarioDraws(NamedTuple):
+    latents: np.ndarray       # (m * n, k) float32, scenario by scenario
+    scenario_ids: np.ndarray  # (m * n,) int64: the row j of the scenario each code came from
+
+
+# ------------------------------------------------------------------ validation
+
+def _check_tau(tau) -> float:
+    if isinstance(tau, bool) or not isinstance(tau, (int, float, np.floating)) or not math.isfinite(tau) \
+            or tau <= 0:
+        raise ValueError(f"tau must be a finite number > 0 (the paper: 0.5 for MNIST, 0.01 for SVHN/GTSRB); "
+                         f"got {tau!r}")
+    return float(tau)
+
+
+def _check_count(name: str, n, minimum: int = 1) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {n!r}")
+    return int(n)
+
+
+def _check_gaussian(mean, covariance) -> tuple[np.ndarray, np.ndarray]:
+    mean, cov = np.asarray(mean, dtype=np.float64), np.asarray(covariance, dtype=np.float64)
+    if mean.ndim != 1 or mean.size == 0:
+        raise ValueError(f"mean must be a non-empty 1-D array (k,); got shape {mean.shape}")
+    k = mean.size
+    if cov.shape != (k, k):
+        raise ValueError(f"covariance must be (k, k) = ({k}, {k}) to match the mean; got shape {cov.shape}")
+    if not (np.isfinite(mean).all() and np.isfinite(cov).all()):
+        raise ValueError("mean and covariance must be finite; got NaN or infinite values")
+    scale = max(float(np.abs(cov).max()), 1e-300)
+    if np.abs(cov - cov.T).max() > _SYMMETRY_TOL * scale:
+        raise ValueError(f"covariance must be symmetric; largest asymmetry {np.abs(cov - cov.T).max():.3g}")
+    return mean, (cov + cov.T) / 2
+
+
+def _cholesky(cov: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of Σ; a singular (PSD) Σ gets a tiny diagonal jitter, an indefinite one an error."""
+    scale = max(float(np.mean(np.diag(cov))), 1e-12)
+    for jitter in _JITTERS:
+        try:
+            return np.linalg.cholesky(cov + jitter * scale * np.eye(len(cov)))
+        except np.linalg.LinAlgError:
+            continue
+    smallest = float(np.linalg.eigvalsh(cov).min())
+    raise ValueError(f"covariance is not positive semi-definite (smallest eigenvalue {smallest:.3g}, even "
+                     f"with a jitter of {_JITTERS[-1]:g} x its mean variance); check the distilled scenarios")
+
+
+def scenario_arrays(scenarios) -> tuple[np.ndarray, np.ndarray]:
+    """``scenarios``: an object with ``means`` (m, k) and ``covariances`` (m, k, k), or that pair."""
+    means, covs = (scenarios.means, scenarios.covariances) if hasattr(scenarios, "means") else scenarios
+    means, covs = np.asarray(means, dtype=np.float64), np.asarray(covs, dtype=np.float64)
+    if means.ndim != 2 or covs.shape != (means.shape[0], means.shape[1], means.shape[1]):
+        raise ValueError(f"scenarios need means (m, k) and covariances (m, k, k); got shapes {means.shape} "
+                         f"and {covs.shape}")
+    return means, covs
+
+
+def _stream(seed: Seed) -> np.random.Generator:
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"seed must be an integer >= 0 or a sequence of them; got {seed!r}") from e
+
+
+# ------------------------------------------------------------------ sampling latent codes
+
+def sample_scenario(mean, covariance, n: int, *, tau: float, seed: Seed) -> np.ndarray:
+    """Draw ``n`` latent codes from N(μ, τ·Σ) (algorithm 2, line 6).
+
+    Parameters
+    ----------
+    mean : (k,) array, μ.
+    covariance : (k, k) symmetric positive semi-definite array, Σ.
+    n : number of codes.
+    tau : sample diversity τ > 0.
+    seed : an int, or a sequence of ints such as ``(seed, j)``.
+
+    Returns
+    -------
+    (n, k) float32 array.
+    """
+    mean, cov = _check_gaussian(mean, covariance)
+    return _sample(mean, _cholesky(cov), _check_count("n", n), _check_tau(tau), _stream(seed))
+
+
+def _sample(mean: np.ndarray, chol: np.ndarray, n: int, tau: float, rng: np.random.Generator) -> np.ndarray:
+    eps = rng.standard_normal((n, mean.size))
+    return (mean + math.sqrt(tau) * eps @ chol.T).astype(np.float32)
+
+
+def sample_scenarios(scenarios, n_per_scenario: int, *, tau: float, seed: int) -> ScenarioDraws:
+    """``n_per_scenario`` codes from every scenario; row j's come from the stream ``(seed, j)``.
+
+    Scenario j's codes equal ``sample_scenario(means[j], covariances[j], n, tau=tau, seed=(seed, j))``
+    whatever the other scenarios are.
+
+    Parameters
+    ----------
+    scenarios : object with ``means`` (m, k) and ``covariances`` (m, k, k) (e.g. ``distill.Scenarios``),
+        or the pair ``(means, covariances)``.
+
+    Returns
+    -------
+    ScenarioDraws: ``latents`` (m * n, k) float32 and ``scenario_ids`` (m * n,) int64.
+    """
+    means, covs = scenario_arrays(scenarios)
+    n, tau = _check_count("n_per_scenario", n_per_scenario), _check_tau(tau)
+    _check_count("seed", seed, minimum=0)
+    draws = [sample_scenario(means[j], covs[j], n, tau=tau, seed=(seed, j)) for j in range(len(means))]
+    latents = np.concatenate(draws) if draws else np.zeros((0, means.shape[1]), np.float32)
+    return ScenarioDraws(latents, np.repeat(np.arange(len(means), dtype=np.int64), n))
+
+
+# ------------------------------------------------------------------ decoding
+
+@contextmanager
+def on_device(model: nn.Module, device: torch.device) -> Iterator[nn.Module]:
+    """Use ``model`` on ``device`` in eval mode, then restore its device and mode (callers may cache it)."""
+    first = next(iter(model.parameters()), None)
+    home, was_training = (first.device if first is not None else None), model.training
+    model.to(device).eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+        if home is not None:
+            model.to(home)
+
+
+@torch.no_grad()
+def _decode(vae: nn.Module, latents: np.ndarray, dev: torch.device, batch_size: int,
+            classifier: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Decode (n, k) codes in batches; with a classifier, also its softmax (n, C) on the decoded images."""
+    images, probs = [], []
+    z_all = torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32))
+    for i in range(0, len(z_all), batch_size):
+        x = vae.decode(z_all[i:i + batch_size].to(dev)).clamp(0, 1)
+        if classifier is not None:
+            probs.append(torch.softmax(classifier(x).float(), dim=1).cpu())
+        images.append(x.float().cpu())
+    return torch.cat(images), (torch.cat(probs) if classifier is not None else None)
+
+
+def render_scenario(vae: nn.Module, classifier: nn.Module, mean, covariance, n: int, *, tau: float, seed: Seed,
+                    device="auto", batch_size: int = 512) -> ScenarioSamples:
+    """Sample ``n`` codes from N(μ, τ·Σ), decode them and let the classifier label them.
+
+    Returns
+    -------
+    ScenarioSamples: latents (n, k), images (n, C, H, W) float32 in [0, 1] on the CPU, predictions (n,),
+    confidence (n,), probs (n, C).
+    """
+    latents = sample_scenario(mean, covariance, n, tau=tau, seed=seed)
+    dev = resolve_device(device)
+    with on_device(vae, dev), on_device(classifier, dev):
+        images, probs = _decode(vae, latents, dev, _check_count("batch_size", batch_size), classifier)
+    conf, preds = probs.max(dim=1)
+    return ScenarioSamples(latents, images, preds.numpy().astype(np.int64), conf.numpy().astype(np.float32),
+                           probs.numpy().astype(np.float32))
+
+
+def draw_failure_splits(vae: nn.Module, scenarios, j: int, label: int, *, n_finetune: int = 256,
+                        n_val: int = 256, n_test: int = 256, tau: float, seed: int, device="auto",
+                        batch_size: int = 512) -> FailureSplits:
+    """The fine-tuning, validation and test images of failure scenario ``j`` (§4.1: 256 each).
+
+    Each split has its own stream, ``(seed, j, 0)``, ``(seed, j, 1)`` and ``(seed, j, 2)``, distinct from
+    the stream ``(seed, j)`` of the annotators' samples.
+
+    Parameters
+    ----------
+    scenarios : object with ``means`` (m, k) and ``covariances`` (m, k, k), or that pair.
+    j : row of the failure scenario, 0 <= j < m.
+    label : its true label (the annotators' majority).
+    """
+    means, covs = scenario_arrays(scenarios)
+    if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= j < len(means):
+        raise ValueError(f"j must be a scenario row in 0..{len(means) - 1}; got {j!r}")
+    _check_count("label", label, minimum=0)
+    _check_count("seed", seed, minimum=0)
+    sizes = [_check_count(name, v) for name, v in (("n_finetune", n_finetune), ("n_val", n_val), ("n_test", n_test))]
+    mean, cov = _check_gaussian(means[j], covs[j])
+    chol, tau = _cholesky(cov), _check_tau(tau)
+    latents = np.concatenate([_sample(mean, chol, n, tau, _stream((seed, int(j), s))) for s, n in enumerate(sizes)])
+    dev = resolve_device(device)
+    with on_device(vae, dev):
+        images, _ = _decode(vae, latents, dev, _check_count("batch_size", batch_size))
+    finetune, val, test = torch.split(images, sizes)
+    return FailureSplits(int(j), int(label), finetune, val, test)

@@ -1,0 +1,328 @@
+"""The automatic reviewer: a reference classifier ensemble standing in for the human annotators.
+
+The paper (§4.1) has 5 crowd workers label each of Q = 10 samples per failure scenario; a scenario is a
+failure scenario when more than ρ of the samples' majority labels disagree with the classifier, and its
+label is the majority label. Here the "annotators" are the members of an ensemble trained on the full
+training split (every class, none of the debugged classifier's planted flaw), with other seeds and more
+epochs than the classifier. Its decisions land in the :class:`~defuse.labels.LabelStore` under its own
+annotator name, beside any human's, so people can overrule it. Automatic review is future work in the
+paper; treat its verdicts as a first pass.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..data.datasets import ImageData
+from ..distill.sampling import on_device, render_scenario, scenario_arrays
+from ..nets import checkpoints
+from ..nets.architectures import build_classifier
+from ..nets.train import OPTIMIZERS, TrainConfig, train_classifier
+from ..runtime import atomic
+from ..runtime.devices import resolve_device
+from ..runtime.progress import ProgressFn, ProgressReporter
+from .store import LabelStore
+from .verdicts import Verdict, sample_verdict
+
+# name -> (built-in network, extra constructor kwargs recorded in the member's sidecar)
+ARCHITECTURES = {"paper-cnn": ("paper-cnn", {}), "paper-cnn-wide": ("paper-cnn", {"width": 128}),
+                 "resnet18": ("resnet18", {})}
+REVIEWER_FILE = "reviewer.json"
+FORMAT_VERSION = 1
+
+
+def _check_settings(name, rho, samples_per_scenario) -> None:
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
+        raise ValueError(f"name must be a non-empty annotator name of <= 100 characters; got {name!r}")
+    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0.0 <= rho < 1.0:
+        raise ValueError(f"rho must be a share in [0, 1) (the paper: 0.5); got {rho!r}")
+    if isinstance(samples_per_scenario, bool) or not isinstance(samples_per_scenario, int) \
+            or samples_per_scenario < 1:
+        raise ValueError(f"samples_per_scenario must be an integer >= 1 (the paper: 10); got {samples_per_scenario!r}")
+
+
+@dataclass(frozen=True)
+class ReviewerConfig:
+    """The reviewer ensemble: member i is ``architectures[i % len]`` trained with seed ``seed + i``."""
+
+    members: int = 3                     # the paper has 5 workers per image; 3 networks keep CPUs quick
+    architectures: tuple = ("paper-cnn", "paper-cnn-wide")
+    epochs: int = 8                      # longer than the debugged classifier's 5 (appendix B.2)
+    batch_size: int = 128
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    seed: int = 1000                     # away from the classifier's seeds
+    samples_per_scenario: int = 10       # Q reviewed samples per scenario (§4.1)
+    rho: float = 0.5                     # failure scenario when > ρ of the samples disagree
+    name: str = "auto-reviewer"          # the annotator name in the label store
+
+    def __post_init__(self):
+        for field_name in ("members", "epochs", "batch_size"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{field_name} must be an integer >= 1; got {value!r}")
+        if not isinstance(self.architectures, (tuple, list)) or not self.architectures \
+                or any(a not in ARCHITECTURES for a in self.architectures):
+            raise ValueError(f"architectures must be a non-empty tuple of {sorted(ARCHITECTURES)}; "
+                             f"got {self.architectures!r}")
+        object.__setattr__(self, "architectures", tuple(self.architectures))
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}; got {self.optimizer!r}")
+        if not isinstance(self.lr, (int, float)) or not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be > 0; got {self.lr!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0; got {self.seed!r}")
+        _check_settings(self.name, self.rho, self.samples_per_scenario)
+
+
+class ReviewerPrediction(NamedTuple):
+    labels: np.ndarray     # (n,) int64: the members' majority vote (a tie goes to the higher mean probability)
+    agreement: np.ndarray  # (n,) float32: share of members voting for that label (Fig. 6)
+    probs: np.ndarray      # (n, C) float32: the members' mean softmax
+
+
+def _member_meta(meta: dict) -> dict:
+    return {"architecture": meta.get("architecture") or "",
+            **{k: dict(meta.get(k) or {}) for k in ("arch_kwargs", "config", "metrics")}}
+
+
+def _check_images(images) -> torch.Tensor:
+    x = torch.as_tensor(images)
+    if x.ndim != 4 or not x.is_floating_point() or len(x) == 0:
+        raise ValueError(f"images must be a non-empty (N, C, H, W) float tensor in [0, 1]; "
+                         f"got shape {tuple(x.shape)}, dtype {x.dtype}")
+    return x.float()
+
+
+class Reviewer:
+    """An ensemble of classifiers that reviews images like a panel of annotators.
+
+    Parameters
+    ----------
+    members : the networks; each takes images (N, C, H, W) in [0, 1] and returns logits (N, C).
+    member_meta : per member, ``architecture``, ``arch_kwargs``, ``config``, ``metrics`` (as in a sidecar).
+    """
+
+    def __init__(self, members: list, member_meta: list, *, class_names: list | None = None,
+                 name: str = "auto-reviewer", rho: float = 0.5, samples_per_scenario: int = 10,
+                 config: dict | None = None):
+        if not members or len(members) != len(member_meta):
+            raise ValueError(f"a reviewer needs >= 1 member and one meta dict each; got {len(members)} members "
+                             f"and {len(member_meta)} meta dicts")
+        _check_settings(name, rho, samples_per_scenario)
+        self.members, self.member_meta = list(members), [_member_meta(m) for m in member_meta]
+        self.class_names, self.name, self.rho = list(class_names or []), name.strip(), float(rho)
+        self.samples_per_scenario, self.config = samples_per_scenario, dict(config or {})
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def predict(self, images, *, device="auto", batch_size: int = 512) -> ReviewerPrediction:
+        """Label ``images`` (N, C, H, W) in [0, 1] by the members' vote."""
+        x, dev = _check_images(images), resolve_device(device)
+        probs = torch.stack([_member_probs(m, x, dev, batch_size) for m in self.members])  # (M, N, C)
+        mean = probs.mean(0)
+        counts = F.one_hot(probs.argmax(2), probs.shape[2]).sum(0).float()  # (N, C) votes
+        labels = (counts + 0.5 * mean).argmax(1)  # 0.5 * a probability < one vote: it only breaks ties
+        agreement = counts.gather(1, labels[:, None])[:, 0] / len(self.members)
+        return ReviewerPrediction(labels.numpy().astype(np.int64), agreement.numpy().astype(np.float32),
+                                  mean.numpy().astype(np.float32))
+
+    def save(self, folder) -> dict:
+        """One checkpoint per member plus ``reviewer.json`` listing them; returns that index.
+
+        Member files get a fresh name on every save and ``reviewer.json`` is replaced last, atomically, so a
+        crash leaves the previous reviewer readable; files of earlier saves are then removed.
+        """
+        folder, token = Path(folder), uuid.uuid4().hex[:8]
+        entries = []
+        for i, (model, meta) in enumerate(zip(self.members, self.member_meta, strict=True)):
+            if meta["architecture"] in checkpoints.EXTERNAL_FORMATS or not meta["architecture"]:
+                raise ValueError(f"member {i} is a {meta['architecture'] or 'bare'} network that a Defuse "
+                                 "checkpoint cannot rebuild; keep using its original file as --reviewer")
+            side = checkpoints.save_model(model, folder / f"member-{i}-{token}", kind="classifier",
+                                          architecture=meta["architecture"], arch_kwargs=meta["arch_kwargs"],
+                                          class_names=self.class_names, config=meta["config"],
+                                          metrics=meta["metrics"], extra={"reviewer": self.name, "member": i})
+            entries.append({"checkpoint": f"member-{i}-{token}.json", "sha256": side["sha256"]})
+        index = {"format_version": FORMAT_VERSION, "kind": "reviewer", "name": self.name, "rho": self.rho,
+                 "samples_per_scenario": self.samples_per_scenario, "class_names": self.class_names,
+                 "config": self.config, "members": entries}
+        atomic.write_json(folder / REVIEWER_FILE, index)
+        for old in folder.glob("member-*"):
+            if f"-{token}." not in old.name:
+                old.unlink()
+        return index
+
+    @classmethod
+    def load(cls, folder) -> Reviewer:
+        """Rebuild a reviewer saved by :meth:`save`; checksums are verified."""
+        index_path = Path(folder) / REVIEWER_FILE
+        if not index_path.is_file():
+            raise ValueError(f"{index_path} is missing: {folder} is not a saved reviewer. To review with one "
+                             "classifier, use Reviewer.from_classifier_checkpoint (or load_reviewer)")
+        index = atomic.read_json(index_path, fix="train or save the reviewer again")
+        if index.get("kind") != "reviewer" or not index.get("members"):
+            raise ValueError(f"{index_path} is not a reviewer index (kind {index.get('kind')!r}, "
+                             f"{len(index.get('members') or [])} members)")
+        members, metas = [], []
+        for entry in index["members"]:
+            # checksums first, then loading: the index vouches for each sidecar, the sidecar for its weights
+            if checkpoints.read_meta(Path(folder) / entry["checkpoint"]).get("sha256") != entry.get("sha256"):
+                raise ValueError(f"{entry['checkpoint']} does not match the checksum in {index_path}: a member "
+                                 "was replaced. Save the reviewer again.")
+            model, meta = checkpoints.load_model(Path(folder) / entry["checkpoint"], kind="classifier")
+            members.append(model)
+            metas.append(meta)
+        return cls(members, metas, class_names=index.get("class_names"), name=index["name"], rho=index["rho"],
+                   samples_per_scenario=index["samples_per_scenario"], config=index.get("config"))
+
+    @classmethod
+    def from_classifier_checkpoint(cls, path, *, name: str = "auto-reviewer", rho: float = 0.5,
+                                   samples_per_scenario: int = 10, architecture: str | None = None,
+                                   geometry: dict | None = None, trust_code: bool = False) -> Reviewer:
+        """A one-member reviewer from any classifier file :func:`defuse.checkpoints.load_classifier` reads."""
+        model, meta = checkpoints.load_classifier(path, architecture=architecture, geometry=geometry,
+                                                  trust_code=trust_code)
+        return cls([model], [meta], class_names=meta.get("class_names"), name=name, rho=rho,
+                   samples_per_scenario=samples_per_scenario, config={"source": str(path)})
+
+
+def load_reviewer(path, **kwargs) -> Reviewer:
+    """``--reviewer PATH``: a saved reviewer folder, or a single classifier checkpoint (``kwargs`` go to
+    :meth:`Reviewer.from_classifier_checkpoint`)."""
+    if (Path(path) / REVIEWER_FILE).is_file():
+        return Reviewer.load(path)
+    return Reviewer.from_classifier_checkpoint(path, **kwargs)
+
+
+@torch.no_grad()
+def _member_probs(model: nn.Module, images: torch.Tensor, dev: torch.device, batch_size: int) -> torch.Tensor:
+    with on_device(model, dev):
+        return torch.cat([torch.softmax(model(images[i:i + batch_size].to(dev)).float(), 1).cpu()
+                          for i in range(0, len(images), batch_size)])
+
+
+def _train_member(data: ImageData, cfg: ReviewerConfig, i: int, device, on_progress) -> tuple[nn.Module, dict]:
+    base, extra = ARCHITECTURES[cfg.architectures[i % len(cfg.architectures)]]
+    tcfg = TrainConfig(architecture=base, epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
+                       lr=cfg.lr, seed=cfg.seed + i)  # class_keep=(): every class, all of its images
+    images = data.train.images  # the same input normalisation train_classifier computes
+    kwargs = dict(channels=data.channels, image_size=data.image_size, num_classes=data.num_classes,
+                  mean=images.mean(dim=(0, 2, 3)).tolist(), std=images.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+    torch.manual_seed(tcfg.seed)  # the member's initialisation follows its seed
+    model = build_classifier(base, **kwargs, **extra)
+    result = train_classifier(data, tcfg, device=device, on_progress=on_progress, model=model)
+    return result.model, {"architecture": base, "arch_kwargs": {**kwargs, **extra}, "config": asdict(tcfg),
+                          "metrics": result.metrics}
+
+
+def train_reviewer(data: ImageData, cfg: ReviewerConfig = ReviewerConfig(), *, device="auto",
+                   on_progress: ProgressFn = None) -> Reviewer:
+    """Train the reviewer ensemble on ``data.train`` (pass the full training split: every class).
+
+    Progress events (step ``"train-reviewer"``) count optimizer steps over all members.
+    """
+    steps = cfg.epochs * -(-len(data.train) // cfg.batch_size)
+    report = ProgressReporter("train-reviewer", cfg.members * steps, on_progress)
+    members, metas = [], []
+    for i in range(cfg.members):
+        def forward(p, i=i):
+            report(i * steps + p.done, member=i + 1, **p.metrics)
+        model, meta = _train_member(data, cfg, i, device, forward if on_progress else None)
+        members.append(model)
+        metas.append(meta)
+    return Reviewer(members, metas, class_names=data.class_names, name=cfg.name, rho=cfg.rho,
+                    samples_per_scenario=cfg.samples_per_scenario, config=asdict(cfg))
+
+
+def _mean_se(values) -> tuple[float, float]:
+    a = np.asarray(values, dtype=float)
+    if a.size == 0:
+        return math.nan, math.nan
+    return float(a.mean()), (float(a.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else math.nan)
+
+
+def review_scenarios(reviewer: Reviewer, vae: nn.Module, classifier: nn.Module, scenarios, store: LabelStore, *,
+                     tau: float, seed: int, samples_per_scenario: int | None = None, annotator: str | None = None,
+                     rho: float | None = None, device="auto", on_progress: ProgressFn = None) -> dict[int, Verdict]:
+    """Review every failure scenario as the paper's annotators do (§4.1, algorithm 2).
+
+    For scenario row j, Q samples (default: the reviewer's, 10) are drawn from N(μ_j, τ·Σ_j) with the stream
+    ``(seed, j)`` and decoded; the reviewer labels each. Each label is recorded in ``store`` as one decision
+    (``sample_index`` 0..Q-1, ``is_failure``: the reviewer's label differs from the classifier's). The verdict
+    is :func:`defuse.verdicts.sample_verdict`: a failure scenario when more than ρ of the samples disagree with
+    the classifier, labelled with the samples' majority. Its ``agreement`` is the mean share of members voting
+    for each sample's label, ``agreement_se`` its standard error.
+
+    Returns
+    -------
+    {j: Verdict} for every scenario row j in 0..m-1.
+    """
+    means, covs = scenario_arrays(scenarios)
+    q = reviewer.samples_per_scenario if samples_per_scenario is None else samples_per_scenario
+    annotator = reviewer.name if annotator is None else annotator
+    rho = reviewer.rho if rho is None else rho
+    _check_settings(annotator, rho, q)
+    report, out = ProgressReporter("review", len(means), on_progress), {}
+    for j in range(len(means)):
+        samples = render_scenario(vae, classifier, means[j], covs[j], q, tau=tau, seed=(seed, j), device=device)
+        pred = reviewer.predict(samples.images, device=device)
+        if pred.probs.shape[1] != samples.probs.shape[1]:
+            raise ValueError(f"the reviewer knows {pred.probs.shape[1]} classes but the classifier "
+                             f"{samples.probs.shape[1]}; train the reviewer on the classifier's data")
+        for i, (label, said, share) in enumerate(zip(pred.labels, samples.predictions, pred.agreement, strict=True)):
+            store.record(j, annotator, is_failure=bool(label != said), label=int(label), sample_index=i,
+                         note=f"{share:.0%} of {len(reviewer)} reviewer members; classifier said {int(said)}")
+        verdict = sample_verdict([[int(label)] for label in pred.labels], samples.predictions, rho=rho, scenario=j)
+        agreement, se = _mean_se(pred.agreement)
+        out[j] = replace(verdict, agreement=agreement, agreement_se=se)
+        report(j + 1, scenario=j, is_failure=verdict.is_failure)
+    return out
+
+
+def label_examples(reviewer: Reviewer, images, *, device="auto", batch_size: int = 512) -> np.ndarray:
+    """The reviewer's labels (n,) int64 for raw images, e.g. the unrestricted adversarial examples of the
+    paper's baseline (fine-tuning on annotator-labelled examples instead of failure scenarios)."""
+    return reviewer.predict(images, device=device, batch_size=batch_size).labels
+
+
+def reviewer_agreement(reviewer_a: Reviewer, reviewer_b: Reviewer, images, *, device="auto") -> float:
+    """Share of ``images`` (N, C, H, W) on which two independent reviewers give the same label (§4.4)."""
+    a = reviewer_a.predict(images, device=device).labels
+    return float(np.mean(a == reviewer_b.predict(images, device=device).labels))
+
+
+def agreement_summary(agreement, in_failure_scenario) -> dict[str, dict]:
+    """Figure 6: mean ± standard error of the share of members voting for each sample's majority label.
+
+    Parameters
+    ----------
+    agreement : (n,) shares in [0, 1], e.g. ``Reviewer.predict(images).agreement``.
+    in_failure_scenario : (n,) bool, whether each sample belongs to a failure scenario.
+
+    Returns
+    -------
+    {"failure" | "non_failure" | "combined": {"mean", "se", "n"}}; nan where a group is empty (se: n < 2).
+    """
+    share, mask = np.asarray(agreement, dtype=float), np.asarray(in_failure_scenario)
+    if share.ndim != 1 or mask.shape != share.shape or mask.dtype != bool:
+        raise ValueError(f"agreement must be (n,) and in_failure_scenario (n,) bool; got shapes {share.shape}, "
+                         f"{mask.shape}, dtype {mask.dtype}")
+    if share.size and not ((share >= 0) & (share <= 1)).all():
+        raise ValueError(f"agreement must be shares in [0, 1]; got values in [{share.min()}, {share.max()}]")
+    groups = {"failure": share[mask], "non_failure": share[~mask], "combined": share}
+    summary = {}
+    for group, values in groups.items():
+        mean, se = _mean_se(values)
+        summary[group] = {"mean": mean, "se": se, "n": int(values.size)}
+    return summary

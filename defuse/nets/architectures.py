@@ -1,0 +1,224 @@
+"""The paper's networks (appendix B): the MNIST CNN classifier, β-VAE encoders and decoders, ResNet-18.
+
+Every classifier takes images in [0, 1] and normalises them itself (the mean and std are buffers,
+so they travel in the checkpoint). Every network is rebuilt from ``(architecture, kwargs)`` alone,
+which is what a checkpoint's JSON sidecar records.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+import math
+
+import torch
+from torch import nn
+
+SUPPORTED_SIZES = (32, 64, 128)
+
+
+def _check_geometry(channels: int, image_size: int) -> None:
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grey) or 3 (colour); got {channels}")
+    if image_size not in SUPPORTED_SIZES:
+        raise ValueError(
+            f"image_size must be one of {SUPPORTED_SIZES}; got {image_size}. "
+            "Load the data with --size 32 (or 64, 128) to resize it."
+        )
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std per channel; x in [0, 1]."""
+
+    def __init__(self, mean: list[float], std: list[float]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class PaperCNN(nn.Module):
+    """Appendix B.2, fig. 7: four 4x4 stride-2 convolutions (64), FC 256, FC 256, FC classes."""
+
+    def __init__(self, channels: int = 1, image_size: int = 32, num_classes: int = 10,
+                 mean: list[float] | None = None, std: list[float] | None = None, width: int = 64):
+        super().__init__()
+        _check_geometry(channels, image_size)
+        self.normalize = Normalize(mean or [0.5] * channels, std or [0.5] * channels)
+        layers, c_in = [], channels
+        for _ in range(4):
+            layers += [nn.Conv2d(c_in, width, 4, stride=2, padding=1), nn.ReLU(inplace=True)]
+            c_in = width
+        self.features = nn.Sequential(*layers)
+        flat = width * (image_size // 16) ** 2
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(flat, 256), nn.ReLU(inplace=True),
+            nn.Linear(256, 256), nn.ReLU(inplace=True), nn.Linear(256, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(self.normalize(x)))
+
+
+class ResNet18(nn.Module):
+    """torchvision's ResNet-18, random init (weights come only from the user's files, never a download).
+
+    For 32-pixel images the stem is the usual small-image one (3x3 stride-1 conv, no max-pool).
+    """
+
+    def __init__(self, channels: int = 3, image_size: int = 32, num_classes: int = 10,
+                 mean: list[float] | None = None, std: list[float] | None = None):
+        super().__init__()
+        _check_geometry(channels, image_size)
+        from torchvision.models import resnet18
+
+        self.normalize = Normalize(mean or [0.5] * channels, std or [0.5] * channels)
+        net = resnet18(weights=None, num_classes=num_classes)
+        if image_size == 32:
+            net.conv1 = nn.Conv2d(channels, 64, 3, stride=1, padding=1, bias=False)
+            net.maxpool = nn.Identity()
+        elif channels != 3:
+            net.conv1 = nn.Conv2d(channels, 64, 7, stride=2, padding=3, bias=False)
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalize(x))
+
+
+class BetaVAE(nn.Module):
+    """The β-VAE of figs. 8-13: strided conv encoder to 4x4, FC 256 x2, (mu, logvar);
+    decoder FC 256 x3 reshaped to 2x2, then 4x4 stride-2 transposed convs up to the image size.
+
+    ``width`` is 32 for MNIST (figs. 8-9) and 64 for SVHN / German signs (figs. 10-13).
+    """
+
+    def __init__(self, channels: int = 1, image_size: int = 32, latent_dim: int = 10, width: int = 32):
+        super().__init__()
+        _check_geometry(channels, image_size)
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1; got {latent_dim}")
+        self.latent_dim, self.channels, self.image_size = latent_dim, channels, image_size
+        n_down = int(math.log2(image_size)) - 2       # 32 -> 3 convs to 4x4 (fig. 8); 64 -> 4 (fig. 10)
+        enc, c_in = [], channels
+        for _ in range(n_down):
+            enc += [nn.Conv2d(c_in, width, 4, stride=2, padding=1), nn.ReLU(inplace=True)]
+            c_in = width
+        self.encoder = nn.Sequential(
+            *enc, nn.Flatten(), nn.Linear(width * 16, 256), nn.ReLU(inplace=True),
+            nn.Linear(256, 256), nn.ReLU(inplace=True), nn.Linear(256, 2 * latent_dim),
+        )
+        self._seed_channels = 64                       # 256 = 64 x 2 x 2 feeds the first transposed conv
+        self.decoder_fc = nn.Sequential(
+            nn.Linear(latent_dim, 256), nn.ReLU(inplace=True), nn.Linear(256, 256), nn.ReLU(inplace=True),
+            nn.Linear(256, 256), nn.ReLU(inplace=True),
+        )
+        n_up = int(math.log2(image_size)) - 1          # 2x2 -> 32 in 4 steps (fig. 9); -> 64 in 5 (fig. 11)
+        dec, c_in = [], self._seed_channels
+        for i in range(n_up):
+            last = i == n_up - 1
+            dec += [nn.ConvTranspose2d(c_in, channels if last else width, 4, stride=2, padding=1)]
+            dec += [nn.Sigmoid() if last else nn.ReLU(inplace=True)]
+            c_in = width
+        self.decoder_conv = nn.Sequential(*dec)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (N, C, H, W) in [0, 1] -> (mu, logvar), each (N, latent_dim)."""
+        h = self.encoder(x)
+        return h[:, : self.latent_dim], h[:, self.latent_dim:]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent codes (N, latent_dim) -> images (N, C, H, W) in [0, 1]."""
+        h = self.decoder_fc(z).view(-1, self._seed_channels, 2, 2)
+        return self.decoder_conv(h)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encode(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return self.decode(z), mu, logvar
+
+
+CLASSIFIERS = {"paper-cnn": PaperCNN, "resnet18": ResNet18}
+VAES = {"beta-vae": BetaVAE}
+
+
+def _lookup(table: dict, name: str, what: str):
+    if name not in table:
+        raise ValueError(f"unknown {what} architecture {name!r}; choose one of {sorted(table)}, "
+                         "or name your own network class as module:Class")
+    return table[name]
+
+
+def is_user_architecture(name: str) -> bool:
+    """``"my_package.nets:SignNet"``: a network class of the user's own code, named explicitly."""
+    return ":" in str(name)
+
+
+def user_class(name: str) -> type:
+    """The ``nn.Module`` subclass that ``module:Class`` names (importing the module, as Python would)."""
+    module_name, _, class_name = str(name).partition(":")
+    if not module_name or not class_name:
+        raise ValueError(f"a network of your own is named module:Class, e.g. my_nets:SignNet; got {name!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"cannot import {module_name!r} for the network {name!r} ({e}). Make it importable: "
+                         "install your package, run from the folder that holds the module, or add that folder "
+                         "to PYTHONPATH") from e
+    cls = module
+    for part in class_name.split("."):
+        cls = getattr(cls, part, None)
+    # Only a network class is built: a name like os:system must never be called with the sidecar's kwargs.
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ValueError(f"{name!r} does not name an nn.Module subclass in {module_name!r}")
+    return cls
+
+
+# The data's geometry under the names networks commonly give it, so a user's class gets what it accepts.
+GEOMETRY_NAMES = {"channels": ("channels", "in_channels", "in_chans", "num_channels"),
+                  "image_size": ("image_size", "img_size", "input_size"),
+                  "num_classes": ("num_classes", "n_classes", "classes")}
+
+
+def arch_kwargs_for(name: str, geometry: dict, explicit: dict | None = None) -> dict:
+    """The constructor arguments of ``name``: the data's geometry (for ``module:Class``, under the
+    parameter names its ``__init__`` takes), overridden by the user's ``explicit`` ones."""
+    if not is_user_architecture(name):
+        return {**geometry, **(explicit or {})}
+    params = inspect.signature(user_class(name).__init__).parameters
+    kwargs = {}
+    for key, names in GEOMETRY_NAMES.items():
+        for n in names:
+            if n in params and key in geometry:
+                kwargs[n] = geometry[key]
+                break
+    return {**kwargs, **(explicit or {})}
+
+
+def build_classifier(architecture: str, **kwargs) -> nn.Module:
+    """Build a classifier from its name (built-in, or ``module:Class``) and the kwargs in its sidecar."""
+    if is_user_architecture(architecture):
+        try:
+            return user_class(architecture)(**kwargs)
+        except TypeError as e:
+            raise ValueError(f"{architecture} cannot be built with {kwargs} ({e}); give its constructor "
+                             "arguments as JSON (--arch-kwargs)") from e
+    return _lookup(CLASSIFIERS, architecture, "classifier")(**kwargs)
+
+
+def copy_model(model: nn.Module) -> nn.Module:
+    """A deep copy that trains like the original, for any network, TorchScript included."""
+    # Copied with grad on, a TorchScript module gets non-leaf parameters (optimizers and requires_grad_
+    # refuse them); with grad off, parameters that do not require grad: so copy without grad, then
+    # restore which ones train.
+    with torch.no_grad():
+        twin = copy.deepcopy(model)
+    for p, q in zip(twin.parameters(), model.parameters(), strict=True):
+        p.requires_grad_(q.requires_grad)
+    return twin
+
+
+def build_vae(architecture: str = "beta-vae", **kwargs) -> BetaVAE:
+    return _lookup(VAES, architecture, "VAE")(**kwargs)

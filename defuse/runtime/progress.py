@@ -1,0 +1,61 @@
+"""Progress reporting and cancellation shared by every long step.
+
+A step calls ``on_progress(Progress(...))``; the CLI turns the events into a
+terminal bar and JSON lines, the app into a progress bar. A callback cancels the
+step by raising :class:`Cancelled`; the step keeps what it already finished.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+def fmt_seconds(s: Optional[float]) -> str:
+    """A duration or ETA as MM:SS (H:MM:SS from an hour); ``--:--`` when unknown."""
+    if s is None or not math.isfinite(s):
+        return "--:--"
+    s = int(round(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
+
+
+class Cancelled(Exception):
+    """Raised (by a progress callback, or on SIGTERM) to stop a step cleanly."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: str
+    done: int
+    total: int
+    eta_s: Optional[float] = None
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def fraction(self) -> float:
+        return 0.0 if self.total <= 0 else min(1.0, self.done / self.total)
+
+
+ProgressFn = Optional[Callable[[Progress], None]]
+
+
+class ProgressReporter:
+    """Builds :class:`Progress` events with an ETA from the rate so far."""
+
+    def __init__(self, step: str, total: int, on_progress: ProgressFn, *, start_done: int = 0):
+        self.step, self.total, self.on_progress = step, int(total), on_progress
+        self._t0 = time.perf_counter()
+        self._start_done = start_done  # work resumed from disk does not count towards the rate
+
+    def __call__(self, done: int, **metrics) -> None:
+        if self.on_progress is None:
+            return
+        elapsed = time.perf_counter() - self._t0
+        fresh = done - self._start_done
+        eta = None
+        if fresh > 0 and elapsed > 0:
+            eta = max(0.0, (self.total - done) * elapsed / fresh)
+        self.on_progress(Progress(self.step, int(done), self.total, eta, dict(metrics)))

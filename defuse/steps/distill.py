@@ -1,0 +1,42 @@
+"""Distill over a workspace: cluster the UAEs into failure scenarios and keep them (paper §3.2.2); τ per source."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from ..distill.scenarios import DistillConfig, Scenarios, distill
+from ..runtime.progress import ProgressFn
+from ..workspace import Workspace
+from .identify import load_failures
+
+SCENARIOS = "distill/scenarios.npz"
+# τ of §4.1: 0.5 for MNIST-like data, 0.01 for SVHN and German signs.
+TAU_BY_SOURCE = {"svhn": 0.01, "gtsrb": 0.01}
+DEFAULT_TAU = 0.5
+
+
+def default_tau(ws: Workspace) -> float:
+    return TAU_BY_SOURCE.get(ws.project["dataset"]["source"], DEFAULT_TAU)
+
+
+def save_scenarios(ws: Workspace, scenarios: Scenarios) -> None:
+    arrays, meta = scenarios.to_arrays()
+    ws.save_arrays(SCENARIOS, **arrays)
+    ws.save_json("distill/meta.json", meta)
+
+
+def load_scenarios(ws: Workspace) -> Scenarios:
+    ws.verify(SCENARIOS, "distill")
+    return Scenarios.from_arrays(ws.load_arrays(SCENARIOS), ws.load_json("distill/meta.json"))
+
+
+def distill_step(ws: Workspace, cfg: DistillConfig, *, on_progress: ProgressFn = None) -> dict:
+    failures = load_failures(ws)
+    if len(failures) < 2:
+        raise ValueError(f"identify found {len(failures)} unrestricted adversarial examples: nothing to distill. "
+                         "Search more images or raise Q (--samples-per-image), or use a weaker classifier.")
+    scenarios = distill(failures, cfg, num_classes=len(ws.project["class_names"]), on_progress=on_progress)
+    save_scenarios(ws, scenarios)
+    metrics = {"n_scenarios": len(scenarios), "converged": scenarios.converged, "n_iter": scenarios.n_iter,
+               "fit_seconds": scenarios.fit_seconds, "n_fitted": scenarios.n_fitted}
+    return ws.record_step("distill", config=asdict(cfg), metrics=metrics)

@@ -1,0 +1,31 @@
+"""Export over a workspace: the corrected classifier (the chosen λ, or the user's) and its model card."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..correct.export import export_corrected
+from ..workspace import Workspace
+from .correct import SWEEP, load_sweep
+from .project import load_classifier
+
+EXPORTS = "exports"
+
+
+def export_step(ws: Workspace, *, lam: Optional[float] = None, name: Optional[str] = None) -> dict:
+    """Write the corrected classifier (chosen λ unless ``lam``) and its model card into ``exports/``."""
+    if not ws.exists(SWEEP):
+        raise ValueError("nothing to export yet: run the correction first (`python -m defuse correct`)")
+    sweep, record = load_sweep(ws), ws.load_json(SWEEP)
+    swept = sorted({float(r["lambda"]) for r in sweep.best_per_lambda if r["kind"] == "defuse"})
+    if lam is not None and float(lam) not in swept:
+        raise ValueError(f"λ={lam} was not swept; choose one of {swept}")
+    if lam is not None:
+        sweep.chosen = next(r for r in sweep.best_per_lambda if r["kind"] == "defuse" and r["lambda"] == float(lam))
+        sweep.chosen = {**sweep.chosen, "rule": "chosen by the user"}
+    _, meta = load_classifier(ws)
+    card = export_corrected(sweep.model(lam), meta, ws.path(EXPORTS), name=name or f"{ws.name}-corrected",
+                            sweep=sweep, scenarios_summary=record.get("failure_sets", []),
+                            dataset=ws.project["dataset"], card_name="model-card")
+    ws.record_step("export", config={"lambda": sweep.chosen["lambda"], "name": name})
+    return card

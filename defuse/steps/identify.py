@@ -1,0 +1,61 @@
+"""Identify over a workspace: search the project's training images for UAEs and keep them (paper §3.2.1)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from typing import Optional
+
+import torch
+
+from ..identify.search import Failures, IdentifyConfig, identify
+from ..label.reviewer import Reviewer
+from ..runtime.devices import resolve_device
+from ..runtime.limits import check_fits, identify_bytes
+from ..runtime.progress import ProgressFn
+from ..workspace import Workspace
+from .project import load_classifier, load_data, load_vae
+
+FAILURES = "identify/failures.npz"
+
+
+def save_failures(ws: Workspace, failures: Failures) -> None:
+    arrays = {f.name: getattr(failures, f.name) for f in fields(Failures) if f.name != "metrics"}
+    ws.save_arrays(FAILURES, **arrays)
+    ws.save_json("identify/metrics.json", failures.metrics)
+
+
+def load_failures(ws: Workspace) -> Failures:
+    ws.verify(FAILURES, "identify")
+    arrays = ws.load_arrays(FAILURES)
+    metrics = ws.load_json("identify/metrics.json", default={})
+    return Failures(**{f.name: arrays[f.name] for f in fields(Failures) if f.name in arrays}, metrics=metrics)
+
+
+def identify_step(ws: Workspace, cfg: IdentifyConfig, *, device="auto", on_progress: ProgressFn = None,
+                  reviewer: Optional[Reviewer] = None) -> dict:
+    """Search the training images; resumes from ``identify/chunks`` after an interruption."""
+    data = load_data(ws)
+    classifier, _ = load_classifier(ws)
+    vae, _ = load_vae(ws)
+    reviewer_model = _EnsembleModule(reviewer) if reviewer is not None else None
+    image_numel = data.channels * data.image_size ** 2
+    need = identify_bytes(batch_size=cfg.batch_size or 16384, chunk_images=cfg.chunk_images,
+                          samples=cfg.samples_per_image, latent_dim=vae.latent_dim, image_numel=image_numel)
+    check_fits(need, what=f"identify with Q={cfg.samples_per_image}, chunk_images={cfg.chunk_images}, "
+               f"batch_size={cfg.batch_size or 'auto'}", fix="lower --batch-size, --chunk-images or "
+               "--samples-per-image", device=resolve_device(device))
+    failures = identify(classifier, vae, data.train.images, data.train.labels, cfg, device=device,
+                        on_progress=on_progress, resume_dir=ws.path("identify/chunks"), reviewer=reviewer_model)
+    save_failures(ws, failures)
+    return ws.record_step("identify", config=asdict(cfg), metrics={**failures.metrics, "n_failures": len(failures)})
+
+
+class _EnsembleModule(torch.nn.Module):
+    """A reviewer seen as one classifier (log of the members' mean probabilities), for identify's trust check."""
+
+    def __init__(self, reviewer: Reviewer):
+        super().__init__()
+        self.members = torch.nn.ModuleList(reviewer.members)
+
+    def forward(self, x):
+        return torch.stack([m(x).softmax(1) for m in self.members]).mean(0).clamp_min(1e-12).log()

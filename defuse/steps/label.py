@@ -1,0 +1,98 @@
+"""Label over a workspace: the label store, the automatic reviewer (trained once per workspace) and the
+verdicts from every annotator's decisions (paper §3.2.3)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Optional
+
+import numpy as np
+
+from ..label.reviewer import Reviewer, ReviewerConfig, load_reviewer, review_scenarios, train_reviewer
+from ..label.store import LabelStore
+from ..label.verdicts import Verdict, verdicts
+from ..runtime.progress import ProgressFn
+from ..workspace import Workspace
+from .distill import default_tau, load_scenarios
+from .project import load_classifier, load_data, load_vae
+
+LABELS = "labels.sqlite"
+REVIEWER_DIR = "reviewer"
+
+
+def label_store(ws: Workspace) -> LabelStore:
+    return LabelStore(ws.path(LABELS))
+
+
+def get_reviewer(ws: Workspace, spec: str, *, cfg: Optional[ReviewerConfig] = None, device="auto",
+                 on_progress: ProgressFn = None) -> Reviewer:
+    """``spec`` "auto": the workspace's reviewer, trained on first use; else a path to a checkpoint/folder.
+
+    ``cfg`` None reuses the workspace's reviewer whatever its settings (e.g. `run --quick`'s smaller one,
+    whose verdicts are in the label store) and trains the default one where there is none.
+    """
+    if spec != "auto":
+        return load_reviewer(spec)
+    folder = ws.path(REVIEWER_DIR)
+    if reviewer_ready(ws, cfg):
+        return Reviewer.load(folder)
+    cfg = cfg or ReviewerConfig()
+    reviewer = train_reviewer(load_data(ws), cfg, device=device, on_progress=on_progress)
+    reviewer.save(folder)
+    ws.save_json(f"{REVIEWER_DIR}/stamp.json", _reviewer_stamp(ws, cfg))
+    return reviewer
+
+
+def _reviewer_stamp(ws: Workspace, cfg: ReviewerConfig) -> dict:
+    # as it reads back from JSON (tuples become lists), or a saved stamp would never match
+    return json.loads(json.dumps({"dataset": ws.project["dataset"], "config": asdict(cfg)}))
+
+
+def reviewer_ready(ws: Workspace, cfg: Optional[ReviewerConfig] = None) -> bool:
+    """Whether the workspace's automatic reviewer exists for this data (and ``cfg``, unless None)."""
+    if not (ws.path(REVIEWER_DIR) / "reviewer.json").exists():
+        return False
+    stamp, want = ws.load_json(f"{REVIEWER_DIR}/stamp.json", default={}), _reviewer_stamp(ws, cfg or ReviewerConfig())
+    return stamp == want if cfg is not None else stamp.get("dataset") == want["dataset"]
+
+
+def review_step(ws: Workspace, reviewer: Reviewer, *, tau: Optional[float] = None, seed: int = 0,
+                device="auto", on_progress: ProgressFn = None) -> dict[int, Verdict]:
+    """The automatic reviewer labels 10 samples per scenario (the paper's protocol) into the label store."""
+    scenarios = load_scenarios(ws)
+    if len(scenarios) == 0:
+        raise ValueError("distillation kept no scenario above ε: nothing to review. Lower --weight-threshold "
+                         "or find more failures first.")
+    classifier, _ = load_classifier(ws)
+    vae, _ = load_vae(ws)
+    with label_store(ws) as store:
+        return review_scenarios(reviewer, vae, classifier, scenarios, store, tau=tau or default_tau(ws), seed=seed,
+                                device=device, on_progress=on_progress)
+
+
+def scenario_predictions(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, n: int = 10,
+                         device="auto") -> dict[int, np.ndarray]:
+    """The classifier's labels on each scenario's first ``n`` review samples (same draws the reviewer saw)."""
+    from ..distill.sampling import render_scenario
+
+    scenarios = load_scenarios(ws)
+    classifier, _ = load_classifier(ws)
+    vae, _ = load_vae(ws)
+    out = {}
+    for j in range(len(scenarios)):
+        s = render_scenario(vae, classifier, scenarios.means[j], scenarios.covariances[j], n,
+                            tau=tau or default_tau(ws), seed=(seed, j), device=device)
+        out[j] = np.asarray(s.predictions)
+    return out
+
+
+def current_verdicts(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, rho: float = 0.5,
+                     device="auto") -> dict[int, Verdict]:
+    """Verdicts from every annotator's decisions (whole-scenario, or per sample with the paper's ρ rule)."""
+    if not ws.exists(LABELS):
+        return {}
+    with label_store(ws) as store:
+        has_samples = any(d.sample_index is not None for d in store.decisions())
+        preds = scenario_predictions(ws, tau=tau, seed=seed, device=device) if has_samples else None
+        return verdicts(store, predictions=preds, rho=rho)

@@ -1,0 +1,79 @@
+"""The project's results in the shape of the paper's Figure 4 (``report.json``)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..workspace import Workspace
+
+REPORT = "report.json"
+
+
+def _get(row: Optional[dict], key: str):
+    return None if row is None else row.get(key)
+
+
+def build_report(ws: Workspace) -> dict:
+    """Figure-4 figures of this project: before, control (λ=0), after Defuse, and the UAE-only baseline.
+
+    Failure-scenario accuracy is on the held-out failure *test* samples, against each scenario's label
+    (the paper's measure) and, where a reviewer labeled each sample, against those labels (stricter).
+    """
+    identify = ws.load_json("identify/metrics.json", default={})
+    distill = (ws.step_record("distill") or {}).get("metrics", {})
+    sweep = ws.load_json("correct/sweep.json", default={})
+    before, control, chosen = sweep.get("before"), sweep.get("control"), sweep.get("chosen")
+    baseline = sweep.get("baseline_chosen")
+    failure_sets = sweep.get("failure_sets", [])
+    report = {
+        "dataset": ws.project["dataset"]["source"],
+        "n_failures": (ws.step_record("identify") or {}).get("metrics", {}).get("n_failures"),
+        "n_scenarios": distill.get("n_scenarios"),
+        "n_failure_scenarios": len(failure_sets),
+        "failure_scenarios": failure_sets,
+        "best_lambda": _get(chosen, "lambda"),
+        "selection_rule": _get(chosen, "rule"),
+        "baseline_labels": sweep.get("baseline_labels"),
+        "identify": {k: identify.get(k) for k in sorted(identify)},
+    }
+    for name, row in (("before", before), ("control", control), ("after", chosen)):
+        report[f"test_acc_{name}"] = _get(row, "test_acc")
+        report[f"val_acc_{name}"] = _get(row, "val_acc")
+        report[f"failure_acc_{name}"] = _get(row, "failure_test_acc")
+        report[f"failure_acc_reviewer_{name}"] = _get(row, "failure_test_acc_reviewer")
+    report["baseline_failure_acc"] = _get(baseline, "failure_test_acc")
+    report["baseline_failure_acc_reviewer"] = _get(baseline, "failure_test_acc_reviewer")
+    report["baseline_test_acc"] = _get(baseline, "test_acc")
+    report["baseline_lambda"] = _get(baseline, "lambda")
+    report["sweep"] = [{k: r.get(k) for k in ("kind", "lambda", "epoch", "val_acc", "test_acc", "failure_val_acc",
+                                               "failure_test_acc", "failure_test_acc_reviewer")}
+                       for r in sweep.get("best_per_lambda", [])]
+    return report
+
+
+def save_report(ws: Workspace) -> dict:
+    report = build_report(ws)
+    ws.save_json(REPORT, report)
+    return report
+
+
+def report_markdown(report: dict) -> str:
+    """A Figure-4-style table."""
+    def pct(v):
+        return "–" if v is None else f"{100 * v:.1f}"
+
+    rows = [("Before fine-tuning", "before", report.get("test_acc_before"), report.get("failure_acc_before")),
+            ("Control (λ=0, same epochs)", "control", report.get("test_acc_control"),
+             report.get("failure_acc_control")),
+            ("Unrestricted adversarial examples", "baseline", report.get("baseline_test_acc"),
+             report.get("baseline_failure_acc")),
+            ("Defuse", "after", report.get("test_acc_after"), report.get("failure_acc_after"))]
+    lines = [f"Dataset: {report['dataset']} — {report.get('n_failures')} unrestricted adversarial examples, "
+             f"{report.get('n_scenarios')} scenarios, {report.get('n_failure_scenarios')} failure scenarios, "
+             f"λ = {report.get('best_lambda')} ({report.get('selection_rule')})", "",
+             "| | Test | Failure scenario (scenario label) | Failure scenario (per-sample reviewer) |",
+             "|---|---|---|---|"]
+    for title, key, test, failure in rows:
+        strict = report.get("baseline_failure_acc_reviewer" if key == "baseline" else f"failure_acc_reviewer_{key}")
+        lines.append(f"| {title} | {pct(test)} | {pct(failure)} | {pct(strict)} |")
+    return "\n".join(lines) + "\n"
