@@ -7,6 +7,7 @@ from dataclasses import fields
 from . import pipeline
 from .cli import register, resolve_workspace
 from .distill import DistillConfig
+from .distributed.cluster import add_backend_args, backend_from_args
 from .identify import IdentifyConfig
 from .reviewer import ReviewerConfig
 from .workspace import Workspace
@@ -81,13 +82,15 @@ IDENTIFY_HELP = {
 def _identify_args(p):
     add_config_args(p, IdentifyConfig, helps=IDENTIFY_HELP)
     add_reviewer_args(p, "'auto' or a checkpoint: measure how many finds are real")
+    add_backend_args(p)
 
 
 def _identify(args, sink):
-    cfg = config_from_args(args, IdentifyConfig)
+    cfg, backend = config_from_args(args, IdentifyConfig), backend_from_args(args)
     ws = _ws(args)
     reviewer = reviewer_from_args(ws, args, sink)
-    m = pipeline.identify_step(ws, cfg, device=args.device, on_progress=sink, reviewer=reviewer)["metrics"]
+    m = pipeline.identify_step(ws, cfg, device=args.device, on_progress=sink, reviewer=reviewer,
+                               backend=backend)["metrics"]
     return _identify_summary(m)
 
 
