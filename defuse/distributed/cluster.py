@@ -7,10 +7,13 @@ shared filesystem is assumed, and results come back to the driver, which writes 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -97,6 +100,25 @@ def connect(address: Optional[str] = None):
     if ray.is_initialized():
         ray.shutdown()
     _connected["address"] = address
+    with _keep_sigterm_handler():
+        _init(ray, address)
+    return ray
+
+
+@contextlib.contextmanager
+def _keep_sigterm_handler():
+    """ray.init installs a SIGTERM handler that aborts the process; Cancel (SIGTERM from the app's job
+    control) must instead raise :class:`~defuse.progress.Cancelled`, so the caller's handler is put back."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main else None
+    try:
+        yield
+    finally:
+        if in_main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _init(ray, address: Optional[str]) -> None:
     if address is None:
         ray.init(**init_kwargs())
     else:
@@ -108,7 +130,6 @@ def connect(address: Optional[str] = None):
         except (ConnectionError, RuntimeError) as e:
             _connected["address"] = None
             raise ValueError(f"could not join the Ray cluster at {address}: {e}") from None
-    return ray
 
 
 def quiet_ray_data() -> None:
@@ -118,7 +139,10 @@ def quiet_ray_data() -> None:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    # Cancel raises inside Ray Data's iterator, which logs it as an internal error with a full trace
+    # before it reaches the caller; the caller reports it (or any real error) itself.
+    logging.getLogger("ray.data.exceptions").setLevel(logging.CRITICAL)
 
 
 def cluster_info(address: Optional[str] = None) -> ClusterInfo:

@@ -17,6 +17,7 @@ import streamlit as st
 from .. import jobs
 from ..jobs import JobState
 from ..workspace import Workspace
+from .backend import backend_args
 from .errors import app_words, guard
 
 POLL_S = 1.0
@@ -57,7 +58,7 @@ def start(ws: Workspace, step: str, args: Sequence[str]) -> None:
                    f"the {STEP_WORDS.get(step, step)} job again.")
         return
     with guard(f"start the {STEP_WORDS.get(step, step)} job", stop=False):
-        jobs.start_job(ws, step, [str(a) for a in args], threads=app_threads())
+        jobs.start_job(ws, step, [str(a) for a in args] + backend_args(step), threads=app_threads())
         st.rerun()
 
 
