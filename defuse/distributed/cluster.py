@@ -129,7 +129,10 @@ def _init(ray, address: Optional[str]) -> None:
                      logging_level=logging.ERROR)
         except (ConnectionError, RuntimeError) as e:
             _connected["address"] = None
-            raise ValueError(f"could not join the Ray cluster at {address}: {e}") from None
+            raise ValueError(f"could not join the Ray cluster at {address}: {e}. A cluster with token "
+                             "authentication (the default of `ray start --head` since Ray 2.59) needs "
+                             "RAY_AUTH_MODE=token here and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token "
+                             "(`ray get-auth-token` on the head prints it)") from None
 
 
 def quiet_ray_data() -> None:
