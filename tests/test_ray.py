@@ -99,6 +99,7 @@ def test_identify_on_ray_equals_local_bit_for_bit_despite_a_killed_actor(local_r
     assert killed[0] is not None and len(after_kill) >= 2   # chunks kept arriving after the kill
     _same_failures(local_failures, failures)
     assert failures.metrics["backend"] == "ray" and failures.metrics["ray_workers"] == 2
+    assert failures.metrics["ray_cluster"] == "a local Ray instance: 1 node, 2 CPUs"
     assert failures.metrics["chunks"] == len(list(tmp_path.glob("chunk-*.npz"))) == 8
 
 

@@ -35,7 +35,8 @@ class ClusterInfo:
 
     def describe(self) -> str:
         gpus = f", {self.gpus:g} GPU{'s' if self.gpus != 1 else ''}" if self.gpus else ""
-        return f"Ray at {self.address}: {self.nodes} node{'s' if self.nodes != 1 else ''}, {self.cpus:g} CPUs{gpus}"
+        where = "a local Ray instance" if self.address == "local" else f"Ray at {self.address}"
+        return f"{where}: {self.nodes} node{'s' if self.nodes != 1 else ''}, {self.cpus:g} CPUs{gpus}"
 
 
 def import_ray():
