@@ -25,7 +25,7 @@ from defuse.distributed.backend import RayBackend  # noqa: E402
 from defuse.distributed.cluster import check_address, init_kwargs  # noqa: E402
 
 IDENTIFY = IdentifyConfig(samples_per_image=100, max_per_image=10, chunk_images=4, precision="fp32", seed=3)
-SWEEP = CorrectConfig(lambdas=(1e-3, 10.0), epochs=1, batch_size=64, parallel="off")
+SWEEP = CorrectConfig(lambdas=(10.0,), epochs=1, batch_size=64, parallel="off")
 
 
 @pytest.fixture(scope="session")
@@ -155,14 +155,13 @@ def test_sweep_on_ray_equals_local_and_survives_a_killed_task(local_ray, sweep_i
     assert _without_seconds(remote.rows) == _without_seconds(here.rows)
     assert _without_seconds([remote.chosen]) == _without_seconds([here.chosen])
     assert remote.chosen["lambda"] == here.chosen["lambda"]
-    for kind, lam in (("defuse", 0.0), ("defuse", 1e-3), ("defuse", 10.0), ("baseline", 10.0)):
+    for kind, lam in (("defuse", 0.0), ("defuse", 10.0), ("baseline", 10.0)):
         mine, theirs = here.state_dict(lam, kind), remote.state_dict(lam, kind)   # theirs: from the store
         assert all(torch.equal(v, theirs[k]) for k, v in mine.items())
     epochs = [e for e in events if e.metrics["event"] == "epoch"]
-    assert [e.done for e in epochs] == [1, 2, 3, 4, 5] and epochs[-1].total == 5   # a retry counts once
+    assert [e.done for e in epochs] == [1, 2, 3] and epochs[-1].total == 3   # a retry counts once
     assert sorted(p.name for p in tmp_path.glob("*.json")) == [
-        "baseline-lambda-0.001.json", "baseline-lambda-10.0.json", "lambda-0.0.json", "lambda-0.001.json",
-        "lambda-10.0.json"]
+        "baseline-lambda-10.0.json", "lambda-0.0.json", "lambda-10.0.json"]
 
 
 def test_bad_ray_address_is_a_clear_cli_error(capsys, tmp_path):
