@@ -6,6 +6,7 @@ import time
 from dataclasses import replace
 
 from ..correct.sweep import FAILURE_LABELS, PAPER_LAMBDAS, CorrectConfig
+from ..distributed.cluster import add_backend_args, backend_from_args
 from ..steps import correct, export, project
 from ..steps.distill import distill_step
 from ..steps.identify import identify_step
@@ -47,16 +48,18 @@ def _correct_args(p):
     add_reviewer_args(p, "'auto' or a checkpoint: labels the baseline, stricter accuracy")
     p.add_argument("--no-baseline", action="store_true", help="skip the UAE-only baseline sweep")
     p.add_argument("--seed", type=int, default=0)
+    add_backend_args(p)
 
 
 def _correct(args, sink):
     cfg = CorrectConfig(lambdas=parse_lambdas(args.lambdas), epochs=args.epochs, lr=args.lr,
                         batch_size=args.batch_size, selection=args.selection, tolerance=args.tolerance, seed=args.seed,
                         failure_labels=args.failure_labels)
+    backend = backend_from_args(args)
     ws = _ws(args)
     reviewer = reviewer_from_args(ws, args, sink)
     correct.correct_step(ws, cfg, reviewer=reviewer, n_samples=args.samples, tau=args.tau, seed=args.seed,
-                            baseline=not args.no_baseline, device=args.device, on_progress=sink)
+                            baseline=not args.no_baseline, device=args.device, on_progress=sink, backend=backend)
     return report_markdown(save_report(ws))
 
 
@@ -91,6 +94,7 @@ def _run_args(p):
     add_architecture_args(p)
     p.add_argument("--failure-labels", choices=FAILURE_LABELS, default="scenario",
                    help="D_f labels: one per scenario (paper) or the reviewer's per sample")
+    add_backend_args(p)
 
 
 _run_args.needs_workspace = False
@@ -109,6 +113,7 @@ def _ensure_project(args) -> Workspace:
 
 def _run(args, sink):
     preset = PRESETS[args.preset or ("quick" if args.quick else "paper")]
+    backend = backend_from_args(args)
     ws, times = _ensure_project(args), {}
     dev, t = args.device, time.perf_counter()
     if not ws.exists("classifier/model.json"):
@@ -118,7 +123,7 @@ def _run(args, sink):
     times["models"], t = time.perf_counter() - t, time.perf_counter()
     reviewer = get_reviewer(ws, args.reviewer, cfg=preset.reviewer, device=dev, on_progress=sink)
     times["reviewer"], t = time.perf_counter() - t, time.perf_counter()
-    identify_step(ws, preset.identify, device=dev, on_progress=sink, reviewer=reviewer)
+    identify_step(ws, preset.identify, device=dev, on_progress=sink, reviewer=reviewer, backend=backend)
     times["identify"], t = time.perf_counter() - t, time.perf_counter()
     distill_step(ws, preset.distill, on_progress=sink)
     times["distill"], t = time.perf_counter() - t, time.perf_counter()
@@ -126,7 +131,7 @@ def _run(args, sink):
     times["review"], t = time.perf_counter() - t, time.perf_counter()
     correct_cfg = replace(preset.correct, failure_labels=args.failure_labels)
     correct.correct_step(ws, correct_cfg, reviewer=reviewer, n_samples=preset.n_samples, device=dev,
-                            on_progress=sink)
+                            on_progress=sink, backend=backend)
     times["correct"], t = time.perf_counter() - t, time.perf_counter()
     export.export_step(ws)
     report = save_report(ws)

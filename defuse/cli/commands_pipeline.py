@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import fields
 
 from ..distill.scenarios import DistillConfig
+from ..distributed.cluster import add_backend_args, backend_from_args
 from ..identify.search import IdentifyConfig
 from ..label.reviewer import ReviewerConfig
 from ..steps.distill import default_tau, distill_step, load_scenarios
@@ -87,13 +88,15 @@ IDENTIFY_HELP = {
 def _identify_args(p):
     add_config_args(p, IdentifyConfig, helps=IDENTIFY_HELP)
     add_reviewer_args(p, "'auto' or a checkpoint: measure how many finds are real")
+    add_backend_args(p)
 
 
 def _identify(args, sink):
-    cfg = config_from_args(args, IdentifyConfig)
+    cfg, backend = config_from_args(args, IdentifyConfig), backend_from_args(args)
     ws = _ws(args)
     reviewer = reviewer_from_args(ws, args, sink)
-    m = identify_step(ws, cfg, device=args.device, on_progress=sink, reviewer=reviewer)["metrics"]
+    m = identify_step(ws, cfg, device=args.device, on_progress=sink, reviewer=reviewer,
+                      backend=backend)["metrics"]
     return _identify_summary(m)
 
 

@@ -259,7 +259,7 @@ class Sweep:
 
 def correct(classifier: nn.Module, data: ImageData, failure_sets: list[FailureSet],
             cfg: CorrectConfig = CorrectConfig(), *, device="auto", on_progress: ProgressFn = None,
-            resume_dir=None, baseline: Optional[tuple] = None) -> Sweep:
+            resume_dir=None, baseline: Optional[tuple] = None, backend=None) -> Sweep:
     """Fine-tune a copy of ``classifier`` on L(D) + λ·CE(D_f) for every λ of ``cfg`` and pick one.
 
     Parameters
@@ -274,6 +274,8 @@ def correct(classifier: nn.Module, data: ImageData, failure_sets: list[FailureSe
     on_progress : receives :class:`~defuse.runtime.progress.Progress` events (step "correct", done = finished
         (λ, epoch) pairs; metrics["event"] is "epoch", "lambda" or "batch"); raising
         :class:`~defuse.runtime.progress.Cancelled` stops the sweep, finished λs stay in ``resume_dir``.
+    backend : None (train here) or a :class:`defuse.distributed.backend.RayBackend`: the λ groups train
+        as parallel Ray tasks; the store, the events and the selection are the same.
 
     Returns
     -------
@@ -288,7 +290,7 @@ def correct(classifier: nn.Module, data: ImageData, failure_sets: list[FailureSe
                          "(finetune_labels and reviewed val_reviewer samples): pass a reviewer (--reviewer auto) "
                          "or use failure_labels='scenario'")
     return _correct_impl(classifier, data, failure_sets, cfg, resolve_device(device), on_progress, resume_dir,
-                         baseline)
+                         baseline, backend)
 
 
 def _check_inputs(classifier, data, failure_sets, baseline) -> None:
@@ -367,7 +369,7 @@ def _parallel_mode(cfg: CorrectConfig, template: nn.Module, example: torch.Tenso
     return "off"
 
 
-def _correct_impl(classifier, data, failure_sets, cfg, dev, on_progress, resume_dir, baseline) -> Sweep:
+def _correct_impl(classifier, data, failure_sets, cfg, dev, on_progress, resume_dir, baseline, backend) -> Sweep:
     template = copy_model(classifier).cpu().eval()  # the caller's model may be cached: never touch it
     inp = _build_inputs(data, failure_sets, baseline, cfg)
     fingerprint = _fingerprint(template, inp, cfg)
@@ -382,19 +384,29 @@ def _correct_impl(classifier, data, failure_sets, cfg, dev, on_progress, resume_
     track.before(before)
     mode = _parallel_mode(cfg, template, data.train.images[:2], dev)
     states = {}
-    for kind, lams in _plan([job for job in jobs if job not in results], mode, cfg, template):
-        trainer = (StackedTrainer if len(lams) > 1 else SingleTrainer)(template, lams, cfg, dev)
-        for lam, (rows, best, state) in zip(lams, _run_group(kind, trainer, inp, cfg, dev, track), strict=True):
-            store.save(kind, lam, rows, best, state)
-            results[(kind, lam)] = (rows, best)
-            if resume_dir is None:
-                states[(kind, lam)] = state
-            track.finished(best)
-        del trainer  # free the group's copies before the next group
+    groups = _plan([job for job in jobs if job not in results], mode, cfg, template)
+    train = train_groups if backend is None else backend.train_groups
+    for kind, lam, rows, best, state in train(groups, template, inp, cfg, dev, track):
+        store.save(kind, lam, rows, best, state)
+        results[(kind, lam)] = (rows, best)
+        if resume_dir is None:
+            states[(kind, lam)] = state
+        track.finished(best)
     _, _, _, val_reviewer = inp.failure["val"]
     n_val = int((val_reviewer >= 0).sum()) if cfg.failure_labels == "reviewer" else len(val_reviewer)
     return _assemble(jobs, results, before, cfg, mode, fingerprint, resume_dir, template, states,
                      list(data.train.images.shape[1:]), n_val)
+
+
+def train_groups(groups, template, inp, cfg, dev, track):
+    """Fine-tune the (kind, [λ...]) groups one after another here; yields (kind, λ, rows, best, state).
+
+    The Ray backend runs this same function on one group per task."""
+    for kind, lams in groups:
+        trainer = (StackedTrainer if len(lams) > 1 else SingleTrainer)(template, lams, cfg, dev)
+        yield from ((kind, lam, rows, best, state) for lam, (rows, best, state)
+                    in zip(lams, _run_group(kind, trainer, inp, cfg, dev, track), strict=True))
+        del trainer  # free the group's copies before the next group
 
 
 def _assemble(jobs, results, before, cfg, mode, fingerprint, resume_dir, template, states, input_shape,

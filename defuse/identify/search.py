@@ -137,7 +137,7 @@ FAILURE_ARRAYS = tuple(f.name for f in fields(Failures) if f.name != "metrics") 
 # --------------------------------------------------------------------------------------------------
 def identify(classifier: nn.Module, vae: nn.Module, images, labels, cfg: IdentifyConfig | None = None, *,
              device="auto", on_progress: ProgressFn = None, resume_dir=None,
-             reviewer: nn.Module | None = None) -> Failures:
+             reviewer: nn.Module | None = None, backend=None) -> Failures:
     """Find unrestricted adversarial examples of ``classifier`` around ``images`` (algorithm 1).
 
     Parameters
@@ -158,6 +158,9 @@ def identify(classifier: nn.Module, vae: nn.Module, images, labels, cfg: Identif
         Folder for finished chunks; a re-run with the same inputs and config skips them.
     reviewer : nn.Module, optional
         A second classifier: judges a sample of the failures (``reviewer_real_share``).
+    backend : optional
+        Where the search runs: None on this machine, or a :class:`defuse.distributed.backend.RayBackend`
+        (same failures, bit for bit; its chunks go to the same ``resume_dir``).
 
     Returns
     -------
@@ -191,15 +194,17 @@ def identify(classifier: nn.Module, vae: nn.Module, images, labels, cfg: Identif
     store = None
     if resume_dir is not None:
         settings = {**asdict(cfg), "batch_size": None, "precision": plan.precision, "device": plan.device.type}
+        settings.update(backend.plan_settings(plan, cfg) if backend is not None else {})
         tensors = [images, labels, *classifier.state_dict().values(), *vae.state_dict().values()]
         store = ChunkStore(resume_dir, inputs_fingerprint(settings, tensors), FAILURE_ARRAYS)
-    failures = _identify_impl(clf, dec, images, labels, rows, cfg, plan, store, on_progress)
+    search_fn = _search if backend is None else backend.search
+    failures = _identify_impl(clf, dec, images, labels, rows, cfg, plan, store, on_progress, search_fn)
     if reviewer is not None:
         failures.metrics.update(_review(reviewer, dec, failures, cfg.seed, plan.device))
     return failures
 
 
-def _identify_impl(clf, dec, images, labels, rows, cfg, plan, store, on_progress) -> Failures:
+def _identify_impl(clf, dec, images, labels, rows, cfg, plan, store, on_progress, search_fn) -> Failures:
     """Encode, pick the sources, search them chunk by chunk; inputs are trusted."""
     with torch.inference_mode():
         mu, pred_recon, pred_orig = _encode(clf, dec, images, rows, plan)
@@ -207,7 +212,7 @@ def _identify_impl(clf, dec, images, labels, rows, cfg, plan, store, on_progress
     recon_ok = pred_recon == y
     search = recon_ok if cfg.skip_misreconstructed else torch.ones_like(recon_ok)
     src_rows, src_mu, src_y = rows.to(plan.device)[search], mu[search], y[search]
-    parts, stats = _search(clf, dec, src_rows, src_mu, src_y, cfg, plan, store, on_progress)
+    parts, stats = search_fn(clf, dec, src_rows, src_mu, src_y, cfg, plan, store, on_progress)
     failures = Failures.concatenate(parts, mu.shape[1])
     misrecon_rows = rows[~recon_ok.cpu()].numpy()
     failures.metrics = {

@@ -81,8 +81,9 @@ def baseline_examples(ws: Workspace, budget: int, *, reviewer: Optional[Reviewer
 
 def correct_step(ws: Workspace, cfg: CorrectConfig, *, reviewer: Optional[Reviewer] = None, n_samples: int = 256,
                  tau: Optional[float] = None, seed: int = 0, baseline: bool = True, device="auto",
-                 on_progress: ProgressFn = None) -> dict:
-    """Run the λ sweep (and the UAE-only baseline); resumable from ``correct/sweep/``."""
+                 on_progress: ProgressFn = None, backend=None) -> dict:
+    """Run the λ sweep (and the UAE-only baseline); resumable from ``correct/sweep/``; ``backend`` as
+    :func:`defuse.correct.correct` takes it."""
     sets = failure_sets(ws, n_samples=n_samples, tau=tau, seed=seed, reviewer=reviewer, device=device,
                         per_sample_labels=cfg.failure_labels == "reviewer")
     base, base_labels = None, None
@@ -92,7 +93,7 @@ def correct_step(ws: Workspace, cfg: CorrectConfig, *, reviewer: Optional[Review
         base = (images, labels)
     classifier, _ = load_classifier(ws)
     sweep = correct(classifier, load_data(ws), sets, cfg, device=device, on_progress=on_progress,
-                    resume_dir=ws.path("correct/sweep"), baseline=base)
+                    resume_dir=ws.path("correct/sweep"), baseline=base, backend=backend)
     summary = [s.summary() for s in sets]
     ws.save_json(SWEEP, {**sweep.to_dict(), "failure_sets": summary, "baseline_labels": base_labels,
                          "n_samples": n_samples, "tau": tau or default_tau(ws)})

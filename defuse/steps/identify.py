@@ -32,8 +32,10 @@ def load_failures(ws: Workspace) -> Failures:
 
 
 def identify_step(ws: Workspace, cfg: IdentifyConfig, *, device="auto", on_progress: ProgressFn = None,
-                  reviewer: Optional[Reviewer] = None) -> dict:
-    """Search the training images; resumes from ``identify/chunks`` after an interruption."""
+                  reviewer: Optional[Reviewer] = None, backend=None) -> dict:
+    """Search the training images; resumes from ``identify/chunks`` after an interruption.
+
+    ``backend``: None (here) or a :class:`defuse.distributed.backend.RayBackend` (same failures)."""
     data = load_data(ws)
     classifier, _ = load_classifier(ws)
     vae, _ = load_vae(ws)
@@ -45,7 +47,8 @@ def identify_step(ws: Workspace, cfg: IdentifyConfig, *, device="auto", on_progr
                f"batch_size={cfg.batch_size or 'auto'}", fix="lower --batch-size, --chunk-images or "
                "--samples-per-image", device=resolve_device(device))
     failures = identify(classifier, vae, data.train.images, data.train.labels, cfg, device=device,
-                        on_progress=on_progress, resume_dir=ws.path("identify/chunks"), reviewer=reviewer_model)
+                        on_progress=on_progress, resume_dir=ws.path("identify/chunks"), reviewer=reviewer_model,
+                        backend=backend)
     save_failures(ws, failures)
     return ws.record_step("identify", config=asdict(cfg), metrics={**failures.metrics, "n_failures": len(failures)})
 

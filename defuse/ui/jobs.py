@@ -17,6 +17,7 @@ from ..cli import jobs
 from ..cli.jobs import JobState
 from ..runtime.progress import fmt_seconds
 from ..workspace import Workspace
+from .backend import backend_args
 from .errors import app_words, guard
 
 POLL_S = 1.0
@@ -50,7 +51,7 @@ def start(ws: Workspace, step: str, args: Sequence[str]) -> None:
                    f"the {STEP_WORDS.get(step, step)} job again.")
         return
     with guard(f"start the {STEP_WORDS.get(step, step)} job", stop=False):
-        jobs.start_job(ws, step, [str(a) for a in args], threads=app_threads())
+        jobs.start_job(ws, step, [str(a) for a in args] + backend_args(step), threads=app_threads())
         st.rerun()
 
 

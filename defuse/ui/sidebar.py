@@ -15,6 +15,7 @@ from ..runtime.progress import fmt_seconds
 from ..steps.demo import open_demo_project
 from ..steps.project import DEMO_CLASSIFIER, DEMO_VAE, init_project
 from ..workspace import Workspace, default_home
+from .backend import render_backend_settings
 from .errors import guard
 from .jobs import STEP_WORDS, app_threads
 from .state import DEMO, current_workspace, project_choices, select_project, valid_name
@@ -34,6 +35,7 @@ def render_sidebar() -> None:
         with st.expander("➕ New project"):
             _creator()
         st.caption(f"Device: **{describe_device('auto')}** · jobs use {app_threads()} thread(s)")
+        render_backend_settings()
         _running_jobs()
 
 

@@ -1,0 +1,128 @@
+"""Identification on Ray Data: source images sharded into the chunk store's chunks, searched by a
+pool of actors that each hold the classifier and the decoder once.
+
+The driver encodes and picks the sources (as the local backend does), then streams the unfinished
+chunk indices through ``map_batches`` on an actor pool. Each actor runs identify's own chunk
+search, so ε (a pure function of seed, source row, sample and dim) and the kept failures are the
+local backend's bit for bit. Every chunk is saved in the workspace's chunk store as it arrives: a
+killed actor is restarted by Ray Data and redoes only its chunk; a killed driver loses only the
+chunks in flight.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+
+import numpy as np
+import torch
+
+from ..identify.fastpath import plan_inference, prepare_model
+from ..identify.search import FAILURE_ARRAYS, _batch_tuner, _search_chunk
+from ..runtime.progress import ProgressReporter
+from .cluster import connect, quiet_ray_data
+from .models import pack_model, unpack_model
+
+# Ray Data's own tasks need CPU slots too: an actor asking for a whole CPU on every core starved
+# them (measured: a 2-actor pool on 2 CPUs hung for minutes; with 0.5 each it finished in 4 s).
+ACTOR_CPUS = 0.5
+
+
+class SearchWorker:
+    """One Ray Data actor: the models and the sources' (row, μ, label) arrays, loaded once."""
+
+    def __init__(self, models, shard, cfg, precision: str, gpu: bool):
+        import ray
+
+        torch.set_num_threads(1)  # one core per actor: the pool, not torch, spreads over the cores
+        models, shard = ray.get([models, shard])  # object-store refs: fetched (zero-copy) once per actor
+        self.cfg = cfg
+        self.plan = plan_inference(torch.device("cuda" if gpu else "cpu"), precision, cfg.batch_size)
+        self.clf, self.dec = (prepare_model(unpack_model(m), self.plan) for m in models)
+        self.rows, self.mu, self.y = (torch.as_tensor(np.array(a)).to(self.plan.device) for a in shard)
+        self.tuner = _batch_tuner(cfg, self.plan)
+
+    def __call__(self, batch: dict) -> dict:
+        payloads, seconds = [], []
+        for i in batch["chunk"]:
+            sl = slice(int(i) * self.cfg.chunk_images, (int(i) + 1) * self.cfg.chunk_images)
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                part = _search_chunk(self.clf, self.dec, self.rows[sl], self.mu[sl], self.y[sl], self.cfg,
+                                     self.plan, self.tuner)
+            seconds.append(time.perf_counter() - t0)
+            payloads.append(pack_part(part))
+        return {"chunk": np.asarray(batch["chunk"]), "payload": np.array(payloads, dtype=object),
+                "seconds": np.asarray(seconds), "batch_size": np.full(len(seconds), self.tuner.size())}
+
+
+def pack_part(part: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **part)
+    return buf.getvalue()
+
+
+def unpack_part(payload: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(payload)) as z:
+        return {name: z[name] for name in FAILURE_ARRAYS}
+
+
+def search(clf, dec, rows, mu, y, cfg, plan, store, on_progress, *, pool) -> tuple[list[dict], dict]:
+    """identify's ``_search`` on Ray: same arguments, same parts and progress events, plus Ray's figures."""
+    n, size = int(rows.shape[0]), cfg.chunk_images
+    n_chunks = math.ceil(n / size)
+    parts = {i: store.load(i) for i in range(n_chunks)} if store is not None else {}
+    parts = {i: part for i, part in parts.items() if part is not None}
+    resumed = len(parts)
+    done = sum(_chunk_len(i, n, size) for i in parts)
+    report = ProgressReporter("identify", n, on_progress, start_done=done)
+    found = sum(len(p["latents"]) for p in parts.values())
+    report(done, found=found, images_per_s=None)
+    todo = [i for i in range(n_chunks) if i not in parts]
+    t0, fresh, worker_seconds, batch_size = time.perf_counter(), 0, 0.0, None
+    for row in _stream(pool, todo, clf, dec, (rows, mu, y), cfg, plan):
+        i = int(row["chunk"])
+        parts[i] = unpack_part(row["payload"])
+        if store is not None:
+            store.save(i, parts[i])
+        worker_seconds += float(row["seconds"])
+        batch_size = int(row["batch_size"])
+        done += _chunk_len(i, n, size)
+        fresh += _chunk_len(i, n, size) * cfg.samples_per_image
+        found += len(parts[i]["latents"])
+        report(done, found=found, images_per_s=fresh / (time.perf_counter() - t0), chunk=len(parts))
+    seconds = time.perf_counter() - t0 if todo else 0.0
+    rate = fresh / seconds if seconds else None
+    return [parts[i] for i in range(n_chunks)], {
+        "images_per_s": rate, "sources_per_s": rate / cfg.samples_per_image if rate else None,
+        "search_seconds": seconds, "worker_seconds": worker_seconds, "n_decodes": n * cfg.samples_per_image,
+        "chunks": n_chunks, "chunks_resumed": resumed, "batch_size": batch_size, **pool.describe()}
+
+
+def _chunk_len(i: int, n: int, size: int) -> int:
+    return min(size, n - i * size)
+
+
+def _stream(pool, todo: list[int], clf, dec, shard, cfg, plan):
+    """Rows {chunk, payload, seconds, batch_size} as the actors finish them, in any order."""
+    if not todo:
+        return
+    ray = connect(pool.address)
+    quiet_ray_data()   # imports ray.data
+    models = ray.put((pack_model(clf), pack_model(dec)))
+    shard_ref = ray.put(tuple(t.cpu().numpy() for t in shard))
+    # a worker on another kind of device resolves "auto" there; the same kind keeps the driver's choice
+    precision = plan.precision if pool.device_type == plan.device.type else cfg.precision
+    ds = ray.data.from_items([{"chunk": i} for i in todo], override_num_blocks=len(todo))
+    ds = ds.map_batches(SearchWorker, batch_size=1, batch_format="numpy",
+                        fn_constructor_args=(models, shard_ref, cfg, precision, pool.gpu),
+                        compute=ray.data.ActorPoolStrategy(size=min(pool.workers, len(todo))),
+                        num_cpus=ACTOR_CPUS, num_gpus=1 if pool.gpu else 0)
+    rows = ds.iter_rows()
+    try:
+        yield from rows
+    finally:  # Cancel or an error: stop the pipeline now, which kills its actors
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
