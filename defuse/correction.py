@@ -126,4 +126,7 @@ def export_step(ws: Workspace, *, lam: Optional[float] = None, name: Optional[st
                             sweep=sweep, scenarios_summary=record.get("failure_sets", []),
                             dataset=ws.project["dataset"], card_name="model-card")
     ws.record_step("export", config={"lambda": sweep.chosen["lambda"], "name": name})
+    from .suite_build import export_suite  # the bundle carries the regression suite (exports/suite)
+
+    export_suite(ws)
     return card
