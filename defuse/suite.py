@@ -48,7 +48,7 @@ class SuiteScenario:
     n: int             # samples of it in the suite
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays have no single truth value: compare fields, not suites
 class RegressionSuite:
     """The contents of a suite folder. Images are (n, C, H, W) uint8; labels are class indices."""
 

@@ -149,18 +149,22 @@ def _zip(stamps: tuple) -> bytes:
     return buf.getvalue()
 
 
+def bundle_files(ws: Workspace, card: dict) -> list[tuple]:
+    """(file, its name in the zip) of the export bundle: the model, its card, and the regression suite in suite/."""
+    exports, suite = ws.path("exports"), ws.path(SUITE_DIR)
+    files = [ws.path(f"exports/{name}") for name in card.get("files", {}).values()]
+    files += [ws.path("exports/model-card.md"), ws.path("exports/model-card.json")]
+    files += sorted(suite.iterdir()) if (suite / "manifest.json").exists() else []
+    return [(f, f.relative_to(exports).as_posix()) for f in files if f.is_file()]
+
+
 def render_export(ws: Workspace) -> None:
     """The exported model: its card and one download (weights, sidecar, card, regression suite) as a zip."""
     card = ws.load_json("exports/model-card.json")
     if ws.step_status("export") == "stale":
         st.warning("This export comes from an earlier sweep: export again to get a model of the current one.")
-    files = [ws.path(f"exports/{name}") for name in card.get("files", {}).values()]
-    files += [ws.path("exports/model-card.md"), ws.path("exports/model-card.json")]
-    suite = ws.path(SUITE_DIR)
-    files += sorted(suite.iterdir()) if (suite / "manifest.json").exists() else []
     exports = ws.path("exports")
-    stamps = tuple((str(f), f.relative_to(exports).as_posix(), f.stat().st_size, f.stat().st_mtime_ns)
-                   for f in files if f.is_file())
+    stamps = tuple((str(f), name, f.stat().st_size, f.stat().st_mtime_ns) for f, name in bundle_files(ws, card))
     st.download_button(f"Download {card['name']} (λ={card['correction']['lambda']:g}) with its model card",
                        _zip(stamps), file_name=f"{card['name']}.zip", mime="application/zip", type="primary")
     st.caption(f"Also saved in the project: {exports}. The zip's `suite/` folder is the regression suite of the "
