@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__, atomic
+from . import __version__, atomic, render
 
 FORMAT_VERSION = 1
 SUITE_STREAM = 3
@@ -103,8 +103,8 @@ class RegressionSuite:
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(n, C, H, W) floats in [0, 1] -> uint8 (round to nearest, as an 8-bit PNG stores them)."""
-    return (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    """(n, C, H, W) floats in [0, 1] -> (n, C, H, W) uint8 (round to nearest, as an 8-bit PNG stores them)."""
+    return np.ascontiguousarray(render.to_uint8(images).transpose(0, 3, 1, 2))
 
 
 def as_float(images: np.ndarray) -> torch.Tensor:

@@ -17,7 +17,7 @@ def test_map_and_scenario_cards_of_a_finished_project(run_page, demo_done):
     at = run_page("explore", demo_done)
     assert not at.exception and not at.error
     assert at.radio(key="map-method").value == "pca"            # the map that exists is shown
-    assert any("failure codes and" in c.value and "Lasso" in c.value for c in at.caption)
+    assert any("failure codes and" in c.value and "lasso" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 1
     n = len(Workspace(demo_done).load_arrays("distill/scenarios.npz")["weights"])
     assert sum("**Scenario #" in m.value for m in at.markdown) == min(n, 9)
