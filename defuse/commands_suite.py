@@ -109,3 +109,52 @@ def check_report(r: CheckResult, *, suite_dir, classifier, baseline=None) -> str
 
 register("check", "check a classifier against a regression suite (per-scenario accuracy, flips); CI-ready",
          _check_args, _check)
+
+
+# --- select-export: the Explore page's selection export, headless --------------------------------------
+def _ints(text: str | None, what: str):
+    if not text:
+        return None
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise ValueError(f"--{what} takes comma-separated class or scenario numbers, e.g. 3,5; got {text!r}") from None
+
+
+def _select_args(p):
+    p.add_argument("--method", default="pca", help="the map whose points to select: pca, umap, tsne")
+    p.add_argument("--kind", choices=("failure", "train", "all"), default="all", help="failure or training codes")
+    p.add_argument("--true-label", default=None, help="keep these true labels, e.g. 6 or 4,9")
+    p.add_argument("--prediction", default=None, help="keep these predicted labels")
+    p.add_argument("--scenario", default=None, help="keep these scenarios (-1: failures outside any)")
+    p.add_argument("--min-confidence", type=float, default=0.0, help="classifier confidence at least this")
+    p.add_argument("--max-confidence", type=float, default=1.0, help="classifier confidence at most this")
+    p.add_argument("--sort", choices=("margin", "map"), default="margin",
+                   help="order: confidence margin, least sure first (default), or the map's order")
+    p.add_argument("--out", required=True, help="a .zip (selection.csv + images/*.png) or a .csv (no images)")
+
+
+def _select_export(args, sink):
+    from . import map_points as mp
+
+    kinds = {"failure": ("failure",), "train": ("training image",), "all": None}[args.kind]
+    f = mp.PointFilter(kinds=kinds, true_labels=_ints(args.true_label, "true-label"),
+                       predictions=_ints(args.prediction, "prediction"), scenarios=_ints(args.scenario, "scenario"),
+                       min_confidence=args.min_confidence, max_confidence=args.max_confidence)
+    ws = _ws(args)
+    points = mp.workspace_points(ws, args.method)
+    sel = points.take(f.mask(points))
+    if args.sort == "margin":
+        sel = sel.take(mp.by_margin(sel))
+    out = Path(args.out)
+    if out.suffix == ".csv":
+        atomic.write_text(out, mp.selection_csv(sel))
+        return f"selected {len(sel):,} of {len(points):,} points; wrote {out} (one row each)"
+    if out.suffix != ".zip":
+        raise ValueError(f"--out must end in .zip (CSV + PNGs) or .csv; got {out.name!r}")
+    atomic.write_bytes(out, mp.selection_zip(sel, mp.point_images(ws, sel.is_failure, sel.row, device=args.device)))
+    return f"selected {len(sel):,} of {len(points):,} points; wrote {out} (selection.csv and {len(sel):,} PNGs)"
+
+
+register("select-export", "export the Explore map's points that pass filters: CSV of ids, labels, predictions, "
+         "confidence, scenario, coordinates, and their images as PNGs", _select_args, _select_export)

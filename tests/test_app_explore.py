@@ -66,3 +66,25 @@ def test_embed_codes_down_samples_and_keeps_rows():
         embed_codes(train, fail[:0], EmbedConfig(method="pca"))
     with pytest.raises(ValueError, match="one latent size"):
         embed_codes(train, fail[:, :3], EmbedConfig(method="pca"))
+
+
+# --- filters, colouring, selection export ------------------------------------------------------------
+def test_map_filters_colouring_and_the_filtered_export(run_page, demo_done):
+    from defuse.map_points import PointFilter, workspace_points
+
+    at = run_page("explore", demo_done)
+    p = workspace_points(Workspace(demo_done), "pca")
+    at.multiselect(key="map-kinds").set_value(["failure"])
+    at.multiselect(key="map-scenario").set_value([0])
+    at.slider(key="map-conf").set_value((0.0, 0.9)).run()
+    assert not at.exception and not at.error
+    n = int(PointFilter(kinds=("failure",), scenarios=(0,), max_confidence=0.9).mask(p).sum())
+    assert any(f"{n:,} of {len(p):,} points pass the filters" in c.value for c in at.caption)
+    assert any(m.value.startswith(f"**Filtered: {n:,} failures, 0 training images**") for m in at.markdown)
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == [f"Download the {n:,} points (CSV)", f"Download {n:,} images (zip of PNGs + CSV)"]
+    assert at.toggle(key="map-sort").value is True                  # sorted by confidence margin
+    at.radio(key="map-color").set_value("confidence").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+    at.multiselect(key="map-true").set_value([int(p.true_label[0])]).run()
+    assert not at.exception
