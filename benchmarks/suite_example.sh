@@ -17,7 +17,9 @@ mkdir -p "$W"
     "suite -w $W/demo --with-test" \
     "check --suite $W/demo/exports/suite --classifier $W/demo/classifier/model.json" \
     "check --suite $W/demo/exports/suite --classifier $W/demo/exports/demo-corrected.json --baseline original --min-accuracy 0.8 --json $W/check.json" \
-    "check --suite $W/demo/exports/suite --classifier $W/demo/classifier/model.json --baseline $W/demo/exports/demo-corrected.json --min-accuracy 0.8"; do
+    "check --suite $W/demo/exports/suite --classifier $W/demo/classifier/model.json --baseline $W/demo/exports/demo-corrected.json --min-accuracy 0.8" \
+    "embed -w $W/demo --method pca" \
+    "select-export -w $W/demo --kind failure --scenario 1 --out $W/sel.zip"; do
     echo
     echo "\$ python -m defuse $cmd"
     t=$(date +%s.%N)
