@@ -123,7 +123,12 @@ def predict(model: nn.Module, images: np.ndarray, *, batch_size: int = 1024, dev
     model = model.to(dev).eval()
     labels, confidence = [], []
     for i in range(0, len(images), batch_size):
-        logits = model(as_float(images[i:i + batch_size]).to(dev)).float()
+        x = as_float(images[i:i + batch_size]).to(dev)
+        try:
+            logits = model(x).float()
+        except Exception as e:  # a foreign model can fail in any way; say what the images looked like
+            raise ValueError(f"the classifier fails on images of shape {tuple(x.shape[1:])} ({type(e).__name__}: "
+                             f"{str(e)[:200]}): use a classifier of this suite's data") from e
         if logits.ndim != 2 or (num_classes and logits.shape[1] != num_classes):
             want = num_classes or "classes"
             raise ValueError(f"the classifier must output (N, {want}) logits for these images; got shape "

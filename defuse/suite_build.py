@@ -107,6 +107,12 @@ def _settings(ws: Workspace, *, n_per_scenario: int, seed: int, tau: float, revi
 SUITE_DIR = "exports/suite"  # inside exports/, so the export bundle carries it
 
 
+def suite_changes(ws: Workspace, manifest: dict) -> list[str]:
+    """The project's artifacts that changed since the suite was made (empty: it freezes the current state)."""
+    made = (manifest.get("settings") or {}).get("fingerprints") or {}
+    return [rel for rel, digest in sorted(made.items()) if ws.fingerprint(rel) != digest]
+
+
 def workspace_reviewer(ws: Workspace) -> Optional[Reviewer]:
     """The project's automatic reviewer when it has one (never trains one: a suite only uses what exists)."""
     from .pipeline import REVIEWER_DIR, reviewer_ready

@@ -61,3 +61,16 @@ def test_uploaded_safetensors_weights_run_like_the_original(demo_done, tmp_path)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "w.safetensors"))
     out = compare.uploaded_outputs(ws, (tmp_path / "w.safetensors").read_bytes())
     assert (out.predictions == compare.outputs(ws, "original", None).predictions).all()
+
+
+def test_a_suite_older_than_the_labels_is_flagged(run_page, project_copy, started):
+    from defuse.pipeline import label_store
+
+    root = project_copy("relabeled")
+    with label_store(Workspace(root)) as store:
+        store.record(0, "carol", is_failure=True, label=6)
+    at = run_page("compare", root)
+    assert not at.exception
+    assert any("made before labels.sqlite changed" in w.value for w in at.warning)
+    at.button(key="remake-suite").click().run()
+    assert started == [("suite", [])]

@@ -17,6 +17,7 @@ from ..correction import SWEEP, load_sweep
 from ..project import load_classifier
 from ..suite import RegressionSuite, predict, read_suite, to_uint8
 from ..suite_build import SUITE_DIR
+from ..suite_build import suite_changes as _changes
 from ..suite_compare import ModelOutputs, accuracy_rows, flip_indices, flip_matrix
 from ..workspace import CLASSIFIER, Workspace
 from . import cache
@@ -114,6 +115,10 @@ def _suite(folder: str, manifest_sha: str) -> RegressionSuite:
 def page_suite(ws: Workspace) -> RegressionSuite:
     """The project's suite (``exports/suite``), verified against its manifest."""
     return _suite(str(ws.path(SUITE_DIR)), str(ws.fingerprint(f"{SUITE_DIR}/manifest.json")))
+
+
+def suite_changes(ws: Workspace, suite: RegressionSuite) -> list[str]:
+    return _changes(ws, {"settings": suite.settings})
 
 
 def has_suite(ws: Workspace) -> bool:
