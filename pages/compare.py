@@ -22,14 +22,14 @@ if not compare.has_suite(ws):
 
 with guard("read the regression suite"):
     suite = compare.page_suite(ws)
+    choices = compare.model_choices(ws)
+    test_images, test_labels = compare.test_split(ws)
 changed = compare.suite_changes(ws, suite)
 if changed:
     st.warning(f"The regression suite was made before {', '.join(changed)} changed: it tests the failure "
                "scenarios as they were then. Make it again to test the current ones.")
     if st.button("Make the regression suite again", key="remake-suite"):
         jobs.start(ws, "suite", [])
-    choices = compare.model_choices(ws)
-    test_images, test_labels = compare.test_split(ws)
 picked = st.multiselect("Checkpoints", list(choices), default=compare.default_models(choices), key="compare-models")
 upload = st.file_uploader("Another checkpoint (.safetensors weights of this project's network)",
                           type=["safetensors"], key="compare-upload")

@@ -18,7 +18,10 @@ def test_map_and_scenario_cards_of_a_finished_project(run_page, demo_done):
     assert not at.exception and not at.error
     assert at.radio(key="map-method").value == "pca"            # the map that exists is shown
     assert any("failure codes and" in c.value and "lasso" in c.value for c in at.caption)
-    assert len(at.get("plotly_chart")) == 1
+    charts = at.get("vega_lite_chart")                      # 398 points: the map with thumbnails on hover
+    assert len(charts) == 1 and "data:image/png;base64," in str(charts[0].proto)
+    at.toggle(key="map-thumbs").set_value(False).run()
+    assert len(at.get("plotly_chart")) == 1 and not at.get("vega_lite_chart")
     n = len(Workspace(demo_done).load_arrays("distill/scenarios.npz")["weights"])
     assert sum("**Scenario #" in m.value for m in at.markdown) == min(n, 9)
     at.radio(key="map-method").set_value("umap").run()
@@ -85,6 +88,8 @@ def test_map_filters_colouring_and_the_filtered_export(run_page, demo_done):
     assert labels == [f"Download the {n:,} points (CSV)", f"Download {n:,} images (zip of PNGs + CSV)"]
     assert at.toggle(key="map-sort").value is True                  # sorted by confidence margin
     at.radio(key="map-color").set_value("confidence").run()
+    assert not at.exception and len(at.get("vega_lite_chart")) == 1
+    at.toggle(key="map-thumbs").set_value(False).run()
     assert not at.exception and len(at.get("plotly_chart")) == 1
     at.multiselect(key="map-true").set_value([int(p.true_label[0])]).run()
     assert not at.exception

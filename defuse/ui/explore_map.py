@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import io
+
+import altair as alt
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -16,6 +21,7 @@ COLOR_BY = {"scenario": "scenario", "true label": "true_label", "prediction": "p
             "confidence": "confidence"}
 SHOWN = 48           # images of a selection drawn on the page
 EXPORT_CAP = 5_000   # images of a selection packed into the zip (the CSV has every point)
+THUMB_CAP = 1_500    # points drawn with a thumbnail in their hover (each carries its PNG: ~0.5 kB)
 
 
 @st.cache_data(max_entries=4, show_spinner="Classifying the map's points…")
@@ -77,6 +83,44 @@ def points_map(p: mp.MapPoints, color_by: str, names: dict) -> go.Figure:
     return fig
 
 
+def _data_urls(images) -> list[str]:
+    """Each (C, H, W) image as a PNG data URL: vega's tooltip shows a field named ``image`` as a picture."""
+    from PIL import Image
+
+    from ..render import to_uint8
+
+    urls = []
+    for img in to_uint8(images):
+        buf = io.BytesIO()
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).resize(
+            (img.shape[1] * 2, img.shape[0] * 2), Image.NEAREST).save(buf, format="PNG")
+        urls.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
+    return urls
+
+
+def thumbnails_map(p: mp.MapPoints, color_by: str, names: dict, images) -> alt.Chart:
+    """The map as a vega chart whose hover shows each point's image, labels and confidence; a box selects."""
+    df = pd.DataFrame({"x": p.x, "y": p.y, "position": np.arange(len(p)), "true label": p.true_label,
+                       "prediction": p.prediction, "confidence": np.round(p.confidence, 3),
+                       "margin": np.round(p.margin, 3), "kind": np.where(p.is_failure, "failure", "training image"),
+                       "scenario": [names.get(int(s), f"#{s}") for s in p.scenario], "image": _data_urls(images)})
+    field = {"scenario": "scenario:N", "true label": "true label:N", "prediction": "prediction:N",
+             "confidence": "confidence:Q"}[color_by]
+    return alt.Chart(df).mark_circle(size=36, opacity=0.8).encode(
+        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None), color=alt.Color(field),
+        tooltip=["image", "kind", "true label", "prediction", "confidence", "margin", "scenario"],
+    ).add_params(alt.selection_interval(name="box")).properties(height=620)
+
+
+def box_positions(event, p: mp.MapPoints) -> list[int]:
+    """Positions in ``p`` inside the box of a vega interval selection (empty: none)."""
+    box = ((event or {}).get("selection") or {}).get("box") or {}
+    if "x" not in box or "y" not in box:
+        return []
+    (x0, x1), (y0, y1) = sorted(box["x"]), sorted(box["y"])
+    return np.flatnonzero((p.x >= x0) & (p.x <= x1) & (p.y >= y0) & (p.y <= y1)).tolist()
+
+
 def selected_positions(event) -> list[int]:
     pts = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
         getattr(getattr(event, "selection", None), "points", [])
@@ -109,10 +153,20 @@ def render_points_map(ws: Workspace, method: str, names: dict, note: str = "", *
     keep = f.mask(p)
     shown = p.take(keep)
     st.caption(f"{note} {len(shown):,} of {len(p):,} points pass the filters. Hover a point for its labels and the "
-               "classifier's confidence; lasso or box-select points to see their images and export them.")
-    event = st.plotly_chart(points_map(shown, color, names), on_select="rerun", selection_mode=("lasso", "box"),
-                            key=f"map-{method}", width="stretch")
-    picked = selected_positions(event)
+               f"classifier's confidence (and its image, with at most {THUMB_CAP:,} points); lasso or box-select "
+               "points to see their images and export them.")
+    thumbs = len(shown) <= THUMB_CAP and st.toggle(
+        "Thumbnails on hover", value=True, key="map-thumbs",
+        help=f"Each point carries its image (at most {THUMB_CAP:,} points); off: the faster WebGL map with lasso")
+    if thumbs:
+        images = mp.point_images(ws, shown.is_failure, shown.row)
+        event = st.altair_chart(thumbnails_map(shown, color, names, images), on_select="rerun",
+                                key=f"map-thumbs-{method}", width="stretch")
+        picked = box_positions(event, shown)
+    else:
+        event = st.plotly_chart(points_map(shown, color, names), on_select="rerun", selection_mode=("lasso", "box"),
+                                key=f"map-{method}", width="stretch")
+        picked = selected_positions(event)
     if picked:
         render_selection(ws, shown.take(np.array(picked)), "Selected")
     elif len(shown) < len(p) and len(shown):
