@@ -8,6 +8,7 @@ import streamlit as st
 from ..distill import DistillConfig
 from ..embed import PROJECTIONS, EmbedConfig
 from ..pipeline import default_tau
+from ..render import prediction_captions
 from ..workspace import Workspace
 from . import cache
 from .charts import latent_map
@@ -142,7 +143,7 @@ def render_cards(ws: Workspace, per_page: int = 9) -> None:
             st.markdown(f"**Scenario #{j}** · weight {sc.weights[j]:.3f} · {int(sc.sizes[j]):,} failures")
             st.caption(f"true: {_top(true)} · predicted: {_top(pred)}")
             images, preds, conf = cache.scenario_samples(ws, j, 16, tau)
-            show_grid(images, captions=[f"{int(p)} {c:.0%}" for p, c in zip(preds, conf, strict=True)], ncol=8, scale=2)
+            show_grid(images, captions=prediction_captions(preds, conf), ncol=8, scale=2)
             st.caption(f"the classifier's label and confidence on each; mean confidence {float(np.mean(conf)):.0%}")
 
 
