@@ -24,3 +24,7 @@ def resolve_workspace(name: str) -> Path:
     if p.is_absolute() or os.sep in name or p.exists():
         return p
     return default_home() / name
+
+
+class Failed(str):
+    """A command's printed result that ends with exit status 1 (a check that missed a threshold: CI fails)."""

@@ -25,7 +25,8 @@ POLL_S = 1.0
 METRIC_WORDS = {"images_per_s": "decodes per s", "sources_per_s": "images per s"}
 STEP_WORDS = {"identify": "Identify", "distill": "Distillation", "embed": "2-D map", "label": "Automatic review",
               "correct": "λ sweep", "export": "Export", "train-classifier": "Classifier training",
-              "train-vae": "VAE training", "train-reviewer": "Reviewer training", "review": "Review"}
+              "train-vae": "VAE training", "train-reviewer": "Reviewer training", "review": "Review",
+              "suite": "Regression suite"}
 
 
 def app_threads() -> int:
