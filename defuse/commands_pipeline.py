@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from . import pipeline
+from . import atomic, pipeline, provenance
 from .cli import register, resolve_workspace
 from .distill import DistillConfig
 from .identify import IdentifyConfig
@@ -169,6 +169,8 @@ def _label_args(p):
     p.add_argument("--failure", type=int, default=None, metavar="LABEL", help="it is a failure; its true label")
     p.add_argument("--not-failure", action="store_true", help="it is not a failure")
     p.add_argument("--annotator", default="cli")
+    p.add_argument("--summary-json", default=None, metavar="OUT",
+                   help="write each scenario's decision, label, decided_by (human or reviewer) and its votes")
 
 
 def _label(args, sink):
@@ -185,10 +187,16 @@ def _label(args, sink):
     if args.reviewer:
         reviewer = reviewer_from_args(ws, args, sink)
         pipeline.review_step(ws, reviewer, tau=args.tau, seed=args.seed, device=args.device, on_progress=sink)
-    found = pipeline.current_verdicts(ws, tau=args.tau, seed=args.seed, device=args.device)
-    failing = {j: v for j, v in found.items() if v.is_failure}
-    lines.append(f"{len(found)} scenarios reviewed, {len(failing)} failure scenarios: "
+    decided = pipeline.decided_scenarios(ws, tau=args.tau, seed=args.seed, device=args.device)
+    failing = {j: s.verdict for j, s in decided.items() if s.verdict.is_failure}
+    lines.append(f"{len(decided)} scenarios reviewed, {len(failing)} failure scenarios: "
                  + ", ".join(f"#{j}→{v.label}" for j, v in failing.items()))
+    if args.reviewer:
+        lines.append(provenance.filled_by_reviewer(decided))
+    lines += [f"conflict on scenario #{j}: {c}" for j, s in decided.items() for c in s.conflicts]
+    if args.summary_json:
+        atomic.write_json(args.summary_json, provenance.summary(decided))
+        lines.append(f"wrote each scenario's decision to {args.summary_json}")
     if args.export_csv:
         with pipeline.label_store(ws) as store:
             store.to_csv(args.export_csv)

@@ -16,17 +16,18 @@ import torch
 from .devices import resolve_device
 from .distill import DistillConfig, Scenarios, distill
 from .identify import Failures, IdentifyConfig, identify
+from .label_record import LABELS, WorkspaceLabelStore
 from .labels import LabelStore
 from .limits import check_fits, identify_bytes
 from .progress import ProgressFn
+from .provenance import ScenarioDecision, scenario_decisions
 from .project import load_classifier, load_data, load_vae
 from .reviewer import Reviewer, ReviewerConfig, load_reviewer, review_scenarios, train_reviewer
-from .verdicts import Verdict, verdicts
+from .verdicts import Verdict
 from .workspace import Workspace
 
 FAILURES = "identify/failures.npz"
 SCENARIOS = "distill/scenarios.npz"
-LABELS = "labels.sqlite"
 REVIEWER_DIR = "reviewer"
 # τ of §4.1: 0.5 for MNIST-like data, 0.01 for SVHN and German signs.
 TAU_BY_SOURCE = {"svhn": 0.01, "gtsrb": 0.01}
@@ -107,7 +108,8 @@ def distill_step(ws: Workspace, cfg: DistillConfig, *, on_progress: ProgressFn =
 
 # --- review and labels ----------------------------------------------------------------------------
 def label_store(ws: Workspace) -> LabelStore:
-    return LabelStore(ws.path(LABELS))
+    """The project's decisions; a change through it records the `label` step (correction then goes stale)."""
+    return WorkspaceLabelStore(ws)
 
 
 def get_reviewer(ws: Workspace, spec: str, *, cfg: Optional[ReviewerConfig] = None, device="auto",
@@ -174,13 +176,22 @@ def scenario_predictions(ws: Workspace, *, tau: Optional[float] = None, seed: in
 
 def current_verdicts(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, rho: float = 0.5,
                      device="auto") -> dict[int, Verdict]:
-    """Verdicts from every annotator's decisions (whole-scenario, or per sample with the paper's ρ rule)."""
+    """The decision that counts per scenario: people's where any person voted, else the automatic reviewer's."""
+    found = decided_scenarios(ws, tau=tau, seed=seed, rho=rho, device=device)
+    return {j: s.verdict for j, s in found.items()}
+
+
+def decided_scenarios(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, rho: float = 0.5,
+                      device="auto") -> dict[int, ScenarioDecision]:
+    """Each decided scenario with who decided it, the votes behind it and any conflicts (defuse.provenance)."""
     if not ws.exists(LABELS):
         return {}
-    with label_store(ws) as store:
-        has_samples = any(d.sample_index is not None for d in store.decisions())
-        preds = scenario_predictions(ws, tau=tau, seed=seed, device=device) if has_samples else None
-        return verdicts(store, predictions=preds, rho=rho)
+    with LabelStore(ws.path(LABELS)) as store:
+        current = store.decisions()
+    # only people's per-sample decisions need the classifier's labels re-drawn; a reviewer's record them
+    people_samples = any(d.sample_index is not None and d.by_person for d in current)
+    preds = scenario_predictions(ws, tau=tau, seed=seed, device=device) if people_samples else None
+    return scenario_decisions(current, predictions=preds, rho=rho)
 
 
 def verdicts_summary(found: dict[int, Verdict]) -> list[dict]:

@@ -4,6 +4,7 @@ import streamlit as st
 
 from defuse.pipeline import default_tau
 from defuse.ui import cache, jobs
+from defuse.ui.decisions import decided_caption, render_conflicts, reserved_name
 from defuse.ui.errors import guard
 from defuse.ui.label import (
     annotator_name,
@@ -35,11 +36,14 @@ with c[0]:
 tau = c[1].slider("τ — sample diversity (paper: 0.5 for MNIST, 0.01 for SVHN/signs)", 0.01, 1.0,
                   float(default_tau(ws)), 0.01)
 if c[2].button("Run auto-reviewer", help="Trains (once) a reference ensemble of 3 networks — about 4 "
-               "minutes on 2 CPU cores — and labels 10 samples per scenario; its decisions appear as hints."):
+               "minutes on 2 CPU cores — and labels 10 samples per scenario. Its decisions only fill "
+               "scenarios no person has decided, and show as hints; a person's decision always wins."):
     jobs.start(ws, "label", ["--reviewer", "auto", "--tau", str(tau)])
 jobs.panel(ws, ["label"], key="label")
 if not annotator:
     st.info("Enter your name to start labeling.")
+    st.stop()
+if reserved_name(annotator):
     st.stop()
 
 done = reviewed(ws, annotator)
@@ -48,6 +52,7 @@ j = pick_scenario(len(scenarios), done)
 with guard("draw the samples"):
     preds = show_samples(ws, j, 16, tau)
     suggested, suggested_failure = hint(ws, j, preds, annotator)
+    decided_caption(ws, j, tau)
 with guard("save the decision"):
     decision = decision_form(ws.project["class_names"], suggested, j, suggested_failure)
     if decision:
@@ -57,5 +62,6 @@ if decision:
     left = [k for k in range(len(scenarios)) if k not in done | {j}]
     st.session_state["label-next"] = left[0] if left else j
     st.rerun()
+render_conflicts(ws, tau)
 render_agreement(ws)
 link("correct", "Next: correct the classifier")

@@ -81,3 +81,40 @@ def test_the_agreement_table_shows_no_agreement_for_a_lone_voter_and_no_none():
              "majority": "3", "agreement": 0.8333, "agreement_se": 0.05}]
     frame = agreement_frame(rows)
     assert frame["agreement"].tolist() == ["100%", "–", "83%"] and frame["± (s.e.)"].tolist() == ["–", "–", "5%"]
+
+
+def test_conflicts_with_the_reviewer_are_listed_and_the_person_decides(run_page, project_copy):
+    root = project_copy("label-conflict")
+    with label_store(Workspace(root)) as store:        # alice and bob said "failure, 6" on scenario 0
+        for i in range(10):
+            store.record(0, "auto-reviewer", is_failure=False, label=3, sample_index=i, reviewer="f00d")
+    at = run_page("label", root, annotator="gina")
+    assert not at.exception
+    assert "Conflicts (1)" in [s.value for s in at.subheader]
+    conflict = next(m.value for m in at.markdown if "#0" in m.value and "reviewer says" in m.value)
+    assert "people decided failure, true label 6" in conflict and "people's decision counts" in conflict
+    caption = next(c.value for c in at.caption if c.value.startswith("Decided by people"))
+    assert "alice, bob" in caption and "failure, true label 6" in caption
+
+
+def test_a_scenario_only_the_reviewer_decided_says_so(run_page, project_copy):
+    root = project_copy("label-filled")
+    with label_store(Workspace(root)) as store:
+        for i in range(10):
+            store.record(2, "auto-reviewer", is_failure=True, label=4, sample_index=i, reviewer="f00d")
+    at = run_page("label", root, annotator="hal", **{"label-scenario": 2})
+    caption = next(c.value for c in at.caption if c.value.startswith("Decided by the automatic reviewer"))
+    assert "auto-reviewer (f00d)" in caption and "only fills scenarios no person has decided" in caption
+
+
+def test_the_reviewers_name_is_refused_for_a_person(run_page, demo_done):
+    at = run_page("label", demo_done, annotator="auto-reviewer")
+    assert "the automatic reviewer's name" in at.error[0].value and not at.get("image")
+
+
+def test_a_revisited_scenario_preselects_the_earlier_answer(run_page, project_copy):
+    root = project_copy("label-again")
+    at = run_page("label", root, annotator="alice", **{"label-scenario": 0})   # alice said failure, 6
+    assert at.radio(key="verdict-0").value == "Failure" and at.radio(key="label-0").value == 6
+    at = run_page("label", root, annotator="alice", **{"label-scenario": 1})   # alice said not a failure
+    assert at.radio(key="verdict-1").value == "Not a failure"

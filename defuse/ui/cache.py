@@ -113,15 +113,21 @@ def decoded_failures(ws: Workspace, rows) -> torch.Tensor:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _verdicts(root: str, key: str, tau: float) -> dict:
-    return pipeline.current_verdicts(Workspace(root), tau=tau, device="cpu")
+def _decided(root: str, key: str, tau: float) -> dict:
+    return pipeline.decided_scenarios(Workspace(root), tau=tau, device="cpu")
 
 
-def verdicts(ws: Workspace, tau: float | None = None) -> dict:
-    """Current verdicts per scenario (recomputed when a decision, the scenarios or τ change)."""
+def decided(ws: Workspace, tau: float | None = None) -> dict:
+    """{scenario: defuse.provenance.ScenarioDecision}: who decided, the votes, conflicts (recomputed when a
+    decision, the scenarios or τ change)."""
     labels = ws.path(pipeline.LABELS)
     stamp = [labels.stat().st_mtime_ns if labels.exists() else 0]
     wal = labels.with_name(labels.name + "-wal")
     stamp.append(wal.stat().st_mtime_ns if wal.exists() else 0)  # decisions land in the WAL first
     tau = pipeline.default_tau(ws) if tau is None else tau
-    return _verdicts(str(ws.root), f"{stamp}:{_fingerprints(ws)}", float(tau))
+    return _decided(str(ws.root), f"{stamp}:{_fingerprints(ws)}", float(tau))
+
+
+def verdicts(ws: Workspace, tau: float | None = None) -> dict:
+    """The decision that counts per scenario: people's where any person voted, else the reviewer's."""
+    return {j: s.verdict for j, s in decided(ws, tau).items()}

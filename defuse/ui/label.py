@@ -13,7 +13,6 @@ from ..workspace import Workspace
 from . import cache
 from .gallery import show_grid
 
-AUTO = "auto-reviewer"
 VERDICTS = ("Failure", "Not a failure", "Skip")
 
 
@@ -52,21 +51,24 @@ def hint(ws: Workspace, j: int, preds, annotator: str) -> tuple[int | None, bool
     if not ws.exists("labels.sqlite"):
         return None, None
     with label_store(ws) as store:
-        auto = [d for d in store.decisions(j, annotator=AUTO) if not d.skipped]
+        auto = [d for d in store.decisions(j) if not d.by_person and not d.skipped]
         mine = [d for d in store.decisions(j, annotator=annotator) if d.sample_index is None]
+    earlier = None
     if mine:
         d = mine[0]
         said_before = "skipped" if d.skipped else f"failure, true label {d.label}" if d.is_failure else "not a failure"
-        st.caption(f"Your decision so far: **{said_before}**. Saving again replaces it (the history keeps both).")
+        st.caption(f"Your decision so far: **{said_before}** (preselected). Saving again replaces it "
+                   "(the history keeps both).")
+        earlier = (d.label, d.is_failure) if not d.skipped else None
     if not auto:
-        return None, None
+        return earlier or (None, None)
     labels = Counter(d.label for d in auto if d.label is not None)
     disagree = sum(bool(d.is_failure) for d in auto)
     label = labels.most_common(1)[0][0] if labels else None
     failure = disagree / len(auto) > 0.5
     st.info(f"Hint — the automatic reviewer sees **{'a failure' if failure else 'not a failure'}**: it labels most "
             f"samples **{label}** and disagrees with the classifier on {disagree} of {len(auto)}.", icon="🤖")
-    return label, failure
+    return earlier or (label, failure)
 
 
 def decision_form(names: list, default_label: int | None, j: int, default_failure: bool | None = None) -> tuple | None:
