@@ -20,8 +20,8 @@ from .label_record import LABELS, WorkspaceLabelStore
 from .labels import LabelStore
 from .limits import check_fits, identify_bytes
 from .progress import ProgressFn
-from .provenance import ScenarioDecision, scenario_decisions
 from .project import load_classifier, load_data, load_vae
+from .provenance import ScenarioDecision, scenario_decisions
 from .reviewer import Reviewer, ReviewerConfig, load_reviewer, review_scenarios, train_reviewer
 from .verdicts import Verdict
 from .workspace import Workspace
