@@ -15,16 +15,16 @@ from .nav import link
 
 STATUS_ICONS = {"done": "✅", "stale": "⚠️", "corrupt": "❌", "missing": "⬜"}
 STEP_TITLES = {"classifier": "Classifier", "vae": "β-VAE", "identify": "Identify", "distill": "Distill",
-               "correct": "Correct", "export": "Export"}
+               "label": "Label", "correct": "Correct", "export": "Export"}
 
 
 def next_step(status: dict, n_scenarios: int | None = None) -> str | None:
-    """The first step that is not done, in pipeline order; labelling comes between distill and correct,
-    unless distillation kept no scenario (``n_scenarios`` 0): then distilling again is next."""
+    """The first step that is not done, in pipeline order (labeling is a step between distill and correct);
+    when distillation kept no scenario (``n_scenarios`` 0), distilling again comes before labeling."""
     for step, s in status.items():
         if s != "done":
-            if step == "correct" and s == "missing":
-                return "distill" if n_scenarios == 0 else "label"
+            if step in ("label", "correct") and s == "missing" and n_scenarios == 0:
+                return "distill"
             return step
     return "report"
 
