@@ -12,6 +12,7 @@ from .commands_pipeline import _ws, add_reviewer_args, reviewer_from_args
 from .correct import FAILURE_LABELS, PAPER_LAMBDAS, CorrectConfig
 from .presets import PRESETS
 from .report import report_markdown, save_report
+from .vae_recipe import ACCEPT_FLAG, check_fidelity
 from .workspace import Workspace
 
 
@@ -85,6 +86,9 @@ def _run_args(p):
     p.add_argument("--architecture", default=None)
     p.add_argument("--failure-labels", choices=FAILURE_LABELS, default="scenario",
                    help="D_f labels: one per scenario (paper) or the reviewer's per sample")
+    p.add_argument(ACCEPT_FLAG, action="store_true",
+                   help="search even with a β-VAE whose reconstructions the classifier recognises far less often "
+                        "than the originals (refused otherwise)")
 
 
 _run_args.needs_workspace = False
@@ -108,10 +112,13 @@ def _run(args, sink):
         project.train_classifier_step(ws, preset.train, device=dev, on_progress=sink)
     if not ws.exists("vae/model.json"):
         project.train_vae_step(ws, preset.vae, device=dev, on_progress=sink)
+    accept = args.accept_low_fidelity or preset.accept_low_fidelity
+    check_fidelity(ws, accept_low_fidelity=accept)  # before the reviewer's minutes of training
     times["models"], t = time.perf_counter() - t, time.perf_counter()
     reviewer = pipeline.get_reviewer(ws, args.reviewer, cfg=preset.reviewer, device=dev, on_progress=sink)
     times["reviewer"], t = time.perf_counter() - t, time.perf_counter()
-    pipeline.identify_step(ws, preset.identify, device=dev, on_progress=sink, reviewer=reviewer)
+    pipeline.identify_step(ws, preset.identify, device=dev, on_progress=sink, reviewer=reviewer,
+                           accept_low_fidelity=accept)
     times["identify"], t = time.perf_counter() - t, time.perf_counter()
     pipeline.distill_step(ws, preset.distill, on_progress=sink)
     times["distill"], t = time.perf_counter() - t, time.perf_counter()

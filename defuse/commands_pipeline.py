@@ -9,6 +9,7 @@ from .cli import register, resolve_workspace
 from .distill import DistillConfig
 from .identify import IdentifyConfig
 from .reviewer import ReviewerConfig
+from .vae_recipe import ACCEPT_FLAG
 from .workspace import Workspace
 
 
@@ -80,6 +81,8 @@ IDENTIFY_HELP = {
 
 def _identify_args(p):
     add_config_args(p, IdentifyConfig, helps=IDENTIFY_HELP)
+    p.add_argument(ACCEPT_FLAG, action="store_true", help="search even with a β-VAE whose reconstructions the "
+                   "classifier recognises far less often than the originals (refused otherwise)")
     add_reviewer_args(p, "'auto' or a checkpoint: measure how many finds are real")
 
 
@@ -87,7 +90,8 @@ def _identify(args, sink):
     cfg = config_from_args(args, IdentifyConfig)
     ws = _ws(args)
     reviewer = reviewer_from_args(ws, args, sink)
-    m = pipeline.identify_step(ws, cfg, device=args.device, on_progress=sink, reviewer=reviewer)["metrics"]
+    m = pipeline.identify_step(ws, cfg, device=args.device, on_progress=sink, reviewer=reviewer,
+                               accept_low_fidelity=args.accept_low_fidelity)["metrics"]
     return _identify_summary(m)
 
 

@@ -23,6 +23,7 @@ from .progress import ProgressFn
 from .project import load_classifier, load_data, load_vae
 from .provenance import ScenarioDecision, scenario_decisions
 from .reviewer import Reviewer, ReviewerConfig, load_reviewer, review_scenarios, train_reviewer
+from .vae_recipe import check_fidelity
 from .verdicts import Verdict
 from .workspace import Workspace
 
@@ -53,8 +54,13 @@ def load_failures(ws: Workspace) -> Failures:
 
 
 def identify_step(ws: Workspace, cfg: IdentifyConfig, *, device="auto", on_progress: ProgressFn = None,
-                  reviewer: Optional[Reviewer] = None) -> dict:
-    """Search the training images; resumes from ``identify/chunks`` after an interruption."""
+                  reviewer: Optional[Reviewer] = None, accept_low_fidelity: bool = False) -> dict:
+    """Search the training images; resumes from ``identify/chunks`` after an interruption.
+
+    A VAE whose reconstructions the classifier recognises far less often than the originals is refused
+    (its blur would be reported as failures) unless ``accept_low_fidelity``.
+    """
+    check_fidelity(ws, accept_low_fidelity=accept_low_fidelity)
     data = load_data(ws)
     classifier, _ = load_classifier(ws)
     vae, _ = load_vae(ws)

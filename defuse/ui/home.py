@@ -9,6 +9,7 @@ import streamlit as st
 from .. import jobs
 from ..project import project_info
 from ..workspace import CLASSIFIER, Workspace
+from .fidelity import fidelity_banner
 from .jobs import STEP_WORDS as JOB_WORDS
 from .jobs import fmt_seconds
 from .nav import link
@@ -32,18 +33,22 @@ def next_step(status: dict, n_scenarios: int | None = None) -> str | None:
 def render_status(ws: Workspace) -> None:
     info = project_info(ws)
     status = info["status"]
+    blurry = fidelity_banner(ws)
     cols = st.columns(len(status))
     for col, (step, s) in zip(cols, status.items(), strict=True):
         with col.container(border=True):
             st.markdown(f"**{STEP_TITLES.get(step, step)}**  \n{STATUS_ICONS.get(s, '')} {s}")
     step = next_step(status, ((ws.step_record("distill") or {}).get("metrics") or {}).get("n_scenarios"))
+    if blurry and step == "identify":
+        step = "vae"
     words = {"report": "Everything is done: read the report", "label": "Next: label the failure scenarios",
-             "distill": "Next: distill again: no scenario is above ε (lower it, or find more failures)"}
+             "distill": "Next: distill again: no scenario is above ε (lower it, or find more failures)",
+             "vae": "Next: retrain the β-VAE (Setup)"}
     link(step, words.get(step, f"Next: {STEP_TITLES.get(step, step)}"))
     if any(s == "stale" for s in status.values()):
         st.caption("⚠️ stale: an input changed after the step ran; re-run it to bring it up to date.")
     _models(ws, info)
-    for warning in info["warnings"]:
+    for warning in info["warnings"][1 if blurry else 0:]:  # the fidelity warning comes first, shown above
         st.warning(warning)
 
 

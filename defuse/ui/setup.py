@@ -7,7 +7,8 @@ import streamlit as st
 import torch
 
 from ..project import DEMO_CLASSIFIER, DEMO_VAE, import_classifier, import_vae
-from ..train import TrainConfig, VAEConfig
+from ..train import TrainConfig
+from ..vae_recipe import default_vae_config
 from ..workspace import Workspace
 from . import cache
 from .gallery import show_grid
@@ -108,17 +109,19 @@ def vae_source(ws: Workspace) -> None:
                 import_vae(ws, DEMO_VAE)
             st.success("Imported the demo VAE.")
         return
-    d = VAEConfig()
+    d = default_vae_config(cache.data(ws))  # enough steps for this source's size (defuse.vae_recipe)
     with st.form("vae-train"):
         c = st.columns(4)
         beta = c[0].number_input("β (paper: 4 or 0.4 for MNIST)", 0.0, 100.0, d.beta)
         dim = c[1].number_input("Latent dimensions", 2, 256, d.latent_dim)
-        epochs = c[2].number_input(f"Epochs (demo: {d.epochs}; 30 is a quick CPU run)", 1, 5000, 30)
+        epochs = c[2].number_input(f"Epochs (at batch {d.batch_size}; fewer than {d.epochs} leave it blurry)", 1,
+                                   5000, d.epochs)
         width = c[3].selectbox("Width", [32, 64], help="32 for MNIST-like data, 64 for SVHN and signs")
         go = st.form_submit_button("Train the β-VAE", type="primary")
     if go:
         st.session_state["setup-start"] = ("train-vae", ["--beta", str(beta), "--latent-dim", str(dim), "--epochs",
-                                                         str(epochs), "--width", str(width)])
+                                                         str(epochs), "--width", str(width), "--batch-size",
+                                                         str(d.batch_size)])
 
 
 def live_loss(state) -> None:
