@@ -16,7 +16,6 @@ import platform
 import sys
 import time
 from dataclasses import replace
-
 from pathlib import Path
 
 import torch

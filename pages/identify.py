@@ -16,13 +16,15 @@ ws = open_project()
 require(ws, "classifier", "vae")
 accept = confirmation(ws)
 
-with guard("read the settings"):
-    submitted = settings_form(len(cache.data(ws).train))
-    if submitted:
-        check_memory(ws, submitted[0])
-    if submitted and accept is None:
+submitted = None
+with guard("read the settings", stop=False):  # a bad setting never hides the finished results below
+    form = settings_form(len(cache.data(ws).train))
+    if form:
+        check_memory(ws, form[0])
+    if form and accept is None:
         raise ValueError("the β-VAE fails the fidelity check above: retrain it on Setup, or tick “Search with "
                          "this VAE anyway” to search with it")
+    submitted = form  # only settings that passed every check start a job
 jobs.busy_note(ws)
 if submitted:
     jobs.start(ws, "identify", submitted[1] + accept)

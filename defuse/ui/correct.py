@@ -34,9 +34,10 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
     """The sweep form; on submit, its CLI arguments (a ValueError names a bad field)."""
     choice = st.radio("Sweep", list(SWEEPS), horizontal=True)
     lams, epochs, samples = SWEEPS[choice]
-    with st.form("correct-settings"):
+    with st.form("correct-settings", enter_to_submit=False):  # a job starts on its button only, never on Enter
         text = st.text_input("λ values (comma-separated; λ=0, the control, is always added)",
                              ", ".join(f"{v:g}" for v in lams), key=f"lams-{choice}")
+        lams_note = st.empty()  # a bad λ list is named here, beside its field
         c = st.columns(4)
         ep = c[0].number_input("Epochs per λ (paper: 3 on MNIST)", 1, 100, epochs, key=f"ep-{choice}")
         lr = c[1].number_input("Learning rate (Adam)", 1e-6, 1.0, CorrectConfig().lr, format="%.0e", key=f"lr-{choice}")
@@ -46,7 +47,11 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
         go = st.form_submit_button("Run the sweep", type="primary")
     if not go:
         return None
-    values = parse_lambdas(text)
+    try:
+        values = parse_lambdas(text)
+    except ValueError as e:
+        lams_note.error(f"Not started: {e}", icon="⚠️")
+        return None
     cfg = CorrectConfig(lambdas=values, epochs=int(ep), lr=float(lr))  # validates: a bad value names itself
     check_memory(ws, int(n), n_failing)
     args = ["--lambdas", ",".join(f"{v:g}" for v in cfg.lambdas), "--epochs", str(cfg.epochs), "--lr", str(cfg.lr),

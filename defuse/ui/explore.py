@@ -21,7 +21,7 @@ DEFAULT_POINTS = {"pca": PLOT_CAP, "umap": 20_000, "tsne": 8_000}
 
 
 def distill_form() -> list[str] | None:
-    with st.form("distill-settings"):
+    with st.form("distill-settings", enter_to_submit=False):  # a job starts on its button only, never on Enter
         c = st.columns(3)
         k = c[0].number_input(f"K — components at most (paper: {PAPER.max_components})", 1, 1000,
                               PAPER.max_components)
