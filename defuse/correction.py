@@ -9,15 +9,17 @@ import numpy as np
 import torch
 
 from .correct import CorrectConfig, FailureSet, Sweep, correct
+from .data import dataset_fingerprint
 from .export import export_corrected
 from .identify import decode_latents
+from .label_record import DECISIONS
 from .limits import check_fits
-from .pipeline import current_verdicts, default_tau, load_failures, load_scenarios
+from .pipeline import current_verdicts, decided_scenarios, default_tau, load_failures, load_scenarios
 from .progress import ProgressFn
-from .project import load_classifier, load_data, load_vae
+from .project import dataset_spec, load_classifier, load_data, load_vae
 from .reviewer import Reviewer, label_examples
 from .scenarios import draw_failure_splits
-from .workspace import Workspace
+from .workspace import VAE, Workspace
 
 SWEEP = "correct/sweep.json"
 BEST = "correct/best.json"
@@ -92,14 +94,27 @@ def correct_step(ws: Workspace, cfg: CorrectConfig, *, reviewer: Optional[Review
     classifier, _ = load_classifier(ws)
     sweep = correct(classifier, load_data(ws), sets, cfg, device=device, on_progress=on_progress,
                     resume_dir=ws.path("correct/sweep"), baseline=base)
-    summary = [s.summary() for s in sets]
+    summary = _with_provenance(ws, [s.summary() for s in sets], tau=tau, seed=seed, device=device)
     ws.save_json(SWEEP, {**sweep.to_dict(), "failure_sets": summary, "baseline_labels": base_labels,
-                         "n_samples": n_samples, "tau": tau or default_tau(ws)})
+                         "n_samples": n_samples, "tau": tau or default_tau(ws),
+                         "labels_fingerprint": ws.fingerprint(DECISIONS)})
     best = {"chosen": sweep.chosen, "control": sweep.control, "before": sweep.before,
             "baseline_chosen": sweep.baseline_chosen, "failure_sets": summary}
     ws.save_json(BEST, best)
     metrics = {k: sweep.chosen.get(k) for k in ("lambda", "test_acc", "val_acc", "failure_test_acc")}
     return ws.record_step("correct", config={**asdict(cfg), "n_samples": n_samples, "seed": seed}, metrics=metrics)
+
+
+def _with_provenance(ws: Workspace, summary: list[dict], **kw) -> list[dict]:
+    """Each fixed scenario's summary with who decided it (people or the reviewer), for the report and card."""
+    decided = decided_scenarios(ws, **kw)
+    out = []
+    for s in summary:
+        d = decided.get(int(s["scenario_id"]))
+        who = {} if d is None else {"decided_by": d.decided_by, "annotators": list(d.annotators),
+                                    "reviewers": list(d.reviewers)}
+        out.append({**s, **who})
+    return out
 
 
 def load_sweep(ws: Workspace) -> Sweep:
@@ -122,8 +137,11 @@ def export_step(ws: Workspace, *, lam: Optional[float] = None, name: Optional[st
         sweep.chosen = next(r for r in sweep.best_per_lambda if r["kind"] == "defuse" and r["lambda"] == float(lam))
         sweep.chosen = {**sweep.chosen, "rule": "chosen by the user"}
     _, meta = load_classifier(ws)
+    dataset = {**ws.project["dataset"], "fingerprint": dataset_fingerprint(dataset_spec(ws))}
+    provenance = {"classifier_sha256": meta.get("sha256"), "vae_sha256": ws.load_json(VAE).get("sha256"),
+                  "labels_sha256": record.get("labels_fingerprint"), "dataset_fingerprint": dataset["fingerprint"]}
     card = export_corrected(sweep.model(lam), meta, ws.path(EXPORTS), name=name or f"{ws.name}-corrected",
                             sweep=sweep, scenarios_summary=record.get("failure_sets", []),
-                            dataset=ws.project["dataset"], card_name="model-card")
+                            dataset=dataset, card_name="model-card", provenance=provenance)
     ws.record_step("export", config={"lambda": sweep.chosen["lambda"], "name": name})
     return card

@@ -12,6 +12,7 @@ import streamlit as st
 from .. import pipeline
 from ..correct import PAPER_LAMBDAS, CorrectConfig
 from ..correction import SWEEP, check_failure_sets_fit
+from ..headline import regression_note
 from ..jobs import JobState
 from ..presets import QUICK
 from ..workspace import Workspace
@@ -131,6 +132,9 @@ def render_results(ws: Workspace) -> float | None:
     st.caption(f"Chosen: λ={chosen['lambda']:g} by the rule “{chosen.get('rule')}”{on} — test {chosen['test_acc']:.1%} "
                f"(before {before['test_acc']:.1%}), failure scenarios {chosen['failure_test_acc']:.1%} "
                f"(before {before['failure_test_acc']:.1%}){also}.")
+    honest = regression_note(chosen, sweep.get("control"), sweep.get("baseline_chosen"))
+    if honest:
+        st.warning(honest, icon="📉")
     columns = TABLE_COLUMNS + (REVIEWER_COLUMNS if per_sample else [])
     table = pd.DataFrame([{**before, "kind": "before"}] + rows).reindex(columns=columns)
     fmt = {COLUMN_TITLES.get(c, c): "{:.1%}" for c in columns[3:]} | {"λ": "{:g}"}
