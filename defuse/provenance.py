@@ -149,3 +149,21 @@ def filled_by_reviewer(found: Mapping[int, ScenarioDecision]) -> str:
         text += (f"; it left the {len(kept)} that people decided as they are"
                  + (f" (it disagrees on #{', #'.join(map(str, against))})" if against else ""))
     return text + "."
+
+
+def table_rows(found: Mapping[int, ScenarioDecision], class_names: Sequence | None = None) -> list[dict]:
+    """One row per decided scenario for the report: decision, who decided, annotators or reviewer, notes,
+    conflicts."""
+    names = list(class_names or [])
+
+    def said(v: Verdict) -> str:
+        if not v.is_failure:
+            return "not a failure"
+        name = names[v.label] if v.label is not None and v.label < len(names) else v.label
+        return f"failure, true label {v.label}" + (f" ({name})" if str(name) != str(v.label) else "")
+
+    return [{"scenario": j, "decision": said(s.verdict),
+             "decided by": "people" if s.decided_by == HUMAN else "automatic reviewer",
+             "annotators": ", ".join(s.annotators) or "–", "reviewer": ", ".join(s.reviewers) or "–",
+             "notes": "; ".join(s.notes) or "–", "conflicts": "; ".join(s.conflicts) or "–"}
+            for j, s in sorted(found.items())]
