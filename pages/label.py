@@ -6,6 +6,7 @@ from defuse.pipeline import default_tau
 from defuse.ui import cache, jobs
 from defuse.ui.decisions import decided_caption, render_conflicts, reserved_name
 from defuse.ui.errors import guard
+from defuse.ui.keys import quick_decisions
 from defuse.ui.label import (
     annotator_name,
     decision_form,
@@ -53,10 +54,17 @@ with guard("draw the samples"):
     preds = show_samples(ws, j, 16, tau)
     suggested, suggested_failure = hint(ws, j, preds, annotator)
     decided_caption(ws, j, tau)
+action = None
 with guard("save the decision"):
+    action = quick_decisions(ws.project["class_names"], (suggested, suggested_failure))
     decision = decision_form(ws.project["class_names"], suggested, j, suggested_failure)
+    if isinstance(action, tuple):
+        decision = action
     if decision:
         record(ws, j, annotator, *decision)
+if action in ("previous", "next"):
+    st.session_state["label-next"] = (j + (1 if action == "next" else -1)) % len(scenarios)
+    st.rerun()
 if decision:
     st.toast(f"Saved: scenario #{j}")
     left = [k for k in range(len(scenarios)) if k not in done | {j}]

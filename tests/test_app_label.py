@@ -118,3 +118,33 @@ def test_a_revisited_scenario_preselects_the_earlier_answer(run_page, project_co
     assert at.radio(key="verdict-0").value == "Failure" and at.radio(key="label-0").value == 6
     at = run_page("label", root, annotator="alice", **{"label-scenario": 1})   # alice said not a failure
     assert at.radio(key="verdict-1").value == "Not a failure"
+
+
+def test_one_key_per_label_and_decision_records_and_moves_on(run_page, project_copy):
+    root = project_copy("label-keys")
+    at = run_page("label", root, annotator="ivy")
+    keys = {b.key: b.proto.shortcut.lower() for b in at.button if (b.key or "").startswith("key-")}
+    assert keys["key-label-6"] == "6" and keys["key-not"] == "n" and keys["key-skip"] == "s"
+    assert keys["key-accept"] == "a" and keys["key-prev"] == "left" and keys["key-next"] == "right"
+    at.button(key="key-label-6").click().run()                          # key 6: failure, true label 6
+    with label_store(Workspace(root)) as store:
+        (d,) = store.decisions(0, annotator="ivy")
+    assert (d.is_failure, d.label) == (True, 6)
+    assert at.selectbox(key="label-scenario").value == 1
+    at.button(key="key-not").click().run()                              # N on scenario 1
+    with label_store(Workspace(root)) as store:
+        assert store.decisions(1, annotator="ivy")[0].is_failure is False
+    at.button(key="key-prev").click().run()                             # ← back to scenario 1
+    assert at.selectbox(key="label-scenario").value == 1
+
+
+def test_accept_saves_the_suggestion(run_page, project_copy):
+    root = project_copy("label-accept")
+    with label_store(Workspace(root)) as store:
+        for i in range(10):
+            store.record(0, "auto-reviewer", is_failure=True, label=5, sample_index=i, reviewer="f00d")
+    at = run_page("label", root, annotator="jo", **{"label-scenario": 0})
+    at.button(key="key-accept").click().run()
+    with label_store(Workspace(root)) as store:
+        (d,) = store.decisions(0, annotator="jo")
+    assert (d.is_failure, d.label) == (True, 5)
