@@ -12,6 +12,7 @@ from ..verdicts import agreement_table
 from ..workspace import Workspace
 from . import cache
 from .gallery import show_grid
+from .ranking import top_counts
 
 VERDICTS = ("Failure", "Not a failure", "Skip")
 
@@ -110,9 +111,7 @@ def show_samples(ws: Workspace, j: int, n: int, tau: float):
 
 
 def _top(counts, k: int = 2) -> str:
-    total = max(1, int(counts.sum()))
-    order = counts.argsort()[::-1][:k]
-    return ", ".join(f"{c} ({counts[c] / total:.0%})" for c in order if counts[c] > 0) or "–"
+    return top_counts(counts, k)
 
 
 def render_agreement(ws: Workspace) -> None:
