@@ -83,11 +83,19 @@ def test_the_agreement_table_shows_no_agreement_for_a_lone_voter_and_no_none():
     assert frame["agreement"].tolist() == ["100%", "–", "83%"] and frame["± (s.e.)"].tolist() == ["–", "–", "5%"]
 
 
-def test_conflicts_with_the_reviewer_are_listed_and_the_person_decides(run_page, project_copy):
-    root = project_copy("label-conflict")
-    with label_store(Workspace(root)) as store:        # alice and bob said "failure, 6" on scenario 0
+def _reviewed_copy(project_copy, name: str, scenario: int, label: int, is_failure: bool = True):
+    """A copy of the demo project where the automatic reviewer (fingerprint f00d) labeled 10 samples of one
+    scenario ``label``, each a failure or not."""
+    root = project_copy(name)
+    with label_store(Workspace(root)) as store:
         for i in range(10):
-            store.record(0, "auto-reviewer", is_failure=False, label=3, sample_index=i, reviewer="f00d")
+            store.record(scenario, "auto-reviewer", is_failure=is_failure, label=label, sample_index=i,
+                         reviewer="f00d")
+    return root
+
+
+def test_conflicts_with_the_reviewer_are_listed_and_the_person_decides(run_page, project_copy):
+    root = _reviewed_copy(project_copy, "label-conflict", 0, 3, is_failure=False)  # alice, bob: failure, 6
     at = run_page("label", root, annotator="gina")
     assert not at.exception
     assert "Conflicts (1)" in [s.value for s in at.subheader]
@@ -98,10 +106,7 @@ def test_conflicts_with_the_reviewer_are_listed_and_the_person_decides(run_page,
 
 
 def test_a_scenario_only_the_reviewer_decided_says_so(run_page, project_copy):
-    root = project_copy("label-filled")
-    with label_store(Workspace(root)) as store:
-        for i in range(10):
-            store.record(2, "auto-reviewer", is_failure=True, label=4, sample_index=i, reviewer="f00d")
+    root = _reviewed_copy(project_copy, "label-filled", 2, 4)
     at = run_page("label", root, annotator="hal", **{"label-scenario": 2})
     caption = next(c.value for c in at.caption if c.value.startswith("Decided by the automatic reviewer"))
     assert "auto-reviewer (f00d)" in caption and "only fills scenarios no person has decided" in caption
@@ -139,10 +144,7 @@ def test_one_key_per_label_and_decision_records_and_moves_on(run_page, project_c
 
 
 def test_accept_saves_the_suggestion(run_page, project_copy):
-    root = project_copy("label-accept")
-    with label_store(Workspace(root)) as store:
-        for i in range(10):
-            store.record(0, "auto-reviewer", is_failure=True, label=5, sample_index=i, reviewer="f00d")
+    root = _reviewed_copy(project_copy, "label-accept", 0, 5)
     at = run_page("label", root, annotator="jo", **{"label-scenario": 0})
     at.button(key="key-accept").click().run()
     with label_store(Workspace(root)) as store:
