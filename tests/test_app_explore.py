@@ -66,3 +66,12 @@ def test_embed_codes_down_samples_and_keeps_rows():
         embed_codes(train, fail[:0], EmbedConfig(method="pca"))
     with pytest.raises(ValueError, match="one latent size"):
         embed_codes(train, fail[:, :3], EmbedConfig(method="pca"))
+
+
+def test_a_scenario_card_opens_that_scenario_on_the_label_page(run_page, demo_done):
+    at = run_page("explore", demo_done)
+    at.button(key="open-label-1").click().run()
+    assert not at.exception and at.session_state["label-next"] == 1
+    label = run_page("label", demo_done, annotator="alice", **{"label-next": 1})
+    assert label.selectbox(key="label-scenario").value == 1
+    assert label.radio(key="verdict-1").value == "Not a failure"        # alice's earlier answer, preselected

@@ -12,6 +12,7 @@ from ..workspace import Workspace
 from . import cache
 from .charts import latent_map
 from .gallery import show_grid
+from .nav import label_button
 from .ranking import top_counts, top_pairs
 
 PAPER = DistillConfig()
@@ -153,6 +154,7 @@ def render_cards(ws: Workspace, per_page: int = 9) -> None:
             st.caption(f"true: {_top(true)} · predicted: {_top(pred)}")
             images, preds, _ = cache.scenario_samples(ws, j, 16, tau)
             show_grid(images, captions=[str(int(p)) for p in preds], ncol=8, scale=2)
+            label_button(j)
 
 
 def _top(counts: np.ndarray, k: int = 2) -> str:
