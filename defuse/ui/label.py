@@ -39,7 +39,9 @@ def pick_scenario(n: int, done: set) -> int:
     todo = [j for j in range(n) if j not in done]
     if "label-next" in st.session_state:  # set after a decision: the widget's own key is taken by then
         st.session_state["label-scenario"] = st.session_state.pop("label-next")
-    if "label-scenario" not in st.session_state or st.session_state["label-scenario"] >= n:
+    current = st.session_state.get("label-scenario")
+    # not an index (a browser run once sent one back as text after a shortcut): start from the first to do
+    if not isinstance(current, int) or current >= n:
         st.session_state["label-scenario"] = todo[0] if todo else 0
     return st.selectbox("Scenario", range(n), key="label-scenario",
                         format_func=lambda j: f"#{j}{' ✓' if j in done else ''}")
