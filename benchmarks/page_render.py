@@ -126,7 +126,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary project folder")
     args = parser.parse_args()
 
-    from defuse.cli.main import jobs
+    from defuse.cli import jobs
     from defuse.ui.jobs import app_threads
     from defuse.workspace import Workspace
 

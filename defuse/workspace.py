@@ -37,7 +37,10 @@ STEPS: dict[str, StepSpec] = {
     "vae": StepSpec((VAE,), (PROJECT_FILE,), ()),
     "identify": StepSpec(("identify/failures.npz",), (CLASSIFIER, VAE, PROJECT_FILE), ("classifier", "vae")),
     "distill": StepSpec(("distill/scenarios.npz",), ("identify/failures.npz",), ("identify",)),
-    "correct": StepSpec(("correct/best.json",), ("distill/scenarios.npz", CLASSIFIER), ("distill",)),
+    # Labeling: its record holds the current answers (defuse.label_record), so a changed label stales correct.
+    "label": StepSpec(("label/decisions.json",), ("distill/scenarios.npz",), ("distill",)),
+    "correct": StepSpec(("correct/best.json",), ("distill/scenarios.npz", CLASSIFIER, "label/decisions.json"),
+                        ("distill",)),
     "export": StepSpec(("exports/model-card.json",), ("correct/best.json",), ("correct",)),
 }
 

@@ -21,7 +21,8 @@ if not failing:
     st.stop()
 st.caption(f"Failure scenarios to fix: {', '.join(f'#{j} → {v.label}' for j, v in sorted(failing.items()))}")
 
-with guard("read the sweep settings"):
+args = None
+with guard("read the sweep settings", stop=False):  # a bad setting never hides the finished results below
     args = settings_form(ws, len(failing))
 jobs.busy_note(ws)
 if args:

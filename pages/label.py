@@ -4,7 +4,9 @@ import streamlit as st
 
 from defuse.steps.distill import default_tau
 from defuse.ui import cache, jobs
+from defuse.ui.decisions import decided_caption, render_conflicts, reserved_name
 from defuse.ui.errors import guard
+from defuse.ui.keys import quick_decisions
 from defuse.ui.label import (
     annotator_name,
     decision_form,
@@ -35,11 +37,14 @@ with c[0]:
 tau = c[1].slider("τ — sample diversity (paper: 0.5 for MNIST, 0.01 for SVHN/signs)", 0.01, 1.0,
                   float(default_tau(ws)), 0.01)
 if c[2].button("Run auto-reviewer", help="Trains (once) a reference ensemble of 3 networks — about 4 "
-               "minutes on 2 CPU cores — and labels 10 samples per scenario; its decisions appear as hints."):
+               "minutes on 2 CPU cores — and labels 10 samples per scenario. Its decisions only fill "
+               "scenarios no person has decided, and show as hints; a person's decision always wins."):
     jobs.start(ws, "label", ["--reviewer", "auto", "--tau", str(tau)])
 jobs.panel(ws, ["label"], key="label")
 if not annotator:
     st.info("Enter your name to start labeling.")
+    st.stop()
+if reserved_name(annotator):
     st.stop()
 
 done = reviewed(ws, annotator)
@@ -48,14 +53,23 @@ j = pick_scenario(len(scenarios), done)
 with guard("draw the samples"):
     preds = show_samples(ws, j, 16, tau)
     suggested, suggested_failure = hint(ws, j, preds, annotator)
+    decided_caption(ws, j, tau)
+action = None
 with guard("save the decision"):
+    action = quick_decisions(ws.project["class_names"], (suggested, suggested_failure))
     decision = decision_form(ws.project["class_names"], suggested, j, suggested_failure)
+    if isinstance(action, tuple):
+        decision = action
     if decision:
         record(ws, j, annotator, *decision)
+if action in ("previous", "next"):
+    st.session_state["label-next"] = (j + (1 if action == "next" else -1)) % len(scenarios)
+    st.rerun()
 if decision:
     st.toast(f"Saved: scenario #{j}")
     left = [k for k in range(len(scenarios)) if k not in done | {j}]
     st.session_state["label-next"] = left[0] if left else j
     st.rerun()
+render_conflicts(ws, tau)
 render_agreement(ws)
 link("correct", "Next: correct the classifier")

@@ -4,7 +4,16 @@ import streamlit as st
 
 from defuse.ui.errors import guard
 from defuse.ui.nav import link, open_project, require
-from defuse.ui.report import HTML_REPORT, build_html, figure4, save_html, scenario_gallery, tradeoff_figure
+from defuse.ui.report import (
+    HTML_REPORT,
+    build_html,
+    decision_rows,
+    figure4,
+    save_html,
+    scenario_gallery,
+    tradeoff_figure,
+    tradeoff_png,
+)
 
 st.title("Report")
 ws = open_project()
@@ -14,14 +23,21 @@ if not ws.exists("correct/sweep.json"):
             "appear as soon as scenarios are labeled.")
     link("correct")
 
+decisions = []
 with guard("build the report"):
     _, table = figure4(ws)
     galleries = scenario_gallery(ws) if ws.exists("distill/scenarios.npz") else []
     fig = tradeoff_figure(ws)
+    decisions = decision_rows(ws)
 st.markdown(table)
 if fig is not None:
     st.subheader("λ trade-off")
     st.plotly_chart(fig, width="stretch")
+if decisions:
+    st.subheader("Decisions")
+    st.caption("Every decided scenario: a person's decision always wins over the automatic reviewer's, which only "
+               "fills scenarios no person has decided. Conflicts name who disagreed.")
+    st.dataframe(decisions, hide_index=True, width="stretch")
 if galleries:
     st.subheader("Labeled scenarios")
     cols = st.columns(2)
@@ -31,7 +47,7 @@ if galleries:
 st.subheader("Share it")
 if st.button("Build the HTML report", type="primary", help="One file, images and chart inside, for stakeholders"):
     with guard("write the HTML report"), st.spinner("Building…"):
-        save_html(ws, build_html(ws, table, galleries, fig))
+        save_html(ws, build_html(ws, table, galleries, tradeoff_png(ws), decisions))
 if ws.exists(HTML_REPORT):
     st.download_button("Download report.html", ws.path(HTML_REPORT).read_bytes(), file_name=f"{ws.name}-report.html",
                        mime="text/html")

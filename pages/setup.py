@@ -4,12 +4,14 @@ import streamlit as st
 
 from defuse.ui import jobs
 from defuse.ui.errors import guard
+from defuse.ui.fidelity import fidelity_banner
 from defuse.ui.model_import import convert_form
 from defuse.ui.nav import link, open_project
 from defuse.ui.setup import classifier_source, live_loss, model_summary, reconstructions, render_data, vae_source
 
 st.title("Setup")
 ws = open_project()
+fidelity_banner(ws)  # at the top too: the first thing to fix
 
 st.subheader("Data")
 with guard("load the data"):
@@ -36,4 +38,5 @@ if ws.exists("vae/model.json"):
     with guard("show reconstructions", stop=False):
         reconstructions(ws)
 if ws.exists("classifier/model.json") and ws.exists("vae/model.json"):
-    link("identify", "Next: identify unrestricted adversarial examples")
+    if not fidelity_banner(ws):
+        link("identify", "Next: identify unrestricted adversarial examples")

@@ -94,3 +94,12 @@ def test_map_filters_colouring_and_the_filtered_export(run_page, demo_done):
     assert not at.exception and len(at.get("plotly_chart")) == 1
     at.multiselect(key="map-true").set_value([int(p.true_label[0])]).run()
     assert not at.exception
+
+
+def test_a_scenario_card_opens_that_scenario_on_the_label_page(run_page, demo_done):
+    at = run_page("explore", demo_done)
+    at.button(key="open-label-1").click().run()
+    assert not at.exception and at.session_state["label-next"] == 1
+    label = run_page("label", demo_done, annotator="alice", **{"label-next": 1})
+    assert label.selectbox(key="label-scenario").value == 1
+    assert label.radio(key="verdict-1").value == "Not a failure"        # alice's earlier answer, preselected

@@ -21,7 +21,8 @@ def test_finished_demo_shows_done_and_the_report(run_page, demo_done):
     at = run_page("home", demo_done)
     assert not at.exception
     text = _text(at)
-    assert text.count("✅ done") == 6 and "Everything is done: read the report" in text
+    assert text.count("✅ done") == 7 and "Everything is done: read the report" in text
+    assert "**Label**  \n✅ done" in text                                   # every step has its card
     assert "Classifier test accuracy" in text and "VAE fidelity" in text
 
 
@@ -52,7 +53,9 @@ def test_a_failed_job_is_listed_with_its_log(run_page, project_copy):
 def test_with_no_scenario_above_epsilon_distilling_again_is_next_not_labeling():
     from defuse.ui.home import next_step
 
-    status = {"classifier": "done", "vae": "done", "identify": "done", "distill": "done", "correct": "missing",
-              "export": "missing"}
+    status = {"classifier": "done", "vae": "done", "identify": "done", "distill": "done", "label": "missing",
+              "correct": "missing", "export": "missing"}
     assert next_step(status, n_scenarios=12) == "label" and next_step(status) == "label"
     assert next_step(status, n_scenarios=0) == "distill"
+    assert next_step({**status, "label": "done"}, n_scenarios=12) == "correct"
+    assert next_step({**status, "label": "done"}, n_scenarios=0) == "distill"

@@ -81,3 +81,72 @@ def test_the_agreement_table_shows_no_agreement_for_a_lone_voter_and_no_none():
              "majority": "3", "agreement": 0.8333, "agreement_se": 0.05}]
     frame = agreement_frame(rows)
     assert frame["agreement"].tolist() == ["100%", "–", "83%"] and frame["± (s.e.)"].tolist() == ["–", "–", "5%"]
+
+
+def _reviewed_copy(project_copy, name: str, scenario: int, label: int, is_failure: bool = True):
+    """A copy of the demo project where the automatic reviewer (fingerprint f00d) labeled 10 samples of one
+    scenario ``label``, each a failure or not."""
+    root = project_copy(name)
+    with label_store(Workspace(root)) as store:
+        for i in range(10):
+            store.record(scenario, "auto-reviewer", is_failure=is_failure, label=label, sample_index=i,
+                         reviewer="f00d")
+    return root
+
+
+def test_conflicts_with_the_reviewer_are_listed_and_the_person_decides(run_page, project_copy):
+    root = _reviewed_copy(project_copy, "label-conflict", 0, 3, is_failure=False)  # alice, bob: failure, 6
+    at = run_page("label", root, annotator="gina")
+    assert not at.exception
+    assert "Conflicts (1)" in [s.value for s in at.subheader]
+    conflict = next(m.value for m in at.markdown if "#0" in m.value and "reviewer says" in m.value)
+    assert "people decided failure, true label 6" in conflict and "people's decision counts" in conflict
+    caption = next(c.value for c in at.caption if c.value.startswith("Decided by people"))
+    assert "alice, bob" in caption and "failure, true label 6" in caption
+
+
+def test_a_scenario_only_the_reviewer_decided_says_so(run_page, project_copy):
+    root = _reviewed_copy(project_copy, "label-filled", 2, 4)
+    at = run_page("label", root, annotator="hal", **{"label-scenario": 2})
+    caption = next(c.value for c in at.caption if c.value.startswith("Decided by the automatic reviewer"))
+    assert "auto-reviewer (f00d)" in caption and "only fills scenarios no person has decided" in caption
+
+
+def test_the_reviewers_name_is_refused_for_a_person(run_page, demo_done):
+    at = run_page("label", demo_done, annotator="auto-reviewer")
+    assert "the automatic reviewer's name" in at.error[0].value and not at.get("image")
+
+
+def test_a_revisited_scenario_preselects_the_earlier_answer(run_page, project_copy):
+    root = project_copy("label-again")
+    at = run_page("label", root, annotator="alice", **{"label-scenario": 0})   # alice said failure, 6
+    assert at.radio(key="verdict-0").value == "Failure" and at.radio(key="label-0").value == 6
+    at = run_page("label", root, annotator="alice", **{"label-scenario": 1})   # alice said not a failure
+    assert at.radio(key="verdict-1").value == "Not a failure"
+
+
+def test_one_key_per_label_and_decision_records_and_moves_on(run_page, project_copy):
+    root = project_copy("label-keys")
+    at = run_page("label", root, annotator="ivy")
+    keys = {b.key: b.proto.shortcut.lower() for b in at.button if (b.key or "").startswith("key-")}
+    assert keys["key-label-6"] == "6" and keys["key-not"] == "n" and keys["key-skip"] == "s"
+    assert keys["key-accept"] == "a" and keys["key-prev"] == "left" and keys["key-next"] == "right"
+    at.button(key="key-label-6").click().run()                          # key 6: failure, true label 6
+    with label_store(Workspace(root)) as store:
+        (d,) = store.decisions(0, annotator="ivy")
+    assert (d.is_failure, d.label) == (True, 6)
+    assert at.selectbox(key="label-scenario").value == 1
+    at.button(key="key-not").click().run()                              # N on scenario 1
+    with label_store(Workspace(root)) as store:
+        assert store.decisions(1, annotator="ivy")[0].is_failure is False
+    at.button(key="key-prev").click().run()                             # ← back to scenario 1
+    assert at.selectbox(key="label-scenario").value == 1
+
+
+def test_accept_saves_the_suggestion(run_page, project_copy):
+    root = _reviewed_copy(project_copy, "label-accept", 0, 5)
+    at = run_page("label", root, annotator="jo", **{"label-scenario": 0})
+    at.button(key="key-accept").click().run()
+    with label_store(Workspace(root)) as store:
+        (d,) = store.decisions(0, annotator="jo")
+    assert (d.is_failure, d.label) == (True, 5)

@@ -30,6 +30,25 @@ def test_report_content_and_html_export(run_page, project_copy):
     assert not at.exception and not at.error
     html = (root / "exports" / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "<table>" in html and "Before fine-tuning" in html
-    assert "data:image/png;base64," in html and "plotly" in html
-    assert "src='http" not in html and 'src="http' not in html                  # self-contained
+    assert "data:image/png;base64," in html and "alt='λ trade-off chart'" in html
+    assert "src='http" not in html and 'src="http' not in html and "<script" not in html  # opens offline
+    assert len(html.encode()) < 300_000                                         # was 5 MB of inlined plotly.js
+    assert "<h2>Decisions</h2>" in html and "alice, bob" in html
     assert len(at.get("download_button")) == 1
+
+
+def test_every_decided_scenario_is_listed_with_who_decided_notes_and_conflicts(run_page, project_copy):
+    from defuse.steps.label import label_store
+    from defuse.workspace import Workspace
+
+    root = project_copy("report-decisions")
+    with label_store(Workspace(root)) as store:
+        store.record(1, "bob", is_failure=True, label=4, note="looks like a 4")   # alice said: not a failure
+        for i in range(10):
+            store.record(2, "auto-reviewer", is_failure=True, label=3, sample_index=i, reviewer="beef")
+    at = run_page("report", root)
+    assert not at.exception and "Decisions" in [s.value for s in at.subheader]
+    rows = {r["scenario"]: r for r in at.dataframe[0].value.to_dict("records")}
+    assert rows[0]["decided by"] == "people" and rows[0]["annotators"] == "alice, bob"
+    assert rows[1]["notes"] == "bob: looks like a 4" and "people disagree" in rows[1]["conflicts"]
+    assert rows[2]["decided by"] == "automatic reviewer" and rows[2]["reviewer"] == "auto-reviewer (beef)"

@@ -111,7 +111,9 @@ def test_training_the_vae_runs_as_a_job(run_page, blank, started):
     at = run_page("setup", blank)
     at.radio[1].set_value("Train one here").run()
     next(b for b in at.button if b.label == "Train the β-VAE").click().run()
-    assert started == [("train-vae", ["--beta", "0.4", "--latent-dim", "10", "--epochs", "30", "--width", "32"])]
+    # mnist-sample's default recipe (defuse.vae_recipe): 5,000 images at batch 128, 200 epochs = 8,000 steps
+    assert started == [("train-vae", ["--beta", "0.4", "--latent-dim", "10", "--epochs", "200", "--width", "32",
+                                      "--batch-size", "128"])]
 
 
 def test_upload_names_are_sanitised():

@@ -101,12 +101,13 @@ def test_click_through_the_demo(server):
                 page.get_by_role("textbox", name="Your name (annotator)").fill("carol")
                 page.keyboard.press("Enter")
                 _settle(page)
-                page.get_by_text("Not a failure", exact=True).first.click()
+                page.get_by_test_id("stRadio").get_by_text("Not a failure", exact=True).first.click()  # the form's
                 note = page.get_by_role("textbox", name="Note (optional) — Enter saves")
                 note.fill("looks right to me")
                 note.press("Enter")                       # keyboard-friendly: Enter saves the decision
                 _settle(page)
                 assert "1 of" in page.inner_text("body") and "reviewed by carol" in page.inner_text("body")
+                _label_by_keyboard(page)
             if name == "Report":
                 page.get_by_role("button", name="Build the HTML report").click()
                 _settle(page)
@@ -118,8 +119,27 @@ def test_click_through_the_demo(server):
     assert (home / "demo" / "exports" / "report.html").exists()
 
 
+def _label_by_keyboard(page) -> None:
+    """One key per decision: "6" saves "failure, true label 6" for the next scenario and moves on; "Left" goes back."""
+    page.get_by_role("heading", name="Label").first.click()   # out of the note field: keys go to the page
+    page.keyboard.press("6")
+    _settle(page)
+    body = page.inner_text("body")
+    if "Technical details" in body:
+        page.get_by_text("Technical details").click()
+        _settle(page)
+        body = page.inner_text("body")
+    assert "2 of" in body, f"key 6 saved a decision: {body[-3000:]}"
+    page.keyboard.press("ArrowLeft")
+    _settle(page)
+
+
 def _lasso(page) -> None:
     """Lasso a region of the latent map: the selected points' images appear below it."""
+    thumbs = page.get_by_text("Thumbnails on hover", exact=True)
+    if thumbs.count():  # small maps open as the thumbnail chart (box select); the lasso is on the WebGL map
+        thumbs.first.click()
+        _settle(page)
     plot = page.locator(".js-plotly-plot").first
     plot.scroll_into_view_if_needed()
     box = plot.bounding_box()

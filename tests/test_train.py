@@ -47,7 +47,9 @@ def test_fidelity_warning_only_below_the_bar():
     ok = {"acc_reconstruction": 0.93, "acc_original": 0.95, "active_dims": 7, "latent_dim": 10, "fidelity_ok": True}
     bad = {**ok, "acc_reconstruction": 0.64, "fidelity_ok": False}
     assert fidelity_warning(ok) is None
-    assert "64.0%" in fidelity_warning(bad) and "smaller beta" in fidelity_warning(bad)
+    assert "only 64% of its reconstructions, against 95%" in fidelity_warning(bad)
+    assert "lower β from 4 to 0.4" in fidelity_warning(bad, {"beta": 4.0})       # advice fits the settings used
+    assert "lower β" not in fidelity_warning(bad, {"beta": 0.4})
 
 
 @pytest.mark.parametrize("cls,kwargs,match", [

@@ -7,8 +7,10 @@ from dataclasses import replace
 
 from ..correct.sweep import FAILURE_LABELS, PAPER_LAMBDAS, CorrectConfig
 from ..distributed.cluster import add_backend_args, backend_from_args
+from ..nets.vae_recipe import ACCEPT_FLAG
 from ..steps import correct, export, project
 from ..steps.distill import distill_step
+from ..steps.fidelity import check_fidelity
 from ..steps.identify import identify_step
 from ..steps.label import get_reviewer, review_step
 from ..steps.presets import PRESETS
@@ -95,6 +97,9 @@ def _run_args(p):
     p.add_argument("--failure-labels", choices=FAILURE_LABELS, default="scenario",
                    help="D_f labels: one per scenario (paper) or the reviewer's per sample")
     add_backend_args(p)
+    p.add_argument(ACCEPT_FLAG, action="store_true",
+                   help="search even with a β-VAE whose reconstructions the classifier recognises far less often "
+                        "than the originals (refused otherwise)")
 
 
 _run_args.needs_workspace = False
@@ -120,10 +125,13 @@ def _run(args, sink):
         project.train_classifier_step(ws, preset.train, device=dev, on_progress=sink)
     if not ws.exists("vae/model.json"):
         project.train_vae_step(ws, preset.vae, device=dev, on_progress=sink)
+    accept = args.accept_low_fidelity or preset.accept_low_fidelity
+    check_fidelity(ws, accept_low_fidelity=accept)  # before the reviewer's minutes of training
     times["models"], t = time.perf_counter() - t, time.perf_counter()
     reviewer = get_reviewer(ws, args.reviewer, cfg=preset.reviewer, device=dev, on_progress=sink)
     times["reviewer"], t = time.perf_counter() - t, time.perf_counter()
-    identify_step(ws, preset.identify, device=dev, on_progress=sink, reviewer=reviewer, backend=backend)
+    identify_step(ws, preset.identify, device=dev, on_progress=sink, reviewer=reviewer, backend=backend,
+                  accept_low_fidelity=accept)
     times["identify"], t = time.perf_counter() - t, time.perf_counter()
     distill_step(ws, preset.distill, on_progress=sink)
     times["distill"], t = time.perf_counter() - t, time.perf_counter()

@@ -7,10 +7,13 @@ from dataclasses import fields
 from ..distill.scenarios import DistillConfig
 from ..distributed.cluster import add_backend_args, backend_from_args
 from ..identify.search import IdentifyConfig
+from ..label import provenance
 from ..label.reviewer import ReviewerConfig
+from ..nets.vae_recipe import ACCEPT_FLAG
+from ..runtime import atomic
 from ..steps.distill import default_tau, distill_step, load_scenarios
 from ..steps.identify import identify_step
-from ..steps.label import current_verdicts, get_reviewer, label_store, review_step
+from ..steps.label import decided_scenarios, get_reviewer, label_store, review_step
 from ..steps.project import load_classifier, load_vae
 from ..workspace import Workspace
 from .args import CommandTable, resolve_workspace
@@ -87,6 +90,8 @@ IDENTIFY_HELP = {
 
 def _identify_args(p):
     add_config_args(p, IdentifyConfig, helps=IDENTIFY_HELP)
+    p.add_argument(ACCEPT_FLAG, action="store_true", help="search even with a β-VAE whose reconstructions the "
+                   "classifier recognises far less often than the originals (refused otherwise)")
     add_reviewer_args(p, "'auto' or a checkpoint: measure how many finds are real")
     add_backend_args(p)
 
@@ -96,7 +101,8 @@ def _identify(args, sink):
     ws = _ws(args)
     reviewer = reviewer_from_args(ws, args, sink)
     m = identify_step(ws, cfg, device=args.device, on_progress=sink, reviewer=reviewer,
-                      backend=backend)["metrics"]
+                      backend=backend,
+                      accept_low_fidelity=args.accept_low_fidelity)["metrics"]
     return _identify_summary(m)
 
 
@@ -178,6 +184,8 @@ def _label_args(p):
     p.add_argument("--failure", type=int, default=None, metavar="LABEL", help="it is a failure; its true label")
     p.add_argument("--not-failure", action="store_true", help="it is not a failure")
     p.add_argument("--annotator", default="cli")
+    p.add_argument("--summary-json", default=None, metavar="OUT",
+                   help="write each scenario's decision, label, decided_by (human or reviewer) and its votes")
 
 
 def _label(args, sink):
@@ -194,10 +202,16 @@ def _label(args, sink):
     if args.reviewer:
         reviewer = reviewer_from_args(ws, args, sink)
         review_step(ws, reviewer, tau=args.tau, seed=args.seed, device=args.device, on_progress=sink)
-    found = current_verdicts(ws, tau=args.tau, seed=args.seed, device=args.device)
-    failing = {j: v for j, v in found.items() if v.is_failure}
-    lines.append(f"{len(found)} scenarios reviewed, {len(failing)} failure scenarios: "
+    decided = decided_scenarios(ws, tau=args.tau, seed=args.seed, device=args.device)
+    failing = {j: s.verdict for j, s in decided.items() if s.verdict.is_failure}
+    lines.append(f"{len(decided)} scenarios reviewed, {len(failing)} failure scenarios: "
                  + ", ".join(f"#{j}→{v.label}" for j, v in failing.items()))
+    if args.reviewer:
+        lines.append(provenance.filled_by_reviewer(decided))
+    lines += [f"conflict on scenario #{j}: {c}" for j, s in decided.items() for c in s.conflicts]
+    if args.summary_json:
+        atomic.write_json(args.summary_json, provenance.summary(decided))
+        lines.append(f"wrote each scenario's decision to {args.summary_json}")
     if args.export_csv:
         with label_store(ws) as store:
             store.to_csv(args.export_csv)

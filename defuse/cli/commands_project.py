@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict, replace
 
 from ..data.datasets import DatasetSpec
 from ..nets.train import TrainConfig, VAEConfig, fidelity_warning
+from ..nets.vae_recipe import MIN_STEPS, SMALL_BATCH, SMALL_SOURCE, default_vae_config
 from ..steps import project
 from ..workspace import Workspace
 from .args import CommandTable, resolve_workspace
@@ -126,8 +128,10 @@ def _train_vae_args(p):
     p.add_argument("--beta", type=float, default=d.beta)
     p.add_argument("--latent-dim", type=int, default=d.latent_dim)
     p.add_argument("--width", type=int, default=d.width, help="conv channels: 32 (MNIST), 64 (SVHN, signs)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--epochs", type=int, default=None, help=f"default: enough for {MIN_STEPS:,} steps on this data "
+                   "(e.g. digits: 141 at batch 32; mnist-sample: 200 at batch 128)")
+    p.add_argument("--batch-size", type=int, default=None, help=f"default: {d.batch_size}, or {SMALL_BATCH} for "
+                   f"sources under {SMALL_SOURCE:,} images")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--kl-anneal-steps", type=int, default=d.kl_anneal_steps)
     p.add_argument("--free-bits", type=float, default=d.free_bits)
@@ -136,17 +140,19 @@ def _train_vae_args(p):
 
 
 def _train_vae(args, sink):
-    cfg = VAEConfig(beta=args.beta, latent_dim=args.latent_dim, width=args.width, epochs=args.epochs,
-                    batch_size=args.batch_size, lr=args.lr, kl_anneal_steps=args.kl_anneal_steps,
-                    free_bits=args.free_bits, train_on=args.train_on, seed=args.seed)
     ws = Workspace.open(resolve_workspace(args.workspace))
+    cfg = VAEConfig(beta=args.beta, latent_dim=args.latent_dim, width=args.width, lr=args.lr,
+                    kl_anneal_steps=args.kl_anneal_steps, free_bits=args.free_bits, train_on=args.train_on,
+                    seed=args.seed)
+    recipe = default_vae_config(project.load_data(ws), cfg)  # epochs and batch that fit the data's size
+    cfg = replace(cfg, epochs=args.epochs or recipe.epochs, batch_size=args.batch_size or recipe.batch_size)
     m = project.train_vae_step(ws, cfg, device=args.device, on_progress=sink)["metrics"]
     lines = [f"VAE trained: loss {m['loss']:.2f} (reconstruction {m['recon']:.2f}, KL {m['kl']:.2f}), "
              f"{m['seconds_per_epoch']:.1f} s/epoch"]
     if "acc_reconstruction" in m:
         lines.append(f"fidelity: classifier accuracy {m['acc_reconstruction']:.1%} on reconstructions vs "
                      f"{m['acc_original']:.1%} on originals; {m['active_dims']} of {m['latent_dim']} dims active")
-    warning = fidelity_warning(m)
+    warning = fidelity_warning(m, asdict(cfg))
     if warning:
         lines.append("WARNING: " + warning)
     return "\n".join(lines)

@@ -22,6 +22,7 @@ from ..nets import trust
 from ..nets.checkpoints import save_model
 from ..nets.code_models import WRITERS
 from ..runtime import atomic
+from .headline import regression_note
 from .sweep import Sweep
 
 CARD_METRICS = ("train_acc", "val_acc", "test_acc", "failure_val_acc", "failure_test_acc",
@@ -55,7 +56,8 @@ def _pick(row: Optional[dict]) -> Optional[dict]:
 
 
 def export_corrected(model: nn.Module, meta: dict, out_dir, *, name: str, sweep: Sweep, scenarios_summary: list,
-                     dataset, example_input: Optional[torch.Tensor] = None, card_name: str = "model-card") -> dict:
+                     dataset, example_input: Optional[torch.Tensor] = None, card_name: str = "model-card",
+                     provenance: Optional[dict] = None) -> dict:
     """Write ``<name>.safetensors`` + ``<name>.json`` (and ``<name>.pt``/``.pt2`` for external originals)
     and ``<card_name>.json`` + ``.md`` into ``out_dir``, all atomically; return the card.
 
@@ -67,6 +69,7 @@ def export_corrected(model: nn.Module, meta: dict, out_dir, *, name: str, sweep:
     scenarios_summary : one dict per fixed scenario, e.g. ``[s.summary() for s in failure_sets]``.
     dataset : :class:`ImageData`, :class:`DatasetSpec` or a dict describing the data.
     example_input : (1, C, H, W) images for tracing; default: random of the recorded shape.
+    provenance : fingerprints of what the correction came from (classifier, VAE, labels, data).
     """
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"name must be a plain file name, got {name!r}")
@@ -75,7 +78,7 @@ def export_corrected(model: nn.Module, meta: dict, out_dir, *, name: str, sweep:
     out, data = Path(out_dir), _dataset_dict(dataset)
     model = model.cpu().eval()
     files = _write_checkpoint(model, meta, out, name, sweep, data, example_input)
-    card = _card(meta, name, sweep, scenarios_summary, data, files)
+    card = {**_card(meta, name, sweep, scenarios_summary, data, files), "provenance": dict(provenance or {})}
     atomic.write_json(out / f"{card_name}.json", card)
     atomic.write_text(out / f"{card_name}.md", card_markdown(card))
     return card
@@ -121,6 +124,7 @@ def _card(meta: dict, name: str, sweep: Sweep, scenarios: list, data: dict, file
         "metrics": {"before": _pick(sweep.before), "control": _pick(sweep.control), "after": _pick(sweep.chosen),
                     "baseline": _pick(sweep.baseline_chosen)},
         "files": files,
+        "regression_note": regression_note(sweep.chosen, sweep.control, sweep.baseline_chosen),
     }
 
 
@@ -142,16 +146,29 @@ def card_markdown(card: dict) -> str:
 
 def _md_data(card: dict) -> list:
     names, data = card["class_names"], card["data"]
-    label = (lambda c: f"{c} ({names[c]})" if 0 <= c < len(names) else str(c))  # noqa: E731
+    label = (lambda c: f"{c} ({names[c]})" if 0 <= c < len(names) and str(names[c]) != str(c)  # noqa: E731
+             else str(c))  # names "0".."9" would read "6 (6)"
     lines = [f"# Model card: {card['name']}", "", f"Corrected with Defuse {card['defuse_version']} on "
-             f"{card['created']}.", "", "## Data", "", f"- source: {data.get('source', 'unknown')}",
-             f"- fingerprint: {data.get('fingerprint', '–')}"]
+             f"{card['created']}.", "", "## Data", "", f"- source: {data.get('source', 'unknown')}"]
+    if data.get("fingerprint"):  # a dash said nothing: the line is left out where none was recorded
+        lines.append(f"- fingerprint: {data['fingerprint']}")
     if data.get("splits"):
         lines.append("- images: " + ", ".join(f"{k} {v['count']}" for k, v in data["splits"].items()))
-    lines += ["", "## Failure scenarios fixed", "", "| scenario | label | fine-tune | val | test |",
-              "|---|---|---|---|---|"]
-    return lines + [f"| {s['scenario_id']} | {label(int(s['label']))} | {s.get('n_finetune', '–')} "
+    prov = card.get("provenance") or {}
+    lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in prov.items() if v and k != "dataset_fingerprint"]
+    lines += ["", "## Failure scenarios fixed", "", "| scenario | label | decided by | fine-tune | val | test |",
+              "|---|---|---|---|---|---|"]
+    return lines + [f"| {s['scenario_id']} | {label(int(s['label']))} | {_decided_by(s)} | {s.get('n_finetune', '–')} "
                     f"| {s.get('n_val', '–')} | {s.get('n_test', '–')} |" for s in card["scenarios"]]
+
+
+def _decided_by(s: dict) -> str:
+    """Who labeled a scenario: its annotators' names, or the automatic reviewer with its fingerprint."""
+    if s.get("decided_by") == "human":
+        return "people: " + ", ".join(s.get("annotators") or [])
+    if s.get("decided_by") == "reviewer":
+        return "automatic reviewer: " + ", ".join(s.get("reviewers") or [])
+    return "–"
 
 
 def _md_correction(card: dict) -> list:
@@ -164,7 +181,8 @@ def _md_correction(card: dict) -> list:
     per_sample = corr.get("failure_labels") == "reviewer"
     d_f = ("each failure sample labeled by the automatic reviewer (λ chosen on those per-sample labels)"
            if per_sample else "each failure scenario's samples labeled with the scenario's label (the paper)")
-    return ["", "## Correction", "", f"λ = {corr['lambda']:g}, {chosen}.", "",
+    warning = [f"**Warning:** {card['regression_note']}", ""] if card.get("regression_note") else []
+    return ["", "## Correction", "", f"λ = {corr['lambda']:g}, {chosen}.", "", *warning,
             f"Fine-tuning: {corr['epochs']} epoch(s) per λ, Adam lr {corr['lr']:g}, batch {corr['batch_size']}, "
             f"on L(D) + λ·CE(D_f), D_f: {d_f}."]
 

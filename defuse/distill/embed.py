@@ -56,7 +56,9 @@ def _check_int(name: str, value, lo: int) -> None:
 class EmbedConfig:
     """Settings of the 2-D map."""
 
-    method: str = "umap"          # one of PROJECTIONS
+    # PCA by default: a failure's codes are near-duplicates (up to M perturbations of one source), which UMAP's
+    # neighbour graph collapses to one dot per scenario, while PCA keeps the scenarios' spread (issue #17).
+    method: str = "pca"           # one of PROJECTIONS
     max_points: int = 60_000      # codes projected at most, training codes included
     train_points: int = 5_000     # training codes (the background) at most
     seed: int = 0

@@ -30,6 +30,7 @@ from ..nets.train import OPTIMIZERS, TrainConfig, train_classifier
 from ..runtime import atomic
 from ..runtime.devices import resolve_device
 from ..runtime.progress import ProgressFn, ProgressReporter
+from .provenance import reviewer_fingerprint
 from .store import LabelStore
 from .verdicts import Verdict, sample_verdict
 
@@ -274,6 +275,7 @@ def review_scenarios(reviewer: Reviewer, vae: nn.Module, classifier: nn.Module, 
     rho = reviewer.rho if rho is None else rho
     _check_settings(annotator, rho, q)
     report, out = ProgressReporter("review", len(means), on_progress), {}
+    fingerprint = reviewer_fingerprint(reviewer)  # recorded on each decision: a machine's, which people overrule
     for j in range(len(means)):
         samples = render_scenario(vae, classifier, means[j], covs[j], q, tau=tau, seed=(seed, j), device=device)
         pred = reviewer.predict(samples.images, device=device)
@@ -282,7 +284,8 @@ def review_scenarios(reviewer: Reviewer, vae: nn.Module, classifier: nn.Module, 
                              f"{samples.probs.shape[1]}; train the reviewer on the classifier's data")
         for i, (label, said, share) in enumerate(zip(pred.labels, samples.predictions, pred.agreement, strict=True)):
             store.record(j, annotator, is_failure=bool(label != said), label=int(label), sample_index=i,
-                         note=f"{share:.0%} of {len(reviewer)} reviewer members; classifier said {int(said)}")
+                         note=f"{share:.0%} of {len(reviewer)} reviewer members; classifier said {int(said)}",
+                         reviewer=fingerprint)
         verdict = sample_verdict([[int(label)] for label in pred.labels], samples.predictions, rho=rho, scenario=j)
         agreement, se = _mean_se(pred.agreement)
         out[j] = replace(verdict, agreement=agreement, agreement_se=se)

@@ -6,6 +6,8 @@ per scenario, several annotators per sample; the scenario is a failure scenario 
 samples' majority labels disagree with the classifier). Each decision is one row of ``labels.sqlite``,
 committed at once (WAL journal), so a crash loses at most the decision being written. A later decision
 by the same annotator on the same (scenario, sample) supersedes the earlier one; history keeps both.
+A decision made by an automatic reviewer carries that reviewer's fingerprint (``reviewer``); a person's
+carries none, and a person's decision always wins over a reviewer's (:mod:`defuse.provenance`).
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the `reviewer` column (fingerprint of the automatic reviewer that decided)
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's transaction
-CSV_COLUMNS = ("scenario", "annotator", "is_failure", "label", "created", "note", "sample_index")
+CSV_COLUMNS = ("scenario", "annotator", "is_failure", "label", "created", "note", "sample_index", "reviewer")
+OPTIONAL_CSV_COLUMNS = ("reviewer",)  # absent from CSVs written before schema 2: a person decided
 NOT_A_FAILURE = "not a failure"
+AUTO_REVIEWER = "auto-reviewer"  # the workspace reviewer's annotator name (ReviewerConfig.name)
+LEGACY_REVIEWER = "unrecorded"   # the fingerprint of reviewer rows written before schema 2 recorded it
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS decisions (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -34,15 +39,16 @@ _SCHEMA = (
         label INTEGER CHECK (label >= 0),
         created REAL NOT NULL,
         note TEXT,
-        sample_index INTEGER CHECK (sample_index >= 0))""",
+        sample_index INTEGER CHECK (sample_index >= 0),
+        reviewer TEXT)""",
     "CREATE INDEX IF NOT EXISTS decisions_by_scenario ON decisions (scenario, annotator, sample_index)",
 )
 _COLUMNS = "id, " + ", ".join(CSV_COLUMNS)
-_INSERT = f"INSERT INTO decisions ({', '.join(CSV_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)"
-_INSERT_NEW = (f"INSERT INTO decisions ({', '.join(CSV_COLUMNS)}) SELECT ?, ?, ?, ?, ?, ?, ? "
+_INSERT = f"INSERT INTO decisions ({', '.join(CSV_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_NEW = (f"INSERT INTO decisions ({', '.join(CSV_COLUMNS)}) SELECT ?, ?, ?, ?, ?, ?, ?, ? "
                "WHERE NOT EXISTS "
                "(SELECT 1 FROM decisions WHERE scenario = ? AND annotator = ? AND is_failure IS ? "
-               "AND label IS ? AND created = ? AND note IS ? AND sample_index IS ?)")
+               "AND label IS ? AND created = ? AND note IS ? AND sample_index IS ? AND reviewer IS ?)")
 _TRUE, _FALSE = {"1", "1.0", "true", "yes"}, {"0", "0.0", "false", "no"}
 
 
@@ -66,6 +72,7 @@ class Decision:
     note: str | None = None
     created: float = 0.0          # unix time
     id: int | None = None         # row id in the store
+    reviewer: str | None = None   # the automatic reviewer's fingerprint; None: a person decided
 
     def __post_init__(self):
         if not isinstance(self.annotator, str) or not 0 < len(self.annotator.strip()) <= 100:
@@ -73,6 +80,8 @@ class Decision:
                              f"got {self.annotator!r}")
         if self.is_failure not in (True, False, None):
             raise ValueError(f"is_failure must be True, False or None (skip), got {self.is_failure!r}")
+        if self.reviewer is not None and (not isinstance(self.reviewer, str) or not self.reviewer.strip()):
+            raise ValueError(f"reviewer must be a non-empty fingerprint or None (a person), got {self.reviewer!r}")
         if self.note is not None and not isinstance(self.note, str):
             raise ValueError(f"note must be a string or None, got {self.note!r}")
         fixed = {"scenario": index_value("scenario", self.scenario, optional=False),
@@ -80,6 +89,8 @@ class Decision:
                  "sample_index": index_value("sample_index", self.sample_index, optional=True),
                  "annotator": self.annotator.strip(), "created": float(self.created),
                  "is_failure": None if self.is_failure is None else bool(self.is_failure)}
+        if fixed["annotator"] == AUTO_REVIEWER and self.reviewer is None:  # the reviewer's name is reserved
+            fixed["reviewer"] = LEGACY_REVIEWER
         for name, value in fixed.items():  # store plain Python values (sqlite cannot bind numpy ints)
             object.__setattr__(self, name, value)
         if self.is_failure is None and self.label is not None:
@@ -93,6 +104,10 @@ class Decision:
     @property
     def skipped(self) -> bool:
         return self.is_failure is None
+
+    @property
+    def by_person(self) -> bool:
+        return self.reviewer is None
 
 
 def current_decisions(decisions: Iterable[Decision]) -> list[Decision]:
@@ -139,6 +154,9 @@ class LabelStore:
                                  f"Defuse understands ({SCHEMA_VERSION}); upgrade Defuse")
             for statement in _SCHEMA:
                 c.execute(statement)
+            if version == 1:  # schema 1 had no reviewer column; its reviewer rows are recognised by name
+                c.execute("ALTER TABLE decisions ADD COLUMN reviewer TEXT")
+                c.execute("UPDATE decisions SET reviewer = ? WHERE annotator = ?", (LEGACY_REVIEWER, AUTO_REVIEWER))
             c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _switch_to_wal(self) -> str:
@@ -166,9 +184,13 @@ class LabelStore:
             self._conn.execute("COMMIT")
 
     def record(self, scenario: int, annotator: str, *, is_failure: bool | None, label: int | None = None,
-               sample_index: int | None = None, note: str | None = None) -> Decision:
-        """Save one decision and commit it; ``is_failure=None`` records a skip."""
-        d = Decision(scenario, annotator, is_failure, label, sample_index, note, created=time.time())
+               sample_index: int | None = None, note: str | None = None, reviewer: str | None = None) -> Decision:
+        """Save one decision and commit it; ``is_failure=None`` records a skip.
+
+        ``reviewer``: the fingerprint of the automatic reviewer deciding; None when a person decides.
+        """
+        d = Decision(scenario, annotator, is_failure, label, sample_index, note, created=time.time(),
+                     reviewer=reviewer)
         with self._transaction() as c:
             row_id = c.execute(_INSERT, _row(d)).lastrowid
         return replace(d, id=row_id)
@@ -177,8 +199,8 @@ class LabelStore:
         """Every decision ever recorded, superseded ones included, in recording order."""
         with self._lock:
             rows = self._conn.execute(f"SELECT {_COLUMNS} FROM decisions ORDER BY id").fetchall()
-        return [Decision(s, a, None if f is None else bool(f), lab, i, n, t, id=k)
-                for k, s, a, f, lab, t, n, i in rows]
+        return [Decision(s, a, None if f is None else bool(f), lab, i, n, t, id=k, reviewer=r)
+                for k, s, a, f, lab, t, n, i, r in rows]
 
     def decisions(self, scenario: int | None = None, *, annotator: str | None = None) -> list[Decision]:
         """The current decisions (latest per annotator and sample), optionally of one scenario/annotator."""
@@ -212,7 +234,7 @@ class LabelStore:
         """
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
-            missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+            missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or []) and c not in OPTIONAL_CSV_COLUMNS]
             if missing:
                 raise ValueError(f"{path} lacks column(s) {missing}; expected columns {list(CSV_COLUMNS)} "
                                  "(an 'id' column is ignored)")
@@ -233,7 +255,7 @@ class LabelStore:
 
 def _row(d: Decision) -> tuple:
     return (d.scenario, d.annotator, None if d.is_failure is None else int(d.is_failure), d.label,
-            d.created, d.note, d.sample_index)
+            d.created, d.note, d.sample_index, d.reviewer)
 
 
 def _parse_row(row: dict, where: str) -> Decision:
@@ -257,6 +279,6 @@ def _parse_row(row: dict, where: str) -> Decision:
         created = value("created")
         return Decision(integer("scenario"), row.get("annotator") or "", flag in _TRUE if flag else None,
                         integer("label"), integer("sample_index"), value("note"),
-                        float(created) if created else time.time())
+                        float(created) if created else time.time(), reviewer=value("reviewer"))
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None

@@ -115,7 +115,7 @@ def sample_verdict(sample_labels: Mapping[int, Sequence[int]] | Sequence[Sequenc
     share = sum(m != preds[i] for i, (m, _, _) in majorities.items()) / len(majorities)
     agreement, se = _mean_se([count / n for _, count, n in majorities.values()])
     label = _majority(m for m, _, _ in majorities.values())[0] if share > rho else None
-    return Verdict(scenario, share > rho, label, agreement, max(map(len, labels.values())), len(labels),
+    return Verdict(scenario, bool(share > rho), label, agreement, max(map(len, labels.values())), len(labels),
                    float(share), se)
 
 
@@ -142,8 +142,14 @@ def verdicts(store: LabelStore, *, predictions: Mapping[int, Sequence[int] | np.
     predictions on its reviewed samples) follows the paper's per-sample rule; otherwise its
     whole-scenario decisions are used. A scenario with neither is left out.
     """
+    return verdicts_of(store.decisions(), predictions=predictions, rho=rho)
+
+
+def verdicts_of(decisions: Iterable[Decision], *, predictions: Mapping[int, Sequence[int] | np.ndarray] | None = None,
+                rho: float = 0.5) -> dict[int, Verdict]:
+    """:func:`verdicts` over given current decisions (e.g. only people's, or only a reviewer's)."""
     out = {}
-    for scenario, ds in _by_scenario(store.decisions()).items():
+    for scenario, ds in _by_scenario(decisions).items():
         whole = [d for d in ds if d.sample_index is None]
         samples = [d for d in ds if d.sample_index is not None and not d.skipped]
         if samples and predictions is not None and scenario in predictions:

@@ -249,11 +249,10 @@ def vae_fidelity(vae: nn.Module, classifier: nn.Module, data: ImageData, *, devi
             "fidelity_ok": bool(acc_orig - acc_recon <= FIDELITY_MAX_GAP)}
 
 
-def fidelity_warning(metrics: dict) -> Optional[str]:
-    """A plain-words warning when the VAE's reconstructions are not recognisable enough, else None."""
-    if "acc_reconstruction" not in metrics or metrics.get("fidelity_ok", True):
-        return None
-    return (f"The VAE's reconstructions are recognised only {metrics['acc_reconstruction']:.1%} of the time "
-            f"(originals: {metrics['acc_original']:.1%}; {metrics['active_dims']} of {metrics['latent_dim']} "
-            "latent dimensions active). Many 'failures' it finds will be blurry artefacts rather than "
-            "classifier bugs. Train the VAE longer, on all images, or with a smaller beta (e.g. 0.4).")
+def fidelity_warning(metrics: dict, config: Optional[dict] = None) -> Optional[str]:
+    """A plain-words warning when the VAE's reconstructions are not recognisable enough, else None; its advice
+    fits the training ``config`` used (see defuse.nets.vae_recipe.fidelity_gate)."""
+    from .vae_recipe import fidelity_gate  # the recipe builds on this module
+
+    return fidelity_gate(metrics, config)
+

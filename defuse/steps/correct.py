@@ -18,7 +18,8 @@ from ..runtime.progress import ProgressFn
 from ..workspace import Workspace
 from .distill import default_tau, load_scenarios
 from .identify import load_failures
-from .label import current_verdicts
+from .label import current_verdicts, decided_scenarios
+from .label_record import DECISIONS
 from .project import load_classifier, load_data, load_vae
 
 SWEEP = "correct/sweep.json"
@@ -94,14 +95,27 @@ def correct_step(ws: Workspace, cfg: CorrectConfig, *, reviewer: Optional[Review
     classifier, _ = load_classifier(ws)
     sweep = correct(classifier, load_data(ws), sets, cfg, device=device, on_progress=on_progress,
                     resume_dir=ws.path("correct/sweep"), baseline=base, backend=backend)
-    summary = [s.summary() for s in sets]
+    summary = _with_provenance(ws, [s.summary() for s in sets], tau=tau, seed=seed, device=device)
     ws.save_json(SWEEP, {**sweep.to_dict(), "failure_sets": summary, "baseline_labels": base_labels,
-                         "n_samples": n_samples, "tau": tau or default_tau(ws)})
+                         "n_samples": n_samples, "tau": tau or default_tau(ws),
+                         "labels_fingerprint": ws.fingerprint(DECISIONS)})
     best = {"chosen": sweep.chosen, "control": sweep.control, "before": sweep.before,
             "baseline_chosen": sweep.baseline_chosen, "failure_sets": summary}
     ws.save_json(BEST, best)
     metrics = {k: sweep.chosen.get(k) for k in ("lambda", "test_acc", "val_acc", "failure_test_acc")}
     return ws.record_step("correct", config={**asdict(cfg), "n_samples": n_samples, "seed": seed}, metrics=metrics)
+
+
+def _with_provenance(ws: Workspace, summary: list[dict], **kw) -> list[dict]:
+    """Each fixed scenario's summary with who decided it (people or the reviewer), for the report and card."""
+    decided = decided_scenarios(ws, **kw)
+    out = []
+    for s in summary:
+        d = decided.get(int(s["scenario_id"]))
+        who = {} if d is None else {"decided_by": d.decided_by, "annotators": list(d.annotators),
+                                    "reviewers": list(d.reviewers)}
+        out.append({**s, **who})
+    return out
 
 
 def load_sweep(ws: Workspace) -> Sweep:

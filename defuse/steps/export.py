@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Optional
 
 from ..correct.export import export_corrected
-from ..workspace import Workspace
+from ..data.datasets import dataset_fingerprint
+from ..workspace import VAE, Workspace
 from .correct import SWEEP, load_sweep
-from .project import load_classifier
+from .project import dataset_spec, load_classifier
 
 EXPORTS = "exports"
 
@@ -24,9 +25,12 @@ def export_step(ws: Workspace, *, lam: Optional[float] = None, name: Optional[st
         sweep.chosen = next(r for r in sweep.best_per_lambda if r["kind"] == "defuse" and r["lambda"] == float(lam))
         sweep.chosen = {**sweep.chosen, "rule": "chosen by the user"}
     _, meta = load_classifier(ws)
+    dataset = {**ws.project["dataset"], "fingerprint": dataset_fingerprint(dataset_spec(ws))}
+    provenance = {"classifier_sha256": meta.get("sha256"), "vae_sha256": ws.load_json(VAE).get("sha256"),
+                  "labels_sha256": record.get("labels_fingerprint"), "dataset_fingerprint": dataset["fingerprint"]}
     card = export_corrected(sweep.model(lam), meta, ws.path(EXPORTS), name=name or f"{ws.name}-corrected",
                             sweep=sweep, scenarios_summary=record.get("failure_sets", []),
-                            dataset=ws.project["dataset"], card_name="model-card")
+                            dataset=dataset, card_name="model-card", provenance=provenance)
     ws.record_step("export", config={"lambda": sweep.chosen["lambda"], "name": name})
     from .suite import export_suite  # the bundle carries the regression suite (exports/suite)
 

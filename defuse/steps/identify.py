@@ -13,6 +13,7 @@ from ..runtime.devices import resolve_device
 from ..runtime.limits import check_fits, identify_bytes
 from ..runtime.progress import ProgressFn
 from ..workspace import Workspace
+from .fidelity import check_fidelity
 from .project import load_classifier, load_data, load_vae
 
 FAILURES = "identify/failures.npz"
@@ -32,10 +33,14 @@ def load_failures(ws: Workspace) -> Failures:
 
 
 def identify_step(ws: Workspace, cfg: IdentifyConfig, *, device="auto", on_progress: ProgressFn = None,
-                  reviewer: Optional[Reviewer] = None, backend=None) -> dict:
+                  reviewer: Optional[Reviewer] = None, backend=None, accept_low_fidelity: bool = False) -> dict:
     """Search the training images; resumes from ``identify/chunks`` after an interruption.
 
-    ``backend``: None (here) or a :class:`defuse.distributed.backend.RayBackend` (same failures)."""
+    ``backend``: None (here) or a :class:`defuse.distributed.backend.RayBackend` (same failures).
+    A VAE whose reconstructions the classifier recognises far less often than the originals is refused
+    (its blur would be reported as failures) unless ``accept_low_fidelity``.
+    """
+    check_fidelity(ws, accept_low_fidelity=accept_low_fidelity)
     data = load_data(ws)
     classifier, _ = load_classifier(ws)
     vae, _ = load_vae(ws)

@@ -9,20 +9,22 @@ from typing import Optional
 
 import numpy as np
 
+from ..label.provenance import ScenarioDecision, scenario_decisions
 from ..label.reviewer import Reviewer, ReviewerConfig, load_reviewer, review_scenarios, train_reviewer
 from ..label.store import LabelStore
-from ..label.verdicts import Verdict, verdicts
+from ..label.verdicts import Verdict
 from ..runtime.progress import ProgressFn
 from ..workspace import Workspace
 from .distill import default_tau, load_scenarios
+from .label_record import LABELS, WorkspaceLabelStore
 from .project import load_classifier, load_data, load_vae
 
-LABELS = "labels.sqlite"
 REVIEWER_DIR = "reviewer"
 
 
 def label_store(ws: Workspace) -> LabelStore:
-    return LabelStore(ws.path(LABELS))
+    """The project's decisions; a change through it records the `label` step (correction then goes stale)."""
+    return WorkspaceLabelStore(ws)
 
 
 def get_reviewer(ws: Workspace, spec: str, *, cfg: Optional[ReviewerConfig] = None, device="auto",
@@ -89,10 +91,20 @@ def scenario_predictions(ws: Workspace, *, tau: Optional[float] = None, seed: in
 
 def current_verdicts(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, rho: float = 0.5,
                      device="auto") -> dict[int, Verdict]:
-    """Verdicts from every annotator's decisions (whole-scenario, or per sample with the paper's ρ rule)."""
+    """The decision that counts per scenario: people's where any person voted, else the automatic reviewer's."""
+    found = decided_scenarios(ws, tau=tau, seed=seed, rho=rho, device=device)
+    return {j: s.verdict for j, s in found.items()}
+
+
+def decided_scenarios(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, rho: float = 0.5,
+                      device="auto") -> dict[int, ScenarioDecision]:
+    """Each decided scenario with who decided it, the votes behind it and any conflicts (defuse.provenance)."""
     if not ws.exists(LABELS):
         return {}
-    with label_store(ws) as store:
-        has_samples = any(d.sample_index is not None for d in store.decisions())
-        preds = scenario_predictions(ws, tau=tau, seed=seed, device=device) if has_samples else None
-        return verdicts(store, predictions=preds, rho=rho)
+    with LabelStore(ws.path(LABELS)) as store:
+        current = store.decisions()
+    # only people's per-sample decisions need the classifier's labels re-drawn; a reviewer's record them
+    people_samples = any(d.sample_index is not None and d.by_person for d in current)
+    preds = scenario_predictions(ws, tau=tau, seed=seed, device=device) if people_samples else None
+    return scenario_decisions(current, predictions=preds, rho=rho)
+

@@ -179,6 +179,6 @@ def project_info(ws: Workspace) -> dict:
         rec = ws.step_record(step)
         if rec:
             info[f"{step}_metrics"] = rec.get("metrics", {})
-    warning = fidelity_warning(info.get("vae_metrics", {}))
+    warning = fidelity_warning(info.get("vae_metrics", {}), (ws.step_record("vae") or {}).get("config"))
     info["warnings"] = [warning] if warning else []
     return info

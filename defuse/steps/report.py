@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ..correct.headline import regression_note
 from ..workspace import Workspace
 
 REPORT = "report.json"
@@ -45,6 +46,7 @@ def build_report(ws: Workspace) -> dict:
     report["baseline_failure_acc_reviewer"] = _get(baseline, "failure_test_acc_reviewer")
     report["baseline_test_acc"] = _get(baseline, "test_acc")
     report["baseline_lambda"] = _get(baseline, "lambda")
+    report["regression_note"] = regression_note(chosen, control, baseline)
     report["sweep"] = [{k: r.get(k) for k in ("kind", "lambda", "epoch", "val_acc", "test_acc", "failure_val_acc",
                                                "failure_test_acc", "failure_test_acc_reviewer")}
                        for r in sweep.get("best_per_lambda", [])]
@@ -71,6 +73,7 @@ def report_markdown(report: dict) -> str:
     lines = [f"Dataset: {report['dataset']} — {report.get('n_failures')} unrestricted adversarial examples, "
              f"{report.get('n_scenarios')} scenarios, {report.get('n_failure_scenarios')} failure scenarios, "
              f"λ = {report.get('best_lambda')} ({report.get('selection_rule')})", "",
+             *([f"**Warning:** {report['regression_note']}", ""] if report.get("regression_note") else []),
              "| | Test | Failure scenario (scenario label) | Failure scenario (per-sample reviewer) |",
              "|---|---|---|---|"]
     for title, key, test, failure in rows:

@@ -20,7 +20,7 @@ from ..identify.search import Failures, decode_latents
 from ..steps.distill import SCENARIOS, default_tau, load_scenarios
 from ..steps.embed import load_embedding
 from ..steps.identify import FAILURES, load_failures
-from ..steps.label import LABELS, current_verdicts
+from ..steps.label import LABELS, decided_scenarios
 from ..steps.project import load_classifier, load_vae
 from ..workspace import CLASSIFIER, VAE, Workspace
 
@@ -116,15 +116,21 @@ def decoded_failures(ws: Workspace, rows) -> torch.Tensor:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _verdicts(root: str, key: str, tau: float) -> dict:
-    return current_verdicts(Workspace(root), tau=tau, device="cpu")
+def _decided(root: str, key: str, tau: float) -> dict:
+    return decided_scenarios(Workspace(root), tau=tau, device="cpu")
 
 
-def verdicts(ws: Workspace, tau: float | None = None) -> dict:
-    """Current verdicts per scenario (recomputed when a decision, the scenarios or τ change)."""
+def decided(ws: Workspace, tau: float | None = None) -> dict:
+    """{scenario: defuse.provenance.ScenarioDecision}: who decided, the votes, conflicts (recomputed when a
+    decision, the scenarios or τ change)."""
     labels = ws.path(LABELS)
     stamp = [labels.stat().st_mtime_ns if labels.exists() else 0]
     wal = labels.with_name(labels.name + "-wal")
     stamp.append(wal.stat().st_mtime_ns if wal.exists() else 0)  # decisions land in the WAL first
     tau = default_tau(ws) if tau is None else tau
-    return _verdicts(str(ws.root), f"{stamp}:{_fingerprints(ws)}", float(tau))
+    return _decided(str(ws.root), f"{stamp}:{_fingerprints(ws)}", float(tau))
+
+
+def verdicts(ws: Workspace, tau: float | None = None) -> dict:
+    """The decision that counts per scenario: people's where any person voted, else the reviewer's."""
+    return {j: s.verdict for j, s in decided(ws, tau).items()}

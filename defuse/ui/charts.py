@@ -8,9 +8,20 @@ from typing import Optional
 import numpy as np
 import plotly.graph_objects as go
 
-MAP_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-              "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
-              "#756bb1", "#636363")
+
+def distinct_colors(n: int) -> tuple[str, ...]:
+    """``n`` saturated colours, hues a golden angle apart at three lightnesses: never a grey (grey is the
+    "outside any scenario" colour), and neighbours in the list far apart in hue."""
+    import colorsys
+
+    out = []
+    for k in range(n):
+        r, g, b = colorsys.hls_to_rgb((k * 0.381966) % 1.0, (0.42, 0.58, 0.32)[k % 3], 0.85)
+        out.append(f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}")
+    return tuple(out)
+
+
+MAP_COLORS = distinct_colors(48)  # scenarios beyond 48 reuse colours (the legend still names each)
 
 
 def label_heatmap(true: np.ndarray, pred: np.ndarray, class_names: Sequence[str]) -> go.Figure:
@@ -83,7 +94,9 @@ def latent_map(coords: np.ndarray, is_failure: np.ndarray, row: np.ndarray, scen
             customdata=row[m], marker=dict(size=4, color="#c7c7c7" if s < 0 else MAP_COLORS[k % len(MAP_COLORS)],
                                            opacity=0.75),
             hovertemplate="failure %{customdata}<extra>%{fullData.name}</extra>"))
-    fig.update_layout(height=620, dragmode="lasso", margin=dict(l=10, r=10, t=10, b=10),
-                      legend=dict(itemsizing="constant"), xaxis=dict(showticklabels=False),
+    # the legend below the plot: at the right it sat under the toolbar, which covered its first entries
+    fig.update_layout(height=620, dragmode="lasso", margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(itemsizing="constant", orientation="h", yanchor="top", y=-0.02, x=0),
+                      xaxis=dict(showticklabels=False),
                       yaxis=dict(showticklabels=False))
     return fig

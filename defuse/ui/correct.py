@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from ..cli.jobs import JobState
+from ..correct.headline import regression_note
 from ..correct.sweep import PAPER_LAMBDAS, CorrectConfig
 from ..steps.correct import SWEEP, check_failure_sets_fit
 from ..steps.label import reviewer_ready
@@ -34,9 +35,10 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
     """The sweep form; on submit, its CLI arguments (a ValueError names a bad field)."""
     choice = st.radio("Sweep", list(SWEEPS), horizontal=True)
     lams, epochs, samples = SWEEPS[choice]
-    with st.form("correct-settings"):
+    with st.form("correct-settings", enter_to_submit=False):  # a job starts on its button only, never on Enter
         text = st.text_input("λ values (comma-separated; λ=0, the control, is always added)",
                              ", ".join(f"{v:g}" for v in lams), key=f"lams-{choice}")
+        lams_note = st.empty()  # a bad λ list is named here, beside its field
         c = st.columns(4)
         ep = c[0].number_input("Epochs per λ (paper: 3 on MNIST)", 1, 100, epochs, key=f"ep-{choice}")
         lr = c[1].number_input("Learning rate (Adam)", 1e-6, 1.0, CorrectConfig().lr, format="%.0e", key=f"lr-{choice}")
@@ -46,7 +48,11 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
         go = st.form_submit_button("Run the sweep", type="primary")
     if not go:
         return None
-    values = parse_lambdas(text)
+    try:
+        values = parse_lambdas(text)
+    except ValueError as e:
+        lams_note.error(f"Not started: {e}", icon="⚠️")
+        return None
     cfg = CorrectConfig(lambdas=values, epochs=int(ep), lr=float(lr))  # validates: a bad value names itself
     check_memory(ws, int(n), n_failing)
     args = ["--lambdas", ",".join(f"{v:g}" for v in cfg.lambdas), "--epochs", str(cfg.epochs), "--lr", str(cfg.lr),
@@ -126,6 +132,9 @@ def render_results(ws: Workspace) -> float | None:
     st.caption(f"Chosen: λ={chosen['lambda']:g} by the rule “{chosen.get('rule')}”{on} — test {chosen['test_acc']:.1%} "
                f"(before {before['test_acc']:.1%}), failure scenarios {chosen['failure_test_acc']:.1%} "
                f"(before {before['failure_test_acc']:.1%}){also}.")
+    honest = regression_note(chosen, sweep.get("control"), sweep.get("baseline_chosen"))
+    if honest:
+        st.warning(honest, icon="📉")
     columns = TABLE_COLUMNS + (REVIEWER_COLUMNS if per_sample else [])
     table = pd.DataFrame([{**before, "kind": "before"}] + rows).reindex(columns=columns)
     fmt = {COLUMN_TITLES.get(c, c): "{:.1%}" for c in columns[3:]} | {"λ": "{:g}"}

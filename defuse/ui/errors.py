@@ -18,7 +18,7 @@ APP_WORDS = {"--architecture": "“Network of bare weights”", "--trust-code": 
              "--batch-size": "“Decodes per batch”", "--max-per-image": "M", "--subset": "“Images searched”",
              "--weight-threshold": "ε", "--max-components": "K", "--lambdas": "the λ values",
              "--samples": "“Samples per scenario and split”", "--epochs": "“Epochs”", "--lr": "“Learning rate”",
-             "--tau": "τ"}
+             "--tau": "τ", "--accept-low-fidelity": "the “Search with this VAE anyway” box"}
 
 
 def app_words(message: str) -> str:

@@ -14,6 +14,8 @@ from . import cache
 from .charts import latent_map
 from .explore_map import render_points_map
 from .gallery import show_grid
+from .nav import label_button
+from .ranking import top_counts, top_pairs
 
 PAPER = DistillConfig()
 PLOT_CAP = 60_000  # points drawn at most (WebGL stays fluid up to about this many)
@@ -23,7 +25,7 @@ DEFAULT_POINTS = {"pca": PLOT_CAP, "umap": 20_000, "tsne": 8_000}
 
 
 def distill_form() -> list[str] | None:
-    with st.form("distill-settings"):
+    with st.form("distill-settings", enter_to_submit=False):  # a job starts on its button only, never on Enter
         c = st.columns(3)
         k = c[0].number_input(f"K — components at most (paper: {PAPER.max_components})", 1, 1000,
                               PAPER.max_components)
@@ -43,8 +45,9 @@ def map_form(ws: Workspace) -> tuple[str, list[str] | None]:
     c = st.columns([2, 2, 1])
     methods = list(PROJECTIONS)
     made = [m for m in methods if ws.exists(f"distill/embedding-{m}.npz")]
+    default = EmbedConfig().method  # PCA: UMAP collapsed each scenario's near-duplicate codes to a dot (#17)
     method = c[0].radio("Projection", methods, format_func=METHOD_WORDS.get, horizontal=True, key="map-method",
-                        index=methods.index(made[0]) if made else 0)
+                        index=methods.index(default if default in made or not made else made[0]))
     points = c[1].number_input("Codes projected at most", 100, 1_000_000, DEFAULT_POINTS[method], step=1000,
                                key=f"map-points-{method}")
     go = c[2].button(f"Compute the {METHOD_WORDS[method]} map", key="map-go",
@@ -64,10 +67,11 @@ def n_failures(ws: Workspace) -> int:
 
 
 def scenario_names(ws: Workspace) -> dict:
-    sc = cache.scenarios(ws)
+    sc, f = cache.scenarios(ws), cache.failures(ws)
     names = {-1: "failures outside any scenario (weight ≤ ε)"}
-    for j in range(len(sc)):
-        names[j] = f"#{j}: {int(np.argmax(sc.true_label_mix[j]))}→{int(np.argmax(sc.pred_label_mix[j]))}"
+    pairs = top_pairs(sc.assignment, f.true_label, f.pred_label, len(sc), sc.true_label_mix.shape[1])
+    for j, pair in enumerate(pairs):
+        names[j] = f"#{j}: " + ("–" if pair is None else f"{pair[0]}→{pair[1]}")
     return names
 
 
@@ -111,18 +115,32 @@ def _selection(ws: Workspace, event) -> None:
     ids = [int(np.ravel([p["customdata"]])[0]) for p in points if p.get("customdata") is not None]
     if not ids:
         return
-    fail = sorted({i for i in ids if i >= 0})[:48]
+    f = cache.failures(ws)
+    fail = diverse_rows(sorted({i for i in ids if i >= 0}), f.source_index, 48)
     train = sorted({-1 - i for i in ids if i < 0})[:24]
     st.markdown(f"**Selected: {sum(i >= 0 for i in ids):,} failures, {sum(i < 0 for i in ids):,} training images** "
-                "(up to 48 and 24 shown)")
-    f = cache.failures(ws)
+                "(up to 48 and 24 shown; at most 3 failures of one source image, from as many sources as "
+                "possible)")
     if fail:
-        show_grid(cache.decoded_failures(ws, fail), captions=[f"->{int(f.pred_label[r])}" for r in fail], ncol=12,
-                  caption="failures: the classifier's label on each")
+        show_grid(cache.decoded_failures(ws, fail), captions=[f"{int(f.true_label[r])}→{int(f.pred_label[r])}"
+                                                              for r in fail], ncol=12,
+                  caption="failures: their source image's label → the classifier's label")
     if train:
         d = cache.data(ws).train
         show_grid(d.images[train], captions=[str(int(d.labels[r])) for r in train], ncol=12,
                   caption="training images: their true label")
+
+
+def diverse_rows(rows: list[int], source: np.ndarray, k: int, per_source: int = 3) -> list[int]:
+    """Up to ``k`` of ``rows``, round-robin over their source images (at most ``per_source`` each): a
+    selection's first rows are otherwise near-identical decodes of one source."""
+    by_source: dict[int, list[int]] = {}
+    for r in rows:
+        by_source.setdefault(int(source[r]), []).append(r)
+    picked = []
+    for turn in range(per_source):
+        picked += [group[turn] for group in by_source.values() if turn < len(group)]
+    return sorted(picked[:k])
 
 
 def render_cards(ws: Workspace, per_page: int = 9) -> None:
@@ -145,9 +163,8 @@ def render_cards(ws: Workspace, per_page: int = 9) -> None:
             images, preds, conf = cache.scenario_samples(ws, j, 16, tau)
             show_grid(images, captions=prediction_captions(preds, conf), ncol=8, scale=2)
             st.caption(f"the classifier's label and confidence on each; mean confidence {float(np.mean(conf)):.0%}")
+            label_button(j)
 
 
 def _top(counts: np.ndarray, k: int = 2) -> str:
-    total = max(1, int(counts.sum()))
-    order = np.argsort(-counts)[:k]
-    return ", ".join(f"{c} ({counts[c] / total:.0%})" for c in order if counts[c] > 0) or "–"
+    return top_counts(counts, k)

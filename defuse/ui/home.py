@@ -10,21 +10,22 @@ from ..cli import jobs
 from ..runtime.progress import fmt_seconds
 from ..steps.project import project_info
 from ..workspace import CLASSIFIER, Workspace
+from .fidelity import fidelity_banner
 from .jobs import STEP_WORDS as JOB_WORDS
 from .nav import link
 
 STATUS_ICONS = {"done": "✅", "stale": "⚠️", "corrupt": "❌", "missing": "⬜"}
 STEP_TITLES = {"classifier": "Classifier", "vae": "β-VAE", "identify": "Identify", "distill": "Distill",
-               "correct": "Correct", "export": "Export"}
+               "label": "Label", "correct": "Correct", "export": "Export"}
 
 
 def next_step(status: dict, n_scenarios: int | None = None) -> str | None:
-    """The first step that is not done, in pipeline order; labelling comes between distill and correct,
-    unless distillation kept no scenario (``n_scenarios`` 0): then distilling again is next."""
+    """The first step that is not done, in pipeline order (labeling is a step between distill and correct);
+    when distillation kept no scenario (``n_scenarios`` 0), distilling again comes before labeling."""
     for step, s in status.items():
         if s != "done":
-            if step == "correct" and s == "missing":
-                return "distill" if n_scenarios == 0 else "label"
+            if step in ("label", "correct") and s == "missing" and n_scenarios == 0:
+                return "distill"
             return step
     return "report"
 
@@ -32,18 +33,22 @@ def next_step(status: dict, n_scenarios: int | None = None) -> str | None:
 def render_status(ws: Workspace) -> None:
     info = project_info(ws)
     status = info["status"]
+    blurry = fidelity_banner(ws)
     cols = st.columns(len(status))
     for col, (step, s) in zip(cols, status.items(), strict=True):
         with col.container(border=True):
             st.markdown(f"**{STEP_TITLES.get(step, step)}**  \n{STATUS_ICONS.get(s, '')} {s}")
     step = next_step(status, ((ws.step_record("distill") or {}).get("metrics") or {}).get("n_scenarios"))
+    if blurry and step == "identify":
+        step = "vae"
     words = {"report": "Everything is done: read the report", "label": "Next: label the failure scenarios",
-             "distill": "Next: distill again: no scenario is above ε (lower it, or find more failures)"}
+             "distill": "Next: distill again: no scenario is above ε (lower it, or find more failures)",
+             "vae": "Next: retrain the β-VAE (Setup)"}
     link(step, words.get(step, f"Next: {STEP_TITLES.get(step, step)}"))
     if any(s == "stale" for s in status.values()):
         st.caption("⚠️ stale: an input changed after the step ran; re-run it to bring it up to date.")
     _models(ws, info)
-    for warning in info["warnings"]:
+    for warning in info["warnings"][1 if blurry else 0:]:  # the fidelity warning comes first, shown above
         st.warning(warning)
 
 

@@ -24,7 +24,7 @@ def settings_form(n_train: int) -> tuple[IdentifyConfig, list[str]] | None:
                       help="CPU-friendly: a subset of the images and fewer perturbations, so the search takes "
                            "well under a minute on a laptop CPU. The paper's: every image, Q=500, M=100.")
     d = CPU if preset == "CPU-friendly" else PAPER
-    with st.form("identify-settings"):
+    with st.form("identify-settings", enter_to_submit=False):  # a job starts on its button only, never on Enter
         c = st.columns(3)
         q = c[0].number_input(f"Q — perturbations per image (paper: {PAPER.samples_per_image})", 1, 65_536,
                               d.samples_per_image, key=f"q-{preset}")

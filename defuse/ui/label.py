@@ -13,8 +13,8 @@ from ..steps.label import label_store
 from ..workspace import Workspace
 from . import cache
 from .gallery import show_grid
+from .ranking import top_counts
 
-AUTO = "auto-reviewer"
 VERDICTS = ("Failure", "Not a failure", "Skip")
 
 
@@ -40,7 +40,9 @@ def pick_scenario(n: int, done: set) -> int:
     todo = [j for j in range(n) if j not in done]
     if "label-next" in st.session_state:  # set after a decision: the widget's own key is taken by then
         st.session_state["label-scenario"] = st.session_state.pop("label-next")
-    if "label-scenario" not in st.session_state or st.session_state["label-scenario"] >= n:
+    current = st.session_state.get("label-scenario")
+    # not an index (a browser run once sent one back as text after a shortcut): start from the first to do
+    if not isinstance(current, int) or current >= n:
         st.session_state["label-scenario"] = todo[0] if todo else 0
     return st.selectbox("Scenario", range(n), key="label-scenario",
                         format_func=lambda j: f"#{j}{' ✓' if j in done else ''}")
@@ -53,21 +55,24 @@ def hint(ws: Workspace, j: int, preds, annotator: str) -> tuple[int | None, bool
     if not ws.exists("labels.sqlite"):
         return None, None
     with label_store(ws) as store:
-        auto = [d for d in store.decisions(j, annotator=AUTO) if not d.skipped]
+        auto = [d for d in store.decisions(j) if not d.by_person and not d.skipped]
         mine = [d for d in store.decisions(j, annotator=annotator) if d.sample_index is None]
+    earlier = None
     if mine:
         d = mine[0]
         said_before = "skipped" if d.skipped else f"failure, true label {d.label}" if d.is_failure else "not a failure"
-        st.caption(f"Your decision so far: **{said_before}**. Saving again replaces it (the history keeps both).")
+        st.caption(f"Your decision so far: **{said_before}** (preselected). Saving again replaces it "
+                   "(the history keeps both).")
+        earlier = (d.label, d.is_failure) if not d.skipped else None
     if not auto:
-        return None, None
+        return earlier or (None, None)
     labels = Counter(d.label for d in auto if d.label is not None)
     disagree = sum(bool(d.is_failure) for d in auto)
     label = labels.most_common(1)[0][0] if labels else None
     failure = disagree / len(auto) > 0.5
     st.info(f"Hint — the automatic reviewer sees **{'a failure' if failure else 'not a failure'}**: it labels most "
             f"samples **{label}** and disagrees with the classifier on {disagree} of {len(auto)}.", icon="🤖")
-    return label, failure
+    return earlier or (label, failure)
 
 
 def decision_form(names: list, default_label: int | None, j: int, default_failure: bool | None = None) -> tuple | None:
@@ -109,9 +114,7 @@ def show_samples(ws: Workspace, j: int, n: int, tau: float):
 
 
 def _top(counts, k: int = 2) -> str:
-    total = max(1, int(counts.sum()))
-    order = counts.argsort()[::-1][:k]
-    return ", ".join(f"{c} ({counts[c] / total:.0%})" for c in order if counts[c] > 0) or "–"
+    return top_counts(counts, k)
 
 
 def render_agreement(ws: Workspace) -> None:

@@ -51,6 +51,16 @@ def link(step: str, label: str | None = None) -> None:
         st.caption(f"{icon} {label or title}: open the {title} page.")
 
 
+def label_button(j: int) -> None:
+    """A button that opens scenario ``j`` on the Label page (to label it, or to change an earlier answer)."""
+    if st.button("Label it", key=f"open-label-{j}", help=f"Open scenario #{j} on the Label page"):
+        st.session_state["label-next"] = j  # the Label page picks it up before drawing its scenario picker
+        try:
+            st.switch_page(STEP_PAGES["label"][0])
+        except StreamlitAPIException:  # no navigation around this page (a page run on its own, as in tests)
+            st.rerun()
+
+
 def require(ws: Workspace, *steps: str) -> None:
     """Stop the page with a hint when a step it builds on was never run; warn when one is stale."""
     status = ws.status()

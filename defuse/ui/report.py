@@ -7,9 +7,8 @@ import html
 import io
 import time
 
-import plotly.graph_objects as go
-
 from ..data.render import image_grid, prediction_captions
+from ..label.provenance import table_rows
 from ..runtime import atomic
 from ..steps.distill import default_tau
 from ..steps.report import build_report, report_markdown
@@ -17,6 +16,7 @@ from ..workspace import Workspace
 from . import cache
 from .charts import tradeoff_chart
 from .gallery import as_tensor
+from .static_chart import tradeoff_png as static_tradeoff
 
 HTML_REPORT = "exports/report.html"
 
@@ -26,8 +26,8 @@ def figure4(ws: Workspace) -> tuple[dict, str]:
     return report, report_markdown(report)
 
 
-def scenario_gallery(ws: Workspace, max_scenarios: int = 12) -> list[tuple[str, object]]:
-    """(caption, PIL grid) of the labeled scenarios, failures first."""
+def scenario_gallery(ws: Workspace, max_scenarios: int | None = None) -> list[tuple[str, object]]:
+    """(caption, PIL grid) of the labeled scenarios (every one by default), failures first."""
     verdicts = cache.verdicts(ws)
     order = sorted(verdicts, key=lambda j: (not verdicts[j].is_failure, j))[:max_scenarios]
     names = ws.project["class_names"]
@@ -42,6 +42,21 @@ def scenario_gallery(ws: Workspace, max_scenarios: int = 12) -> list[tuple[str, 
         out.append((caption, image_grid(as_tensor(images), ncol=8, captions=prediction_captions(preds, conf),
                                         scale=2)))
     return out
+
+
+def decision_rows(ws: Workspace) -> list[dict]:
+    """Every decided scenario: its decision, who decided it (people or the reviewer), notes and conflicts."""
+    return table_rows(cache.decided(ws), ws.project["class_names"])
+
+
+def tradeoff_png(ws: Workspace) -> bytes | None:
+    """The trade-off chart as a static PNG, for the HTML report (offline, a few kB)."""
+    sweep = ws.load_json("correct/sweep.json", default={})
+    if not sweep:
+        return None
+    per_sample = sweep.get("config", {}).get("failure_labels") == "reviewer"
+    return static_tradeoff(sweep["best_per_lambda"], before=sweep["before"], chosen=sweep["chosen"],
+                           per_sample=per_sample)
 
 
 def tradeoff_figure(ws: Workspace):
@@ -59,23 +74,33 @@ def _png(img) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def build_html(ws: Workspace, table_md: str, galleries: list, fig) -> str:
-    """One self-contained HTML file: images inlined as base64 PNG, the chart with plotly.js inlined."""
+def build_html(ws: Workspace, table_md: str, galleries: list, chart_png: bytes | None,
+               decisions: list[dict] = ()) -> str:
+    """One self-contained HTML file that opens offline: images and the static chart inlined as base64 PNG."""
     parts = [f"<h1>Defuse report — {html.escape(ws.name)}</h1>",
              f"<p>Made {time.strftime('%Y-%m-%d %H:%M')} · data: {html.escape(ws.project['dataset']['source'])}</p>",
              "<h2>Accuracy before and after correction (as Figure 4 of the paper)</h2>", _table_html(table_md)]
-    if fig is not None:
-        wide = go.Figure(fig).update_layout(margin=dict(l=70))  # the page's narrow margin clips the y ticks here
-        parts += ["<h2>λ trade-off</h2>", wide.to_html(include_plotlyjs=True, full_html=False)]
+    if chart_png is not None:
+        data = base64.b64encode(chart_png).decode("ascii")
+        parts += ["<h2>λ trade-off</h2>", f"<img src='data:image/png;base64,{data}' alt='λ trade-off chart'>"]
+    if decisions:
+        parts += ["<h2>Decisions</h2>", _rows_html(decisions)]
     if galleries:
         parts.append("<h2>Failure scenarios</h2>")
         parts += [f"<figure><img src='data:image/png;base64,{_png(img)}' alt='scenario samples'>"
                   f"<figcaption>{html.escape(caption)}</figcaption></figure>" for caption, img in galleries]
     style = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}"
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-             "figure{display:inline-block;margin:8px;vertical-align:top}figcaption{font-size:0.85em;max-width:420px}")
+             "td.l{text-align:left}figure{display:inline-block;margin:8px;vertical-align:top}figcaption{font-size:0.85em;max-width:420px}")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Defuse report — {html.escape(ws.name)}</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+
+
+def _rows_html(rows: list[dict]) -> str:
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td class='l'>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>"
+                   for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _table_html(text: str) -> str:

@@ -6,7 +6,8 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from ..nets.train import TrainConfig, VAEConfig
+from ..nets.train import TrainConfig
+from ..nets.vae_recipe import default_vae_config
 from ..steps.project import DEMO_CLASSIFIER, DEMO_VAE, import_classifier, import_vae
 from ..workspace import Workspace
 from . import cache
@@ -42,18 +43,37 @@ def classifier_source(ws: Workspace) -> None:
 
 def _train_classifier_form(ws: Workspace) -> list[str] | None:
     d = TrainConfig()
-    with st.form("clf-train"):
+    with st.form("clf-train", enter_to_submit=False):  # a job starts on its button only, never on Enter
         c = st.columns(4)
         arch = c[0].selectbox("Network", ARCHITECTURES)
         epochs = c[1].number_input("Epochs (paper: 5)", 1, 1000, d.epochs)
         opt = c[2].selectbox("Optimizer", ["adadelta", "adam", "sgd"], help="paper: Adadelta, lr 1")
         lr = c[3].number_input("Learning rate", 1e-6, 10.0, d.lr, format="%g")
         keep = st.text_input("Plant a flaw: keep only part of a class, e.g. 6:0.15", "")
+        keep_note = st.empty()  # a bad flaw is named here, beside its field, before any job starts
         go = st.form_submit_button("Train the classifier", type="primary")
-    if go:
+    problem = flaw_problem(keep, cache.data(ws).num_classes) if go else None
+    if problem:
+        keep_note.error(f"Not started: {problem}", icon="⚠️")
+    elif go:
         st.session_state["setup-start"] = ("train-classifier", ["--architecture", arch, "--epochs", str(epochs),
                                                                 "--optimizer", opt, "--lr", str(lr),
                                                                 "--class-keep", keep])
+
+
+def flaw_problem(text: str, num_classes: int) -> str | None:
+    """What is wrong with a flaw spec ("6:0.15, 2:0.5"), or None: checked before the training job starts."""
+    from ..cli.commands_project import parse_class_keep
+
+    try:
+        pairs = parse_class_keep(text)
+        TrainConfig(class_keep=pairs)
+    except ValueError as e:
+        return str(e).replace("--class-keep entries", "a flaw").replace("class_keep entries", "a flaw")
+    bad = [c for c, _ in pairs if not 0 <= c < num_classes]
+    if bad:
+        return f"class {bad[0]} does not exist: this data has classes 0 to {num_classes - 1}"
+    return None
 
 
 def vae_source(ws: Workspace) -> None:
@@ -65,17 +85,19 @@ def vae_source(ws: Workspace) -> None:
                 import_vae(ws, DEMO_VAE)
             st.success("Imported the demo VAE.")
         return
-    d = VAEConfig()
-    with st.form("vae-train"):
+    d = default_vae_config(cache.data(ws))  # enough steps for this source's size (defuse.vae_recipe)
+    with st.form("vae-train", enter_to_submit=False):  # a job starts on its button only, never on Enter
         c = st.columns(4)
         beta = c[0].number_input("β (paper: 4 or 0.4 for MNIST)", 0.0, 100.0, d.beta)
         dim = c[1].number_input("Latent dimensions", 2, 256, d.latent_dim)
-        epochs = c[2].number_input(f"Epochs (demo: {d.epochs}; 30 is a quick CPU run)", 1, 5000, 30)
+        epochs = c[2].number_input(f"Epochs (at batch {d.batch_size}; fewer than {d.epochs} leave it blurry)", 1,
+                                   5000, d.epochs)
         width = c[3].selectbox("Width", [32, 64], help="32 for MNIST-like data, 64 for SVHN and signs")
         go = st.form_submit_button("Train the β-VAE", type="primary")
     if go:
         st.session_state["setup-start"] = ("train-vae", ["--beta", str(beta), "--latent-dim", str(dim), "--epochs",
-                                                         str(epochs), "--width", str(width)])
+                                                         str(epochs), "--width", str(width), "--batch-size",
+                                                         str(d.batch_size)])
 
 
 def live_loss(state) -> None:

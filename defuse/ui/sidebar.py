@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from ..cli import jobs
 from ..data.datasets import SOURCES, DatasetSpec
@@ -114,9 +115,17 @@ def _create(name: str, source: str, *, root, path, upload, size, demo_models: bo
                          vae=DEMO_VAE if demo_models else None)
         select_project(target)
         st.session_state["project-picker-next"] = True  # the picker, drawn above, is set on the rerun
-        st.rerun()
+        land_on_setup()
     if made:  # refused: no half-made folder is left (the upload was saved in it before the data was checked)
         shutil.rmtree(target, ignore_errors=True)
+
+
+def land_on_setup() -> None:
+    """A new project's first step is its models: go to Setup (a plain rerun where the page runs alone)."""
+    try:
+        st.switch_page("pages/setup.py")
+    except StreamlitAPIException:  # no navigation around this page (a page run on its own, as in tests)
+        st.rerun()
 
 
 def safe_file_name(name: str, allowed: tuple) -> str:

@@ -1,0 +1,61 @@
+"""Job forms: never started by Enter, every setting checked before a job starts with the message beside its
+field, and finished results stay visible whatever is typed."""
+
+import pytest
+
+from defuse.ui.setup import flaw_problem
+
+
+def _form_protos(at):
+    """Every form on the page as its proto (AppTest keeps a form's settings in its block proto)."""
+    out = []
+
+    def walk(node):
+        proto = getattr(node, "proto", None)
+        if proto is not None and hasattr(proto, "form") and proto.HasField("form"):
+            out.append(proto.form)
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+    walk(at._tree)
+    return out
+
+
+@pytest.mark.parametrize("page", ["identify", "correct", "explore", "setup"])
+def test_job_forms_do_not_submit_on_enter(page, run_page, empty_project, demo_done):
+    at = run_page(page, empty_project if page == "setup" else demo_done)
+    if page == "setup":                               # the training forms show once "train" is picked
+        for radio in at.radio:
+            train = [o for o in radio.options if o.startswith("Train")]
+            if train:
+                radio.set_value(train[0])
+        at.run()
+    forms = _form_protos(at)
+    assert len(forms) >= (2 if page == "setup" else 1)
+    assert all(not f.enter_to_submit for f in forms), [f.form_id for f in forms]
+
+
+def test_a_bad_lambda_list_keeps_the_finished_results_and_names_the_field(run_page, demo_done, started):
+    at = run_page("correct", demo_done)
+    assert any(s.value == "Trade-off" for s in at.subheader)
+    at.text_input[0].input("0.1, x")
+    next(b for b in at.button if b.label == "Run the sweep").click().run()
+    assert started == [] and not at.exception
+    assert "Not started: λ values must be numbers" in at.error[0].value
+    assert any(s.value == "Trade-off" for s in at.subheader) and any(s.value == "Export" for s in at.subheader)
+
+
+@pytest.mark.parametrize("text, words", [("6:x", "a flaw look like CLASS:FRACTION"), ("6:1.5", "fraction in [0, 1]"),
+                                         ("12:0.5", "class 12 does not exist: this data has classes 0 to 9")])
+def test_a_bad_flaw_is_refused_before_the_job(text, words):
+    assert words in flaw_problem(text, 10)
+    assert flaw_problem("6:0.15, 2:0.5", 10) is None and flaw_problem("", 10) is None
+
+
+def test_the_setup_page_refuses_a_bad_flaw_beside_the_field(run_page, empty_project, started):
+    at = run_page("setup", empty_project)
+    radio = at.radio(key="clf-source")
+    radio.set_value(next(o for o in radio.options if o.startswith("Train"))).run()
+    field = next(t for t in at.text_input if t.label.startswith("Plant a flaw"))
+    field.input("12:0.5")
+    next(b for b in at.button if b.label == "Train the classifier").click().run()
+    assert started == [] and "class 12 does not exist" in at.error[0].value
