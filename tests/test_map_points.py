@@ -90,3 +90,16 @@ def test_select_export_from_the_cli(demo_done, tmp_path, capsys):
     assert margins == sorted(margins) and {r["scenario"] for r in rows} == {"0"}
     assert f"selected {int(want.sum())} of {len(p)} points" in capsys.readouterr().out
     assert main(["select-export", "-w", str(demo_done), "--out", str(tmp_path / "x.txt"), "--quiet"]) == 2
+
+
+def test_a_browser_selection_maps_back_to_map_points_however_plotly_sends_it():
+    """The browser sends customdata as {"0": position, ...}; without it, the trace and index say the same."""
+    import plotly.graph_objects as go
+
+    from defuse.ui.explore_map import selected_positions
+
+    fig = go.Figure([go.Scattergl(x=[0, 1], y=[0, 1], customdata=[[7, 0], [3, 1]]),
+                     go.Scattergl(x=[2], y=[2], customdata=[[5, 2]])])
+    event = {"selection": {"points": [{"curve_number": 0, "point_index": 1, "customdata": {"0": 3, "1": 1}},
+                                      {"curve_number": 1, "point_index": 0}]}}
+    assert selected_positions(event, fig) == [3, 5]

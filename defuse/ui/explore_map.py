@@ -122,10 +122,21 @@ def box_positions(event, p: mp.MapPoints) -> list[int]:
     return np.flatnonzero((p.x >= x0) & (p.x <= x1) & (p.y >= y0) & (p.y <= y1)).tolist()
 
 
-def selected_positions(event) -> list[int]:
+def selected_positions(event, fig: go.Figure | None = None) -> list[int]:
+    """Positions in the map's points of a plotly selection: from each point's ``customdata[0]``, or, where the
+    browser sent none (WebGL traces may not), from its trace and index in that trace."""
     pts = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
         getattr(getattr(event, "selection", None), "points", [])
-    return sorted({int(np.ravel([pt["customdata"]])[0]) for pt in pts if pt.get("customdata") is not None})
+    found = set()
+    for pt in pts:
+        data = pt.get("customdata")
+        if isinstance(data, dict):  # the browser sends an array's items keyed "0", "1", ...
+            data = data.get("0")
+        if data is not None:
+            found.add(int(np.ravel([data])[0]))
+        elif fig is not None and pt.get("curve_number") is not None and pt.get("point_index") is not None:
+            found.add(int(fig.data[int(pt["curve_number"])].customdata[int(pt["point_index"])][0]))
+    return sorted(found)
 
 
 def render_selection(ws: Workspace, sel: mp.MapPoints, what: str) -> None:
@@ -165,9 +176,10 @@ def render_points_map(ws: Workspace, method: str, names: dict, note: str = "", *
                                 key=f"map-thumbs-{method}", width="stretch")
         picked = box_positions(event, shown)
     else:
-        event = st.plotly_chart(points_map(shown, color, names), on_select="rerun", selection_mode=("lasso", "box"),
-                                key=f"map-{method}", width="stretch")
-        picked = selected_positions(event)
+        fig = points_map(shown, color, names)
+        event = st.plotly_chart(fig, on_select="rerun", selection_mode=("lasso", "box"), key=f"map-{method}",
+                                width="stretch")
+        picked = selected_positions(event, fig)
     if picked:
         render_selection(ws, shown.take(np.array(picked)), "Selected")
     elif len(shown) < len(p) and len(shown):
