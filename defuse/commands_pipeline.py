@@ -141,7 +141,7 @@ def _sample_args(p):
 
 def _sample(args, sink):
     from .render import image_grid
-    from .scenarios import render_scenario
+    from .scenarios import render_scenario, scenario_stream
 
     ws = _ws(args)
     scenarios = pipeline.load_scenarios(ws)
@@ -150,7 +150,8 @@ def _sample(args, sink):
     clf, vae = pipeline.load_classifier(ws)[0], pipeline.load_vae(ws)[0]
     j = args.scenario
     s = render_scenario(vae, clf, scenarios.means[j], scenarios.covariances[j], args.n,
-                        tau=args.tau or pipeline.default_tau(ws), seed=(args.seed, j), device=args.device)
+                        tau=args.tau or pipeline.default_tau(ws), seed=scenario_stream(args.seed, j, "review"),
+                        device=args.device)
     image_grid(s.images, captions=[str(int(p)) for p in s.predictions]).save(args.out)
     return f"wrote {args.n} samples of scenario {j} to {args.out}"
 

@@ -28,7 +28,7 @@ from .devices import resolve_device
 from .labels import LabelStore
 from .nets import build_classifier
 from .progress import ProgressFn, ProgressReporter
-from .scenarios import on_device, render_scenario, scenario_arrays
+from .scenarios import on_device, render_scenario, scenario_arrays, scenario_stream
 from .train import OPTIMIZERS, TrainConfig, train_classifier
 from .verdicts import Verdict, sample_verdict
 
@@ -273,7 +273,8 @@ def review_scenarios(reviewer: Reviewer, vae: nn.Module, classifier: nn.Module, 
     _check_settings(annotator, rho, q)
     report, out = ProgressReporter("review", len(means), on_progress), {}
     for j in range(len(means)):
-        samples = render_scenario(vae, classifier, means[j], covs[j], q, tau=tau, seed=(seed, j), device=device)
+        samples = render_scenario(vae, classifier, means[j], covs[j], q, tau=tau,
+                                  seed=scenario_stream(seed, j, "review"), device=device)
         pred = reviewer.predict(samples.images, device=device)
         if pred.probs.shape[1] != samples.probs.shape[1]:
             raise ValueError(f"the reviewer knows {pred.probs.shape[1]} classes but the classifier "

@@ -18,7 +18,7 @@ from ..data import DatasetSpec, load_dataset
 from ..embed import Embedding, load_embedding
 from ..identify import Failures, decode_latents
 from ..project import load_classifier, load_vae
-from ..scenarios import render_scenario
+from ..scenarios import render_scenario, scenario_stream
 from ..workspace import CLASSIFIER, VAE, Workspace
 
 
@@ -87,7 +87,7 @@ def _scenario_samples(root: str, key: str, j: int, n: int, tau: float, seed: int
     ws = Workspace(root)
     sc = scenarios(ws)
     s = render_scenario(vae(ws)[0], classifier(ws)[0], sc.means[j], sc.covariances[j], n, tau=tau,
-                        seed=(seed, j), device="cpu")
+                        seed=scenario_stream(seed, j, "review"), device="cpu")
     return s.images.numpy(), s.predictions, s.confidence
 
 
