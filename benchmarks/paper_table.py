@@ -36,7 +36,7 @@ from defuse.labels import LabelStore  # noqa: E402
 from defuse.presets import PAPER, SMOKE, Preset  # noqa: E402
 from defuse.report import save_report  # noqa: E402
 from defuse.reviewer import Reviewer, agreement_summary, review_scenarios, train_reviewer  # noqa: E402
-from defuse.train import evaluate_accuracy, fidelity_warning  # noqa: E402
+from defuse.train import evaluate_accuracy, fidelity_warning, vae_images  # noqa: E402
 from defuse.workspace import Workspace, default_home  # noqa: E402
 
 # A realistic flaw, as in the demo: the classifier sees only part of one class's training images.
@@ -352,7 +352,7 @@ def main(argv=None) -> int:
     configure_threads(args.threads)
     ws, log = open_workspace(args), _Log()
     data = project.load_data(ws)
-    preset = build_preset(args, len(data.train), len(data.train) + len(data.val) + len(data.test))
+    preset = build_preset(args, len(data.train), len(vae_images(data, PAPER.vae.train_on)))
     devs = deviations(preset, args, data.class_names)
     print(f"{args.dataset}: {len(data.train)}/{len(data.val)}/{len(data.test)} train/val/test images, "
           f"{describe_device(args.device)}, workspace {ws.root}\nDeviations from the paper:",

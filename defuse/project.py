@@ -15,7 +15,7 @@ from torch import nn
 from . import checkpoints
 from .data import DatasetSpec, ImageData, describe, load_dataset
 from .progress import ProgressFn
-from .train import TrainConfig, VAEConfig, fidelity_warning, train_classifier, train_vae, vae_fidelity
+from .train import TrainConfig, VAEConfig, fidelity_split, fidelity_warning, train_classifier, train_vae, vae_fidelity
 from .workspace import CLASSIFIER, VAE, Workspace
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -149,7 +149,10 @@ def train_vae_step(ws: Workspace, cfg: VAEConfig, *, device="auto", on_progress:
 
 def measure_fidelity(ws: Workspace, *, device="auto") -> dict:
     """(Re-)measure the VAE's fidelity against the current classifier and store it in vae/fidelity.json."""
-    fidelity = vae_fidelity(load_vae(ws)[0], load_classifier(ws)[0], load_data(ws), device=device)
+    vae, meta = load_vae(ws)
+    split, unseen = fidelity_split((meta.get("config") or {}).get("train_on"))
+    fidelity = {**vae_fidelity(vae, load_classifier(ws)[0], load_data(ws), split=split, device=device),
+                "fidelity_split_unseen_by_vae": unseen}
     ws.save_json("vae/fidelity.json", fidelity)
     return fidelity
 
