@@ -8,6 +8,7 @@ import streamlit as st
 from ..distill import DistillConfig
 from ..embed import PROJECTIONS, EmbedConfig
 from ..pipeline import default_tau
+from ..purity import purity_words, workspace_purities
 from ..workspace import Workspace
 from . import cache
 from .charts import latent_map
@@ -128,12 +129,14 @@ def render_cards(ws: Workspace, per_page: int = 9) -> None:
     pages = -(-len(sc) // per_page)
     page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="cards-page") if pages > 1 else 1
     rows = range((page - 1) * per_page, min(len(sc), page * per_page))
-    cols = st.columns(3)
+    cols, purities, names = st.columns(3), workspace_purities(ws), ws.project["class_names"]
     for i, j in enumerate(rows):
         with cols[i % 3].container(border=True):
             true, pred = sc.true_label_mix[j], sc.pred_label_mix[j]
             st.markdown(f"**Scenario #{j}** · weight {sc.weights[j]:.3f} · {int(sc.sizes[j]):,} failures")
             st.caption(f"true: {_top(true)} · predicted: {_top(pred)}")
+            purity = purities.get(j)
+            (st.warning if purity is not None and purity.mixed else st.caption)(purity_words(purity, names))
             images, preds, _ = cache.scenario_samples(ws, j, 16, tau)
             show_grid(images, captions=[str(int(p)) for p in preds], ncol=8, scale=2)
 

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 
 from .. import atomic
 from ..pipeline import default_tau
+from ..purity import mix_words, workspace_purities
 from ..render import image_grid
 from ..report import build_report, report_markdown
 from ..workspace import Workspace
@@ -30,7 +31,7 @@ def scenario_gallery(ws: Workspace, max_scenarios: int = 12) -> list[tuple[str, 
     """(caption, PIL grid) of the labeled scenarios, failures first."""
     verdicts = cache.verdicts(ws)
     order = sorted(verdicts, key=lambda j: (not verdicts[j].is_failure, j))[:max_scenarios]
-    names = ws.project["class_names"]
+    names, purities = ws.project["class_names"], workspace_purities(ws)
     out = []
     for j in order:
         v = verdicts[j]
@@ -38,6 +39,10 @@ def scenario_gallery(ws: Workspace, max_scenarios: int = 12) -> list[tuple[str, 
         what = f"failure, true label {names[v.label]}" if v.is_failure else "not a failure"
         agree = "" if v.agreement != v.agreement else f", agreement {v.agreement:.0%}"  # nan: no votes
         caption = f"Scenario #{j}: {what} ({v.n_annotators} annotator(s){agree}); classifier's labels drawn"
+        p = purities.get(j)
+        if p is not None:
+            mixed = f" — mixed: {mix_words(p, names)}" if p.mixed else ""
+            caption += f". Reviewer purity {p.purity:.0%}{mixed}"
         out.append((caption, image_grid(as_tensor(images), ncol=8, captions=[str(int(p)) for p in preds], scale=2)))
     return out
 
