@@ -187,13 +187,14 @@ def get_reviewers(ws: Workspace, preset: Preset, args, device, log) -> tuple[Rev
 
 
 # --- the method and the reviewers' agreement --------------------------------------------------------------
-def run_method(ws: Workspace, preset: Preset, reviewer: Reviewer, tau, device, log, times: dict) -> dict:
+def run_method(ws: Workspace, preset: Preset, reviewer: Reviewer, tau, device, log, times: dict,
+               verify: bool = False) -> dict:
     """identify -> distill -> review -> correct through defuse's steps; returns A's verdicts.
 
     Without any failure scenario there is nothing to correct: the table then holds the "before" row only.
     """
     steps = [("identify", lambda: pipeline.identify_step(ws, preset.identify, device=device, on_progress=log,
-                                                         reviewer=reviewer)),
+                                                         reviewer=reviewer, verify=verify)),
              ("distill", lambda: pipeline.distill_step(ws, preset.distill, on_progress=log)),
              ("review", lambda: pipeline.review_step(ws, reviewer, tau=tau, device=device, on_progress=log)),
              ("correct", lambda: correction.correct_step(ws, preset.correct, reviewer=reviewer, tau=tau,
@@ -252,12 +253,13 @@ def get_judge(ws: Workspace, args, device, log) -> Judge:
     return load_or_train_judge(data, cfg, ws.path("judge"), device=device, on_progress=log)
 
 
-def identification_method(preset: Preset) -> str:
+def identification_method(preset: Preset, verify: bool = False) -> str:
     """Which identification produced the UAEs, in words (the paper's method and its options)."""
     i = preset.identify
     noise = f"Beta({i.beta_a:g}, {i.beta_b:g}) noise" + (", centred" if i.centered else " (uncentred, the paper's)")
     skip = "; misreconstructed sources skipped" if i.skip_misreconstructed else ""
-    return f"paper: unconditional β-VAE (β={preset.vae.beta:g}), {noise}{skip}"
+    check = "; verification filter: only UAEs reviewer A reads as the source's class" if verify else ""
+    return f"paper: unconditional β-VAE (β={preset.vae.beta:g}), {noise}{skip}{check}"
 
 
 def judge_grades(ws: Workspace, judge: Judge, reviewers: tuple, tau, device, corrected: bool) -> dict:
@@ -401,6 +403,8 @@ def parse_args(argv=None):
     p.add_argument("--beta", type=float, nargs=2, default=None, metavar=("A", "B"),
                    help="identify: Beta(A, B) noise (paper: 50 50); with --centered, A=B=2 spreads ±0.5")
     p.add_argument("--skip-misreconstructed", action="store_true", help="identify: only well-reconstructed sources")
+    p.add_argument("--verify", action="store_true",
+                   help="identify: keep only the UAEs reviewer A reads as the source's class (verification filter)")
     p.add_argument("--tau", type=float, default=None, help="sample diversity τ (default: 0.5; SVHN, signs: 0.01)")
     p.add_argument("--failure-labels", choices=("scenario", "reviewer"), default="scenario",
                    help="correct: D_f labeled per scenario (paper) or per sample by reviewer A")
@@ -443,14 +447,14 @@ def main(argv=None) -> int:
     _print_models(models)
     rev_a, rev_b = _timed(times, "reviewers", lambda: get_reviewers(ws, preset, args, args.device, log))
     judge = _timed(times, "judge", lambda: get_judge(ws, args, args.device, log))
-    verdicts = run_method(ws, preset, rev_a, args.tau, args.device, log, times)
+    verdicts = run_method(ws, preset, rev_a, args.tau, args.device, log, times, verify=args.verify)
     report = save_report(ws)
     grades = _timed(times, "grading", lambda: judge_grades(ws, judge, (rev_a, rev_b), args.tau, args.device,
                                                            ws.exists(correction.SWEEP)))
     quality = _timed(times, "agreement", lambda: reviewer_quality(ws, verdicts, rev_a, rev_b, args.tau,
                                                                             args.device))
     words = sys.argv[1:] if argv is None else argv
-    result = {**report, **grades, "method": identification_method(preset), "preset": preset.name,
+    result = {**report, **grades, "method": identification_method(preset, args.verify), "preset": preset.name,
               "command": " ".join(["python benchmarks/paper_table.py", *words]),
               "device": describe_device(args.device), "environment": environment(args), "deviations": devs,
               "models": models,

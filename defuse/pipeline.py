@@ -52,8 +52,13 @@ def load_failures(ws: Workspace) -> Failures:
 
 
 def identify_step(ws: Workspace, cfg: IdentifyConfig, *, device="auto", on_progress: ProgressFn = None,
-                  reviewer: Optional[Reviewer] = None) -> dict:
-    """Search the training images; resumes from ``identify/chunks`` after an interruption."""
+                  reviewer: Optional[Reviewer] = None, verify: bool = False) -> dict:
+    """Search the training images; resumes from ``identify/chunks`` after an interruption.
+
+    ``verify``: keep only the UAEs ``reviewer`` reads as the source's class (:mod:`defuse.verification`).
+    """
+    if verify and reviewer is None:
+        raise ValueError("the verification filter needs a reviewer: pass --reviewer auto (or a reviewer checkpoint)")
     data = load_data(ws)
     classifier, _ = load_classifier(ws)
     vae, _ = load_vae(ws)
@@ -66,8 +71,13 @@ def identify_step(ws: Workspace, cfg: IdentifyConfig, *, device="auto", on_progr
                "--samples-per-image", device=resolve_device(device))
     failures = identify(classifier, vae, data.train.images, data.train.labels, cfg, device=device,
                         on_progress=on_progress, resume_dir=ws.path("identify/chunks"), reviewer=reviewer_model)
+    if verify:
+        from .verification import verify_failures
+
+        failures = verify_failures(failures, vae, reviewer_model, device=device)
     save_failures(ws, failures)
-    return ws.record_step("identify", config=asdict(cfg), metrics={**failures.metrics, "n_failures": len(failures)})
+    return ws.record_step("identify", config={**asdict(cfg), "verify": verify},
+                          metrics={**failures.metrics, "n_failures": len(failures)})
 
 
 class _EnsembleModule(torch.nn.Module):
