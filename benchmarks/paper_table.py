@@ -112,6 +112,9 @@ def deviations(preset: Preset, args, class_names: list) -> list[str]:
             out.append(f"{label}: {ours[key]} ({source}: {theirs[key]})")
     if args.tau is not None:
         out.append(f"τ (review and correction samples): {args.tau} (paper: 0.5 for MNIST, 0.01 for SVHN/signs)")
+    if args.verify:
+        out.append("identify: verification filter, only UAEs reviewer A reads as the source's class are kept "
+                   "(paper: every UAE)")
     if args.models_from:
         out.append(f"classifier, VAE and reviewers reused from {args.models_from} (their training not timed)")
     return out + list(NOTES)

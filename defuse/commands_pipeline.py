@@ -81,13 +81,16 @@ IDENTIFY_HELP = {
 def _identify_args(p):
     add_config_args(p, IdentifyConfig, helps=IDENTIFY_HELP)
     add_reviewer_args(p, "'auto' or a checkpoint: measure how many finds are real")
+    p.add_argument("--verify", action="store_true",
+                   help="keep only the finds the reviewer reads as the source's class (needs --reviewer)")
 
 
 def _identify(args, sink):
     cfg = config_from_args(args, IdentifyConfig)
     ws = _ws(args)
     reviewer = reviewer_from_args(ws, args, sink)
-    m = pipeline.identify_step(ws, cfg, device=args.device, on_progress=sink, reviewer=reviewer)["metrics"]
+    m = pipeline.identify_step(ws, cfg, device=args.device, on_progress=sink, reviewer=reviewer,
+                               verify=args.verify)["metrics"]
     return _identify_summary(m)
 
 
@@ -95,7 +98,8 @@ def _identify_summary(m: dict) -> str:
     lines = [f"found {m['n_failures']} unrestricted adversarial examples"]
     for key, label in (("images_per_s", "images/s"), ("acc_reconstruction", "classifier accuracy on reconstructions"),
                        ("share_sources_with_failure", "share of images with a failure"),
-                       ("reviewer_real_share", "share judged real by the reviewer")):
+                       ("reviewer_real_share", "share judged real by the reviewer"),
+                       ("n_before_verification", "finds before the verification filter")):
         if key in m:
             lines.append(f"  {label}: {m[key]:.3g}")
     return "\n".join(lines)

@@ -52,3 +52,11 @@ def test_verify_failures_decodes_and_keeps_the_reviewers_confirmations():
     assert labels.tolist() == (brightness > np.median(brightness)).astype(int).tolist()
     kept = verify_failures(failures, vae, reviewer, device="cpu")
     assert kept.metrics["n_verified"] == int((labels == failures.true_label).sum()) == len(kept)
+
+
+def test_the_filter_without_a_reviewer_says_what_to_pass():
+    from defuse import pipeline
+    from defuse.identify import IdentifyConfig
+
+    with pytest.raises(ValueError, match="the verification filter needs a reviewer: pass --reviewer auto"):
+        pipeline.identify_step(None, IdentifyConfig(), verify=True)
