@@ -47,7 +47,15 @@ def _environment(result: dict) -> str:
     if not env:
         return f"device: {result.get('device', '–')} (versions and date not recorded)"
     return (f"device: {result.get('device', '–')}; torch {env['torch']}, numpy {env['numpy']}, Python "
-            f"{env['python']}, {env['threads']} thread(s); {env['date']}")
+            f"{env['python']}, {env['threads']} thread(s); {env['date']}; wall time {result['wall_seconds']:.0f} s")
+
+
+def _command(path: Path, result: dict) -> str:
+    """The exact command, and where its JSON went when it wrote it elsewhere."""
+    words, rel = (result.get("command") or "").split(), path.relative_to(ROOT).as_posix()
+    wrote = words[words.index("--json") + 1] if "--json" in words[:-1] else None
+    copied = "" if wrote in (None, rel) else f" (its JSON, written to `{wrote}`, copied to `{rel}`)"
+    return f"Command: `{result.get('command')}`{copied}"
 
 
 def _figure4(result: dict) -> list[str]:
@@ -73,7 +81,7 @@ def section(path: Path, result: dict) -> str:
     lines = [title + ("" if is_current(result) else " — history"), ""]
     if not is_current(result):
         lines += [history_note(result), ""]
-    lines += [f"Command: `{result.get('command')}`", "", _environment(result) + ".", "", *_figure4(result), "",
+    lines += [_command(path, result), "", _environment(result) + ".", "", *_figure4(result), "",
               _identify(result)]
     if is_current(result):
         lines += ["", *paper_table.judge_lines(result)]

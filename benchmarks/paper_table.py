@@ -278,7 +278,7 @@ def judge_grades(ws: Workspace, judge: Judge, reviewers: tuple, tau, device, cor
            | {"strongest_reviewer_member_test_acc": strongest, "uaes_graded": uaes["n"],
               "at_least_as_strong": strongest is None or judge.test_acc >= strongest}}
     keys = ("failure_acc_before_judge", "failure_acc_control_judge", "failure_acc_after_judge",
-            "baseline_failure_acc_judge", "failure_test_judge_reads_scenario_label")
+            "baseline_failure_acc_judge", "failure_test_judge_reads_scenario_label", "sweep_judge")
     out.update(grading.grade_correction(ws, judge, device=device) if corrected else dict.fromkeys(keys))
     return out
 
@@ -353,6 +353,9 @@ def judge_lines(r: dict) -> list[str]:
              f"{_pct(r['artefact_share_judge'])} % as the classifier's label (artefacts). Scenario purity by the "
              f"judge: {_pct(r['purity_mean'])} % on average, {_pct(r['purity_mean_failure'])} % over failure "
              "scenarios."]
+    if r.get("sweep_judge"):
+        lines.append("Per-sample failure-test accuracy by the judge for every swept λ: " + "; ".join(
+            f"{row['kind']} λ={row['lambda']:g} {_pct(row['failure_acc_judge'])} %" for row in r["sweep_judge"]) + ".")
     if r.get("failure_test_judge_reads_scenario_label") is not None:
         lines.append(f"The judge gives {_pct(r['failure_test_judge_reads_scenario_label'])} % of the failure-test "
                      "samples their scenario's label.")

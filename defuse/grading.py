@@ -101,4 +101,7 @@ def grade_correction(ws: Workspace, judge: Judge, *, seed: int = 0, device="auto
     for name, model in models.items():
         key = "baseline_failure_acc_judge" if name == "baseline" else f"failure_acc_{name}_judge"
         out[key] = None if model is None else per_sample_accuracy(_predict(model, images, device), judged)
+    # every swept λ too, so a rule that kept the control can be compared with what D_f would have done
+    out["sweep_judge"] = [{"kind": r["kind"], "lambda": r["lambda"], "failure_acc_judge": per_sample_accuracy(
+        _predict(sweep.model(r["lambda"], r["kind"]), images, device), judged)} for r in sweep.best_per_lambda]
     return out
