@@ -105,3 +105,11 @@ def test_vae_images_never_hold_a_test_row_and_fidelity_uses_an_unseen_split(data
     assert fidelity_split("train+val") == ("test", True)
     assert fidelity_split("all") == ("val", False)   # the demo VAE's recorded setting: no unseen split
     assert fidelity_split(None) == ("val", None)     # an imported VAE: unknown
+
+
+def test_the_reviewer_learns_nothing_from_validation_or_test_values(data):
+    from defuse.reviewer import ReviewerConfig, train_reviewer
+
+    cfg = ReviewerConfig(members=1, epochs=1, batch_size=64)
+    a, b = (train_reviewer(d, cfg, device="cpu").members[0].state_dict() for d in (data, _other_val_and_test(data)))
+    assert all(torch.equal(a[k], b[k]) for k in a)
