@@ -69,10 +69,14 @@ def _figure4(result: dict) -> list[str]:
 
 
 def _identify(result: dict) -> str:
-    i = result.get("identify", {})
-    return (f"Identify: {result.get('n_failures')} UAEs from {i.get('n_searched')} sources; on "
-            f"{i.get('reviewer_n')} of them reviewer A reads {paper_table._pct(i.get('reviewer_real_share'))} % as "
-            f"the source's class and {paper_table._pct(i.get('reviewer_artefact_share'))} % as the classifier's.")
+    i, pct = result.get("identify", {}), paper_table._pct
+    said = (f"on {i.get('reviewer_n')} of them reviewer A reads {pct(i.get('reviewer_real_share'))} % as the source's "
+            f"class and {pct(i.get('reviewer_artefact_share'))} % as the classifier's")
+    if not i.get("verified"):
+        return f"Identify: {result.get('n_failures')} UAEs from {i.get('n_searched')} sources; {said}."
+    return (f"Identify: {i['n_before_verification']} UAEs from {i.get('n_searched')} sources ({said}); the "
+            f"verification filter kept the {i['n_verified']} ({pct(i['verified_share'])} %, from "
+            f"{i['sources_verified']} sources) that reviewer A reads as the source's class.")
 
 
 def section(path: Path, result: dict) -> str:

@@ -342,6 +342,13 @@ def _ms(s: dict) -> str:
     return "–" if s["n"] == 0 else f"{100 * s['mean']:.1f} ± {100 * (s['se'] if s['se'] == s['se'] else 0):.1f}"
 
 
+def _verified(i: dict) -> str:
+    if not i.get("verified"):
+        return ""
+    return (f", before the verification filter, which kept {i['n_verified']} of {i['n_before_verification']} "
+            f"({_pct(i['verified_share'])} %)")
+
+
 def judge_lines(r: dict) -> list[str]:
     j = r["judge"]
     strongest = j["strongest_reviewer_member_test_acc"]
@@ -380,8 +387,8 @@ def markdown(result: dict) -> str:
               f"Identify: {r['n_failures']} unrestricted adversarial examples from {i.get('n_searched')} sources; "
               f"of {i.get('reviewer_n')} of them, reviewer A gives {_pct(i.get('reviewer_real_share'))} % the source's "
               f"true label (real failures) and {_pct(i.get('reviewer_artefact_share'))} % the classifier's label "
-              f"(artefacts). Reviewer B calls {r['reviewer_agreement']['failure_scenarios_by_b']} scenarios "
-              "failures.", "", *judge_lines(r), "",
+              f"(artefacts){_verified(i)}. Reviewer B calls {r['reviewer_agreement']['failure_scenarios_by_b']} "
+              "scenarios failures.", "", *judge_lines(r), "",
               "| Reviewer agreement (Figure 6), mean ± s.e. % | Failure scenario | Non-failure scenario | Combined |",
               "|---|---|---|---|"]
     for key, title in (("scenario_verdicts_same", "B's scenario verdict = A's (failure?, label)"),
