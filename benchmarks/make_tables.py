@@ -50,9 +50,14 @@ def _environment(result: dict) -> str:
             f"{env['python']}, {env['threads']} thread(s); {env['date']}; wall time {result['wall_seconds']:.0f} s")
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it lies inside it."""
+    return path.resolve().relative_to(ROOT).as_posix() if path.resolve().is_relative_to(ROOT) else str(path)
+
+
 def _command(path: Path, result: dict) -> str:
     """The exact command, and where its JSON went when it wrote it elsewhere."""
-    words, rel = (result.get("command") or "").split(), path.relative_to(ROOT).as_posix()
+    words, rel = (result.get("command") or "").split(), _shown(path)
     wrote = words[words.index("--json") + 1] if "--json" in words[:-1] else None
     copied = "" if wrote in (None, rel) else f" (its JSON, written to `{wrote}`, copied to `{rel}`)"
     return f"Command: `{result.get('command')}`{copied}"
@@ -81,7 +86,7 @@ def _identify(result: dict) -> str:
 
 def section(path: Path, result: dict) -> str:
     """The Markdown of one run."""
-    title = f"### {result.get('dataset')} ({result.get('preset')}), `{path.relative_to(ROOT).as_posix()}`"
+    title = f"### {result.get('dataset')} ({result.get('preset')}), `{_shown(path)}`"
     lines = [title + ("" if is_current(result) else " — history"), ""]
     if not is_current(result):
         lines += [history_note(result), ""]

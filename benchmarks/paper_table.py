@@ -285,7 +285,7 @@ def judge_grades(ws: Workspace, judge: Judge, reviewers: tuple, tau, device, cor
 
 # --- the table -------------------------------------------------------------------------------------------
 def _baseline_val(report: dict):
-    return next((r["val_acc"] for r in report["sweep"]
+    return next((r["val_acc"] for r in report.get("sweep", [])
                  if r["kind"] == "baseline" and r["lambda"] == report.get("baseline_lambda")), None)
 
 
