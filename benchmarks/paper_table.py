@@ -29,12 +29,17 @@ sys.path.insert(0, str(ROOT))
 
 from defuse.cli.commands_project import add_dataset_args, dataset_spec_from_args  # noqa: E402
 from defuse.data.datasets import ImageData  # noqa: E402
+from defuse.evaluation.judge import JUDGE_PRESETS, Judge, JudgeConfig, fingerprint, load_or_train_judge  # noqa: E402
 from defuse.identify.search import decode_latents  # noqa: E402
 from defuse.label.reviewer import Reviewer, agreement_summary, review_scenarios, train_reviewer  # noqa: E402
 from defuse.label.store import LabelStore  # noqa: E402
-from defuse.nets.train import evaluate_accuracy, fidelity_warning  # noqa: E402
+from defuse.nets.train import evaluate_accuracy, fidelity_warning, vae_images  # noqa: E402
 from defuse.runtime.devices import configure_threads, describe_device  # noqa: E402
-from defuse.steps import correct, project  # noqa: E402
+from defuse.steps import (  # noqa: E402
+    correct,
+    grading,  # noqa: E402
+    project,
+)
 from defuse.steps.distill import default_tau, distill_step, load_scenarios  # noqa: E402
 from defuse.steps.identify import identify_step, load_failures  # noqa: E402
 from defuse.steps.label import LABELS, review_step  # noqa: E402
@@ -57,6 +62,7 @@ NOTES = ("annotators: the automatic reviewer A (an ensemble trained on every cla
          "scenario and every baseline example (paper: 5 crowd workers per image)",
          "λ choice: the project's tolerance rule (paper: best train/validation accuracy), see README",
          "VAE: the project's recipe (paper B.2: 800 epochs at batch 2,048, KL annealed over 500 steps)")
+SMOKE_JUDGE = JudgeConfig(width=4, epochs=1)  # --smoke: tests the wiring only
 TARGETS = {"failure_acc_after >= 95 %": ("failure_acc_after", 0.95),
            "test_acc_after - test_acc_before >= -0.3 points": ("test_change", -0.003),
            "failure_acc_after - baseline_failure_acc >= 25 points": ("defuse_over_baseline", 0.25)}
@@ -113,6 +119,9 @@ def deviations(preset: Preset, args, class_names: list) -> list[str]:
             out.append(f"{label}: {ours[key]} ({source}: {theirs[key]})")
     if args.tau is not None:
         out.append(f"τ (review and correction samples): {args.tau} (paper: 0.5 for MNIST, 0.01 for SVHN/signs)")
+    if args.verify:
+        out.append("identify: verification filter, only UAEs reviewer A reads as the source's class are kept "
+                   "(paper: every UAE)")
     if args.models_from:
         out.append(f"classifier, VAE and reviewers reused from {args.models_from} (their training not timed)")
     return out + list(NOTES)
@@ -188,7 +197,8 @@ def get_reviewers(ws: Workspace, preset: Preset, args, device, log) -> tuple[Rev
 
 
 # --- the method and the reviewers' agreement --------------------------------------------------------------
-def run_method(ws: Workspace, preset: Preset, reviewer: Reviewer, tau, device, log, times: dict) -> dict:
+def run_method(ws: Workspace, preset: Preset, reviewer: Reviewer, tau, device, log, times: dict,
+               verify: bool = False) -> dict:
     """identify -> distill -> review -> correct through defuse's steps; returns A's verdicts.
 
     Without any failure scenario there is nothing to correct: the table then holds the "before" row only.
@@ -196,7 +206,7 @@ def run_method(ws: Workspace, preset: Preset, reviewer: Reviewer, tau, device, l
     # only the smoke preset searches with a VAE that fails the fidelity gate (its 2-epoch VAE is blurry)
     steps = [("identify", lambda: identify_step(ws, preset.identify, device=device, on_progress=log,
                                                          reviewer=reviewer,
-                                                accept_low_fidelity=preset.accept_low_fidelity)),
+                                                accept_low_fidelity=preset.accept_low_fidelity, verify=verify)),
              ("distill", lambda: distill_step(ws, preset.distill, on_progress=log)),
              ("review", lambda: review_step(ws, reviewer, tau=tau, device=device, on_progress=log)),
              ("correct", lambda: correct.correct_step(ws, preset.correct, reviewer=reviewer, tau=tau,
@@ -240,25 +250,69 @@ def reviewer_quality(ws: Workspace, verdicts_a: dict, rev_a: Reviewer, rev_b: Re
             "within_panel_b": agreement_summary(pred_b.agreement, in_failure)}
 
 
+# --- the independent judge ------------------------------------------------------------------------------
+def judge_config(args) -> JudgeConfig:
+    return SMOKE_JUDGE if args.smoke else JUDGE_PRESETS[args.judge or ("quick" if args.quick else "full")]
+
+
+def get_judge(ws: Workspace, args, device, log) -> Judge:
+    """The judge for this data and setting: reused from --models-from or the workspace, else trained."""
+    data, cfg = project.load_data(ws), judge_config(args)
+    if args.models_from:
+        shared = Path(args.models_from) / "judge"
+        if (shared / f"judge-{fingerprint(data, cfg)}.json").is_file():
+            return load_or_train_judge(data, cfg, shared, device=device)
+    return load_or_train_judge(data, cfg, ws.path("judge"), device=device, on_progress=log)
+
+
+def identification_method(preset: Preset, verify: bool = False) -> str:
+    """Which identification produced the UAEs, in words (the paper's method and its options)."""
+    i = preset.identify
+    noise = f"Beta({i.beta_a:g}, {i.beta_b:g}) noise" + (", centred" if i.centered else " (uncentred, the paper's)")
+    skip = "; misreconstructed sources skipped" if i.skip_misreconstructed else ""
+    check = "; verification filter: only UAEs reviewer A reads as the source's class" if verify else ""
+    return f"paper: unconditional β-VAE (β={preset.vae.beta:g}), {noise}{skip}{check}"
+
+
+def judge_grades(ws: Workspace, judge: Judge, reviewers: tuple, tau, device, corrected: bool) -> dict:
+    """Every per-sample figure graded by the judge, next to the reviewers' strength."""
+    members = [m["metrics"].get("test_acc") for r in reviewers for m in r.member_meta]
+    strongest = max((a for a in members if a is not None), default=None)
+    uaes = grading.grade_uaes(ws, judge, device=device)
+    purity = grading.grade_purity(ws, judge, tau=tau, device=device)
+    out = {"judge_test_acc": judge.test_acc, "real_share": uaes["real_share"],
+           "artefact_share_judge": uaes["artefact_share"], "purity_mean": purity["purity_mean"],
+           "purity_mean_failure": purity["purity_mean_failure"], "scenario_purity": purity["scenarios"],
+           "judge": {k: judge.meta.get(k) for k in ("architecture", "config", "metrics", "fingerprint")}
+           | {"strongest_reviewer_member_test_acc": strongest, "uaes_graded": uaes["n"],
+              "at_least_as_strong": strongest is None or judge.test_acc >= strongest}}
+    keys = ("failure_acc_before_judge", "failure_acc_control_judge", "failure_acc_after_judge",
+            "baseline_failure_acc_judge", "failure_test_judge_reads_scenario_label", "sweep_judge")
+    out.update(grading.grade_correction(ws, judge, device=device) if corrected else dict.fromkeys(keys))
+    return out
+
+
 # --- the table -------------------------------------------------------------------------------------------
 def _baseline_val(report: dict):
-    return next((r["val_acc"] for r in report["sweep"]
+    return next((r["val_acc"] for r in report.get("sweep", [])
                  if r["kind"] == "baseline" and r["lambda"] == report.get("baseline_lambda")), None)
 
 
 def figure4_rows(report: dict) -> list[tuple]:
-    """(row, # scenarios, validation, test, failure acc by scenario label, by per-sample reviewer label)."""
+    """(row, # scenarios, validation, test, failure acc by scenario label, by per-sample reviewer label,
+    by per-sample judge label)."""
     found = f"{report['n_scenarios']} found, {report['n_failure_scenarios']} failures"
     base, best = (("–" if v is None else v) for v in (report.get("baseline_lambda"), report.get("best_lambda")))
-    return [("Before fine-tuning", "", *(report.get(f"{k}_before") for k in ("val_acc", "test_acc", "failure_acc",
-                                                                            "failure_acc_reviewer"))),
-            ("Control: fine-tuned on D only (λ=0)", "",
-             *(report.get(f"{k}_control") for k in ("val_acc", "test_acc", "failure_acc", "failure_acc_reviewer"))),
+    keys = ("val_acc", "test_acc", "failure_acc", "failure_acc_reviewer")
+    return [("Before fine-tuning", "", *(report.get(f"{k}_before") for k in keys),
+             report.get("failure_acc_before_judge")),
+            ("Control: fine-tuned on D only (λ=0)", "", *(report.get(f"{k}_control") for k in keys),
+             report.get("failure_acc_control_judge")),
             (f"Unrestricted adversarial examples only, λ={base}", "",
              _baseline_val(report), report.get("baseline_test_acc"), report.get("baseline_failure_acc"),
-             report.get("baseline_failure_acc_reviewer")),
-            (f"Defuse, λ={best}", found,
-             *(report.get(f"{k}_after") for k in ("val_acc", "test_acc", "failure_acc", "failure_acc_reviewer")))]
+             report.get("baseline_failure_acc_reviewer"), report.get("baseline_failure_acc_judge")),
+            (f"Defuse, λ={best}", found, *(report.get(f"{k}_after") for k in keys),
+             report.get("failure_acc_after_judge"))]
 
 
 def check_targets(report: dict) -> dict:
@@ -272,6 +326,23 @@ def check_targets(report: dict) -> dict:
             for name, (key, bound) in TARGETS.items()}
 
 
+def _split(vae_metrics: dict) -> str:
+    """Which images the VAE's fidelity was measured on, and whether it trained on them."""
+    split = {"val": "validation", "test": "test"}[vae_metrics.get("fidelity_split", "val")]
+    seen = vae_metrics.get("fidelity_split_unseen_by_vae")
+    return split + {True: " (unseen in training)", False: " (seen in training)", None: ""}[seen]
+
+
+def environment(args) -> dict:
+    """What the figures ran on: versions, threads, date."""
+    import platform
+    from datetime import datetime, timezone
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "threads": torch.get_num_threads(), "machine": platform.machine(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
 def _pct(v) -> str:
     return "–" if v is None else f"{100 * v:.1f}"
 
@@ -280,25 +351,53 @@ def _ms(s: dict) -> str:
     return "–" if s["n"] == 0 else f"{100 * s['mean']:.1f} ± {100 * (s['se'] if s['se'] == s['se'] else 0):.1f}"
 
 
+def _verified(i: dict) -> str:
+    if not i.get("verified"):
+        return ""
+    return (f", before the verification filter, which kept {i['n_verified']} of {i['n_before_verification']} "
+            f"({_pct(i['verified_share'])} %)")
+
+
+def judge_lines(r: dict) -> list[str]:
+    j = r["judge"]
+    strongest = j["strongest_reviewer_member_test_acc"]
+    lines = [f"Identification: {r['method']}.",
+             f"Independent judge ({j['architecture']} width {j['config']['width']}, {j['config']['blocks']} block(s) "
+             f"per stage, {j['config']['epochs']} epochs with augmentation, training split only): test "
+             f"{_pct(r['judge_test_acc'])} % (strongest reviewer member: {_pct(strongest)} %). On "
+             f"{j['uaes_graded']} UAEs the judge reads {_pct(r['real_share'])} % as the source's class (real) and "
+             f"{_pct(r['artefact_share_judge'])} % as the classifier's label (artefacts). Scenario purity by the "
+             f"judge: {_pct(r['purity_mean'])} % on average, {_pct(r['purity_mean_failure'])} % over failure "
+             "scenarios."]
+    if r.get("sweep_judge"):
+        lines.append("Per-sample failure-test accuracy by the judge for every swept λ: " + "; ".join(
+            f"{row['kind']} λ={row['lambda']:g} {_pct(row['failure_acc_judge'])} %" for row in r["sweep_judge"]) + ".")
+    if r.get("failure_test_judge_reads_scenario_label") is not None:
+        lines.append(f"The judge gives {_pct(r['failure_test_judge_reads_scenario_label'])} % of the failure-test "
+                     "samples their scenario's label.")
+    return [" ".join(lines)]
+
+
 def markdown(result: dict) -> str:
     r = result
     lines = [f"### {r['dataset']} ({r['preset']}) — {r['wall_seconds']:.0f} s", "", f"`{r['command']}`", "",
              "| | # Scenarios | Validation | Test | Failure scenario (scenario label) | "
-             "Failure scenario (per-sample reviewer label) |", "|---|---|---|---|---|---|"]
+             "Failure scenario (per-sample reviewer label) | Failure scenario (per-sample judge label) |",
+             "|---|---|---|---|---|---|---|"]
     lines += [f"| {name} | {n} | " + " | ".join(_pct(v) for v in values) + " |"
               for name, n, *values in figure4_rows(r)]
     v, c, i = r["models"]["vae"], r["models"]["classifier"], r["identify"]
     flawed = ", ".join(f"{k} {_pct(a)} %" for k, a in c["test_acc_of_flawed_class"].items())
     lines += ["", f"Classifier: test {_pct(c.get('test_acc'))} % (held-back class: {flawed})."
-              f" VAE fidelity: the classifier gets {_pct(v['acc_reconstruction'])} % of validation reconstructions "
+              f" VAE fidelity: the classifier gets {_pct(v['acc_reconstruction'])} % of {_split(v)} reconstructions "
               f"right vs {_pct(v['acc_original'])} % of originals; {v['active_dims']} of {v['latent_dim']} latent "
               f"dimensions active. Reviewers' test accuracy: A {_pct(r['reviewer_test_acc']['a'])} %, "
               f"B {_pct(r['reviewer_test_acc']['b'])} %.", "",
               f"Identify: {r['n_failures']} unrestricted adversarial examples from {i.get('n_searched')} sources; "
               f"of {i.get('reviewer_n')} of them, reviewer A gives {_pct(i.get('reviewer_real_share'))} % the source's "
               f"true label (real failures) and {_pct(i.get('reviewer_artefact_share'))} % the classifier's label "
-              f"(artefacts). Reviewer B calls {r['reviewer_agreement']['failure_scenarios_by_b']} scenarios "
-              "failures.", "",
+              f"(artefacts){_verified(i)}. Reviewer B calls {r['reviewer_agreement']['failure_scenarios_by_b']} "
+              "scenarios failures.", "", *judge_lines(r), "",
               "| Reviewer agreement (Figure 6), mean ± s.e. % | Failure scenario | Non-failure scenario | Combined |",
               "|---|---|---|---|"]
     for key, title in (("scenario_verdicts_same", "B's scenario verdict = A's (failure?, label)"),
@@ -326,9 +425,13 @@ def parse_args(argv=None):
     p.add_argument("--beta", type=float, nargs=2, default=None, metavar=("A", "B"),
                    help="identify: Beta(A, B) noise (paper: 50 50); with --centered, A=B=2 spreads ±0.5")
     p.add_argument("--skip-misreconstructed", action="store_true", help="identify: only well-reconstructed sources")
+    p.add_argument("--verify", action="store_true",
+                   help="identify: keep only the UAEs reviewer A reads as the source's class (verification filter)")
     p.add_argument("--tau", type=float, default=None, help="sample diversity τ (default: 0.5; SVHN, signs: 0.01)")
     p.add_argument("--failure-labels", choices=("scenario", "reviewer"), default="scenario",
                    help="correct: D_f labeled per scenario (paper) or per sample by reviewer A")
+    p.add_argument("--judge", choices=sorted(JUDGE_PRESETS), default=None,
+                   help="the independent judge's size (default: quick with --quick, else full)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: DEFUSE_THREADS or all)")
     return p.parse_args(argv)
@@ -345,7 +448,7 @@ def _timed(times: dict, name: str, fn):
 def _print_models(models: dict) -> None:
     c, v = models["classifier"], models["vae"]
     print(f"  classifier: test {_pct(c.get('test_acc'))} %, held-back class {c['test_acc_of_flawed_class']}\n"
-          f"  VAE fidelity: the classifier gets {_pct(v['acc_reconstruction'])} % of validation reconstructions "
+          f"  VAE fidelity: the classifier gets {_pct(v['acc_reconstruction'])} % of {_split(v)} reconstructions "
           f"right vs {_pct(v['acc_original'])} % of originals; {v['active_dims']}/{v['latent_dim']} active dims",
           flush=True)
     if fidelity_warning(v):
@@ -357,7 +460,7 @@ def main(argv=None) -> int:
     configure_threads(args.threads)
     ws, log = open_workspace(args), _Log()
     data = project.load_data(ws)
-    preset = build_preset(args, len(data.train), len(data.train) + len(data.val) + len(data.test))
+    preset = build_preset(args, len(data.train), len(vae_images(data, PAPER.vae.train_on)))
     devs = deviations(preset, args, data.class_names)
     print(f"{args.dataset}: {len(data.train)}/{len(data.val)}/{len(data.test)} train/val/test images, "
           f"{describe_device(args.device)}, workspace {ws.root}\nDeviations from the paper:",
@@ -365,16 +468,22 @@ def main(argv=None) -> int:
     models = _timed(times, "models", lambda: train_models(ws, preset, args.device, log))
     _print_models(models)
     rev_a, rev_b = _timed(times, "reviewers", lambda: get_reviewers(ws, preset, args, args.device, log))
-    verdicts = run_method(ws, preset, rev_a, args.tau, args.device, log, times)
+    judge = _timed(times, "judge", lambda: get_judge(ws, args, args.device, log))
+    verdicts = run_method(ws, preset, rev_a, args.tau, args.device, log, times, verify=args.verify)
     report = save_report(ws)
+    grades = _timed(times, "grading", lambda: judge_grades(ws, judge, (rev_a, rev_b), args.tau, args.device,
+                                                           ws.exists(correct.SWEEP)))
     quality = _timed(times, "agreement", lambda: reviewer_quality(ws, verdicts, rev_a, rev_b, args.tau,
                                                                             args.device))
     words = sys.argv[1:] if argv is None else argv
-    result = {**report, "preset": preset.name, "command": " ".join(["python benchmarks/paper_table.py", *words]),
-              "device": describe_device(args.device), "deviations": devs, "models": models,
+    result = {**report, **grades, "method": identification_method(preset, args.verify), "preset": preset.name,
+              "command": " ".join(["python benchmarks/paper_table.py", *words]),
+              "device": describe_device(args.device), "environment": environment(args), "deviations": devs,
+              "models": models,
               "reviewer_agreement": quality, "targets": check_targets(report), "seconds": times,
               "reviewer_test_acc": {k: _accuracy(r, data, args.device) for k, r in (("a", rev_a), ("b", rev_b))},
-              "settings": {part: asdict(getattr(preset, part)) for part in PARTS},
+              "settings": {**{part: asdict(getattr(preset, part)) for part in PARTS},
+                           "judge": asdict(judge_config(args))},
               "wall_seconds": time.perf_counter() - t0}
     out = Path(args.json) if args.json else ws.path("paper-table.json")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -42,5 +42,15 @@ def test_bad_geometry_is_refused(kwargs, match):
 
 
 def test_unknown_architecture_lists_choices():
-    with pytest.raises(ValueError, match=r"choose one of \['paper-cnn', 'resnet18'\]"):
+    with pytest.raises(ValueError, match=r"choose one of \['paper-cnn', 'resnet18', 'small-resnet'\]"):
         build_classifier("vgg")
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_small_resnet_gives_logits_for_every_supported_geometry(size):
+    from defuse.nets.architectures import SmallResNet
+
+    net = SmallResNet(channels=3, image_size=size, num_classes=7, width=4, blocks=2).eval()
+    assert net(torch.rand(2, 3, size, size)).shape == (2, 7)
+    with pytest.raises(ValueError, match="width and blocks must be >= 1; got width=0, blocks=1"):
+        SmallResNet(width=0)

@@ -46,3 +46,9 @@ def test_smoke_run_writes_the_figure4_json_and_markdown(paper_table, tmp_path):
     assert result["deviations"] and result["models"]["vae"]["active_dims"] >= 0
     assert set(result["reviewer_agreement"]["examples_same_label"]) == {"failure", "non_failure", "combined"}
     assert "| Before fine-tuning |" in out.with_suffix(".md").read_text()
+    judged = ("judge_test_acc", "real_share", "purity_mean", "failure_acc_before_judge", "failure_acc_control_judge",
+              "failure_acc_after_judge", "baseline_failure_acc_judge", "method")
+    assert all(key in result for key in judged)
+    assert 0 <= result["real_share"] <= 1 and 0 <= result["judge_test_acc"] <= 1
+    assert result["judge"]["metrics"]["trained_on"] == "train" and result["method"].startswith("paper")
+    assert result["environment"]["threads"] == 1

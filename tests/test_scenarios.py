@@ -9,6 +9,7 @@ from defuse.distill.sampling import (
     render_scenario,
     sample_scenario,
     sample_scenarios,
+    scenario_stream,
 )
 from defuse.nets.architectures import BetaVAE, PaperCNN
 
@@ -131,10 +132,53 @@ def test_failure_splits_have_their_sizes_and_own_streams(nets):
     assert (splits.scenario, splits.label) == (1, 3)
     assert [tuple(x.shape) for x in (splits.finetune, splits.val, splits.test)] == \
         [(5, 1, 32, 32), (6, 1, 32, 32), (7, 1, 32, 32)]
-    assert not torch.allclose(splits.finetune[:5], splits.val[:5])
     again = draw_failure_splits(vae, scen, 1, 3, n_finetune=5, n_val=6, n_test=7, tau=0.5, seed=2, device="cpu")
     assert torch.allclose(again.test, splits.test, atol=1e-6)
     with pytest.raises(ValueError, match=r"j must be a scenario row in 0\.\.1; got 2"):
         draw_failure_splits(vae, scen, 2, 3, tau=0.5, seed=2)
     with pytest.raises(ValueError, match="n_test must be an integer >= 1; got 0"):
         draw_failure_splits(vae, scen, 0, 3, n_test=0, tau=0.5, seed=2)
+
+
+def _shared_rows(a, b) -> int:
+    """How many rows of ``a`` (n, ...) equal some row of ``b`` (m, ...) exactly."""
+    rows_b = {bytes(np.ascontiguousarray(r).tobytes()) for r in np.asarray(b).reshape(len(b), -1)}
+    return sum(bytes(np.ascontiguousarray(r).tobytes()) in rows_b for r in np.asarray(a).reshape(len(a), -1))
+
+
+def test_review_finetune_val_and_test_draws_share_no_value(nets):
+    """Whole draws, compared by value: no review sample is a D_f, failure-val or failure-test sample."""
+    vae, clf = nets
+    scen = Scenarios(np.stack([np.zeros(4), np.ones(4)]), np.stack([np.eye(4)] * 2))
+    n = 300
+    review = [render_scenario(vae, clf, scen.means[j], scen.covariances[j], n, tau=0.5,
+                              seed=scenario_stream(2, j, "review"), device="cpu").images.numpy() for j in (0, 1)]
+    splits = [draw_failure_splits(vae, scen, j, 3, n_finetune=n, n_val=n, n_test=n, tau=0.5, seed=2, device="cpu")
+              for j in (0, 1)]
+    draws = {f"review{j}": review[j] for j in (0, 1)}
+    draws.update({f"{name}{j}": getattr(splits[j], name).numpy()
+                  for j in (0, 1) for name in ("finetune", "val", "test")})
+    assert all(_shared_rows(x, x) == n for x in draws.values())  # the comparison finds rows that are there
+    names = sorted(draws)
+    clashes = {(a, b): _shared_rows(draws[a], draws[b]) for i, a in enumerate(names) for b in names[i + 1:]}
+    assert clashes == {pair: 0 for pair in clashes}
+    # the review samples are the stream (seed, j) the label store's decisions were recorded on
+    assert np.array_equal(sample_scenario(np.zeros(4), np.eye(4), 5, tau=0.5, seed=(2, 0)),
+                          sample_scenario(np.zeros(4), np.eye(4), 5, tau=0.5, seed=scenario_stream(2, 0, "review")))
+
+
+def test_the_old_split_streams_overlapped_the_review_stream():
+    """Why the splits have spawn keys: numpy pads entropy with zeros, so (seed, j) == (seed, j, 0)."""
+    old_review = sample_scenario(MEAN, COV, 50, tau=0.5, seed=(2, 1))
+    old_finetune = sample_scenario(MEAN, COV, 50, tau=0.5, seed=(2, 1, 0))
+    assert _shared_rows(old_review, old_finetune) == 50
+    new_finetune = sample_scenario(MEAN, COV, 50, tau=0.5, seed=scenario_stream(2, 1, "finetune"))
+    assert _shared_rows(old_review, new_finetune) == 0
+
+
+def test_scenario_stream_rejects_unknown_purposes():
+    with pytest.raises(ValueError, match=r"purpose must be one of \['review', 'finetune', 'failure-val', "
+                                         r"'failure-test'\]; got 'train'"):
+        scenario_stream(0, 1, "train")
+    with pytest.raises(ValueError, match="j must be an integer >= 0; got -1"):
+        scenario_stream(0, -1, "review")

@@ -1,7 +1,16 @@
 import pytest
 import torch
 
-from defuse.nets.train import TrainConfig, VAEConfig, fidelity_warning, train_classifier, train_vae
+from defuse.data.datasets import ImageData, Split
+from defuse.nets.train import (
+    TrainConfig,
+    VAEConfig,
+    fidelity_split,
+    fidelity_warning,
+    train_classifier,
+    train_vae,
+    vae_images,
+)
 from tests.toys import tiny_image_data
 
 
@@ -40,7 +49,8 @@ def test_vae_loss_falls_and_fidelity_is_measured(data):
     assert losses[-1] < 0.9 * losses[0]
     m = result.metrics
     assert 0 <= m["acc_reconstruction"] <= 1 and m["latent_dim"] == 4 and 0 <= m["active_dims"] <= 4
-    assert m["n_images"] == 256 + 64 + 64            # train_on="all": the VAE needs no labels
+    assert m["n_images"] == 256 and m["trained_on"] == "train"   # never the test split
+    assert m["fidelity_split"] == "val"              # measured on images the VAE did not train on
 
 
 def test_fidelity_warning_only_below_the_bar():
@@ -58,8 +68,50 @@ def test_fidelity_warning_only_below_the_bar():
     (TrainConfig, dict(class_keep=((1, 1.5),)), "fraction in"),
     (VAEConfig, dict(beta=-1), "beta must be >= 0"),
     (VAEConfig, dict(latent_dim=0), "latent_dim must be > 0"),
-    (VAEConfig, dict(train_on="test"), "train_on must be 'all' or 'train'"),
+    (VAEConfig, dict(train_on="test"), r"train_on must be one of \['train', 'train\+val'\]; got 'test'$"),
+    (VAEConfig, dict(train_on="all"), "'all' included the test split, which the VAE must never see"),
 ])
 def test_bad_configs_say_what_is_wrong(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(**kwargs)
+
+
+def _other_val_and_test(data):
+    """The same training split; validation and test replaced by other values (noise)."""
+    gen = torch.Generator().manual_seed(99)
+    noise = [Split(torch.rand(x.images.shape, generator=gen), x.labels.flip(0)) for x in (data.val, data.test)]
+    return ImageData(data.train, *noise, class_names=data.class_names, spec=data.spec)
+
+
+def test_vae_and_classifier_learn_nothing_from_validation_or_test_values(data):
+    """Changing only the validation and test images leaves the trained weights bit-identical."""
+    other = _other_val_and_test(data)
+    vcfg = VAEConfig(epochs=2, batch_size=64, latent_dim=4, width=8, kl_anneal_steps=5)
+    a, b = (train_vae(d, vcfg, device="cpu").model.state_dict() for d in (data, other))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ccfg = TrainConfig(epochs=1, batch_size=64, optimizer="adam", lr=1e-3)
+    a, b = (train_classifier(d, ccfg, device="cpu").model.state_dict() for d in (data, other))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # the same comparison does see a split that is used: train+val VAEs differ when only val differs
+    both = VAEConfig(epochs=1, batch_size=64, latent_dim=4, width=8, train_on="train+val")
+    a, b = (train_vae(d, both, device="cpu").model.state_dict() for d in (data, other))
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_vae_images_never_hold_a_test_row_and_fidelity_uses_an_unseen_split(data):
+    test_rows = {r.numpy().tobytes() for r in data.test.images}
+    for train_on in ("train", "train+val"):
+        assert not any(r.numpy().tobytes() in test_rows for r in vae_images(data, train_on))
+    assert len(vae_images(data, "train+val")) == 256 + 64
+    assert fidelity_split("train") == ("val", True)
+    assert fidelity_split("train+val") == ("test", True)
+    assert fidelity_split("all") == ("val", False)   # the demo VAE's recorded setting: no unseen split
+    assert fidelity_split(None) == ("val", None)     # an imported VAE: unknown
+
+
+def test_the_reviewer_learns_nothing_from_validation_or_test_values(data):
+    from defuse.label.reviewer import ReviewerConfig, train_reviewer
+
+    cfg = ReviewerConfig(members=1, epochs=1, batch_size=64)
+    a, b = (train_reviewer(d, cfg, device="cpu").members[0].state_dict() for d in (data, _other_val_and_test(data)))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -94,6 +94,8 @@ def _identify_args(p):
                    "classifier recognises far less often than the originals (refused otherwise)")
     add_reviewer_args(p, "'auto' or a checkpoint: measure how many finds are real")
     add_backend_args(p)
+    p.add_argument("--verify", action="store_true",
+                   help="keep only the finds the reviewer reads as the source's class (needs --reviewer)")
 
 
 def _identify(args, sink):
@@ -102,7 +104,7 @@ def _identify(args, sink):
     reviewer = reviewer_from_args(ws, args, sink)
     m = identify_step(ws, cfg, device=args.device, on_progress=sink, reviewer=reviewer,
                       backend=backend,
-                      accept_low_fidelity=args.accept_low_fidelity)["metrics"]
+                      accept_low_fidelity=args.accept_low_fidelity, verify=args.verify)["metrics"]
     return _identify_summary(m)
 
 
@@ -110,7 +112,8 @@ def _identify_summary(m: dict) -> str:
     lines = [f"found {m['n_failures']} unrestricted adversarial examples"]
     for key, label in (("images_per_s", "images/s"), ("acc_reconstruction", "classifier accuracy on reconstructions"),
                        ("share_sources_with_failure", "share of images with a failure"),
-                       ("reviewer_real_share", "share judged real by the reviewer")):
+                       ("reviewer_real_share", "share judged real by the reviewer"),
+                       ("n_before_verification", "finds before the verification filter")):
         if key in m:
             lines.append(f"  {label}: {m[key]:.3g}")
     return "\n".join(lines)
@@ -156,7 +159,7 @@ def _sample_args(p):
 
 def _sample(args, sink):
     from ..data.render import image_grid
-    from ..distill.sampling import render_scenario
+    from ..distill.sampling import render_scenario, scenario_stream
 
     ws = _ws(args)
     scenarios = load_scenarios(ws)
@@ -165,7 +168,8 @@ def _sample(args, sink):
     clf, vae = load_classifier(ws)[0], load_vae(ws)[0]
     j = args.scenario
     s = render_scenario(vae, clf, scenarios.means[j], scenarios.covariances[j], args.n,
-                        tau=args.tau or default_tau(ws), seed=(args.seed, j), device=args.device)
+                        tau=args.tau or default_tau(ws), seed=scenario_stream(args.seed, j, "review"),
+                        device=args.device)
     image_grid(s.images, captions=[str(int(p)) for p in s.predictions]).save(args.out)
     return f"wrote {args.n} samples of scenario {j} to {args.out}"
 

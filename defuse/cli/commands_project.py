@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, replace
 
 from ..data.datasets import DatasetSpec
-from ..nets.train import TrainConfig, VAEConfig, fidelity_warning
+from ..nets.train import VAE_TRAIN_SPLITS, TrainConfig, VAEConfig, fidelity_warning
 from ..nets.vae_recipe import MIN_STEPS, SMALL_BATCH, SMALL_SOURCE, default_vae_config
 from ..steps import project
 from ..workspace import Workspace
@@ -135,7 +135,7 @@ def _train_vae_args(p):
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--kl-anneal-steps", type=int, default=d.kl_anneal_steps)
     p.add_argument("--free-bits", type=float, default=d.free_bits)
-    p.add_argument("--train-on", default=d.train_on, choices=("all", "train"))
+    p.add_argument("--train-on", default=d.train_on, choices=sorted(VAE_TRAIN_SPLITS), help="never the test split")
     p.add_argument("--seed", type=int, default=d.seed)
 
 

@@ -6,9 +6,10 @@ show one class (the paper: τ = 0.5 for MNIST, 0.01 for SVHN and German signs). 
 the annotators (Q = 10 per scenario, §4.1) and correction (256 fine-tuning and 256 test images
 per scenario, §4.1).
 
-Randomness is per scenario: scenario j's samples come from the stream ``(seed, j)``, so adding or
-removing other scenarios never changes them. Decoding runs under ``torch.no_grad`` (not
-``inference_mode``): the images are ordinary tensors that fine-tuning can later train on.
+Randomness is per scenario and per purpose (:func:`scenario_stream`): the annotators' review samples,
+D_f, failure-validation and failure-test draws of scenario j each have their own stream, so no sample
+serves two purposes and adding or removing other scenarios never changes them. Decoding runs under
+``torch.no_grad`` (not ``inference_mode``): the images are ordinary tensors that fine-tuning can later train on.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ PAPER_TAU = {"mnist": 0.5, "svhn": 0.01, "gtsrb": 0.01}  # §4.1: sample diversi
 _JITTERS = (0.0, 1e-10, 1e-8, 1e-6)  # relative to the mean variance, tried in turn for a singular Σ
 _SYMMETRY_TOL = 1e-6
 
-Seed = int | Sequence[int]
+Seed = int | Sequence[int] | np.random.SeedSequence
+
+# Spawn keys of the correction splits. numpy pads a short entropy with zeros, so the streams (seed, j)
+# and (seed, j, 0) were one stream: the review samples were the first samples of D_f. A spawn key is
+# hashed apart from the entropy (numpy pads the entropy to its pool size first), which keeps these apart
+# from each other and from the review stream.
+STREAM_KEYS = {"finetune": 1, "failure-val": 2, "failure-test": 3}
+STREAMS = ("review", *STREAM_KEYS)
 
 
 @dataclass
@@ -116,6 +124,22 @@ def scenario_arrays(scenarios) -> tuple[np.ndarray, np.ndarray]:
     return means, covs
 
 
+def scenario_stream(seed: int, j: int, purpose: str) -> np.random.SeedSequence:
+    """The random stream of scenario row ``j``'s draws for one ``purpose`` (one of :data:`STREAMS`).
+
+    "review" is the stream ``(seed, j)`` the annotators' samples have always come from, so labels
+    recorded in existing projects still describe the images shown; the correction splits use spawn
+    keys (:data:`STREAM_KEYS`), distinct from it and from each other.
+    """
+    _check_count("seed", seed, minimum=0)
+    _check_count("j", j, minimum=0)
+    if purpose == "review":
+        return np.random.SeedSequence((int(seed), int(j)))
+    if purpose not in STREAM_KEYS:
+        raise ValueError(f"purpose must be one of {list(STREAMS)}; got {purpose!r}")
+    return np.random.SeedSequence(int(seed), spawn_key=(STREAM_KEYS[purpose], int(j)))
+
+
 def _stream(seed: Seed) -> np.random.Generator:
     try:
         return np.random.default_rng(seed)
@@ -134,7 +158,7 @@ def sample_scenario(mean, covariance, n: int, *, tau: float, seed: Seed) -> np.n
     covariance : (k, k) symmetric positive semi-definite array, Σ.
     n : number of codes.
     tau : sample diversity τ > 0.
-    seed : an int, or a sequence of ints such as ``(seed, j)``.
+    seed : an int, a sequence of ints, or a :func:`scenario_stream`.
 
     Returns
     -------
@@ -150,9 +174,10 @@ def _sample(mean: np.ndarray, chol: np.ndarray, n: int, tau: float, rng: np.rand
 
 
 def sample_scenarios(scenarios, n_per_scenario: int, *, tau: float, seed: int) -> ScenarioDraws:
-    """``n_per_scenario`` codes from every scenario; row j's come from the stream ``(seed, j)``.
+    """``n_per_scenario`` codes from every scenario; row j's come from its review stream.
 
-    Scenario j's codes equal ``sample_scenario(means[j], covariances[j], n, tau=tau, seed=(seed, j))``
+    Scenario j's codes equal ``sample_scenario(means[j], covariances[j], n, tau=tau,
+    seed=scenario_stream(seed, j, "review"))``
     whatever the other scenarios are.
 
     Parameters
@@ -167,7 +192,8 @@ def sample_scenarios(scenarios, n_per_scenario: int, *, tau: float, seed: int) -
     means, covs = scenario_arrays(scenarios)
     n, tau = _check_count("n_per_scenario", n_per_scenario), _check_tau(tau)
     _check_count("seed", seed, minimum=0)
-    draws = [sample_scenario(means[j], covs[j], n, tau=tau, seed=(seed, j)) for j in range(len(means))]
+    draws = [sample_scenario(means[j], covs[j], n, tau=tau, seed=scenario_stream(seed, j, "review"))
+             for j in range(len(means))]
     latents = np.concatenate(draws) if draws else np.zeros((0, means.shape[1]), np.float32)
     return ScenarioDraws(latents, np.repeat(np.arange(len(means), dtype=np.int64), n))
 
@@ -225,8 +251,8 @@ def draw_failure_splits(vae: nn.Module, scenarios, j: int, label: int, *, n_fine
                         batch_size: int = 512) -> FailureSplits:
     """The fine-tuning, validation and test images of failure scenario ``j`` (§4.1: 256 each).
 
-    Each split has its own stream, ``(seed, j, 0)``, ``(seed, j, 1)`` and ``(seed, j, 2)``, distinct from
-    the stream ``(seed, j)`` of the annotators' samples.
+    Each split has its own stream (:func:`scenario_stream` "finetune", "failure-val", "failure-test"),
+    distinct from each other and from the annotators' review stream.
 
     Parameters
     ----------
@@ -242,7 +268,9 @@ def draw_failure_splits(vae: nn.Module, scenarios, j: int, label: int, *, n_fine
     sizes = [_check_count(name, v) for name, v in (("n_finetune", n_finetune), ("n_val", n_val), ("n_test", n_test))]
     mean, cov = _check_gaussian(means[j], covs[j])
     chol, tau = _cholesky(cov), _check_tau(tau)
-    latents = np.concatenate([_sample(mean, chol, n, tau, _stream((seed, int(j), s))) for s, n in enumerate(sizes)])
+    purposes = ("finetune", "failure-val", "failure-test")
+    latents = np.concatenate([_sample(mean, chol, n, tau, _stream(scenario_stream(seed, int(j), purpose)))
+                              for purpose, n in zip(purposes, sizes, strict=True)])
     dev = resolve_device(device)
     with on_device(vae, dev):
         images, _ = _decode(vae, latents, dev, _check_count("batch_size", batch_size))

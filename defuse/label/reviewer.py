@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.datasets import ImageData
-from ..distill.sampling import on_device, render_scenario, scenario_arrays
+from ..distill.sampling import on_device, render_scenario, scenario_arrays, scenario_stream
 from ..nets import checkpoints
 from ..nets.architectures import build_classifier
 from ..nets.train import OPTIMIZERS, TrainConfig, train_classifier
@@ -277,7 +277,8 @@ def review_scenarios(reviewer: Reviewer, vae: nn.Module, classifier: nn.Module, 
     report, out = ProgressReporter("review", len(means), on_progress), {}
     fingerprint = reviewer_fingerprint(reviewer)  # recorded on each decision: a machine's, which people overrule
     for j in range(len(means)):
-        samples = render_scenario(vae, classifier, means[j], covs[j], q, tau=tau, seed=(seed, j), device=device)
+        samples = render_scenario(vae, classifier, means[j], covs[j], q, tau=tau,
+                                  seed=scenario_stream(seed, j, "review"), device=device)
         pred = reviewer.predict(samples.images, device=device)
         if pred.probs.shape[1] != samples.probs.shape[1]:
             raise ValueError(f"the reviewer knows {pred.probs.shape[1]} classes but the classifier "

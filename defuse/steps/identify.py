@@ -8,6 +8,7 @@ from typing import Optional
 import torch
 
 from ..identify.search import Failures, IdentifyConfig, identify
+from ..identify.verification import verify_failures
 from ..label.reviewer import Reviewer
 from ..runtime.devices import resolve_device
 from ..runtime.limits import check_fits, identify_bytes
@@ -33,13 +34,17 @@ def load_failures(ws: Workspace) -> Failures:
 
 
 def identify_step(ws: Workspace, cfg: IdentifyConfig, *, device="auto", on_progress: ProgressFn = None,
-                  reviewer: Optional[Reviewer] = None, backend=None, accept_low_fidelity: bool = False) -> dict:
+                  reviewer: Optional[Reviewer] = None, backend=None, accept_low_fidelity: bool = False,
+                  verify: bool = False) -> dict:
     """Search the training images; resumes from ``identify/chunks`` after an interruption.
 
     ``backend``: None (here) or a :class:`defuse.distributed.backend.RayBackend` (same failures).
     A VAE whose reconstructions the classifier recognises far less often than the originals is refused
     (its blur would be reported as failures) unless ``accept_low_fidelity``.
+    ``verify``: keep only the UAEs ``reviewer`` reads as the source's class (:mod:`defuse.identify.verification`).
     """
+    if verify and reviewer is None:
+        raise ValueError("the verification filter needs a reviewer: pass --reviewer auto (or a reviewer checkpoint)")
     check_fidelity(ws, accept_low_fidelity=accept_low_fidelity)
     data = load_data(ws)
     classifier, _ = load_classifier(ws)
@@ -54,8 +59,11 @@ def identify_step(ws: Workspace, cfg: IdentifyConfig, *, device="auto", on_progr
     failures = identify(classifier, vae, data.train.images, data.train.labels, cfg, device=device,
                         on_progress=on_progress, resume_dir=ws.path("identify/chunks"), reviewer=reviewer_model,
                         backend=backend)
+    if verify:
+        failures = verify_failures(failures, vae, reviewer_model, device=device)
     save_failures(ws, failures)
-    return ws.record_step("identify", config=asdict(cfg), metrics={**failures.metrics, "n_failures": len(failures)})
+    return ws.record_step("identify", config={**asdict(cfg), "verify": verify},
+                          metrics={**failures.metrics, "n_failures": len(failures)})
 
 
 class _EnsembleModule(torch.nn.Module):

@@ -76,7 +76,7 @@ def review_step(ws: Workspace, reviewer: Reviewer, *, tau: Optional[float] = Non
 def scenario_predictions(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, n: int = 10,
                          device="auto") -> dict[int, np.ndarray]:
     """The classifier's labels on each scenario's first ``n`` review samples (same draws the reviewer saw)."""
-    from ..distill.sampling import render_scenario
+    from ..distill.sampling import render_scenario, scenario_stream
 
     scenarios = load_scenarios(ws)
     classifier, _ = load_classifier(ws)
@@ -84,7 +84,8 @@ def scenario_predictions(ws: Workspace, *, tau: Optional[float] = None, seed: in
     out = {}
     for j in range(len(scenarios)):
         s = render_scenario(vae, classifier, scenarios.means[j], scenarios.covariances[j], n,
-                            tau=tau or default_tau(ws), seed=(seed, j), device=device)
+                            tau=tau or default_tau(ws), seed=scenario_stream(seed, j, "review"),
+                            device=device)
         out[j] = np.asarray(s.predictions)
     return out
 

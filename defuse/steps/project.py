@@ -15,7 +15,15 @@ from torch import nn
 from ..data.datasets import DatasetSpec, ImageData, describe, load_dataset
 from ..nets import checkpoints
 from ..nets.preflight import check_pipeline_ready
-from ..nets.train import TrainConfig, VAEConfig, fidelity_warning, train_classifier, train_vae, vae_fidelity
+from ..nets.train import (
+    TrainConfig,
+    VAEConfig,
+    fidelity_split,
+    fidelity_warning,
+    train_classifier,
+    train_vae,
+    vae_fidelity,
+)
 from ..runtime.progress import ProgressFn
 from ..workspace import CLASSIFIER, VAE, Workspace
 
@@ -163,7 +171,10 @@ def train_vae_step(ws: Workspace, cfg: VAEConfig, *, device="auto", on_progress:
 
 def measure_fidelity(ws: Workspace, *, device="auto") -> dict:
     """(Re-)measure the VAE's fidelity against the current classifier and store it in vae/fidelity.json."""
-    fidelity = vae_fidelity(load_vae(ws)[0], load_classifier(ws)[0], load_data(ws), device=device)
+    vae, meta = load_vae(ws)
+    split, unseen = fidelity_split((meta.get("config") or {}).get("train_on"))
+    fidelity = {**vae_fidelity(vae, load_classifier(ws)[0], load_data(ws), split=split, device=device),
+                "fidelity_split_unseen_by_vae": unseen}
     ws.save_json("vae/fidelity.json", fidelity)
     return fidelity
 

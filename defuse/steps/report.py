@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Optional
 
 from ..correct.headline import regression_note
+from ..label.purity import MIXED_BELOW
 from ..workspace import Workspace
+from .purity import workspace_purities
 
 REPORT = "report.json"
 
@@ -47,6 +50,8 @@ def build_report(ws: Workspace) -> dict:
     report["baseline_test_acc"] = _get(baseline, "test_acc")
     report["baseline_lambda"] = _get(baseline, "lambda")
     report["regression_note"] = regression_note(chosen, control, baseline)
+    purities = workspace_purities(ws)
+    report["reviewer_purity"] = {str(j): {**asdict(p), "mixed": p.mixed} for j, p in purities.items() if p is not None}
     report["sweep"] = [{k: r.get(k) for k in ("kind", "lambda", "epoch", "val_acc", "test_acc", "failure_val_acc",
                                                "failure_test_acc", "failure_test_acc_reviewer")}
                        for r in sweep.get("best_per_lambda", [])]
@@ -79,4 +84,19 @@ def report_markdown(report: dict) -> str:
     for title, key, test, failure in rows:
         strict = report.get("baseline_failure_acc_reviewer" if key == "baseline" else f"failure_acc_reviewer_{key}")
         lines.append(f"| {title} | {pct(test)} | {pct(failure)} | {pct(strict)} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _purity_lines(report)) + "\n"
+
+
+def _purity_lines(report: dict) -> list[str]:
+    """Each reviewed scenario's purity (the reviewer's per-sample labels); mixed ones named in plain words."""
+    purity = report.get("reviewer_purity") or {}
+    if not purity:
+        return []
+    shown = ", ".join(f"#{j} {100 * p['purity']:.0f}%" for j, p in purity.items())
+    lines = ["", f"Scenario purity (share of the reviewed samples with the scenario's majority label): {shown}."]
+    mixed = [j for j, p in purity.items() if p["mixed"]]
+    if mixed:
+        lines.append(f"Mixed scenarios (purity below {MIXED_BELOW:.0%}): {', '.join('#' + j for j in mixed)}. "
+                     "One label for all their samples teaches wrong labels: prefer per-sample D_f labels "
+                     "(`--failure-labels reviewer`).")
+    return lines

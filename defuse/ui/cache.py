@@ -15,7 +15,7 @@ import torch
 
 from ..data.datasets import DatasetSpec, load_dataset
 from ..distill.embed import Embedding
-from ..distill.sampling import render_scenario
+from ..distill.sampling import render_scenario, scenario_stream
 from ..identify.search import Failures, decode_latents
 from ..steps.distill import SCENARIOS, default_tau, load_scenarios
 from ..steps.embed import load_embedding
@@ -90,7 +90,7 @@ def _scenario_samples(root: str, key: str, j: int, n: int, tau: float, seed: int
     ws = Workspace(root)
     sc = scenarios(ws)
     s = render_scenario(vae(ws)[0], classifier(ws)[0], sc.means[j], sc.covariances[j], n, tau=tau,
-                        seed=(seed, j), device="cpu")
+                        seed=scenario_stream(seed, j, "review"), device="cpu")
     return s.images.numpy(), s.predictions, s.confidence
 
 

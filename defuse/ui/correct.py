@@ -11,9 +11,11 @@ import streamlit as st
 from ..cli.jobs import JobState
 from ..correct.headline import regression_note
 from ..correct.sweep import PAPER_LAMBDAS, CorrectConfig
+from ..label.purity import mix_words
 from ..steps.correct import SWEEP, check_failure_sets_fit
 from ..steps.label import reviewer_ready
 from ..steps.presets import QUICK
+from ..steps.purity import mixed_failures
 from ..steps.suite import SUITE_DIR
 from ..workspace import Workspace
 from . import cache
@@ -70,9 +72,16 @@ def reviewer_fields(ws: Workspace, choice: str) -> tuple[bool, bool]:
     """(per-sample D_f labels?, use the automatic reviewer?): the reviewer labels the baseline's examples and
     gives the stricter per-sample accuracy; without it the baseline falls back to the source images' labels."""
     ready = reviewer_ready(ws)
+    mixed = mixed_failures(ws, cache.verdicts(ws))
+    if mixed:  # purity is low: offer, and preselect, each sample's own label
+        names = ws.project["class_names"]
+        st.warning("Mixed failure scenarios: " + "; ".join(f"#{j} ({mix_words(p, names)})" for j, p in mixed.items())
+                   + ". One label per scenario would teach their other samples a wrong class: per-sample labels "
+                   "are preselected below.")
     c = st.columns(2)
     labels = c[0].selectbox("Labels of the failure samples D_f", list(DF_LABELS), format_func=DF_LABELS.get,
-                            key=f"dfl-{choice}", help="A scenario sampled at τ=0.5 can mix classes: per-sample "
+                            index=1 if mixed else 0, key=f"dfl-{choice}",
+                            help="A scenario sampled at τ=0.5 can mix classes: per-sample "
                             "labels teach each sample its own class (see docs/results.md).")
     note = "" if ready else " (it is trained first: a few minutes on a CPU)"
     use = c[1].checkbox(f"Use the automatic reviewer for the baseline labels and per-sample accuracy{note}",

@@ -8,7 +8,9 @@ import streamlit as st
 from ..data.render import prediction_captions
 from ..distill.embed import PROJECTIONS, EmbedConfig
 from ..distill.scenarios import DistillConfig
+from ..label.purity import purity_words
 from ..steps.distill import default_tau
+from ..steps.purity import workspace_purities
 from ..workspace import Workspace
 from . import cache
 from .charts import latent_map
@@ -154,12 +156,14 @@ def render_cards(ws: Workspace, per_page: int = 9) -> None:
     pages = -(-len(sc) // per_page)
     page = st.number_input(f"Page (of {pages})", 1, pages, 1, key="cards-page") if pages > 1 else 1
     rows = range((page - 1) * per_page, min(len(sc), page * per_page))
-    cols = st.columns(3)
+    cols, purities, names = st.columns(3), workspace_purities(ws), ws.project["class_names"]
     for i, j in enumerate(rows):
         with cols[i % 3].container(border=True):
             true, pred = sc.true_label_mix[j], sc.pred_label_mix[j]
             st.markdown(f"**Scenario #{j}** · weight {sc.weights[j]:.3f} · {int(sc.sizes[j]):,} failures")
             st.caption(f"true: {_top(true)} · predicted: {_top(pred)}")
+            purity = purities.get(j)
+            (st.warning if purity is not None and purity.mixed else st.caption)(purity_words(purity, names))
             images, preds, conf = cache.scenario_samples(ws, j, 16, tau)
             show_grid(images, captions=prediction_captions(preds, conf), ncol=8, scale=2)
             st.caption(f"the classifier's label and confidence on each; mean confidence {float(np.mean(conf)):.0%}")

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from ..data.render import prediction_captions
+from ..label.purity import purity_of, purity_words
 from ..label.verdicts import agreement_table
 from ..steps.label import label_store
 from ..workspace import Workspace
@@ -72,6 +73,8 @@ def hint(ws: Workspace, j: int, preds, annotator: str) -> tuple[int | None, bool
     failure = disagree / len(auto) > 0.5
     st.info(f"Hint — the automatic reviewer sees **{'a failure' if failure else 'not a failure'}**: it labels most "
             f"samples **{label}** and disagrees with the classifier on {disagree} of {len(auto)}.", icon="🤖")
+    purity = purity_of(d.label for d in auto if d.sample_index is not None and d.label is not None)
+    (st.warning if purity is not None and purity.mixed else st.caption)(purity_words(purity, ws.project["class_names"]))
     return earlier or (label, failure)
 
 

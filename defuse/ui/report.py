@@ -9,8 +9,10 @@ import time
 
 from ..data.render import image_grid, prediction_captions
 from ..label.provenance import table_rows
+from ..label.purity import mix_words
 from ..runtime import atomic
 from ..steps.distill import default_tau
+from ..steps.purity import workspace_purities
 from ..steps.report import build_report, report_markdown
 from ..workspace import Workspace
 from . import cache
@@ -30,7 +32,7 @@ def scenario_gallery(ws: Workspace, max_scenarios: int | None = None) -> list[tu
     """(caption, PIL grid) of the labeled scenarios (every one by default), failures first."""
     verdicts = cache.verdicts(ws)
     order = sorted(verdicts, key=lambda j: (not verdicts[j].is_failure, j))[:max_scenarios]
-    names = ws.project["class_names"]
+    names, purities = ws.project["class_names"], workspace_purities(ws)
     out = []
     for j in order:
         v = verdicts[j]
@@ -39,6 +41,10 @@ def scenario_gallery(ws: Workspace, max_scenarios: int | None = None) -> list[tu
         agree = "" if v.agreement != v.agreement else f", agreement {v.agreement:.0%}"  # nan: no votes
         caption = (f"Scenario #{j}: {what} ({v.n_annotators} annotator(s){agree}); classifier's labels and "
                    "confidence drawn")
+        p = purities.get(j)
+        if p is not None:
+            mixed = f" — mixed: {mix_words(p, names)}" if p.mixed else ""
+            caption += f". Reviewer purity {p.purity:.0%}{mixed}"
         out.append((caption, image_grid(as_tensor(images), ncol=8, captions=prediction_captions(preds, conf),
                                         scale=2)))
     return out

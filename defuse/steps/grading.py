@@ -1,0 +1,109 @@
+"""Grade a finished workspace with the independent judge (:mod:`defuse.judge`): for evaluation only.
+
+Three figures, each from samples the judge labels and no pipeline step sees it label:
+
+- how real the unrestricted adversarial examples (UAEs) are: the judge reads the source's class (a real
+  classifier failure) or the classifier's label (an artefact: the decode changed class);
+- each scenario's purity: the share of its samples (drawn from its review stream, the first Q of them
+  the very samples the annotators labelled) that the judge gives the scenario's label, and the label mix;
+- the per-sample failure-test accuracy of the classifier before correction, the λ=0 control, Defuse
+  and the UAE-only baseline, each sample scored against the judge's label for it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..distill.sampling import draw_failure_splits, render_scenario, scenario_stream
+from ..evaluation.judge import Judge, per_sample_accuracy, scenario_purity, uae_shares
+from ..identify.search import decode_latents
+from ..workspace import Workspace
+from .correct import SWEEP, load_sweep
+from .distill import default_tau, load_scenarios
+from .identify import load_failures
+from .label import current_verdicts
+from .project import load_classifier, load_vae
+
+
+def grade_uaes(ws: Workspace, judge: Judge, *, n: int = 1000, seed: int = 0, device="auto") -> dict:
+    """:func:`defuse.judge.uae_shares` on a random ``n`` of the workspace's UAEs."""
+    failures = load_failures(ws)
+    pick = np.sort(np.random.default_rng(seed).choice(len(failures), min(n, len(failures)), replace=False))
+    images = decode_latents(load_vae(ws)[0], failures.latents[pick], device=device).cpu()
+    return uae_shares(judge.labels(images, device=device), failures.true_label[pick], failures.pred_label[pick])
+
+
+def grade_purity(ws: Workspace, judge: Judge, *, n: int = 100, tau: Optional[float] = None, seed: int = 0,
+                 device="auto") -> dict:
+    """Every reviewed scenario's purity and label mix by the judge, on ``n`` samples of its review stream.
+
+    A failure scenario's label is its verdict's (the annotators' majority); a scenario judged no failure
+    keeps the classifier's label, which the annotators confirmed: the majority of its predictions.
+
+    Returns {"scenarios": {j: {...}}, "purity_mean", "purity_mean_failure"} (nan where there are none).
+    """
+    verdicts = current_verdicts(ws, tau=tau, seed=seed, device=device)
+    scenarios, vae, classifier = load_scenarios(ws), load_vae(ws)[0], load_classifier(ws)[0]
+    judged, ids, labels = [], [], {}
+    for j, verdict in sorted(verdicts.items()):
+        s = render_scenario(vae, classifier, scenarios.means[j], scenarios.covariances[j], n,
+                            tau=tau or default_tau(ws), seed=scenario_stream(seed, j, "review"), device=device)
+        labels[j] = verdict.label if verdict.is_failure else int(np.bincount(s.predictions).argmax())
+        judged.append(judge.labels(s.images, device=device))
+        ids.append(np.full(n, j, dtype=np.int64))
+    none = np.zeros(0, np.int64)
+    per = scenario_purity(np.concatenate(judged) if judged else none, np.concatenate(ids) if ids else none, labels)
+    for j, row in per.items():
+        row["is_failure"] = bool(verdicts[j].is_failure)
+    return {"scenarios": per, "purity_mean": _mean(r["purity"] for r in per.values()),
+            "purity_mean_failure": _mean(r["purity"] for r in per.values() if r["is_failure"])}
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return float(np.mean(values)) if values else math.nan
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, images: torch.Tensor, device, batch_size: int = 512) -> np.ndarray:
+    from ..runtime.devices import resolve_device
+
+    dev = resolve_device(device)
+    model = model.to(dev).eval()
+    out = [model(images[i:i + batch_size].to(dev)).argmax(1).cpu() for i in range(0, len(images), batch_size)]
+    model.cpu()
+    return torch.cat(out).numpy().astype(np.int64)
+
+
+def grade_correction(ws: Workspace, judge: Judge, *, seed: int = 0, device="auto") -> dict:
+    """Per-sample failure-test accuracy by the judge's labels: before, control (λ=0), Defuse, baseline.
+
+    The failure-test samples are redrawn from their own stream exactly as correction drew them (the
+    sweep's ``n_samples`` and ``tau``, the same ``seed``). Keys are None where a model is missing.
+    """
+    if not ws.exists(SWEEP):
+        raise ValueError("nothing to grade yet: run the correction first (`python -m defuse correct`)")
+    record, sweep = ws.load_json(SWEEP), load_sweep(ws)
+    vae, scenarios, n = load_vae(ws)[0], load_scenarios(ws), int(record["n_samples"])
+    tests = [draw_failure_splits(vae, scenarios, s["scenario_id"], s["label"], n_finetune=1, n_val=1, n_test=n,
+                                 tau=record["tau"], seed=seed, device=device) for s in record["failure_sets"]]
+    images = torch.cat([t.test for t in tests])
+    scenario_label = np.concatenate([np.full(len(t.test), t.label, np.int64) for t in tests])
+    judged = judge.labels(images, device=device)
+    models = {"before": load_classifier(ws)[0], "after": sweep.model(),
+              "control": sweep.model(0.0) if sweep.control else None,
+              "baseline": sweep.model(sweep.baseline_chosen["lambda"], "baseline") if sweep.baseline_chosen else None}
+    out = {"n_failure_test": int(len(images)),
+           "failure_test_judge_reads_scenario_label": float(np.mean(judged == scenario_label))}
+    for name, model in models.items():
+        key = "baseline_failure_acc_judge" if name == "baseline" else f"failure_acc_{name}_judge"
+        out[key] = None if model is None else per_sample_accuracy(_predict(model, images, device), judged)
+    # every swept λ too, so a rule that kept the control can be compared with what D_f would have done
+    out["sweep_judge"] = [{"kind": r["kind"], "lambda": r["lambda"], "failure_acc_judge": per_sample_accuracy(
+        _predict(sweep.model(r["lambda"], r["kind"]), images, device), judged)} for r in sweep.best_per_lambda]
+    return out

@@ -1,0 +1,62 @@
+"""The verification filter keeps exactly the UAEs the reviewer reads as the source's class."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from defuse.identify.search import Failures
+from defuse.identify.verification import keep_verified, reviewer_labels, verify_failures
+from defuse.nets.architectures import BetaVAE
+
+
+def _failures(n: int = 5, k: int = 4) -> Failures:
+    rng = np.random.default_rng(0)
+    return Failures(latents=rng.normal(size=(n, k)).astype(np.float32), source_index=np.array([0, 0, 1, 2, 2][:n]),
+                    true_label=np.array([1, 2, 3, 0, 1][:n]), pred_label=np.array([0, 0, 0, 1, 0][:n]),
+                    noise_norm=np.ones(n, np.float32), metrics={"n_searched": 3})
+
+
+def test_keep_verified_by_hand():
+    kept = keep_verified(_failures(), labels=np.array([1, 0, 3, 1, 1]))  # rows 0, 2 and 4 read as the source's
+    assert kept.true_label.tolist() == [1, 3, 1] and kept.source_index.tolist() == [0, 1, 2]
+    assert kept.metrics == {"n_searched": 3, "verified": True, "n_before_verification": 5, "n_verified": 3,
+                            "verified_share": 0.6, "sources_before_verification": 3, "sources_verified": 3}
+    with pytest.raises(ValueError, match=r"labels must have one entry per failure, shape \(5,\); got \(4,\)"):
+        keep_verified(_failures(), labels=np.zeros(4))
+
+
+class _MeanBrightness(nn.Module):
+    """A 'reviewer' whose label is 1 for a bright decode, else 0: predictable on any VAE."""
+
+    def __init__(self, threshold: float):
+        super().__init__()
+        self.threshold = threshold
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        bright = (x.mean(dim=(1, 2, 3)) > self.threshold).float()
+        return torch.stack([1 - bright, bright], 1) + 0 * self.dummy
+
+
+def test_verify_failures_decodes_and_keeps_the_reviewers_confirmations():
+    torch.manual_seed(0)
+    vae = BetaVAE(channels=1, image_size=32, latent_dim=4, width=8).eval()
+    failures = _failures()
+    with torch.no_grad():
+        brightness = vae.decode(torch.from_numpy(failures.latents)).mean(dim=(1, 2, 3)).numpy()
+    reviewer = _MeanBrightness(float(np.median(brightness)))
+    labels = reviewer_labels(reviewer, vae, failures.latents, device="cpu", batch_size=2)
+    assert labels.tolist() == (brightness > np.median(brightness)).astype(int).tolist()
+    kept = verify_failures(failures, vae, reviewer, device="cpu")
+    assert kept.metrics["n_verified"] == int((labels == failures.true_label).sum()) == len(kept)
+
+
+def test_the_filter_without_a_reviewer_says_what_to_pass():
+    from defuse.identify.search import IdentifyConfig
+    from defuse.steps import identify as pipeline
+
+    with pytest.raises(ValueError, match="the verification filter needs a reviewer: pass --reviewer auto"):
+        pipeline.identify_step(None, IdentifyConfig(), verify=True)
