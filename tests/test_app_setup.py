@@ -111,9 +111,10 @@ def test_training_the_vae_runs_as_a_job(run_page, blank, started):
     at = run_page("setup", blank)
     at.radio[1].set_value("Train one here").run()
     next(b for b in at.button if b.label == "Train the β-VAE").click().run()
-    # mnist-sample's default recipe (defuse.vae_recipe): 5,000 images at batch 128, 200 epochs = 8,000 steps
-    assert started == [("train-vae", ["--beta", "0.4", "--latent-dim", "10", "--epochs", "200", "--width", "32",
-                                      "--batch-size", "128"])]
+    # mnist-sample's default recipe (defuse.nets.vae_recipe): its 3,500 training images at batch 32 (a small
+    # source), 73 epochs = 8,030 steps
+    assert started == [("train-vae", ["--beta", "0.4", "--latent-dim", "10", "--epochs", "73", "--width", "32",
+                                      "--batch-size", "32"])]
 
 
 def test_upload_names_are_sanitised():
