@@ -73,11 +73,17 @@ def _per_class_accuracy(model, data) -> dict:
     return out
 
 
-def open_demo_project(root) -> Workspace:
-    """The demo workspace, created from ``models/`` on first use."""
+def open_demo_project(root, *, precomputed: bool = True) -> Workspace:
+    """The demo workspace, created from ``models/`` on first use; with ``precomputed``, its first-look steps
+    (identify, distill, the maps, the reviewer) come verified from ``models/demo-precomputed``."""
     root = Path(root)
     if (root / "project.json").exists():
         return Workspace.open(root)
     if not DEMO_CLASSIFIER.exists() or not DEMO_VAE.exists():
         raise ValueError(f"the demo models are missing from {MODELS_DIR}: run `python -m defuse demo --rebuild`")
-    return init_project(root, DEMO_DATASET, classifier=DEMO_CLASSIFIER, vae=DEMO_VAE)
+    ws = init_project(root, DEMO_DATASET, classifier=DEMO_CLASSIFIER, vae=DEMO_VAE)
+    if precomputed:
+        from .demo_precomputed import install_precomputed
+
+        install_precomputed(ws)
+    return ws

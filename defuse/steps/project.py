@@ -170,7 +170,9 @@ def measure_fidelity(ws: Workspace, *, device="auto") -> dict:
 
 def project_info(ws: Workspace) -> dict:
     """What the workspace holds: dataset, models and their metrics, step status, warnings."""
-    info = {"workspace": str(ws.root), "dataset": ws.project.get("dataset"), "status": ws.status()}
+    from .status import full_status  # late: it builds on the step modules, which build on this one
+
+    info = {"workspace": str(ws.root), "dataset": ws.project.get("dataset"), "status": full_status(ws)}
     try:
         info["data"] = describe(load_data(ws))
     except ValueError as e:
