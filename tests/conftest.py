@@ -59,6 +59,12 @@ def own_trust_store(tmp_path_factory, monkeypatch):
     monkeypatch.setenv(trust.STORE_ENV, str(tmp_path_factory.mktemp("trust") / "trusted-files.json"))
 
 
+@pytest.fixture(autouse=True)
+def no_background_warmup(monkeypatch):
+    """No app a test starts compiles UMAP in the background (defuse/ui/warmup.py)."""
+    monkeypatch.setenv("DEFUSE_NO_WARMUP", "1")
+
+
 @pytest.fixture(scope="session")
 def demo_done(tmp_path_factory) -> Path:
     """A finished demo-like project (read-only for tests: copy it with `project_copy` to change it)."""
