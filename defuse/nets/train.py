@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from ..data.datasets import ImageData
 from ..runtime.devices import resolve_device
 from ..runtime.progress import ProgressFn, ProgressReporter
-from ..runtime.train_speed import StepRate, maybe_compile, resident
+from ..runtime.train_speed import maybe_compile, resident
 from .architectures import build_classifier, build_vae
 
 PROGRESS_STEPS = 10  # a progress event (and the one loss read back to the host) every this many steps
@@ -120,6 +120,11 @@ def evaluate_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tens
     return correct / len(labels)
 
 
+def _steps_per_s(steps_per_epoch: int, history: list) -> float:
+    """Optimiser steps per second of the training loops (evaluation not counted; each epoch ends on a sync)."""
+    return steps_per_epoch * len(history) / max(1e-9, sum(h["seconds"] for h in history))
+
+
 def _batches(n: int, batch_size: int, gen: torch.Generator):
     order = torch.randperm(n, generator=gen)
     for i in range(0, n, batch_size):
@@ -144,7 +149,7 @@ def train_classifier(data: ImageData, cfg: TrainConfig = TrainConfig(), *, devic
     report = ProgressReporter("train-classifier", cfg.epochs * steps_per_epoch, on_progress)
     history, step = [], 0
     # On a GPU: the data stays there and the loss is read back once per epoch (see runtime.train_speed).
-    x_all, y_all, net, rate = resident(images, dev), resident(labels, dev), maybe_compile(model, dev), StepRate(dev)
+    x_all, y_all, net = resident(images, dev), resident(labels, dev), maybe_compile(model, dev)
     for epoch in range(cfg.epochs):
         model.train()
         t0, total_loss = time.perf_counter(), torch.zeros((), dtype=torch.float64, device=dev)
@@ -157,7 +162,6 @@ def train_classifier(data: ImageData, cfg: TrainConfig = TrainConfig(), *, devic
             opt.step()
             total_loss += loss.detach().double() * len(idx)
             step += 1
-            rate.tick()
             if step % PROGRESS_STEPS == 0:
                 report(step, epoch=epoch + 1, loss=loss.item())
         row = {"epoch": epoch + 1, "loss": total_loss.item() / len(labels), "seconds": time.perf_counter() - t0,
@@ -168,7 +172,7 @@ def train_classifier(data: ImageData, cfg: TrainConfig = TrainConfig(), *, devic
     metrics = {"test_acc": evaluate_accuracy(model, data.test.images, data.test.labels, dev),
                "val_acc": history[-1]["val_acc"], "train_acc": history[-1]["train_acc"],
                "n_train": len(labels), "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])),
-               "steps_per_s": rate.rate()}
+               "steps_per_s": _steps_per_s(steps_per_epoch, history)}
     return TrainResult(model.cpu().eval(), history, metrics, arch_kwargs)
 
 
@@ -200,7 +204,7 @@ def train_vae(data: ImageData, cfg: VAEConfig = VAEConfig(), *, device="auto", o
     steps_per_epoch = -(-len(images) // cfg.batch_size)
     report = ProgressReporter("train-vae", cfg.epochs * steps_per_epoch, on_progress)
     history, step = [], 0
-    x_all, net, rate = resident(images, dev), maybe_compile(vae, dev), StepRate(dev)  # see runtime.train_speed
+    x_all, net = resident(images, dev), maybe_compile(vae, dev)  # see runtime.train_speed
     for epoch in range(cfg.epochs):
         vae.train()
         t0, sums = time.perf_counter(), torch.zeros(3, dtype=torch.float64, device=dev)
@@ -214,7 +218,6 @@ def train_vae(data: ImageData, cfg: VAEConfig = VAEConfig(), *, device="auto", o
             opt.step()
             sums += torch.stack([loss, rec, kl]).detach().double() * len(idx)  # no host sync per step
             step += 1
-            rate.tick()
         loss_m, rec_m, kl_m = (sums / len(images)).tolist()
         row = {"epoch": epoch + 1, "loss": loss_m, "recon": rec_m, "kl": kl_m,
                "seconds": time.perf_counter() - t0}
@@ -223,7 +226,7 @@ def train_vae(data: ImageData, cfg: VAEConfig = VAEConfig(), *, device="auto", o
     vae = vae.cpu().eval()
     metrics = {"loss": history[-1]["loss"], "recon": history[-1]["recon"], "kl": history[-1]["kl"],
                "n_images": len(images), "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])),
-               "steps_per_s": rate.rate()}
+               "steps_per_s": _steps_per_s(steps_per_epoch, history)}
     if classifier is not None:
         metrics.update(vae_fidelity(vae, classifier, data))
     return TrainResult(vae, history, metrics, arch_kwargs)

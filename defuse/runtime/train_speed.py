@@ -13,7 +13,6 @@ which pays only for long runs (benchmarks/train_speed.py measures both).
 from __future__ import annotations
 
 import os
-import time
 
 import torch
 from torch import nn
@@ -49,18 +48,3 @@ def maybe_compile(model: nn.Module, dev: torch.device) -> nn.Module:
     if mode is None or dev.type != "cuda":
         return model
     return torch.compile(model, mode=mode)
-
-
-class StepRate:
-    """Optimiser steps per second over a run (the GPU is synchronised once, at the end)."""
-
-    def __init__(self, dev: torch.device):
-        self.dev, self.steps, self.t0 = dev, 0, time.perf_counter()
-
-    def tick(self, n: int = 1) -> None:
-        self.steps += n
-
-    def rate(self) -> float:
-        if self.dev.type == "cuda":
-            torch.cuda.synchronize(self.dev)
-        return self.steps / max(1e-9, time.perf_counter() - self.t0)
