@@ -36,16 +36,8 @@ from defuse.correct import sweep as sweep_module  # noqa: E402
 from defuse.correct.failure_sets import FailureSet  # noqa: E402
 from defuse.data.datasets import ImageData, Split, load_dataset  # noqa: E402
 from defuse.label.reviewer import ARCHITECTURES  # noqa: E402
+from defuse.nets import train as nets_train  # noqa: E402
 from defuse.nets.architectures import build_classifier, build_vae  # noqa: E402
-from defuse.nets.train import (  # noqa: E402
-    OPTIMIZERS,
-    TrainConfig,
-    VAEConfig,
-    _batches,
-    train_classifier,
-    train_vae,
-    vae_loss,
-)
 from defuse.runtime.devices import configure_threads, describe_device, resolve_device  # noqa: E402
 
 
@@ -79,7 +71,7 @@ def _sync(dev):
         torch.cuda.synchronize(dev)
 
 
-def vae_before(data: ImageData, cfg: VAEConfig, dev) -> float:
+def vae_before(data: ImageData, cfg: nets_train.VAEConfig, dev) -> float:
     """The previous VAE loop: host batches, three syncs a step. Returns steps/s of its second epoch."""
     torch.manual_seed(cfg.seed)
     vae = build_vae(channels=data.channels, image_size=data.image_size, latent_dim=cfg.latent_dim,
@@ -88,10 +80,11 @@ def vae_before(data: ImageData, cfg: VAEConfig, dev) -> float:
         data.train.images, 0, 0.0
     for _ in range(2):
         t0, n = time.perf_counter(), 0
-        for idx in _batches(len(images), cfg.batch_size, gen):
+        for idx in nets_train._batches(len(images), cfg.batch_size, gen):
             x = images[idx].to(dev)
             recon, mu, logvar = vae(x)
-            loss, rec, kl = vae_loss(recon, x, mu, logvar, beta=cfg.beta * min(1.0, (step + 1) / cfg.kl_anneal_steps))
+            beta = cfg.beta * min(1.0, (step + 1) / cfg.kl_anneal_steps)
+            loss, rec, kl = nets_train.vae_loss(recon, x, mu, logvar, beta=beta)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -102,16 +95,16 @@ def vae_before(data: ImageData, cfg: VAEConfig, dev) -> float:
     return rate
 
 
-def classifier_before(data: ImageData, cfg: TrainConfig, dev, model=None) -> float:
+def classifier_before(data: ImageData, cfg: nets_train.TrainConfig, dev, model=None) -> float:
     """The previous classifier loop: host batches, a sync per step. Returns steps/s of its second epoch."""
     model = (model or build_classifier(cfg.architecture, channels=data.channels, image_size=data.image_size,
                                        num_classes=data.num_classes)).to(dev)
-    opt, gen, rate = OPTIMIZERS[cfg.optimizer](model.parameters(), cfg.lr), torch.Generator(), 0.0
+    opt, gen, rate = nets_train.OPTIMIZERS[cfg.optimizer](model.parameters(), cfg.lr), torch.Generator(), 0.0
     images, labels = data.train.images, data.train.labels
     for _ in range(2):
         model.train()
         t0, n = time.perf_counter(), 0
-        for idx in _batches(len(labels), cfg.batch_size, gen):
+        for idx in nets_train._batches(len(labels), cfg.batch_size, gen):
             loss = F.cross_entropy(model(images[idx].to(dev)), labels[idx].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -148,21 +141,22 @@ def sweep_rate(data: ImageData, dev, steps: int, resident_on: bool) -> float:
 
 
 def run_phases(data: ImageData, dev, steps: int, compile_too: bool, only=None) -> list[dict]:
-    vcfg = VAEConfig(epochs=2, kl_anneal_steps=2 * steps, train_on="train")
-    ccfg = TrainConfig(epochs=2)
+    vcfg = nets_train.VAEConfig(epochs=2, kl_anneal_steps=2 * steps, train_on="train")
+    ccfg = nets_train.TrainConfig(epochs=2)
     rcfg = replace(ccfg, optimizer="adam", lr=1e-3)  # a reviewer member's recipe (ReviewerConfig)
     vdata, cdata = _subset(data, steps * vcfg.batch_size), _subset(data, steps * ccfg.batch_size)
     wide_base, wide_extra = ARCHITECTURES["paper-cnn-wide"]
     wide = lambda: build_classifier(wide_base, channels=data.channels, image_size=data.image_size,  # noqa: E731
                                     num_classes=data.num_classes, **wide_extra)
     phases = [("vae", "before", lambda: vae_before(vdata, vcfg, dev)),
-              ("vae", "after", lambda: _last_epoch_rate(train_vae(vdata, vcfg, device=dev), steps)),
+              ("vae", "after", lambda: _last_epoch_rate(nets_train.train_vae(vdata, vcfg, device=dev), steps)),
               ("classifier", "before", lambda: classifier_before(cdata, ccfg, dev)),
-              ("classifier", "after", lambda: _last_epoch_rate(train_classifier(cdata, ccfg, device=dev), steps)),
+              ("classifier", "after",
+               lambda: _last_epoch_rate(nets_train.train_classifier(cdata, ccfg, device=dev), steps)),
               ("reviewer member (wide CNN, adam)", "before",
                lambda: classifier_before(cdata, rcfg, dev, wide())),
               ("reviewer member (wide CNN, adam)", "after",
-               lambda: _last_epoch_rate(train_classifier(cdata, rcfg, device=dev, model=wide()), steps)),
+               lambda: _last_epoch_rate(nets_train.train_classifier(cdata, rcfg, device=dev, model=wide()), steps)),
               ("sweep (4 λ + control)", "before", lambda: sweep_rate(_subset(data, steps * 128), dev, steps, False)),
               ("sweep (4 λ + control)", "after", lambda: sweep_rate(_subset(data, steps * 128), dev, steps, True))]
     if compile_too and dev.type == "cuda":
@@ -183,7 +177,7 @@ def run_phases(data: ImageData, dev, steps: int, compile_too: bool, only=None) -
 def _compiled_vae(data, cfg, dev, steps) -> float:
     os.environ["DEFUSE_COMPILE"] = "reduce-overhead"
     try:
-        return _last_epoch_rate(train_vae(data, cfg, device=dev), steps)
+        return _last_epoch_rate(nets_train.train_vae(data, cfg, device=dev), steps)
     finally:
         os.environ.pop("DEFUSE_COMPILE")
 
