@@ -112,6 +112,10 @@ def test_cli_demo_and_info_list_the_shipped_steps_done(tmp_path, monkeypatch, ca
     out = capsys.readouterr().out
     for step in FIRST_LOOK:
         assert f"  {step:<12} done" in out, out
+    assert main(["info", "--workspace", str(tmp_path / "demo"), "--json", "--quiet"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["cache_status"] == {"map": "done", "reviewer": "done"}
+    assert info["status"]["identify"] == info["status"]["distill"] == "done"
 
 
 def test_the_app_shows_the_shipped_map_without_computing(run_page, tmp_path, started):

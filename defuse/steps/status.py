@@ -32,12 +32,15 @@ def reviewer_status(ws: Workspace) -> str:
     return "done" if reviewer_ready(ws) else "missing"
 
 
+def cache_status(ws: Workspace) -> dict[str, str]:
+    return {"map": map_status(ws), "reviewer": reviewer_status(ws)}
+
+
 def full_status(ws: Workspace) -> dict[str, str]:
-    """The recorded steps in pipeline order, with the map after distill and the reviewer after it."""
-    steps = ws.status()
+    """The recorded steps in pipeline order, with the map and the reviewer after distill (for `info`)."""
     out = {}
-    for step, status in steps.items():
+    for step, status in ws.status().items():
         out[step] = status
         if step == "distill":
-            out["map"], out["reviewer"] = map_status(ws), reviewer_status(ws)
+            out.update(cache_status(ws))
     return out
