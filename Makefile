@@ -26,12 +26,15 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# Every figure's raw output, with device, torch version, threads and date, lands in $(BENCH_JSON).
+BENCH_JSON ?= docs/runs/bench-latest.json
 bench: install
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py --json $(BENCH_JSON)
 
-# Retrain the demo classifier and VAE on mnist-sample and write them into models/ (minutes on a CPU).
+# Retrain the demo classifier and VAE on mnist-sample, remake the demo's precomputed first look
+# (identify, distill, maps, reviewer) and write it all into models/ (about 20 minutes on one CPU thread).
 demo-models: install
-	$(PY) -m defuse demo --rebuild
+	$(PY) -m defuse demo --rebuild --threads 1
 
 clean:
 	rm -rf $(VENV) workspaces .pytest_cache .ruff_cache

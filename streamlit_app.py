@@ -7,11 +7,13 @@ from defuse.ui.errors import guard
 from defuse.ui.jobs import app_threads
 from defuse.ui.nav import leave_pages_folder_mode
 from defuse.ui.sidebar import render_sidebar
+from defuse.ui.warmup import start_umap_warmup
 
 leave_pages_folder_mode()  # before anything is drawn
 st.set_page_config(page_title="Defuse", page_icon="🧯", layout="wide")
 st.set_option("client.showErrorDetails", "type")  # a last safety net: pages show errors in plain words
 torch.set_num_threads(app_threads())  # the server's own decoding leaves the other cores to jobs
+start_umap_warmup()  # numba's first compile happens now, in the background, not behind the map's spinner
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),

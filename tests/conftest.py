@@ -32,7 +32,7 @@ def build_demo_like(root: Path, *, identify_cfg=None, distill_iters: int = 100, 
     from defuse.steps.label import label_store
 
     torch.set_num_threads(1)
-    ws = open_demo_project(root)
+    ws = open_demo_project(root, precomputed=False)
     cfg = identify_cfg or IdentifyConfig(samples_per_image=20, max_per_image=10, subset=64)
     identify_step(ws, cfg, device="cpu")
     if after_identify is not None:
@@ -59,6 +59,12 @@ def own_trust_store(tmp_path_factory, monkeypatch):
     monkeypatch.setenv(trust.STORE_ENV, str(tmp_path_factory.mktemp("trust") / "trusted-files.json"))
 
 
+@pytest.fixture(autouse=True)
+def no_background_warmup(monkeypatch):
+    """No app a test starts compiles UMAP in the background (defuse/ui/warmup.py)."""
+    monkeypatch.setenv("DEFUSE_NO_WARMUP", "1")
+
+
 @pytest.fixture(scope="session")
 def demo_done(tmp_path_factory) -> Path:
     """A finished demo-like project (read-only for tests: copy it with `project_copy` to change it)."""
@@ -79,12 +85,12 @@ def project_copy(demo_done, tmp_path):
 
 @pytest.fixture(scope="session")
 def fresh_demo(tmp_path_factory) -> Path:
-    """The demo project as `make run` first opens it: models imported, no step run."""
+    """The demo project with models imported and no step run (`make run` also installs the precomputed steps)."""
     if not HAVE_DEMO:
         pytest.skip("demo models not built (python -m defuse demo --rebuild)")
     from defuse.steps.demo import open_demo_project
 
-    return open_demo_project(tmp_path_factory.mktemp("fresh") / "demo").root
+    return open_demo_project(tmp_path_factory.mktemp("fresh") / "demo", precomputed=False).root
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from ..distill.embed import PROJECTIONS, EmbedConfig
+from ..distill.umap_warmup import use_numba_cache
 from ..steps.embed import embed_step
 from ..workspace import Workspace
 from .args import CommandTable, resolve_workspace
@@ -27,7 +25,7 @@ def _embed_args(p):
 
 def _embed(args, sink):
     # Before umap (and numba) is imported: keep numba's compiled functions between processes (~40 s each).
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "defuse" / "numba"))
+    use_numba_cache()
     cfg = EmbedConfig(method=args.method, max_points=args.max_points, train_points=args.train_points,
                       seed=args.seed, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
                       perplexity=args.perplexity)

@@ -167,7 +167,9 @@ def _info_args(p):
 
 
 def _status_lines(ws: Workspace) -> str:
-    return "\n".join(f"  {step:<12} {status}" for step, status in ws.status().items())
+    from ..steps.status import full_status
+
+    return "\n".join(f"  {step:<12} {status}" for step, status in full_status(ws).items())
 
 
 def _info(args, sink):
@@ -192,7 +194,10 @@ register("info", "what the workspace holds and what is stale", _info_args, _info
 @_no_workspace
 def _demo_args(p):
     p.add_argument("--rebuild", action="store_true",
-                   help="train the demo classifier and VAE on mnist-sample and write them into models/")
+                   help="train the demo classifier and VAE on mnist-sample, run the demo's first-look steps "
+                        "(identify, distill, maps, reviewer) and write it all into models/")
+    p.add_argument("--precomputed-only", action="store_true",
+                   help="with --rebuild: keep the models, remake only models/demo-precomputed from them")
     p.add_argument("--workspace", "-w", default="demo", help="the demo project to (re)create from models/")
     p.add_argument("--vae-epochs", type=int, default=None, help="override the demo VAE's epochs (testing)")
     p.add_argument("--classifier-epochs", type=int, default=None)
@@ -203,10 +208,15 @@ def _demo(args, sink):
     from ..steps import demo
 
     if args.rebuild:
-        summary = demo.rebuild_demo_models(out=args.out, vae_epochs=args.vae_epochs,
-                                           classifier_epochs=args.classifier_epochs,
-                                           device=args.device, on_progress=sink)
-        return summary
+        from ..steps.demo_precomputed import build_precomputed
+
+        summary = {} if args.precomputed_only else demo.rebuild_demo_models(
+            out=args.out, vae_epochs=args.vae_epochs, classifier_epochs=args.classifier_epochs,
+            device=args.device, on_progress=sink)
+        manifest = build_precomputed(args.out, device=args.device, on_progress=sink)
+        return {**summary, "precomputed": {g: {k: v for k, v in e.items() if k != "config"}
+                                           for g, e in manifest["groups"].items()},
+                "precomputed_seconds": manifest["seconds"]}
     ws = demo.open_demo_project(resolve_workspace(args.workspace))
     return f"demo project ready at {ws.root}\n" + _status_lines(ws)
 

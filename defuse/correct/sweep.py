@@ -24,6 +24,7 @@ from ..data.datasets import ImageData
 from ..nets.train import _batches
 from ..runtime.devices import resolve_device
 from ..runtime.progress import ProgressFn, ProgressReporter
+from ..runtime.train_speed import resident
 from .failure_sets import SPLITS, FailureSet, stack_failure_sets, stack_reviewer_labels
 from .finetune import SingleTrainer, StackedTrainer, SweepStore, copy_model, vmap_works
 from .selection import SELECTIONS, select_lambda
@@ -193,7 +194,8 @@ def epoch_metric(cfg: CorrectConfig) -> str:
 
 def _run_group(kind: str, trainer, inp: _Inputs, cfg: CorrectConfig, dev: torch.device, track: _Tracker):
     """Fine-tune every λ of ``trainer`` for cfg.epochs; returns (rows, kept row, kept state) per λ."""
-    (x, y), (xf, yf) = inp.train, inp.d_f[kind]
+    # On a GPU the training data and D_f stay there for the whole group (runtime.train_speed.resident).
+    (x, y), (xf, yf) = [(resident(a, dev), resident(b, dev)) for a, b in (inp.train, inp.d_f[kind])]
     torch.manual_seed(cfg.seed)  # for any random layers (dropout) of the user's network
     gen = torch.Generator().manual_seed(cfg.seed)  # the same order of D for every λ: λ is the only difference
     stream = _cycle(len(yf), cfg.failure_batch_size or cfg.batch_size, torch.Generator().manual_seed(cfg.seed + 1))
@@ -202,7 +204,7 @@ def _run_group(kind: str, trainer, inp: _Inputs, cfg: CorrectConfig, dev: torch.
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         for i, idx in enumerate(_batches(len(y), cfg.batch_size, gen)):
-            fidx = next(stream)
+            idx, fidx = idx.to(x.device), next(stream).to(xf.device)
             trainer.step(x[idx].to(dev), y[idx].to(dev), xf[fidx].to(dev), yf[fidx].to(dev))
             if (i + 1) % HEARTBEAT_STEPS == 0:
                 track.heartbeat(kind=kind, lambdas=trainer.lams, epoch=epoch, batch=i + 1)

@@ -11,9 +11,7 @@ without replacement) to ``max_points``; the map records how many codes there wer
 from __future__ import annotations
 
 import numbers
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,8 +20,11 @@ from ..runtime.progress import ProgressFn, ProgressReporter
 
 
 def _umap(codes: np.ndarray, cfg: EmbedConfig) -> np.ndarray:
-    # UMAP's numba functions compile for ~40 s in every fresh process unless numba may cache them on disk.
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "defuse" / "numba"))
+    # UMAP's numba functions compile for ~40 s in every fresh process unless numba may cache them on disk;
+    # the app warms that cache in the background when it starts (umap_warmup).
+    from .umap_warmup import use_numba_cache
+
+    use_numba_cache()
     import umap  # heavy import (numba): only when asked for
 
     neighbors = max(2, min(cfg.n_neighbors, len(codes) - 1))

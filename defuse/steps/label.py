@@ -53,8 +53,10 @@ def _reviewer_stamp(ws: Workspace, cfg: ReviewerConfig) -> dict:
 
 def reviewer_ready(ws: Workspace, cfg: Optional[ReviewerConfig] = None) -> bool:
     """Whether the workspace's automatic reviewer exists for this data (and ``cfg``, unless None)."""
-    if not (ws.path(REVIEWER_DIR) / "reviewer.json").exists():
-        return False
+    from .demo_precomputed import files_intact  # late: that module builds on this one
+
+    if not (ws.path(REVIEWER_DIR) / "reviewer.json").exists() or not files_intact(ws, "reviewer"):
+        return False  # a shipped reviewer whose files changed is trained afresh
     stamp, want = ws.load_json(f"{REVIEWER_DIR}/stamp.json", default={}), _reviewer_stamp(ws, cfg or ReviewerConfig())
     return stamp == want if cfg is not None else stamp.get("dataset") == want["dataset"]
 

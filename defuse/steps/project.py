@@ -181,7 +181,11 @@ def measure_fidelity(ws: Workspace, *, device="auto") -> dict:
 
 def project_info(ws: Workspace) -> dict:
     """What the workspace holds: dataset, models and their metrics, step status, warnings."""
-    info = {"workspace": str(ws.root), "dataset": ws.project.get("dataset"), "status": ws.status()}
+    from .status import cache_status  # late: it builds on the step modules, which build on this one
+
+    # "status": the recorded pipeline steps (the Home page walks them); the map and the reviewer are caches
+    info = {"workspace": str(ws.root), "dataset": ws.project.get("dataset"), "status": ws.status(),
+            "cache_status": cache_status(ws)}
     try:
         info["data"] = describe(load_data(ws))
     except ValueError as e:

@@ -1,0 +1,60 @@
+"""Pay UMAP's first-time cost ahead of need: compile its numba functions into the on-disk cache.
+
+A fresh machine spends about 1.5 minutes compiling UMAP (and pynndescent) before its first map. The app
+starts ``python -m defuse.distill.umap_warmup`` in the background when it starts, so that compile happens
+while the user looks around, not behind the Explore page's spinner. The warm-up fits UMAP on random
+codes shaped like a real map (float32, more than 4,096 points, so the approximate nearest-neighbour path
+compiles too) and leaves a marker naming the versions, so later starts skip it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+# Above UMAP's 4,096-point switch to pynndescent, whose functions the real maps use.
+WARM_POINTS = 5000
+
+
+def numba_cache_dir() -> Path:
+    """Where numba keeps compiled functions between processes (NUMBA_CACHE_DIR, else under ~/.cache)."""
+    return Path(os.environ.get("NUMBA_CACHE_DIR") or Path.home() / ".cache" / "defuse" / "numba")
+
+
+def use_numba_cache() -> Path:
+    """Point numba at the shared cache; call before umap (and numba) is imported."""
+    path = numba_cache_dir()
+    os.environ["NUMBA_CACHE_DIR"] = str(path)
+    return path
+
+
+def marker_path() -> Path:
+    """The marker of a finished warm-up for the installed umap and numba (a new version compiles anew)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        tag = f"umap-{version('umap-learn')}-numba-{version('numba')}"
+    except PackageNotFoundError:
+        tag = "unknown-versions"
+    return numba_cache_dir() / f"warm-{tag}"
+
+
+def warm_up(points: int = WARM_POINTS, dims: int = 10) -> Path:
+    """Fit UMAP once on random codes (compiling and caching numba's functions); returns the marker."""
+    use_numba_cache()
+    from .embed import EmbedConfig, embed_codes
+
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(points, dims)).astype(np.float32)
+    embed_codes(codes[: points // 2], codes[points // 2:], EmbedConfig(method="umap", max_points=points,
+                                                                       train_points=points))
+    marker = marker_path()
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("UMAP's numba functions compiled into this cache\n")
+    return marker
+
+
+if __name__ == "__main__":
+    print(warm_up())

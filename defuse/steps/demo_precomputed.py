@@ -1,0 +1,160 @@
+"""The demo's first look, made ahead: identify, distill, the latent maps and a reviewer, shipped in ``models/``.
+
+`python -m defuse demo --rebuild` runs those steps once on the demo models and copies their artifacts into
+``models/demo-precomputed/`` with a manifest of sha256s. A fresh demo project copies them in when it is
+created, so the app's first look (Identify, Explore, Label) answers in seconds instead of minutes; every
+step can still be recomputed from its page. Nothing is installed unless its bytes match the manifest and
+the manifest was made from the very demo models the project imports (their weights' sha256); what does
+not match is left out, and its step shows as not done.
+
+The artifacts are plain arrays (npz without pickles), JSON and safetensors: no code is loaded from them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+from ..distill.embed import EmbedConfig
+from ..distill.scenarios import DistillConfig
+from ..identify.search import IdentifyConfig
+from ..label.reviewer import ReviewerConfig
+from ..runtime import atomic
+from ..runtime.progress import ProgressFn
+from ..workspace import Workspace
+from .distill import distill_step
+from .embed import EMBEDDING, embed_step
+from .identify import identify_step
+from .label import REVIEWER_DIR, get_reviewer
+from .presets import QUICK
+from .project import MODELS_DIR
+
+PRECOMPUTED_DIR = MODELS_DIR / "demo-precomputed"
+MANIFEST = "manifest.json"
+INSTALLED = "precomputed.json"  # in the workspace: what was installed, with sha256s (corruption shows later)
+FORMAT_VERSION = 1
+
+# The app's own defaults, so the shipped results are what its first click would have made.
+DEMO_IDENTIFY = QUICK.identify                      # the Identify page's "CPU-friendly" settings
+DEMO_DISTILL = DistillConfig()
+DEMO_MAPS = ("umap", "pca")                         # the Explore page's default projection, and the instant one
+# Three members of the paper's CNN: the default ensemble swaps one for a 4 MB wide CNN; this keeps models/ small.
+DEMO_REVIEWER = ReviewerConfig(architectures=("paper-cnn",))
+
+# group -> the groups it needs first (identify also needs the demo models the manifest names)
+GROUPS = {"identify": (), "distill": ("identify",), "map": ("identify",), "reviewer": ()}
+RECORDED_STEPS = ("identify", "distill")            # groups that are workspace steps with a step record
+
+
+def _group_files(ws: Workspace, group: str, maps) -> list[str]:
+    if group == "identify":
+        return ["identify/failures.npz", "identify/metrics.json"]
+    if group == "distill":
+        return ["distill/scenarios.npz", "distill/meta.json"]
+    if group == "map":
+        npz = [EMBEDDING.format(method=m) for m in maps]
+        return npz + [rel.replace(".npz", ".json") for rel in npz]
+    folder = ws.path(REVIEWER_DIR)
+    return sorted(str(p.relative_to(ws.root)) for p in folder.iterdir() if p.is_file())
+
+
+def _model_shas(models_dir: Path) -> dict:
+    from ..nets import checkpoints
+
+    return {kind: checkpoints.read_meta(models_dir / f"demo-{kind}.json")["sha256"] for kind in ("classifier", "vae")}
+
+
+def build_precomputed(models_dir=None, *, out=None, identify_cfg: IdentifyConfig = DEMO_IDENTIFY,
+                      distill_cfg: DistillConfig = DEMO_DISTILL, maps=DEMO_MAPS,
+                      reviewer_cfg: ReviewerConfig = DEMO_REVIEWER, device="auto",
+                      on_progress: ProgressFn = None) -> dict:
+    """Run the first-look steps on the demo models in ``models_dir``; write ``out`` (default
+    ``<models_dir>/demo-precomputed``) with the artifacts and their manifest. Returns the manifest."""
+    from .demo import DEMO_DATASET
+    from .project import init_project
+
+    models_dir = Path(models_dir) if models_dir else MODELS_DIR
+    out = Path(out) if out else models_dir / PRECOMPUTED_DIR.name
+    seconds = {}
+    with tempfile.TemporaryDirectory(prefix="defuse-demo-") as tmp:
+        ws = init_project(Path(tmp) / "demo", DEMO_DATASET, classifier=models_dir / "demo-classifier.json",
+                          vae=models_dir / "demo-vae.json")
+        runs = {"identify": lambda: identify_step(ws, identify_cfg, device=device, on_progress=on_progress),
+                "distill": lambda: distill_step(ws, distill_cfg, on_progress=on_progress),
+                "map": lambda: [embed_step(ws, EmbedConfig(method=m), on_progress=on_progress) for m in maps],
+                "reviewer": lambda: get_reviewer(ws, "auto", cfg=reviewer_cfg, device=device, on_progress=on_progress)}
+        for group, run in runs.items():
+            t = time.perf_counter()
+            run()
+            seconds[group] = round(time.perf_counter() - t, 2)
+        manifest = {"format_version": FORMAT_VERSION, "made_from": _model_shas(models_dir),
+                    "dataset": DEMO_DATASET.to_dict(), "seconds": seconds, "groups": {}}
+        staging = out.with_name(out.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        for group in GROUPS:
+            files = _group_files(ws, group, maps)
+            entry = {"files": {rel: ws.fingerprint(rel) for rel in files}}
+            if group in RECORDED_STEPS:
+                record = ws.step_record(group)
+                entry.update(config=record["config"], metrics=record["metrics"])
+            manifest["groups"][group] = entry
+            for rel in files:
+                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(ws.path(rel), staging / rel)
+    atomic.write_json(staging / MANIFEST, manifest)
+    shutil.rmtree(out, ignore_errors=True)   # replaced whole, so no file of an older build lingers
+    staging.replace(out)
+    return manifest
+
+
+def _verify_source(src: Path, files: dict) -> Optional[str]:
+    """None when every file is there with its sha256, else what is wrong."""
+    for rel, digest in files.items():
+        if not (src / rel).is_file():
+            return f"{rel} is missing"
+        if atomic.sha256_file(src / rel) != digest:
+            return f"{rel} does not match its sha256 in the manifest (changed or corrupt)"
+    return None
+
+
+def install_precomputed(ws: Workspace, src=None, models_dir=None) -> dict[str, str]:
+    """Copy the verified precomputed artifacts into a fresh demo workspace and record their steps.
+
+    Returns group -> "installed" or why it was left out (the step then simply has not run yet)."""
+    src, models_dir = Path(src) if src else PRECOMPUTED_DIR, Path(models_dir) if models_dir else MODELS_DIR
+    try:
+        manifest = atomic.read_json(src / MANIFEST, fix="rebuild it with `python -m defuse demo --rebuild`")
+    except (ValueError, OSError) as e:
+        return dict.fromkeys(GROUPS, f"no usable manifest ({e})")
+    if manifest.get("format_version") != FORMAT_VERSION or manifest.get("dataset") != ws.project["dataset"]:
+        return dict.fromkeys(GROUPS, "made for another format or dataset")
+    models_match = manifest.get("made_from") == _model_shas(models_dir)
+    result, installed = {}, {}
+    for group, needs in GROUPS.items():
+        entry = manifest["groups"].get(group, {})
+        why = next((f"needs {n}, which was left out" for n in needs if result.get(n) != "installed"), None)
+        if why is None and group != "reviewer" and not models_match:
+            why = "made from other demo models than those in models/"
+        why = why or _verify_source(src, entry.get("files", {}))
+        result[group] = why or "installed"
+        if why:
+            continue
+        for rel in entry["files"]:
+            with atomic.atomic_path(ws.path(rel)) as tmp:
+                shutil.copyfile(src / rel, tmp)
+        installed[group] = entry["files"]
+        if group in RECORDED_STEPS:
+            ws.record_step(group, config=entry["config"], metrics={**entry["metrics"], "precomputed": True})
+    ws.save_json(INSTALLED, {"source": str(src), "installed": installed, "result": result})
+    return result
+
+
+def files_intact(ws: Workspace, group: str) -> bool:
+    """False when a precomputed file of ``group`` no longer matches the sha256 it was installed with."""
+    if not ws.exists(INSTALLED):
+        return True
+    files = ws.load_json(INSTALLED).get("installed", {}).get(group, {})
+    return all(ws.fingerprint(rel) in (digest, None) for rel, digest in files.items())

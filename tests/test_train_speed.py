@@ -1,0 +1,76 @@
+"""The GPU-friendly training loops (data resident, no per-step syncs, opt-in compile) train exactly as before."""
+
+import numpy as np
+import pytest
+import torch
+
+from defuse.data.datasets import ImageData, Split
+from defuse.nets.architectures import build_vae
+from defuse.nets.train import TrainConfig, VAEConfig, _batches, train_classifier, train_vae, vae_loss
+from defuse.runtime import train_speed
+
+
+def _tiny_data(n=48):
+    gen = torch.Generator().manual_seed(0)
+    split = lambda k: Split(torch.rand(k, 1, 32, 32, generator=gen), torch.randint(0, 3, (k,), generator=gen))  # noqa: E731
+    return ImageData(split(n), split(12), split(12), ["a", "b", "c"])
+
+
+def _old_vae_loop(data, cfg):
+    """The loop before this change: a host copy per batch and three .item() syncs per step."""
+    torch.manual_seed(cfg.seed)
+    vae = build_vae(channels=1, image_size=32, latent_dim=cfg.latent_dim, width=cfg.width)
+    opt, gen, images, step = torch.optim.Adam(vae.parameters(), lr=cfg.lr), torch.Generator().manual_seed(cfg.seed), \
+        data.train.images, 0
+    for _ in range(cfg.epochs):
+        vae.train()
+        sums = np.zeros(3)
+        for idx in _batches(len(images), cfg.batch_size, gen):
+            x = images[idx]
+            beta = cfg.beta * min(1.0, (step + 1) / cfg.kl_anneal_steps)
+            recon, mu, logvar = vae(x)
+            loss, rec, kl = vae_loss(recon, x, mu, logvar, beta=beta)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sums += np.array([loss.item(), rec.item(), kl.item()]) * len(idx)
+            step += 1
+    return vae, sums / len(images)
+
+
+def test_the_vae_trains_to_the_same_weights_and_losses_as_the_old_loop():
+    torch.set_num_threads(1)
+    data, cfg = _tiny_data(), VAEConfig(epochs=2, batch_size=16, width=8, kl_anneal_steps=4, train_on="train")
+    old, old_losses = _old_vae_loop(data, cfg)
+    new = train_vae(data, cfg, device="cpu")
+    for (name, a), b in zip(old.state_dict().items(), new.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    assert new.history[-1]["loss"] == pytest.approx(old_losses[0], rel=1e-6)
+    assert new.metrics["steps_per_s"] > 0 and new.metrics["n_images"] == 48
+
+
+def test_the_classifier_reports_a_finite_epoch_loss_and_its_steps_per_second():
+    torch.set_num_threads(1)
+    result = train_classifier(_tiny_data(), TrainConfig(epochs=1, batch_size=16), device="cpu")
+    assert np.isfinite(result.history[0]["loss"]) and result.history[0]["loss"] > 0
+    assert result.metrics["steps_per_s"] > 0
+
+
+def test_on_a_cpu_nothing_moves_and_nothing_compiles(monkeypatch):
+    t, model, cpu = torch.zeros(3), torch.nn.Linear(2, 2), torch.device("cpu")
+    assert train_speed.resident(t, cpu) is t
+    monkeypatch.setenv("DEFUSE_COMPILE", "reduce-overhead")
+    assert train_speed.compile_mode() == "reduce-overhead"
+    assert train_speed.maybe_compile(model, cpu) is model
+
+
+@pytest.mark.parametrize("value, mode", [("", None), ("0", None), ("1", "default"), ("DEFAULT", "default")])
+def test_compile_is_opt_in(monkeypatch, value, mode):
+    monkeypatch.setenv("DEFUSE_COMPILE", value)
+    assert train_speed.compile_mode() == mode
+
+
+def test_a_bad_compile_setting_says_what_is_allowed(monkeypatch):
+    monkeypatch.setenv("DEFUSE_COMPILE", "max")
+    with pytest.raises(ValueError, match="DEFUSE_COMPILE must be one of 0, 1, default, reduce-overhead"):
+        train_speed.compile_mode()
