@@ -4,19 +4,20 @@ import streamlit as st
 
 from defuse.ui.errors import guard
 from defuse.ui.nav import link, open_project, require
-from defuse.ui.report import HTML_REPORT, build_html, figure4, save_html, scenario_gallery, tradeoff_figure
+from defuse.ui.report import build_html, figure4, save_html, scenario_gallery, tradeoff_figure
+from defuse.workspace import HTML_REPORT, SCENARIOS, SWEEP
 
 st.title("Report")
 ws = open_project()
 require(ws, "identify")
-if not ws.exists("correct/sweep.json"):
+if not ws.exists(SWEEP):
     st.info("The report's accuracy table needs the λ sweep: run it on the Correct page. Scenario galleries "
             "appear as soon as scenarios are labeled.")
     link("correct")
 
 with guard("build the report"):
     _, table = figure4(ws)
-    galleries = scenario_gallery(ws) if ws.exists("distill/scenarios.npz") else []
+    galleries = scenario_gallery(ws) if ws.exists(SCENARIOS) else []
     fig = tradeoff_figure(ws)
 st.markdown(table)
 if fig is not None:

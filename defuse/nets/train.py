@@ -118,7 +118,7 @@ def evaluate_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tens
     return correct / len(labels)
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator):
+def shuffled_batches(n: int, batch_size: int, gen: torch.Generator):
     order = torch.randperm(n, generator=gen)
     for i in range(0, n, batch_size):
         yield order[i:i + batch_size]
@@ -144,7 +144,7 @@ def train_classifier(data: ImageData, cfg: TrainConfig = TrainConfig(), *, devic
     for epoch in range(cfg.epochs):
         model.train()
         t0, total_loss = time.perf_counter(), 0.0
-        for idx in _batches(len(labels), cfg.batch_size, gen):
+        for idx in shuffled_batches(len(labels), cfg.batch_size, gen):
             x, y = images[idx].to(dev), labels[idx].to(dev)
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
@@ -196,7 +196,7 @@ def train_vae(data: ImageData, cfg: VAEConfig = VAEConfig(), *, device="auto", o
     for epoch in range(cfg.epochs):
         vae.train()
         t0, sums = time.perf_counter(), np.zeros(3)
-        for idx in _batches(len(images), cfg.batch_size, gen):
+        for idx in shuffled_batches(len(images), cfg.batch_size, gen):
             x = images[idx].to(dev)
             beta = cfg.beta * min(1.0, (step + 1) / cfg.kl_anneal_steps) if cfg.kl_anneal_steps else cfg.beta
             recon, mu, logvar = vae(x)
@@ -257,3 +257,15 @@ def fidelity_warning(metrics: dict) -> Optional[str]:
             f"(originals: {metrics['acc_original']:.1%}; {metrics['active_dims']} of {metrics['latent_dim']} "
             "latent dimensions active). Many 'failures' it finds will be blurry artefacts rather than "
             "classifier bugs. Train the VAE longer, on all images, or with a smaller beta (e.g. 0.4).")
+
+
+def parse_class_keep(text: str) -> tuple:
+    """TrainConfig.class_keep from text such as "9:0.1, 3:0.5" (the CLI's --class-keep, the Setup page's field)."""
+    pairs = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        try:
+            cls, frac = item.split(":")
+            pairs.append((int(cls), float(frac)))
+        except ValueError:
+            raise ValueError(f"class-keep entries look like CLASS:FRACTION (e.g. 9:0.1); got {item!r}") from None
+    return tuple(pairs)

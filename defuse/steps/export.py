@@ -5,11 +5,9 @@ from __future__ import annotations
 from typing import Optional
 
 from ..correct.export import export_corrected
-from ..workspace import Workspace
-from .correct import SWEEP, load_sweep
+from ..workspace import EXPORTS, SWEEP, Workspace
+from .correct import load_sweep
 from .project import load_classifier
-
-EXPORTS = "exports"
 
 
 def export_step(ws: Workspace, *, lam: Optional[float] = None, name: Optional[str] = None) -> dict:

@@ -9,16 +9,14 @@ from typing import Optional
 
 import numpy as np
 
+from ..distill.sampling import ReviewSamples
 from ..label.reviewer import Reviewer, ReviewerConfig, load_reviewer, review_scenarios, train_reviewer
 from ..label.store import LabelStore
-from ..label.verdicts import Verdict, verdicts
+from ..label.verdicts import PAPER_RHO, Verdict, verdicts
 from ..runtime.progress import ProgressFn
-from ..workspace import Workspace
+from ..workspace import LABELS, REVIEWER_DIR, Workspace
 from .distill import default_tau, load_scenarios
 from .project import load_classifier, load_data, load_vae
-
-LABELS = "labels.sqlite"
-REVIEWER_DIR = "reviewer"
 
 
 def label_store(ws: Workspace) -> LabelStore:
@@ -67,8 +65,8 @@ def review_step(ws: Workspace, reviewer: Reviewer, *, tau: Optional[float] = Non
     classifier, _ = load_classifier(ws)
     vae, _ = load_vae(ws)
     with label_store(ws) as store:
-        return review_scenarios(reviewer, vae, classifier, scenarios, store, tau=tau or default_tau(ws), seed=seed,
-                                device=device, on_progress=on_progress)
+        samples = ReviewSamples(vae, classifier, scenarios, tau=tau or default_tau(ws), seed=seed)
+        return review_scenarios(reviewer, samples, store, device=device, on_progress=on_progress)
 
 
 def scenario_predictions(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, n: int = 10,
@@ -87,7 +85,7 @@ def scenario_predictions(ws: Workspace, *, tau: Optional[float] = None, seed: in
     return out
 
 
-def current_verdicts(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, rho: float = 0.5,
+def current_verdicts(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, rho: float = PAPER_RHO,
                      device="auto") -> dict[int, Verdict]:
     """Verdicts from every annotator's decisions (whole-scenario, or per sample with the paper's ρ rule)."""
     if not ws.exists(LABELS):

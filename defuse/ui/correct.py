@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ..cli.jobs import JobState
+from ..cli.jobs import JobState, config_args
 from ..correct.sweep import PAPER_LAMBDAS, CorrectConfig
-from ..steps.correct import SWEEP, check_failure_sets_fit
+from ..steps.correct import check_failure_sets_fit
 from ..steps.label import reviewer_ready
 from ..steps.presets import QUICK
-from ..workspace import Workspace
+from ..workspace import EXPORTS, MODEL_CARD, MODEL_CARD_MD, SWEEP, Workspace
 from . import cache
 from .charts import tradeoff_chart
 from .jobs import history_metrics
@@ -47,13 +47,12 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
     if not go:
         return None
     values = parse_lambdas(text)
-    cfg = CorrectConfig(lambdas=values, epochs=int(ep), lr=float(lr))  # validates: a bad value names itself
+    cfg = CorrectConfig(lambdas=values, epochs=int(ep), lr=float(lr),  # validates: a bad value names itself
+                        failure_labels="reviewer" if per_sample else "scenario")
     check_memory(ws, int(n), n_failing)
-    args = ["--lambdas", ",".join(f"{v:g}" for v in cfg.lambdas), "--epochs", str(cfg.epochs), "--lr", str(cfg.lr),
-            "--samples", str(int(n))]
+    args = config_args(cfg) + ["--samples", str(int(n))]
     args += [] if baseline else ["--no-baseline"]
-    args += ["--reviewer", "auto"] if use_reviewer or per_sample else []
-    return args + (["--failure-labels", "reviewer"] if per_sample else [])
+    return args + (["--reviewer", "auto"] if use_reviewer or per_sample else [])
 
 
 DF_LABELS = {"scenario": "One label per scenario: the annotators' (the paper)",
@@ -82,11 +81,7 @@ def parse_lambdas(text: str) -> tuple:
         raise ValueError(f"λ values must be numbers separated by commas, e.g. 0.1, 1, 10; got {text!r}") from None
     if not values:
         raise ValueError("the λ list is empty: give at least one λ > 0, e.g. 0.1, 1, 10")
-    bad = [v for v in values if not v > 0 or v == float("inf")]
-    if bad:
-        raise ValueError(f"lambdas must be finite and > 0; got {', '.join(f'{v:g}' for v in bad)}: remove "
-                         "them (λ=0, the control, is always added), e.g. 0.1, 1, 10")
-    return values
+    return values  # CorrectConfig checks the values
 
 
 def check_memory(ws: Workspace, n_samples: int, n_failing: int) -> None:
@@ -150,14 +145,14 @@ def _zip(stamps: tuple) -> bytes:
 
 def render_export(ws: Workspace) -> None:
     """The exported model: its card and one download (weights, sidecar, card) as a zip."""
-    card = ws.load_json("exports/model-card.json")
+    card = ws.load_json(MODEL_CARD)
     if ws.step_status("export") == "stale":
         st.warning("This export comes from an earlier sweep: export again to get a model of the current one.")
-    files = [ws.path(f"exports/{name}") for name in card.get("files", {}).values()]
-    files += [ws.path("exports/model-card.md"), ws.path("exports/model-card.json")]
+    files = [ws.path(f"{EXPORTS}/{name}") for name in card.get("files", {}).values()]
+    files += [ws.path(MODEL_CARD_MD), ws.path(MODEL_CARD)]
     stamps = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.exists())
     st.download_button(f"Download {card['name']} (λ={card['correction']['lambda']:g}) with its model card",
                        _zip(stamps), file_name=f"{card['name']}.zip", mime="application/zip", type="primary")
     st.caption(f"Also saved in the project: {ws.path('exports')}")
     with st.expander("Model card", expanded=False):
-        st.markdown(ws.path("exports/model-card.md").read_text(encoding="utf-8"))
+        st.markdown(ws.path(MODEL_CARD_MD).read_text(encoding="utf-8"))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from ..cli.jobs import config_args
 from ..distill.embed import PROJECTIONS, EmbedConfig
 from ..distill.scenarios import DistillConfig
 from ..steps.distill import default_tau
-from ..workspace import Workspace
+from ..workspace import EMBEDDING, SCENARIOS, Workspace
 from . import cache
 from .charts import latent_map
 from .gallery import show_grid
@@ -33,14 +34,13 @@ def distill_form() -> list[str] | None:
     if not go:
         return None
     cfg = DistillConfig(max_components=int(k), weight_threshold=float(eps), max_samples=int(cap))
-    return ["--max-components", str(cfg.max_components), "--weight-threshold", str(cfg.weight_threshold),
-            "--max-samples", str(cfg.max_samples)]
+    return config_args(cfg)
 
 
 def map_form(ws: Workspace) -> tuple[str, list[str] | None]:
     c = st.columns([2, 2, 1])
     methods = list(PROJECTIONS)
-    made = [m for m in methods if ws.exists(f"distill/embedding-{m}.npz")]
+    made = [m for m in methods if ws.exists(EMBEDDING.format(method=m))]
     method = c[0].radio("Projection", methods, format_func=METHOD_WORDS.get, horizontal=True, key="map-method",
                         index=methods.index(made[0]) if made else 0)
     points = c[1].number_input("Codes projected at most", 100, 1_000_000, DEFAULT_POINTS[method], step=1000,
@@ -52,7 +52,7 @@ def map_form(ws: Workspace) -> tuple[str, list[str] | None]:
     if not go:
         return method, None
     cfg = EmbedConfig(method=method, max_points=int(points))
-    return method, ["--method", cfg.method, "--max-points", str(cfg.max_points)]
+    return method, config_args(cfg)
 
 
 def n_failures(ws: Workspace) -> int:
@@ -77,7 +77,7 @@ def render_map(ws: Workspace, method: str) -> None:
     emb, current = found
     if not current:
         st.warning("This map was made from an earlier identify run: recompute it to match the current failures.")
-    has_scenarios = ws.exists("distill/scenarios.npz")
+    has_scenarios = ws.exists(SCENARIOS)
     assignment = cache.scenarios(ws).assignment if has_scenarios else None
     keep = np.arange(len(emb))
     if len(emb) > PLOT_CAP:

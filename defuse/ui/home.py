@@ -10,12 +10,9 @@ from ..cli import jobs
 from ..runtime.progress import fmt_seconds
 from ..steps.project import project_info
 from ..workspace import CLASSIFIER, Workspace
-from .jobs import STEP_WORDS as JOB_WORDS
-from .nav import link
+from .nav import JOB_WORDS, STEP_TITLES, link
 
 STATUS_ICONS = {"done": "✅", "stale": "⚠️", "corrupt": "❌", "missing": "⬜"}
-STEP_TITLES = {"classifier": "Classifier", "vae": "β-VAE", "identify": "Identify", "distill": "Distill",
-               "correct": "Correct", "export": "Export"}
 
 
 def next_step(status: dict, n_scenarios: int | None = None) -> str | None:

@@ -13,12 +13,10 @@ from ..data.render import image_grid
 from ..runtime import atomic
 from ..steps.distill import default_tau
 from ..steps.report import build_report, report_markdown
-from ..workspace import Workspace
+from ..workspace import HTML_REPORT, SWEEP, Workspace
 from . import cache
 from .charts import tradeoff_chart
 from .gallery import as_tensor
-
-HTML_REPORT = "exports/report.html"
 
 
 def figure4(ws: Workspace) -> tuple[dict, str]:
@@ -43,7 +41,7 @@ def scenario_gallery(ws: Workspace, max_scenarios: int = 12) -> list[tuple[str, 
 
 
 def tradeoff_figure(ws: Workspace):
-    sweep = ws.load_json("correct/sweep.json", default={})
+    sweep = ws.load_json(SWEEP, default={})
     if not sweep:
         return None
     rows = sweep["best_per_lambda"]

@@ -6,7 +6,8 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from ..nets.train import TrainConfig, VAEConfig
+from ..cli.jobs import config_args
+from ..nets.train import TrainConfig, VAEConfig, parse_class_keep
 from ..steps.project import DEMO_CLASSIFIER, DEMO_VAE, import_classifier, import_vae
 from ..workspace import Workspace
 from . import cache
@@ -51,9 +52,9 @@ def _train_classifier_form(ws: Workspace) -> list[str] | None:
         keep = st.text_input("Plant a flaw: keep only part of a class, e.g. 6:0.15", "")
         go = st.form_submit_button("Train the classifier", type="primary")
     if go:
-        st.session_state["setup-start"] = ("train-classifier", ["--architecture", arch, "--epochs", str(epochs),
-                                                                "--optimizer", opt, "--lr", str(lr),
-                                                                "--class-keep", keep])
+        cfg = TrainConfig(architecture=arch, epochs=int(epochs), optimizer=opt, lr=float(lr),
+                          class_keep=parse_class_keep(keep))
+        st.session_state["setup-start"] = ("train-classifier", config_args(cfg))
 
 
 def vae_source(ws: Workspace) -> None:
@@ -74,8 +75,8 @@ def vae_source(ws: Workspace) -> None:
         width = c[3].selectbox("Width", [32, 64], help="32 for MNIST-like data, 64 for SVHN and signs")
         go = st.form_submit_button("Train the β-VAE", type="primary")
     if go:
-        st.session_state["setup-start"] = ("train-vae", ["--beta", str(beta), "--latent-dim", str(dim), "--epochs",
-                                                         str(epochs), "--width", str(width)])
+        cfg = VAEConfig(beta=float(beta), latent_dim=int(dim), epochs=int(epochs), width=int(width))
+        st.session_state["setup-start"] = ("train-vae", config_args(cfg))
 
 
 def live_loss(state) -> None:
