@@ -234,23 +234,23 @@ def _correct_impl(classifier, data, failure_sets, cfg, dev, on_progress, resume_
         if resume_dir is None:
             states[(kind, lam)] = state
         track.finished(best)
+    best = [results[job][1] for job in jobs]
+    config = {**asdict(cfg), "lambdas": list(cfg.lambdas), "parallel_used": mode,
+              "input_shape": list(data.train.images.shape[1:])}
+    return Sweep([row for job in jobs for row in results[job][0]], best, before, **_choose(best, before, inp, cfg),
+                 config=config, fingerprint=fingerprint, resume_dir=None if resume_dir is None else str(resume_dir),
+                 _template=template, _states=states)
+
+
+def _choose(best: list[dict], before: dict, inp: SweepInputs, cfg: CorrectConfig) -> dict:
+    """The control, and the λ the rule picks among the kept epochs of D_f's runs and of the baseline's."""
     _, _, _, val_reviewer = inp.failure["val"]
     n_val = int((val_reviewer >= 0).sum()) if cfg.failure_labels == "reviewer" else len(val_reviewer)
-    return _assemble(jobs, results, before, cfg, mode, fingerprint, resume_dir, template, states,
-                     list(data.train.images.shape[1:]), n_val)
-
-
-def _assemble(jobs, results, before, cfg, mode, fingerprint, resume_dir, template, states, input_shape,
-              n_failure_val) -> Sweep:
-    best = [results[job][1] for job in jobs]
     defuse = [r for r in best if r["kind"] == "defuse"]
     control = next((r for r in defuse if r["lambda"] == 0), None)
     ref = (control or before)["val_acc"]
-    rule = {"tolerance": cfg.tolerance, "reference_val_acc": ref, "n_failure_val": n_failure_val,
+    rule = {"tolerance": cfg.tolerance, "reference_val_acc": ref, "n_failure_val": n_val,
             "tie_standard_errors": cfg.tie_standard_errors, "failure_key": failure_measure(cfg)}
-    chosen = select_lambda(defuse, cfg.selection, **rule)
     base = [r for r in best if r["kind"] == "baseline"]
-    base_chosen = select_lambda(base, cfg.selection, **rule) if base else None
-    config = {**asdict(cfg), "lambdas": list(cfg.lambdas), "parallel_used": mode, "input_shape": input_shape}
-    return Sweep([row for job in jobs for row in results[job][0]], best, before, control, chosen, base_chosen,
-                 config, fingerprint, None if resume_dir is None else str(resume_dir), template, states)
+    return {"control": control, "chosen": select_lambda(defuse, cfg.selection, **rule),
+            "baseline_chosen": select_lambda(base, cfg.selection, **rule) if base else None}
