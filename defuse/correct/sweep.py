@@ -77,8 +77,9 @@ class CorrectConfig:
                              "PAPER_LAMBDAS")
         bad = [v for v in lams if not v > 0 or v == float("inf")]
         if bad:
+            control = "λ=0, the control, is always added" if self.include_control else "λ=0 would be the control"
             raise ValueError(f"lambdas must be finite and > 0; got {', '.join(f'{v:g}' for v in bad)}: remove them "
-                             "(λ=0, the control, comes with include_control), e.g. 0.1, 1, 10")
+                             f"({control}), e.g. 0.1, 1, 10")
         if len(set(lams)) != len(lams):
             raise ValueError(f"lambdas must not repeat, got {lams}")
         if not 0 <= self.tie_standard_errors < float("inf"):
