@@ -20,6 +20,7 @@ PAGES = [
     st.Page("pages/explore.py", title="Explore", icon="🗺️"),
     st.Page("pages/label.py", title="Label", icon="🏷️"),
     st.Page("pages/correct.py", title="Correct", icon="🩹"),
+    st.Page("pages/compare.py", title="Compare", icon="⚖️"),
     st.Page("pages/report.py", title="Report", icon="📄"),
 ]
 

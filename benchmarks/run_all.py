@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["identify_speed.py", "distill_speed.py", "correct_speed.py", "memory_bounds.py", "page_render.py"]
+BENCHMARKS = ["identify_speed.py", "distill_speed.py", "correct_speed.py", "memory_bounds.py", "page_render.py",
+              "check_speed.py"]
 # Always run short: the full memory benchmark (60,000 sources, 1M failures) takes minutes more than `make bench`
 # has, and the render benchmark's point is the pages, not building its project.
 ALWAYS_QUICK = {"memory_bounds.py", "page_render.py"}

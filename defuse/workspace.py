@@ -40,6 +40,7 @@ BEST = "correct/best.json"
 EXPORTS = "exports"
 MODEL_CARD = "exports/model-card.json"
 MODEL_CARD_MD = "exports/model-card.md"
+SUITE_DIR = "exports/suite"                  # the regression suite, inside exports/ so the bundle carries it
 HTML_REPORT = "exports/report.html"
 REPORT = "report.json"
 

@@ -19,8 +19,11 @@ def test_map_and_scenario_cards_of_a_finished_project(run_page, demo_done):
     at = run_page("explore", demo_done)
     assert not at.exception and not at.error
     assert at.radio(key="map-method").value == "pca"            # the map that exists is shown
-    assert any("failure codes and" in c.value and "Lasso" in c.value for c in at.caption)
-    assert len(at.get("plotly_chart")) == 1
+    assert any("failure codes and" in c.value and "lasso" in c.value for c in at.caption)
+    charts = at.get("vega_lite_chart")                      # 398 points: the map with thumbnails on hover
+    assert len(charts) == 1 and "data:image/png;base64," in str(charts[0].proto)
+    at.toggle(key="map-thumbs").set_value(False).run()
+    assert len(at.get("plotly_chart")) == 1 and not at.get("vega_lite_chart")
     n = len(Workspace(demo_done).load_arrays("distill/scenarios.npz")["weights"])
     assert sum("**Scenario #" in m.value for m in at.markdown) == min(n, 9)
     at.radio(key="map-method").set_value("umap").run()
@@ -69,3 +72,27 @@ def test_embed_codes_down_samples_and_keeps_rows():
         embed_codes(train, fail[:0], EmbedConfig(method="pca"))
     with pytest.raises(ValueError, match="one latent size"):
         embed_codes(train, fail[:, :3], EmbedConfig(method="pca"))
+
+
+# --- filters, colouring, selection export ------------------------------------------------------------
+def test_map_filters_colouring_and_the_filtered_export(run_page, demo_done):
+    from defuse.steps.map_points import PointFilter, workspace_points
+
+    at = run_page("explore", demo_done)
+    p = workspace_points(Workspace(demo_done), "pca")
+    at.multiselect(key="map-kinds").set_value(["failure"])
+    at.multiselect(key="map-scenario").set_value([0])
+    at.slider(key="map-conf").set_value((0.0, 0.9)).run()
+    assert not at.exception and not at.error
+    n = int(PointFilter(kinds=("failure",), scenarios=(0,), max_confidence=0.9).mask(p).sum())
+    assert any(f"{n:,} of {len(p):,} points pass the filters" in c.value for c in at.caption)
+    assert any(m.value.startswith(f"**Filtered: {n:,} failures, 0 training images**") for m in at.markdown)
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == [f"Download the {n:,} points (CSV)", f"Download {n:,} images (zip of PNGs + CSV)"]
+    assert at.toggle(key="map-sort").value is True                  # sorted by confidence margin
+    at.radio(key="map-color").set_value("confidence").run()
+    assert not at.exception and len(at.get("vega_lite_chart")) == 1
+    at.toggle(key="map-thumbs").set_value(False).run()
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+    at.multiselect(key="map-true").set_value([int(p.true_label[0])]).run()
+    assert not at.exception

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "defuse"
-COMPUTE = ("runtime", "data", "nets", "identify", "distill", "label", "correct", "distributed")
+COMPUTE = ("runtime", "data", "nets", "identify", "distill", "label", "correct", "distributed", "suite")
 # layer -> what it may not import (a module prefix; "streamlit" is the third-party package)
 FORBIDDEN = {
     "runtime": ("defuse.data", "defuse.nets", "defuse.identify", "defuse.distill", "defuse.label",

@@ -77,3 +77,7 @@ def config_from_args(args, cls, *, flags: dict | None = None, **overrides):
         flags = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
     given = read_config(args.config, cls) if getattr(args, "config", None) else {}
     return cls(**{**flags, **given, **overrides})
+
+
+class Failed(str):
+    """A command's printed result that ends with exit status 1 (a check that missed a threshold: CI fails)."""

@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 
 from ..runtime.progress import Cancelled
-from . import commands_correct, commands_embed, commands_pipeline, commands_project
-from .args import resolve_workspace
+from . import commands_correct, commands_embed, commands_pipeline, commands_project, commands_suite
+from .args import Failed, resolve_workspace
 from .progress_sink import ProgressSink
 
 # The command table, explicit: every command module holds its own, listed here in `--help` order.
 COMMANDS: dict = {**commands_project.COMMANDS, **commands_pipeline.COMMANDS, **commands_correct.COMMANDS,
-                  **commands_embed.COMMANDS}
+                  **commands_embed.COMMANDS, **commands_suite.COMMANDS}
 DESCRIPTION = "Defuse: find, understand and fix the failure modes of an image classifier."
 
 
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     sink.close()
     if result is not None:
         print(json.dumps(result, indent=2, default=str) if getattr(args, "json", False) else _human(result))
-    return 0
+    return 1 if isinstance(result, Failed) else 0
 
 
 MODEL_ARGS = ("classifier", "vae", "reviewer", "baseline", "source")

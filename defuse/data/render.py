@@ -16,6 +16,11 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return arr.transpose(0, 2, 3, 1)
 
 
+def prediction_captions(predictions, confidence) -> list[str]:
+    """Tile captions for the classifier's label and its confidence (max softmax): e.g. ``5 93%``."""
+    return [f"{int(p)} {float(c):.0%}" for p, c in zip(predictions, confidence, strict=True)]
+
+
 def image_grid(images: torch.Tensor, *, ncol: int = 8, captions: Optional[Sequence[str]] = None,
                scale: int = 2, pad: int = 2) -> Image.Image:
     """Tile images into one picture; ``captions`` (one per image) are drawn in each tile's corner."""

@@ -26,4 +26,10 @@ def export_step(ws: Workspace, *, lam: Optional[float] = None, name: Optional[st
                             sweep=sweep, scenarios_summary=record.get("failure_sets", []),
                             dataset=ws.project["dataset"], card_name="model-card")
     ws.record_step("export", config={"lambda": sweep.chosen["lambda"], "name": name})
+    from .suite import export_suite  # the bundle carries the regression suite (exports/suite)
+
+    try:
+        export_suite(ws)
+    except ValueError as e:  # e.g. the labels changed since the sweep: the model is exported all the same
+        card = {**card, "suite_not_written": str(e)}
     return card

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -14,7 +13,7 @@ from ..correct.sweep import PAPER_LAMBDAS, CorrectConfig
 from ..steps.correct import check_failure_sets_fit
 from ..steps.label import reviewer_ready
 from ..steps.presets import QUICK
-from ..workspace import EXPORTS, MODEL_CARD, MODEL_CARD_MD, SWEEP, Workspace
+from ..workspace import EXPORTS, MODEL_CARD, MODEL_CARD_MD, SUITE_DIR, SWEEP, Workspace
 from . import cache
 from .charts import tradeoff_chart
 from .jobs import history_metrics
@@ -135,24 +134,35 @@ def render_results(ws: Workspace) -> float | None:
 
 @st.cache_data(max_entries=2, show_spinner="Packing the model…")
 def _zip(stamps: tuple) -> bytes:
-    """The files of ``stamps`` ((path, size, mtime_ns), …) in one zip: packed once, not on every rerun."""
+    """The files of ``stamps`` ((path, name in the zip, size, mtime_ns), …) in one zip: packed once, not on every
+    rerun."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for path, _, _ in stamps:
-            z.write(path, Path(path).name)
+        for path, name, _, _ in stamps:
+            z.write(path, name)
     return buf.getvalue()
 
 
+def bundle_files(ws: Workspace, card: dict) -> list[tuple]:
+    """(file, its name in the zip) of the export bundle: the model, its card, and the regression suite in suite/."""
+    exports, suite = ws.path(EXPORTS), ws.path(SUITE_DIR)
+    files = [ws.path(f"{EXPORTS}/{name}") for name in card.get("files", {}).values()]
+    files += [ws.path(MODEL_CARD_MD), ws.path(MODEL_CARD)]
+    files += sorted(suite.iterdir()) if (suite / "manifest.json").exists() else []
+    return [(f, f.relative_to(exports).as_posix()) for f in files if f.is_file()]
+
+
 def render_export(ws: Workspace) -> None:
-    """The exported model: its card and one download (weights, sidecar, card) as a zip."""
+    """The exported model: its card and one download (weights, sidecar, card, regression suite) as a zip."""
     card = ws.load_json(MODEL_CARD)
     if ws.step_status("export") == "stale":
         st.warning("This export comes from an earlier sweep: export again to get a model of the current one.")
-    files = [ws.path(f"{EXPORTS}/{name}") for name in card.get("files", {}).values()]
-    files += [ws.path(MODEL_CARD_MD), ws.path(MODEL_CARD)]
-    stamps = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.exists())
+    exports = ws.path(EXPORTS)
+    stamps = tuple((str(f), name, f.stat().st_size, f.stat().st_mtime_ns) for f, name in bundle_files(ws, card))
     st.download_button(f"Download {card['name']} (λ={card['correction']['lambda']:g}) with its model card",
                        _zip(stamps), file_name=f"{card['name']}.zip", mime="application/zip", type="primary")
-    st.caption(f"Also saved in the project: {ws.path('exports')}")
+    st.caption(f"Also saved in the project: {exports}. The zip's `suite/` folder is the regression suite of the "
+               "confirmed failure scenarios: `python -m defuse check --suite suite --classifier MODEL` tests any "
+               "later checkpoint on them.")
     with st.expander("Model card", expanded=False):
         st.markdown(ws.path(MODEL_CARD_MD).read_text(encoding="utf-8"))

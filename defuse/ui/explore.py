@@ -6,12 +6,14 @@ import numpy as np
 import streamlit as st
 
 from ..cli.jobs import config_args
+from ..data.render import prediction_captions
 from ..distill.embed import PROJECTIONS, EmbedConfig
 from ..distill.scenarios import DistillConfig
 from ..steps.distill import default_tau
 from ..workspace import EMBEDDING, SCENARIOS, Workspace
 from . import cache
 from .charts import latent_map
+from .explore_map import render_points_map
 from .gallery import show_grid
 
 PAPER = DistillConfig()
@@ -75,9 +77,15 @@ def render_map(ws: Workspace, method: str) -> None:
         st.info(f"No {METHOD_WORDS[method]} map yet: compute it above (a background job; the result is kept).")
         return
     emb, current = found
-    if not current:
-        st.warning("This map was made from an earlier identify run: recompute it to match the current failures.")
     has_scenarios = ws.exists(SCENARIOS)
+    if current:  # the classifier's view of every point: filter, colour, select, sort, export
+        fail = emb.is_failure
+        note = (f"The map holds {int(fail.sum()):,} of {emb.n_failures_total:,} failure codes and "
+                f"{int((~fail).sum()):,} of {emb.n_train_total:,} training codes; at most {PLOT_CAP:,} are drawn "
+                "(down-sampled at random where there were more).")
+        names = scenario_names(ws) if has_scenarios else {-1: "failures"}
+        return render_points_map(ws, method, names, note, max_points=PLOT_CAP)
+    st.warning("This map was made from an earlier identify run: recompute it to match the current failures.")
     assignment = cache.scenarios(ws).assignment if has_scenarios else None
     keep = np.arange(len(emb))
     if len(emb) > PLOT_CAP:
@@ -134,8 +142,9 @@ def render_cards(ws: Workspace, per_page: int = 9) -> None:
             true, pred = sc.true_label_mix[j], sc.pred_label_mix[j]
             st.markdown(f"**Scenario #{j}** · weight {sc.weights[j]:.3f} · {int(sc.sizes[j]):,} failures")
             st.caption(f"true: {_top(true)} · predicted: {_top(pred)}")
-            images, preds, _ = cache.scenario_samples(ws, j, 16, tau)
-            show_grid(images, captions=[str(int(p)) for p in preds], ncol=8, scale=2)
+            images, preds, conf = cache.scenario_samples(ws, j, 16, tau)
+            show_grid(images, captions=prediction_captions(preds, conf), ncol=8, scale=2)
+            st.caption(f"the classifier's label and confidence on each; mean confidence {float(np.mean(conf)):.0%}")
 
 
 def _top(counts: np.ndarray, k: int = 2) -> str:

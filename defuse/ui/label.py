@@ -7,6 +7,7 @@ from collections import Counter
 import pandas as pd
 import streamlit as st
 
+from ..data.render import prediction_captions
 from ..label.verdicts import agreement_table
 from ..steps.label import label_store
 from ..workspace import Workspace
@@ -102,8 +103,8 @@ def show_samples(ws: Workspace, j: int, n: int, tau: float):
     st.markdown(f"**Scenario #{j}** · weight {sc.weights[j]:.3f} · {int(sc.sizes[j]):,} failures · their source "
                 f"images' labels: {_top(true)} · the classifier said: {_top(pred)}")
     images, preds, conf = cache.scenario_samples(ws, j, n, tau)
-    show_grid(images, captions=[str(int(p)) for p in preds], ncol=8, scale=3,
-              caption=f"{n} samples of scenario #{j} at τ={tau:g}; the classifier's label on each")
+    show_grid(images, captions=prediction_captions(preds, conf), ncol=8, scale=3,
+              caption=f"{n} samples of scenario #{j} at τ={tau:g}; the classifier's label and confidence on each")
     return preds
 
 

@@ -22,7 +22,8 @@ STEP_TITLES = {"classifier": "Classifier", "vae": "β-VAE", "identify": "Identif
                "correct": "Correct", "export": "Export"}
 JOB_WORDS = {"identify": "Identify", "distill": "Distillation", "embed": "2-D map", "label": "Automatic review",
              "correct": "λ sweep", "export": "Export", "train-classifier": "Classifier training",
-             "train-vae": "VAE training", "train-reviewer": "Reviewer training", "review": "Review"}
+             "train-vae": "VAE training", "train-reviewer": "Reviewer training", "review": "Review",
+             "suite": "Regression suite"}
 
 
 def leave_pages_folder_mode() -> None:

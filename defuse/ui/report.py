@@ -9,7 +9,7 @@ import time
 
 import plotly.graph_objects as go
 
-from ..data.render import image_grid
+from ..data.render import image_grid, prediction_captions
 from ..runtime import atomic
 from ..steps.distill import default_tau
 from ..steps.report import build_report, report_markdown
@@ -32,11 +32,13 @@ def scenario_gallery(ws: Workspace, max_scenarios: int = 12) -> list[tuple[str, 
     out = []
     for j in order:
         v = verdicts[j]
-        images, preds, _ = cache.scenario_samples(ws, j, 16, default_tau(ws))
+        images, preds, conf = cache.scenario_samples(ws, j, 16, default_tau(ws))
         what = f"failure, true label {names[v.label]}" if v.is_failure else "not a failure"
         agree = "" if v.agreement != v.agreement else f", agreement {v.agreement:.0%}"  # nan: no votes
-        caption = f"Scenario #{j}: {what} ({v.n_annotators} annotator(s){agree}); classifier's labels drawn"
-        out.append((caption, image_grid(as_tensor(images), ncol=8, captions=[str(int(p)) for p in preds], scale=2)))
+        caption = (f"Scenario #{j}: {what} ({v.n_annotators} annotator(s){agree}); classifier's labels and "
+                   "confidence drawn")
+        out.append((caption, image_grid(as_tensor(images), ncol=8, captions=prediction_captions(preds, conf),
+                                        scale=2)))
     return out
 
 

@@ -1,0 +1,174 @@
+"""Explore's latent map with the classifier's view of every point: filter, colour, select, sort, export."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from ..steps import map_points as mp
+from ..steps.distill import SCENARIOS
+from ..steps.identify import FAILURES
+from ..workspace import CLASSIFIER, VAE, Workspace
+from .charts import MAP_COLORS
+from .gallery import show_grid
+
+COLOR_BY = {"scenario": "scenario", "true label": "true_label", "prediction": "prediction",
+            "confidence": "confidence"}
+SHOWN = 48           # images of a selection drawn on the page
+EXPORT_CAP = 5_000   # images of a selection packed into the zip (the CSV has every point)
+THUMB_CAP = 1_500    # points drawn with a thumbnail in their hover (each carries its PNG: ~0.5 kB)
+
+
+@st.cache_data(max_entries=4, show_spinner="Classifying the map's points…")
+def _points(root: str, key: str, method: str, max_points: int) -> mp.MapPoints:
+    return mp.workspace_points(Workspace(root), method, max_points=max_points)
+
+
+def points(ws: Workspace, method: str, max_points: int) -> mp.MapPoints:
+    rels = (f"distill/embedding-{method}.npz", FAILURES, SCENARIOS, CLASSIFIER, VAE)
+    return _points(str(ws.root), ":".join(str(ws.fingerprint(r)) for r in rels), method, max_points)
+
+
+@st.cache_data(max_entries=8, show_spinner="Packing the images…")
+def _zip(root: str, key: str, csv_text: str, is_failure: tuple, rows: tuple, _p: mp.MapPoints) -> bytes:
+    return mp.selection_zip(_p, mp.point_images(Workspace(root), np.array(is_failure), np.array(rows)))
+
+
+def filter_form(p: mp.MapPoints, names: dict) -> tuple[mp.PointFilter, str]:
+    """The filters (empty: keep all) and the colouring of the map."""
+    with st.expander("Filter and colour the map", expanded=True):
+        c = st.columns(4)
+        kinds = c[0].multiselect("Points", mp.KINDS, default=list(mp.KINDS), key="map-kinds")
+        true = c[1].multiselect("True label", sorted(set(p.true_label.tolist())), key="map-true")
+        pred = c[2].multiselect("Prediction", sorted(set(p.prediction.tolist())), key="map-pred")
+        scen = c[3].multiselect("Scenario", sorted(set(p.scenario[p.is_failure].tolist())),
+                                format_func=lambda s: names.get(s, f"#{s}"), key="map-scenario")
+        c = st.columns([3, 2])
+        low, high = c[0].slider("Classifier confidence (max softmax)", 0.0, 1.0, (0.0, 1.0), 0.01, key="map-conf")
+        color = c[1].radio("Colour by", list(COLOR_BY), horizontal=True, key="map-color")
+    f = mp.PointFilter(kinds=tuple(kinds), true_labels=tuple(true) or None, predictions=tuple(pred) or None,
+                    scenarios=tuple(scen) or None, min_confidence=low, max_confidence=high)
+    return f, color
+
+
+def points_map(p: mp.MapPoints, color_by: str, names: dict) -> go.Figure:
+    """WebGL scatter; ``customdata[0]`` is the point's position in ``p`` (traces restart their own indices)."""
+    info = np.stack([np.arange(len(p)), p.true_label, p.prediction, p.confidence, p.margin, p.scenario,
+                     p.is_failure.astype(int)], axis=1)
+    hover = ("true label %{customdata[1]:.0f} → predicted %{customdata[2]:.0f} "
+             "(confidence %{customdata[3]:.0%}, margin %{customdata[4]:.2f})<extra>%{fullData.name}</extra>")
+    fig = go.Figure()
+    if color_by == "confidence":
+        fig.add_trace(go.Scattergl(x=p.x, y=p.y, mode="markers", customdata=info, name="points",
+                                   marker=dict(size=4, color=p.confidence, colorscale="Viridis", cmin=0, cmax=1,
+                                               colorbar=dict(title="confidence")), hovertemplate=hover))
+    else:
+        values = getattr(p, COLOR_BY[color_by])
+        for k, v in enumerate(sorted(set(values.tolist()))):
+            m = values == v
+            name = names.get(v, f"#{v}") if color_by == "scenario" else f"{color_by} {v}"
+            faint = color_by == "scenario" and v < 0
+            fig.add_trace(go.Scattergl(x=p.x[m], y=p.y[m], mode="markers", name=name, customdata=info[m],
+                                       marker=dict(size=4, opacity=0.5 if faint else 0.8,
+                                                   color="#c7c7c7" if faint else MAP_COLORS[k % len(MAP_COLORS)]),
+                                       hovertemplate=hover))
+    fig.update_layout(height=620, dragmode="lasso", margin=dict(l=10, r=10, t=10, b=10),
+                      legend=dict(itemsizing="constant"), xaxis=dict(showticklabels=False),
+                      yaxis=dict(showticklabels=False))
+    return fig
+
+
+def _data_urls(images) -> list[str]:
+    """Each (C, H, W) image as a PNG data URL: vega's tooltip shows a field named ``image`` as a picture."""
+    from PIL import Image
+
+    from ..data.render import to_uint8
+
+    urls = []
+    for img in to_uint8(images):
+        buf = io.BytesIO()
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).resize(
+            (img.shape[1] * 2, img.shape[0] * 2), Image.NEAREST).save(buf, format="PNG")
+        urls.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
+    return urls
+
+
+def thumbnails_map(p: mp.MapPoints, color_by: str, names: dict, images) -> alt.Chart:
+    """The map as a vega chart whose hover shows each point's image, labels and confidence; a box selects."""
+    df = pd.DataFrame({"x": p.x, "y": p.y, "position": np.arange(len(p)), "true label": p.true_label,
+                       "prediction": p.prediction, "confidence": np.round(p.confidence, 3),
+                       "margin": np.round(p.margin, 3), "kind": np.where(p.is_failure, "failure", "training image"),
+                       "scenario": [names.get(int(s), f"#{s}") for s in p.scenario], "image": _data_urls(images)})
+    field = {"scenario": "scenario:N", "true label": "true label:N", "prediction": "prediction:N",
+             "confidence": "confidence:Q"}[color_by]
+    return alt.Chart(df).mark_circle(size=36, opacity=0.8).encode(
+        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None), color=alt.Color(field),
+        tooltip=["image", "kind", "true label", "prediction", "confidence", "margin", "scenario"],
+    ).add_params(alt.selection_interval(name="box")).properties(height=620)
+
+
+def box_positions(event, p: mp.MapPoints) -> list[int]:
+    """Positions in ``p`` inside the box of a vega interval selection (empty: none)."""
+    box = ((event or {}).get("selection") or {}).get("box") or {}
+    if "x" not in box or "y" not in box:
+        return []
+    (x0, x1), (y0, y1) = sorted(box["x"]), sorted(box["y"])
+    return np.flatnonzero((p.x >= x0) & (p.x <= x1) & (p.y >= y0) & (p.y <= y1)).tolist()
+
+
+def selected_positions(event) -> list[int]:
+    pts = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
+        getattr(getattr(event, "selection", None), "points", [])
+    return sorted({int(np.ravel([pt["customdata"]])[0]) for pt in pts if pt.get("customdata") is not None})
+
+
+def render_selection(ws: Workspace, sel: mp.MapPoints, what: str) -> None:
+    """The selected points' images (sorted by confidence margin when asked) and the export of all of them."""
+    if st.toggle("Sort by confidence margin (least sure first)", value=True, key="map-sort"):
+        sel = sel.take(mp.by_margin(sel))
+    st.markdown(f"**{what}: {int(sel.is_failure.sum()):,} failures, {int((~sel.is_failure).sum()):,} training "
+                f"images** (up to {SHOWN} shown; captions: true label>prediction and confidence)")
+    head = sel.take(np.arange(min(SHOWN, len(sel))))
+    captions = [f"{t}>{q} {c:.0%}" for t, q, c in zip(head.true_label, head.prediction, head.confidence, strict=True)]
+    show_grid(mp.point_images(ws, head.is_failure, head.row), captions=captions, ncol=12)
+    csv_text = mp.selection_csv(sel)
+    c = st.columns(2)
+    c[0].download_button(f"Download the {len(sel):,} points (CSV)", csv_text, file_name=f"{ws.name}-selection.csv",
+                         mime="text/csv", key="sel-csv")
+    packed = sel.take(np.arange(min(EXPORT_CAP, len(sel))))
+    key = ":".join(str(ws.fingerprint(r)) for r in (FAILURES, VAE))
+    data = _zip(str(ws.root), key, csv_text, tuple(packed.is_failure.tolist()), tuple(packed.row.tolist()), packed)
+    c[1].download_button(f"Download {len(packed):,} images (zip of PNGs + CSV)", data,
+                         file_name=f"{ws.name}-selection.zip", mime="application/zip", key="sel-zip")
+
+
+def render_points_map(ws: Workspace, method: str, names: dict, note: str = "", *, max_points: int) -> None:
+    p = points(ws, method, max_points)
+    f, color = filter_form(p, names)
+    keep = f.mask(p)
+    shown = p.take(keep)
+    st.caption(f"{note} {len(shown):,} of {len(p):,} points pass the filters. Hover a point for its labels and the "
+               f"classifier's confidence (and its image, with at most {THUMB_CAP:,} points); lasso or box-select "
+               "points to see their images and export them.")
+    thumbs = len(shown) <= THUMB_CAP and st.toggle(
+        "Thumbnails on hover", value=True, key="map-thumbs",
+        help=f"Each point carries its image (at most {THUMB_CAP:,} points); off: the faster WebGL map with lasso")
+    if thumbs:
+        images = mp.point_images(ws, shown.is_failure, shown.row)
+        event = st.altair_chart(thumbnails_map(shown, color, names, images), on_select="rerun",
+                                key=f"map-thumbs-{method}", width="stretch")
+        picked = box_positions(event, shown)
+    else:
+        event = st.plotly_chart(points_map(shown, color, names), on_select="rerun", selection_mode=("lasso", "box"),
+                                key=f"map-{method}", width="stretch")
+        picked = selected_positions(event)
+    if picked:
+        render_selection(ws, shown.take(np.array(picked)), "Selected")
+    elif len(shown) < len(p) and len(shown):
+        render_selection(ws, shown, "Filtered")
