@@ -28,15 +28,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from defuse.correct.sweep import (  # noqa: E402  (_build_inputs, _Tracker, train_groups: the inner training)
-    PAPER_LAMBDAS,
-    CorrectConfig,
-    FailureSet,
-    _build_inputs,
-    _Tracker,
-    correct,
-    train_groups,
-)
+from defuse.correct.evaluation import build_inputs  # noqa: E402  (with Tracker, train_groups: the inner training)
+from defuse.correct.sweep import PAPER_LAMBDAS, CorrectConfig, FailureSet, correct  # noqa: E402
+from defuse.correct.training import Tracker, train_groups  # noqa: E402
 from defuse.data.datasets import DatasetSpec, ImageData, Split, load_dataset  # noqa: E402
 from defuse.nets.architectures import PaperCNN, copy_model  # noqa: E402
 from defuse.runtime.devices import configure_threads, describe_device, resolve_device  # noqa: E402
@@ -95,11 +89,11 @@ def timed(model, data, sets, cfg, device, baseline=None):
 def inner_run_s(model, data, sets, cfg, device, lam: float, baseline=None) -> float:
     """One λ's fine-tune alone: the inner training of a sweep, without the per-call costs (median of 3)."""
     dev = resolve_device(device)
-    template, inp = copy_model(model).cpu().eval(), _build_inputs(data, sets, baseline, cfg)
+    template, inp = copy_model(model).cpu().eval(), build_inputs(data, sets, baseline, cfg)
     times = []
     for _ in range(3):
         t0 = time.perf_counter()
-        list(train_groups([("defuse", [lam])], template, inp, cfg, dev, _Tracker(cfg.epochs, 0, None)))
+        list(train_groups([("defuse", [lam])], template, inp, cfg, dev, Tracker(cfg.epochs, 0, None)))
         if dev.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from defuse.cli.commands_project import add_dataset_args, dataset_spec_from_args  # noqa: E402
 from defuse.data.datasets import ImageData  # noqa: E402
+from defuse.distill.sampling import ReviewSamples  # noqa: E402
 from defuse.evaluation.judge import JUDGE_PRESETS, Judge, JudgeConfig, fingerprint, load_or_train_judge  # noqa: E402
 from defuse.identify.search import decode_latents  # noqa: E402
 from defuse.label.reviewer import Reviewer, agreement_summary, review_scenarios, train_reviewer  # noqa: E402
@@ -232,8 +233,8 @@ def reviewer_quality(ws: Workspace, verdicts_a: dict, rev_a: Reviewer, rev_b: Re
     scenarios, vae = load_scenarios(ws), project.load_vae(ws)[0]
     ws.path("review-b").mkdir(exist_ok=True)
     with LabelStore(ws.path("review-b/labels.sqlite")) as store:
-        verdicts_b = review_scenarios(rev_b, vae, project.load_classifier(ws)[0], scenarios, store,
-                                      tau=tau or default_tau(ws), seed=0, device=device)
+        samples = ReviewSamples(vae, project.load_classifier(ws)[0], scenarios, tau=tau or default_tau(ws), seed=0)
+        verdicts_b = review_scenarios(rev_b, samples, store, device=device)
     ids = sorted(verdicts_a)
     failure = np.array([verdicts_a[j].is_failure for j in ids], dtype=bool)
     same = np.array([verdicts_a[j].is_failure == verdicts_b[j].is_failure

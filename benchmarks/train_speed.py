@@ -80,7 +80,7 @@ def vae_before(data: ImageData, cfg: nets_train.VAEConfig, dev) -> float:
         data.train.images, 0, 0.0
     for _ in range(2):
         t0, n = time.perf_counter(), 0
-        for idx in nets_train._batches(len(images), cfg.batch_size, gen):
+        for idx in nets_train.shuffled_batches(len(images), cfg.batch_size, gen):
             x = images[idx].to(dev)
             recon, mu, logvar = vae(x)
             beta = cfg.beta * min(1.0, (step + 1) / cfg.kl_anneal_steps)
@@ -104,7 +104,7 @@ def classifier_before(data: ImageData, cfg: nets_train.TrainConfig, dev, model=N
     for _ in range(2):
         model.train()
         t0, n = time.perf_counter(), 0
-        for idx in nets_train._batches(len(labels), cfg.batch_size, gen):
+        for idx in nets_train.shuffled_batches(len(labels), cfg.batch_size, gen):
             loss = F.cross_entropy(model(images[idx].to(dev)), labels[idx].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -16,11 +16,34 @@ from typing import Optional
 
 import numpy as np
 
+from .data.datasets import DatasetSpec
 from .runtime import atomic
 
+# The artifacts of a project folder, relative to its root: every step, command and page names them from here.
 PROJECT_FILE = "project.json"
 CLASSIFIER = "classifier/model.json"
+CLASSIFIER_HISTORY = "classifier/history.json"
 VAE = "vae/model.json"
+VAE_HISTORY = "vae/history.json"
+VAE_FIDELITY = "vae/fidelity.json"
+FAILURES = "identify/failures.npz"
+IDENTIFY_METRICS = "identify/metrics.json"
+IDENTIFY_CHUNKS = "identify/chunks"          # resume state of a search
+SCENARIOS = "distill/scenarios.npz"
+SCENARIOS_META = "distill/meta.json"
+EMBEDDING = "distill/embedding-{method}.npz"  # .format(method=...); its metadata: the same name in .json
+LABELS = "labels.sqlite"
+DECISIONS = "label/decisions.json"          # the current answers, recorded on every change (label step)
+REVIEWER_DIR = "reviewer"
+SWEEP = "correct/sweep.json"
+SWEEP_DIR = "correct/sweep"                  # weights per λ, and the sweep's resume state
+BEST = "correct/best.json"
+EXPORTS = "exports"
+MODEL_CARD = "exports/model-card.json"
+MODEL_CARD_MD = "exports/model-card.md"
+SUITE_DIR = "exports/suite"                  # the regression suite, inside exports/ so the bundle carries it
+HTML_REPORT = "exports/report.html"
+REPORT = "report.json"
 
 
 @dataclass(frozen=True)
@@ -35,13 +58,12 @@ STEPS: dict[str, StepSpec] = {
     # A model's fingerprinted artifact is its JSON sidecar, which holds the weights' sha256.
     "classifier": StepSpec((CLASSIFIER,), (PROJECT_FILE,), ()),
     "vae": StepSpec((VAE,), (PROJECT_FILE,), ()),
-    "identify": StepSpec(("identify/failures.npz",), (CLASSIFIER, VAE, PROJECT_FILE), ("classifier", "vae")),
-    "distill": StepSpec(("distill/scenarios.npz",), ("identify/failures.npz",), ("identify",)),
-    # Labeling: its record holds the current answers (defuse.label_record), so a changed label stales correct.
-    "label": StepSpec(("label/decisions.json",), ("distill/scenarios.npz",), ("distill",)),
-    "correct": StepSpec(("correct/best.json",), ("distill/scenarios.npz", CLASSIFIER, "label/decisions.json"),
-                        ("distill",)),
-    "export": StepSpec(("exports/model-card.json",), ("correct/best.json",), ("correct",)),
+    "identify": StepSpec((FAILURES,), (CLASSIFIER, VAE, PROJECT_FILE), ("classifier", "vae")),
+    "distill": StepSpec((SCENARIOS,), (FAILURES,), ("identify",)),
+    # Labeling: its record holds the current answers (defuse.steps.label_record), so a changed label stales correct.
+    "label": StepSpec((DECISIONS,), (SCENARIOS,), ("distill",)),
+    "correct": StepSpec((BEST,), (SCENARIOS, CLASSIFIER, DECISIONS), ("distill",)),
+    "export": StepSpec((MODEL_CARD,), (BEST,), ("correct",)),
 }
 
 
@@ -55,6 +77,7 @@ class Workspace:
     def __init__(self, root):
         self.root = Path(root)
         self._fingerprints: dict[str, tuple] = {}
+        self._project: Optional[tuple] = None  # (file key, contents, DatasetSpec or None): see _project_file
 
     # --- creation and the project file -------------------------------------------------------
     @classmethod
@@ -81,7 +104,26 @@ class Workspace:
 
     @property
     def project(self) -> dict:
-        return self.load_json(PROJECT_FILE)
+        """The contents of project.json (read again only after the file changed)."""
+        return dict(self._project_file()[1])
+
+    @property
+    def dataset(self) -> DatasetSpec:
+        """The project's dataset spec: parsed and validated once per version of project.json."""
+        key, project, spec = self._project_file()
+        if spec is None:
+            spec = DatasetSpec.from_dict(project["dataset"])
+            self._project = (key, project, spec)
+        return spec
+
+    def _project_file(self) -> tuple:
+        p = self.path(PROJECT_FILE)
+        stat = p.stat() if p.exists() else None
+        # an atomic write replaces the file: a new inode even when size and mtime tick are the same
+        key = stat and (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if self._project is None or key is None or self._project[0] != key:
+            self._project = (key, self.load_json(PROJECT_FILE), None)
+        return self._project
 
     def update_project(self, **changes) -> None:
         self.save_json(PROJECT_FILE, {**self.project, **changes})

@@ -6,6 +6,7 @@ from defuse.ui import cache, jobs
 from defuse.ui.correct import live_chart, render_export, render_results, settings_form
 from defuse.ui.errors import guard
 from defuse.ui.nav import link, open_project, require
+from defuse.workspace import SWEEP
 
 st.title("Correct")
 st.caption("Each λ fine-tunes a copy of the classifier on the training data plus λ × the failure-scenario samples; "
@@ -29,13 +30,13 @@ if args:
     jobs.start(ws, "correct", args)
 sweep_job = jobs.panel(ws, ["correct"], live=live_chart, key="correct")
 
-if ws.exists("correct/sweep.json") and not jobs.running(sweep_job):
+if ws.exists(SWEEP) and not jobs.running(sweep_job):
     st.subheader("Trade-off")
     with guard("show the sweep"):
         lam = render_results(ws)
     st.subheader("Export")
     if st.button(f"Export the model of λ={lam:g}", type="primary"):
-        chosen = ws.load_json("correct/sweep.json")["chosen"]["lambda"]  # its model card names the rule
+        chosen = ws.load_json(SWEEP)["chosen"]["lambda"]  # its model card names the rule
         jobs.start(ws, "export", [] if float(lam) == float(chosen) else ["--lambda", repr(float(lam))])
     jobs.panel(ws, ["export"], key="export")
     if ws.step_status("export") in ("done", "stale"):

@@ -5,7 +5,6 @@ import streamlit as st
 from defuse.ui.errors import guard
 from defuse.ui.nav import link, open_project, require
 from defuse.ui.report import (
-    HTML_REPORT,
     build_html,
     decision_rows,
     figure4,
@@ -14,11 +13,12 @@ from defuse.ui.report import (
     tradeoff_figure,
     tradeoff_png,
 )
+from defuse.workspace import HTML_REPORT, SCENARIOS, SWEEP
 
 st.title("Report")
 ws = open_project()
 require(ws, "identify")
-if not ws.exists("correct/sweep.json"):
+if not ws.exists(SWEEP):
     st.info("The report's accuracy table needs the λ sweep: run it on the Correct page. Scenario galleries "
             "appear as soon as scenarios are labeled.")
     link("correct")
@@ -26,7 +26,7 @@ if not ws.exists("correct/sweep.json"):
 decisions = []
 with guard("build the report"):
     _, table = figure4(ws)
-    galleries = scenario_gallery(ws) if ws.exists("distill/scenarios.npz") else []
+    galleries = scenario_gallery(ws) if ws.exists(SCENARIOS) else []
     fig = tradeoff_figure(ws)
     decisions = decision_rows(ws)
 st.markdown(table)

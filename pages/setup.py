@@ -8,6 +8,7 @@ from defuse.ui.fidelity import fidelity_banner
 from defuse.ui.model_import import convert_form
 from defuse.ui.nav import link, open_project
 from defuse.ui.setup import classifier_source, live_loss, model_summary, reconstructions, render_data, vae_source
+from defuse.workspace import CLASSIFIER, VAE
 
 st.title("Setup")
 ws = open_project()
@@ -34,9 +35,9 @@ jobs.busy_note(ws)
 if "setup-start" in st.session_state:
     jobs.start(ws, *st.session_state.pop("setup-start"))
 jobs.panel(ws, ["train-classifier", "train-vae"], live=live_loss, key="setup")
-if ws.exists("vae/model.json"):
+if ws.exists(VAE):
     with guard("show reconstructions", stop=False):
         reconstructions(ws)
-if ws.exists("classifier/model.json") and ws.exists("vae/model.json"):
+if ws.exists(CLASSIFIER) and ws.exists(VAE):
     if not fidelity_banner(ws):
         link("identify", "Next: identify unrestricted adversarial examples")

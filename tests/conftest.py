@@ -120,6 +120,18 @@ def run_page(tmp_path, monkeypatch):
 
 
 @pytest.fixture()
+def job_config():
+    """``read(args, cls) -> (config, other args)``: the frozen config a page handed a job (``--config`` JSON),
+    rebuilt as the CLI builds it, and the job's other arguments."""
+    import json
+
+    def read(args, cls):
+        i = args.index("--config")
+        return cls(**json.loads(args[i + 1])), args[:i] + args[i + 2:]
+    return read
+
+
+@pytest.fixture()
 def started(monkeypatch):
     """Jobs the pages start, recorded instead of run: a list of (step, args)."""
     from defuse.cli import jobs

@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 from defuse.data.datasets import SOURCES
 from defuse.distill.scenarios import DistillConfig
+from defuse.identify.search import IdentifyConfig
 from defuse.runtime import limits
 from defuse.steps.distill import distill_step, load_scenarios
 from defuse.workspace import Workspace
@@ -206,14 +207,14 @@ def test_bad_input_is_answered_on_its_page_and_changes_nothing(case, request, tm
 
 
 # --- inputs the widgets keep out ----------------------------------------------------------------------------
-def test_q_0_cannot_be_entered(run_page, fresh_demo, started):
+def test_q_0_cannot_be_entered(run_page, fresh_demo, started, job_config):
     at = run_page("identify", fresh_demo)
     q = at.number_input(key="q-CPU-friendly")
     assert q.min == 1 and q.value == 100
     q.set_value(0).run()
     assert not at.exception and at.number_input(key="q-CPU-friendly").value == 100  # refused: the value stays
     _click(at, "Run identify")
-    assert started[0][1][:2] == ["--samples-per-image", "100"]
+    assert job_config(started[0][1], IdentifyConfig)[0].samples_per_image == 100
 
 
 def test_samples_beyond_the_cap_cannot_be_entered(run_page, demo_done, started):

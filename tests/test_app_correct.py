@@ -1,6 +1,7 @@
 """AppTest of the Correct page: guards, sweep settings and their errors, the trade-off, export and download."""
 
 from defuse.cli.jobs import JobState
+from defuse.correct.sweep import CorrectConfig
 from defuse.ui.charts import tradeoff_chart
 from defuse.ui.correct import parse_lambdas
 
@@ -28,20 +29,22 @@ def test_a_finished_sweep_shows_the_trade_off_table_and_export(run_page, demo_do
     assert len(at.get("download_button")) == 1                              # the export exists: zip with card
 
 
-def test_quick_sweep_starts_the_job(run_page, demo_done, started):
+def test_quick_sweep_starts_the_job(run_page, demo_done, started, job_config):
     at = run_page("correct", demo_done)
     assert at.text_input[0].value == "0.01, 0.1, 1, 10" and at.number_input[0].value == 2
     next(b for b in at.button if b.label == "Run the sweep").click().run()
-    assert started == [("correct", ["--lambdas", "0.01,0.1,1,10", "--epochs", "2", "--lr", "0.001",
-                                    "--samples", "128"])]
+    assert [step for step, _ in started] == ["correct"]
+    assert job_config(started[0][1], CorrectConfig) == (CorrectConfig(lambdas=(0.01, 0.1, 1, 10), epochs=2, lr=0.001),
+                                                        ["--samples", "128"])
 
 
-def test_per_sample_labels_use_the_automatic_reviewer(run_page, demo_done, started):
+def test_per_sample_labels_use_the_automatic_reviewer(run_page, demo_done, started, job_config):
     at = run_page("correct", demo_done)
     assert at.checkbox[1].value is False and "trained first" in at.checkbox[1].label  # no reviewer yet
     at.selectbox[0].set_value("reviewer")
     next(b for b in at.button if b.label == "Run the sweep").click().run()
-    assert started[0][1][-4:] == ["--reviewer", "auto", "--failure-labels", "reviewer"]
+    cfg, others = job_config(started[0][1], CorrectConfig)
+    assert cfg.failure_labels == "reviewer" and others[-2:] == ["--reviewer", "auto"]
 
 
 def test_a_ready_reviewer_labels_the_baseline_by_default(run_page, project_copy, started):

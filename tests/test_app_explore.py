@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from defuse.distill.embed import PROJECTIONS, EmbedConfig, embed_codes
+from defuse.distill.scenarios import DistillConfig
 from defuse.steps.embed import load_embedding
 from defuse.workspace import Workspace
 
@@ -29,13 +30,14 @@ def test_map_and_scenario_cards_of_a_finished_project(run_page, demo_done):
     assert "No UMAP map yet" in at.info[0].value
 
 
-def test_distill_and_map_buttons_start_jobs(run_page, demo_done, started):
+def test_distill_and_map_buttons_start_jobs(run_page, demo_done, started, job_config):
     at = run_page("explore", demo_done)
     at.button[0].click().run()                                  # the distillation form's submit button
     at.button(key="map-go").click().run()
-    assert started[0] == ("distill", ["--max-components", "100", "--weight-threshold", "0.01",
-                                      "--max-samples", "50000"])
-    assert started[1] == ("embed", ["--method", "pca", "--max-points", "60000"])
+    assert [step for step, _ in started] == ["distill", "embed"]
+    assert job_config(started[0][1], DistillConfig) == (
+        DistillConfig(max_components=100, weight_threshold=0.01, max_samples=50000), [])
+    assert job_config(started[1][1], EmbedConfig) == (EmbedConfig(method="pca", max_points=60000), [])
 
 
 def test_a_map_from_an_earlier_identify_run_is_flagged(run_page, project_copy):

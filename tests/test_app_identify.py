@@ -3,6 +3,7 @@
 import time
 
 from defuse.cli import jobs
+from defuse.identify.search import IdentifyConfig
 from defuse.workspace import Workspace
 
 
@@ -24,13 +25,14 @@ def test_results_of_a_finished_search(run_page, demo_done):
     assert not at.exception
 
 
-def test_cpu_friendly_defaults_start_the_job(run_page, fresh_demo, started):
+def test_cpu_friendly_defaults_start_the_job(run_page, fresh_demo, started, job_config):
     at = run_page("identify", fresh_demo)
     assert "paper: 500" in at.number_input[0].label and at.number_input[0].value == 100
     at.button[0].click().run()
     step, args = started[0]
     assert step == "identify"
-    assert args[:4] == ["--samples-per-image", "100", "--max-per-image", "20"] and args[-2:] == ["--subset", "1500"]
+    cfg, others = job_config(args, IdentifyConfig)
+    assert (cfg.samples_per_image, cfg.max_per_image, cfg.subset) == (100, 20, 1500) and others == []
 
 
 def test_a_second_job_waits_with_an_explanation(run_page, fresh_demo, monkeypatch):

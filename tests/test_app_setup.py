@@ -7,6 +7,7 @@ import torch
 
 from defuse.data.datasets import DatasetSpec
 from defuse.nets.architectures import PaperCNN
+from defuse.nets.train import VAEConfig
 from defuse.runtime.atomic import sha256_file
 from defuse.steps.project import import_classifier, init_project
 from defuse.ui.sidebar import safe_file_name
@@ -107,14 +108,15 @@ def test_a_copied_project_asks_this_user_to_trust_its_code_bearing_classifier(ru
     assert trust.is_trusted(sha256_file(blank / "classifier" / "model.ts"))
 
 
-def test_training_the_vae_runs_as_a_job(run_page, blank, started):
+def test_training_the_vae_runs_as_a_job(run_page, blank, started, job_config):
     at = run_page("setup", blank)
     at.radio[1].set_value("Train one here").run()
     next(b for b in at.button if b.label == "Train the β-VAE").click().run()
     # mnist-sample's default recipe (defuse.nets.vae_recipe): its 3,500 training images at batch 32 (a small
     # source), 73 epochs = 8,030 steps
-    assert started == [("train-vae", ["--beta", "0.4", "--latent-dim", "10", "--epochs", "73", "--width", "32",
-                                      "--batch-size", "32"])]
+    assert [step for step, _ in started] == ["train-vae"]
+    assert job_config(started[0][1], VAEConfig) == (VAEConfig(beta=0.4, latent_dim=10, epochs=73, width=32,
+                                                              batch_size=32), [])
 
 
 def test_upload_names_are_sanitised():

@@ -18,7 +18,7 @@ from defuse.correct.sweep import (
 )
 from defuse.data.datasets import DatasetSpec, ImageData, Split
 from defuse.nets.architectures import PaperCNN
-from defuse.nets.train import _batches
+from defuse.nets.train import shuffled_batches
 from defuse.runtime.progress import Cancelled
 from tests.toys import bar_images
 
@@ -63,7 +63,7 @@ def classifier(data):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     for _ in range(6):
-        for idx in _batches(len(data.train), 32, gen):
+        for idx in shuffled_batches(len(data.train), 32, gen):
             loss = F.cross_entropy(model(data.train.images[idx]), data.train.labels[idx])
             opt.zero_grad()
             loss.backward()
@@ -124,7 +124,7 @@ def test_control_is_plain_finetuning_without_failure_samples(sweep, classifier, 
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     for _ in range(sweep.control["epoch"]):
-        for idx in _batches(len(data.train), 64, gen):
+        for idx in shuffled_batches(len(data.train), 64, gen):
             model.train()
             loss = F.cross_entropy(model(data.train.images[idx]), data.train.labels[idx])
             opt.zero_grad()
@@ -256,7 +256,7 @@ def test_selection_needs_a_reference():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(lambdas=()), "at least one λ"),
-    (dict(lambdas=(1.0, -1.0)), r"finite and > 0, got \[-1.0\]"),
+    (dict(lambdas=(1.0, -1.0)), r"finite and > 0; got -1: remove them"),
     (dict(lambdas=(0.0,)), "control"),
     (dict(epochs=0), "epochs must be >= 1, got 0"),
     (dict(selection="best"), r"selection must be one of \['paper', 'tolerance'\], got 'best'"),

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from defuse.distill.sampling import ReviewSamples
 from defuse.label.reviewer import (
     Reviewer,
     ReviewerConfig,
@@ -151,8 +152,8 @@ def test_review_scenarios_finds_the_one_failure_scenario(reviewer, tmp_path):
     covs = np.stack([0.01 * np.eye(2)] * CLASSES)
     events = []
     with LabelStore(tmp_path / "labels.sqlite") as store:
-        result = review_scenarios(reviewer, BarDecoder(), BandClassifier(wrong=2, wrong_to=3), (means, covs),
-                                  store, tau=0.5, seed=0, device="cpu", on_progress=events.append)
+        samples = ReviewSamples(BarDecoder(), BandClassifier(wrong=2, wrong_to=3), (means, covs), tau=0.5, seed=0)
+        result = review_scenarios(reviewer, samples, store, device="cpu", on_progress=events.append)
         decisions = store.decisions()
         preds = {j: [3 if j == 2 else j] * 10 for j in range(CLASSES)}
         from_store = verdicts(store, predictions=preds)
@@ -175,10 +176,10 @@ def test_review_scenarios_refuses_mismatched_classes_and_bad_rho(reviewer, tmp_p
     scen = (np.zeros((1, 2)), 0.01 * np.eye(2)[None])
     with LabelStore(tmp_path / "labels.sqlite") as store:
         with pytest.raises(ValueError, match="the reviewer knows 4 classes but the classifier 5"):
-            review_scenarios(reviewer, BarDecoder(), BandClassifier(num_classes=5), scen, store, tau=0.5, seed=0,
-                             device="cpu")
+            review_scenarios(reviewer, ReviewSamples(BarDecoder(), BandClassifier(num_classes=5), scen, tau=0.5),
+                             store, device="cpu")
         with pytest.raises(ValueError, match=r"rho must be a share in \[0, 1\)"):
-            review_scenarios(reviewer, BarDecoder(), BandClassifier(), scen, store, tau=0.5, seed=0, rho=1.5)
+            review_scenarios(reviewer, ReviewSamples(BarDecoder(), BandClassifier(), scen, tau=0.5), store, rho=1.5)
         assert store.decisions() == []
 
 

@@ -6,7 +6,7 @@ import torch
 
 from defuse.data.datasets import ImageData, Split
 from defuse.nets.architectures import build_vae
-from defuse.nets.train import TrainConfig, VAEConfig, _batches, train_classifier, train_vae, vae_loss
+from defuse.nets.train import TrainConfig, VAEConfig, shuffled_batches, train_classifier, train_vae, vae_loss
 from defuse.runtime import train_speed
 
 
@@ -25,7 +25,7 @@ def _old_vae_loop(data, cfg):
     for _ in range(cfg.epochs):
         vae.train()
         sums = np.zeros(3)
-        for idx in _batches(len(images), cfg.batch_size, gen):
+        for idx in shuffled_batches(len(images), cfg.batch_size, gen):
             x = images[idx]
             beta = cfg.beta * min(1.0, (step + 1) / cfg.kl_anneal_steps)
             recon, mu, logvar = vae(x)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import fields
 from pathlib import Path
 
 
@@ -24,6 +26,59 @@ def resolve_workspace(name: str) -> Path:
     if p.is_absolute() or os.sep in name or p.exists():
         return p
     return default_home() / name
+
+
+def open_workspace(args):
+    """The existing workspace that ``--workspace`` names (ValueError when it is none)."""
+    from ..workspace import Workspace
+
+    return Workspace.open(resolve_workspace(args.workspace))
+
+
+def status_lines(ws) -> str:
+    """Each step's status (the map and the reviewer too), one indented line per step, for the CLI's output."""
+    from ..steps.status import full_status
+
+    return "\n".join(f"  {step:<12} {status}" for step, status in full_status(ws).items())
+
+
+# --- a step's settings as one JSON object: what the app's jobs pass, and what people may pass too ----------
+def add_config_option(p, cls) -> None:
+    """``--config FILE_OR_JSON``: the fields of ``cls`` as one JSON object, inline or in a file."""
+    p.add_argument("--config", default=None, metavar="FILE_OR_JSON",
+                   help=f"{cls.__name__} fields as a JSON object, or a file holding one (e.g. '{{\"seed\": 1}}'); "
+                        "its fields replace the matching flags")
+
+
+def read_config(text: str, cls) -> dict:
+    """The fields a ``--config`` value sets: only the names of ``cls``'s fields, no value checked here
+    (the config checks its values once, in ``__post_init__``)."""
+    source, path = "--config", Path(text)
+    if not text.lstrip().startswith(("{", "[")) and path.is_file():
+        text, source = path.read_text(encoding="utf-8"), f"--config file {path}"
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as e:
+        if source == "--config" and not text.lstrip().startswith(("{", "[")):
+            raise ValueError(f"--config must be a JSON object or the path of a file holding one; "
+                             f"{text!r} is neither") from None
+        raise ValueError(f"{source} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{source} must be a JSON object of {cls.__name__} fields; got {type(values).__name__}")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"{source} has unknown {cls.__name__} fields {unknown}; valid fields: {sorted(names)}")
+    return values
+
+
+def config_from_args(args, cls, *, flags: dict | None = None, **overrides):
+    """``cls`` from the command's flags (``flags``, default: the options named like its fields), ``--config``'s
+    fields on top, then ``overrides``; built once, so validated once."""
+    if flags is None:
+        flags = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+    given = read_config(args.config, cls) if getattr(args, "config", None) else {}
+    return cls(**{**flags, **given, **overrides})
 
 
 class Failed(str):

@@ -15,10 +15,10 @@ from ..steps.identify import identify_step
 from ..steps.label import get_reviewer, review_step
 from ..steps.presets import PRESETS
 from ..steps.report import report_markdown, save_report
-from ..workspace import Workspace
-from .args import CommandTable, resolve_workspace
-from .commands_pipeline import _ws, add_reviewer_args, reviewer_from_args
-from .commands_project import _status_lines, add_architecture_args, add_dataset_args, dataset_spec_from_args
+from ..workspace import CLASSIFIER, VAE, Workspace
+from .args import CommandTable, add_config_option, config_from_args, open_workspace, resolve_workspace, status_lines
+from .commands_pipeline import add_reviewer_args, reviewer_from_args
+from .commands_project import add_architecture_args, add_dataset_args, dataset_spec_from_args
 
 COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the tables
 register = COMMANDS.register
@@ -50,17 +50,18 @@ def _correct_args(p):
     add_reviewer_args(p, "'auto' or a checkpoint: labels the baseline, stricter accuracy")
     p.add_argument("--no-baseline", action="store_true", help="skip the UAE-only baseline sweep")
     p.add_argument("--seed", type=int, default=0)
+    add_config_option(p, CorrectConfig)
     add_backend_args(p)
 
 
 def _correct(args, sink):
-    cfg = CorrectConfig(lambdas=parse_lambdas(args.lambdas), epochs=args.epochs, lr=args.lr,
-                        batch_size=args.batch_size, selection=args.selection, tolerance=args.tolerance, seed=args.seed,
-                        failure_labels=args.failure_labels)
+    flags = dict(lambdas=parse_lambdas(args.lambdas), epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                 selection=args.selection, tolerance=args.tolerance, seed=args.seed, failure_labels=args.failure_labels)
+    cfg = config_from_args(args, CorrectConfig, flags=flags)
     backend = backend_from_args(args)
-    ws = _ws(args)
+    ws = open_workspace(args)
     reviewer = reviewer_from_args(ws, args, sink)
-    correct.correct_step(ws, cfg, reviewer=reviewer, n_samples=args.samples, tau=args.tau, seed=args.seed,
+    correct.correct_step(ws, cfg, reviewer=reviewer, n_samples=args.samples, tau=args.tau, seed=cfg.seed,
                             baseline=not args.no_baseline, device=args.device, on_progress=sink, backend=backend)
     return report_markdown(save_report(ws))
 
@@ -76,7 +77,7 @@ def _export_args(p):
 
 
 def _export(args, sink):
-    ws = _ws(args)
+    ws = open_workspace(args)
     card = export.export_step(ws, lam=args.lam, name=args.name)
     return f"exported to {ws.path(export.EXPORTS)}: " + ", ".join(card.get("files", {}).values())
 
@@ -121,9 +122,9 @@ def _run(args, sink):
     backend = backend_from_args(args)
     ws, times = _ensure_project(args), {}
     dev, t = args.device, time.perf_counter()
-    if not ws.exists("classifier/model.json"):
+    if not ws.exists(CLASSIFIER):
         project.train_classifier_step(ws, preset.train, device=dev, on_progress=sink)
-    if not ws.exists("vae/model.json"):
+    if not ws.exists(VAE):
         project.train_vae_step(ws, preset.vae, device=dev, on_progress=sink)
     accept = args.accept_low_fidelity or preset.accept_low_fidelity
     check_fidelity(ws, accept_low_fidelity=accept)  # before the reviewer's minutes of training
@@ -144,7 +145,7 @@ def _run(args, sink):
     export.export_step(ws)
     report = save_report(ws)
     ws.save_json("report.json", {**report, "preset": preset.name, "seconds": times})
-    return report_markdown(report) + "\n" + _status_lines(ws)
+    return report_markdown(report) + "\n" + status_lines(ws)
 
 
 register("run", "the whole pipeline on one workspace: models, identify, distill, review, correct, export",

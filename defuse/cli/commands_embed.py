@@ -5,8 +5,7 @@ from __future__ import annotations
 from ..distill.embed import PROJECTIONS, EmbedConfig
 from ..distill.umap_warmup import use_numba_cache
 from ..steps.embed import embed_step
-from ..workspace import Workspace
-from .args import CommandTable, resolve_workspace
+from .args import CommandTable, add_config_option, config_from_args, open_workspace
 
 COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the tables
 register = COMMANDS.register
@@ -21,15 +20,14 @@ def _embed_args(p):
     p.add_argument("--n-neighbors", type=int, default=d.n_neighbors, help="UMAP neighbours")
     p.add_argument("--min-dist", type=float, default=d.min_dist, help="UMAP minimum distance")
     p.add_argument("--perplexity", type=float, default=d.perplexity, help="t-SNE perplexity")
+    add_config_option(p, EmbedConfig)
 
 
 def _embed(args, sink):
     # Before umap (and numba) is imported: keep numba's compiled functions between processes (~40 s each).
     use_numba_cache()
-    cfg = EmbedConfig(method=args.method, max_points=args.max_points, train_points=args.train_points,
-                      seed=args.seed, n_neighbors=args.n_neighbors, min_dist=args.min_dist,
-                      perplexity=args.perplexity)
-    meta = embed_step(Workspace.open(resolve_workspace(args.workspace)), cfg, on_progress=sink)
+    cfg = config_from_args(args, EmbedConfig)
+    meta = embed_step(open_workspace(args), cfg, on_progress=sink)
     return f"{cfg.method} map of {meta['points']} codes saved"
 
 

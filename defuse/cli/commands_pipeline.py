@@ -16,19 +16,16 @@ from ..steps.identify import identify_step
 from ..steps.label import decided_scenarios, get_reviewer, label_store, review_step
 from ..steps.project import load_classifier, load_vae
 from ..workspace import Workspace
-from .args import CommandTable, resolve_workspace
+from .args import CommandTable, add_config_option, config_from_args, open_workspace
 
 COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the tables
 register = COMMANDS.register
 
 
-def _ws(args) -> Workspace:
-    return Workspace.open(resolve_workspace(args.workspace))
-
-
 def add_config_args(p, cls, *, skip=(), helps=None) -> None:
     """One ``--option`` per field of a frozen config dataclass, typed and defaulted from it."""
     helps = helps or {}
+    add_config_option(p, cls)
     for f in fields(cls):
         if f.name in skip:
             continue
@@ -47,11 +44,6 @@ def _optional_number(text: str):
         return int(text)
     except ValueError:
         return float(text)
-
-
-def config_from_args(args, cls, **overrides):
-    kw = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
-    return cls(**{**kw, **overrides})
 
 
 # --- the automatic reviewer, shared by identify, label and correct ------------------------------------------
@@ -100,7 +92,7 @@ def _identify_args(p):
 
 def _identify(args, sink):
     cfg, backend = config_from_args(args, IdentifyConfig), backend_from_args(args)
-    ws = _ws(args)
+    ws = open_workspace(args)
     reviewer = reviewer_from_args(ws, args, sink)
     m = identify_step(ws, cfg, device=args.device, on_progress=sink, reviewer=reviewer,
                       backend=backend,
@@ -135,8 +127,8 @@ def _distill_args(p):
 
 
 def _distill(args, sink):
-    cfg = config_from_args(args, DistillConfig, device=args.device)
-    m = distill_step(_ws(args), cfg, on_progress=sink)["metrics"]
+    cfg = config_from_args(args, DistillConfig, device=args.device, threads=args.threads)  # process settings
+    m = distill_step(open_workspace(args), cfg, on_progress=sink)["metrics"]
     note = "" if m["converged"] else " (did not converge: raise --max-iter)"
     if m["n_scenarios"] == 0:
         note += (f"\nno mixture component weighs more than ε={cfg.weight_threshold}: there is nothing to label. "
@@ -161,7 +153,7 @@ def _sample(args, sink):
     from ..data.render import image_grid
     from ..distill.sampling import render_scenario, scenario_stream
 
-    ws = _ws(args)
+    ws = open_workspace(args)
     scenarios = load_scenarios(ws)
     if not 0 <= args.scenario < len(scenarios):
         raise ValueError(f"--scenario must be in 0..{len(scenarios) - 1}; got {args.scenario}")
@@ -193,7 +185,7 @@ def _label_args(p):
 
 
 def _label(args, sink):
-    ws, lines = _ws(args), []
+    ws, lines = open_workspace(args), []
     if args.import_csv:
         with label_store(ws) as store:
             lines.append(f"imported {store.from_csv(args.import_csv)} decisions")

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 
 from ..data.datasets import DatasetSpec
-from ..nets.train import VAE_TRAIN_SPLITS, TrainConfig, VAEConfig, fidelity_warning
+from ..nets.train import VAE_TRAIN_SPLITS, TrainConfig, VAEConfig, fidelity_warning, parse_class_keep
 from ..nets.vae_recipe import MIN_STEPS, SMALL_BATCH, SMALL_SOURCE, default_vae_config
 from ..steps import project
-from ..workspace import Workspace
-from .args import CommandTable, resolve_workspace
+from .args import (
+    CommandTable,
+    add_config_option,
+    config_from_args,
+    open_workspace,
+    read_config,
+    resolve_workspace,
+    status_lines,
+)
 
 COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the tables
 register = COMMANDS.register
@@ -79,7 +86,7 @@ def _init(args, sink):
     ws = project.init_project(resolve_workspace(args.workspace), dataset_spec_from_args(args),
                               classifier=classifier, architecture=args.architecture, arch_kwargs=args.arch_kwargs,
                               vae=vae, trust_code=args.trust_code, force=args.force)
-    return f"created {ws.root}\n" + _status_lines(ws)
+    return f"created {ws.root}\n" + status_lines(ws)
 
 
 register("init", "create a project workspace for a dataset (and import a classifier / VAE)", _init_args, _init)
@@ -95,24 +102,14 @@ def _train_classifier_args(p):
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--class-keep", default="", help="e.g. '9:0.1' trains on 10%% of class 9 (plants a flaw)")
-
-
-def parse_class_keep(text: str) -> tuple:
-    pairs = []
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        try:
-            cls, frac = item.split(":")
-            pairs.append((int(cls), float(frac)))
-        except ValueError:
-            raise ValueError(f"--class-keep entries look like CLASS:FRACTION (e.g. 9:0.1); got {item!r}") from None
-    return tuple(pairs)
+    add_config_option(p, TrainConfig)
 
 
 def _train_classifier(args, sink):
-    cfg = TrainConfig(architecture=args.architecture, epochs=args.epochs, batch_size=args.batch_size,
-                      optimizer=args.optimizer, lr=args.lr, seed=args.seed,
-                      class_keep=parse_class_keep(args.class_keep))
-    ws = Workspace.open(resolve_workspace(args.workspace))
+    cfg = config_from_args(args, TrainConfig, flags=dict(
+        architecture=args.architecture, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
+        lr=args.lr, seed=args.seed, class_keep=parse_class_keep(args.class_keep)))
+    ws = open_workspace(args)
     record = project.train_classifier_step(ws, cfg, device=args.device, on_progress=sink)
     m = record["metrics"]
     return (f"classifier trained: test accuracy {m['test_acc']:.2%}, validation {m['val_acc']:.2%}, "
@@ -137,15 +134,16 @@ def _train_vae_args(p):
     p.add_argument("--free-bits", type=float, default=d.free_bits)
     p.add_argument("--train-on", default=d.train_on, choices=sorted(VAE_TRAIN_SPLITS), help="never the test split")
     p.add_argument("--seed", type=int, default=d.seed)
+    add_config_option(p, VAEConfig)
 
 
 def _train_vae(args, sink):
-    ws = Workspace.open(resolve_workspace(args.workspace))
-    cfg = VAEConfig(beta=args.beta, latent_dim=args.latent_dim, width=args.width, lr=args.lr,
-                    kl_anneal_steps=args.kl_anneal_steps, free_bits=args.free_bits, train_on=args.train_on,
-                    seed=args.seed)
-    recipe = default_vae_config(project.load_data(ws), cfg)  # epochs and batch that fit the data's size
-    cfg = replace(cfg, epochs=args.epochs or recipe.epochs, batch_size=args.batch_size or recipe.batch_size)
+    ws = open_workspace(args)
+    flags = {f.name: getattr(args, f.name) for f in fields(VAEConfig) if getattr(args, f.name, None) is not None}
+    given = read_config(args.config, VAEConfig) if args.config else {}
+    base = VAEConfig(**{**flags, **given})
+    recipe = default_vae_config(project.load_data(ws), base)  # epochs and batch that fit the data's size
+    cfg = replace(base, **{k: getattr(recipe, k) for k in ("epochs", "batch_size") if k not in {**flags, **given}})
     m = project.train_vae_step(ws, cfg, device=args.device, on_progress=sink)["metrics"]
     lines = [f"VAE trained: loss {m['loss']:.2f} (reconstruction {m['recon']:.2f}, KL {m['kl']:.2f}), "
              f"{m['seconds_per_epoch']:.1f} s/epoch"]
@@ -166,14 +164,8 @@ def _info_args(p):
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _status_lines(ws: Workspace) -> str:
-    from ..steps.status import full_status
-
-    return "\n".join(f"  {step:<12} {status}" for step, status in full_status(ws).items())
-
-
 def _info(args, sink):
-    ws = Workspace.open(resolve_workspace(args.workspace))
+    ws = open_workspace(args)
     info = project.project_info(ws)
     if args.json:
         return info
@@ -183,7 +175,7 @@ def _info(args, sink):
     for step in ("classifier", "vae"):
         if f"{step}_metrics" in info:
             lines.append(f"{step:<9} {info[f'{step}_metrics']}")
-    lines += ["steps:", _status_lines(ws)] + [f"WARNING: {w}" for w in info["warnings"]]
+    lines += ["steps:", status_lines(ws)] + [f"WARNING: {w}" for w in info["warnings"]]
     return "\n".join(lines)
 
 
@@ -218,7 +210,7 @@ def _demo(args, sink):
                                            for g, e in manifest["groups"].items()},
                 "precomputed_seconds": manifest["seconds"]}
     ws = demo.open_demo_project(resolve_workspace(args.workspace))
-    return f"demo project ready at {ws.root}\n" + _status_lines(ws)
+    return f"demo project ready at {ws.root}\n" + status_lines(ws)
 
 
 register("demo", "create the demo project (or --rebuild the demo models)", _demo_args, _demo)
@@ -246,10 +238,10 @@ def _convert(args, sink):
     if args.workspace:
         if args.source or args.out:
             raise ValueError("give either -w (convert the project's classifier in place) or SOURCE with --out")
-        ws = Workspace.open(resolve_workspace(args.workspace))
+        ws = open_workspace(args)
         project.convert_classifier_in_place(ws, args.architecture, arch_kwargs=args.arch_kwargs,
                                             trust_code=args.trust_code, device=args.device)
-        return f"converted the classifier of {ws.root} to safetensors + {args.architecture}\n" + _status_lines(ws)
+        return f"converted the classifier of {ws.root} to safetensors + {args.architecture}\n" + status_lines(ws)
     if not args.source or not args.out:
         raise ValueError("give the file to convert and --out DEST (or -w to convert a project's classifier)")
     meta = convert_classifier(args.source, args.out, architecture=args.architecture,

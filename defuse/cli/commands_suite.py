@@ -9,8 +9,7 @@ from ..runtime import atomic
 from ..steps.suite import export_suite
 from ..suite.check import LABEL_MODES, CheckResult, Thresholds, check_model
 from ..suite.regression_suite import read_suite
-from .args import CommandTable, Failed
-from .commands_pipeline import _ws
+from .args import CommandTable, Failed, open_workspace
 
 COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the tables
 register = COMMANDS.register
@@ -29,7 +28,7 @@ def _suite_args(p):
 
 
 def _suite(args, sink):
-    ws = _ws(args)
+    ws = open_workspace(args)
     suite, out = export_suite(ws, args.out, n_per_scenario=args.samples, seed=args.seed, tau=args.tau,
                               include_test=args.with_test, use_reviewer=not args.no_reviewer, device=args.device,
                               on_progress=sink)
@@ -144,7 +143,7 @@ def _select_export(args, sink):
     f = mp.PointFilter(kinds=kinds, true_labels=_ints(args.true_label, "true-label"),
                        predictions=_ints(args.prediction, "prediction"), scenarios=_ints(args.scenario, "scenario"),
                        min_confidence=args.min_confidence, max_confidence=args.max_confidence)
-    ws = _ws(args)
+    ws = open_workspace(args)
     points = mp.workspace_points(ws, args.method)
     sel = points.take(f.mask(points))
     if args.sort == "margin":

@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -26,6 +26,15 @@ from ..workspace import Workspace
 LOCK = "jobs/running.json"
 _CHILDREN: dict[int, subprocess.Popen] = {}  # jobs this process started: poll() reaps them
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def config_args(cfg) -> list[str]:
+    """The arguments that hand a job its frozen config ``cfg``: ``--config`` and the config as JSON.
+
+    JSON writes a float by its repr, so every value arrives exactly as the page built it (λ=12345678 stays
+    12345678); the command builds the config from it once, and the config validates itself there.
+    """
+    return ["--config", json.dumps(asdict(cfg))]
 
 
 class JobBusy(ValueError):

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # sweep.py imports this module: the config's type only
+    from .sweep import CorrectConfig
+
+# the accuracy that keeps an epoch per λ (CorrectConfig.per_lambda_epoch_choice)
+EPOCH_METRICS = {"val": "val_acc", "failure_val": "failure_val_acc", "train": "train_acc"}
 
 
 def within_noise(best: float, other: float, n: Optional[int], standard_errors: float) -> bool:
@@ -64,3 +70,13 @@ def select_lambda(rows: list[dict], rule: str = "tolerance", *, tolerance: float
     best, ok = SELECTIONS[rule](rows, reference_val_acc, tolerance, failure_key,
                                 lambda best, acc: within_noise(best, acc, n_failure_val, tie_standard_errors))
     return {**best, "rule": rule, "within_tolerance": bool(ok)}
+
+
+def failure_measure(cfg: CorrectConfig) -> str:
+    """The failure-validation column that picks λ (and, with "failure_val", the epoch)."""
+    return "failure_val_acc_reviewer" if cfg.failure_labels == "reviewer" else "failure_val_acc"
+
+
+def epoch_metric(cfg: CorrectConfig) -> str:
+    choice = cfg.per_lambda_epoch_choice
+    return failure_measure(cfg) if choice == "failure_val" else EPOCH_METRICS[choice]

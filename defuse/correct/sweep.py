@@ -13,31 +13,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Optional
 
 import torch
 from torch import nn
 
 from ..data.datasets import ImageData
-from ..nets.train import _batches
 from ..runtime.devices import resolve_device
-from ..runtime.progress import ProgressFn, ProgressReporter
-from ..runtime.train_speed import resident
-from .failure_sets import SPLITS, FailureSet, stack_failure_sets, stack_reviewer_labels
-from .finetune import SingleTrainer, StackedTrainer, SweepStore, copy_model, vmap_works
-from .selection import SELECTIONS, select_lambda
+from ..runtime.progress import ProgressFn
+from .evaluation import SweepInputs, build_inputs, evaluate
+from .failure_sets import SPLITS, FailureSet, stack_failure_sets  # noqa: F401  (stack_failure_sets: re-exported)
+from .finetune import SingleTrainer, SweepStore, copy_model
+from .selection import EPOCH_METRICS, SELECTIONS, epoch_metric, failure_measure, select_lambda  # noqa: F401
+from .training import Tracker, parallel_mode, plan_groups, train_groups
 
 PAPER_LAMBDAS = (1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 2.0, 5.0, 10.0, 20.0, 100.0,
                  1000.0)  # appendix B.2-B.4
-EPOCH_METRICS = {"val": "val_acc", "failure_val": "failure_val_acc", "train": "train_acc"}
 # the settings that only choose among trained models: changing them re-selects, it does not retrain
 SELECTION_ONLY = ("selection", "tolerance", "tie_standard_errors")
 PARALLEL_CHOICES = ("auto", "off", "vmap")
 FAILURE_LABELS = ("scenario", "reviewer")
-HEARTBEAT_STEPS = 50  # a progress event every 50 batches, so Cancel answers within an epoch
-
 
 
 @dataclass(frozen=True)
@@ -81,8 +77,9 @@ class CorrectConfig:
                              "PAPER_LAMBDAS")
         bad = [v for v in lams if not v > 0 or v == float("inf")]
         if bad:
-            raise ValueError(f"lambdas must be finite and > 0, got {bad}; λ=0 is the control, "
-                             "set include_control=True instead")
+            control = "λ=0, the control, is always added" if self.include_control else "λ=0 would be the control"
+            raise ValueError(f"lambdas must be finite and > 0; got {', '.join(f'{v:g}' for v in bad)}: remove them "
+                             f"({control}), e.g. 0.1, 1, 10")
         if len(set(lams)) != len(lams):
             raise ValueError(f"lambdas must not repeat, got {lams}")
         if not 0 <= self.tie_standard_errors < float("inf"):
@@ -102,121 +99,7 @@ class CorrectConfig:
                 raise ValueError(f"{name} must be one of {sorted(choices)}, got {getattr(self, name)!r}")
 
 
-# ------------------------------------------------------------------ evaluation
-
-@dataclass
-class _Inputs:
-    """Everything the loop reads, built once per sweep (tensors stay on the CPU; batches move)."""
-
-    train: tuple          # (images, labels): D
-    evals: dict           # name -> (images, labels): train subset, val, test
-    failure: dict         # "val"/"test" -> (images, scenario labels, scenario ids, reviewer labels)
-    d_f: dict             # kind -> (images, labels): D_f for "defuse", the raw UAEs for "baseline"
-
-
-@torch.no_grad()
-def _predict(logits_fn, images: torch.Tensor, dev: torch.device, batch_size: int = 1024) -> torch.Tensor:
-    """Predicted labels (K, N) for images (N, C, H, W), moved to ``dev`` one batch at a time."""
-    return torch.cat([logits_fn(images[i:i + batch_size].to(dev)).argmax(-1).cpu()
-                      for i in range(0, len(images), batch_size)], dim=1)
-
-
-def _accuracy(pred: torch.Tensor, labels: torch.Tensor) -> list:
-    """pred (K, N), labels (N,) -> K accuracies; None when there are no labels."""
-    if len(labels) == 0:
-        return [None] * pred.shape[0]
-    return (pred == labels).float().mean(1).tolist()
-
-
-def _evaluate(logits_fn, inp: _Inputs, dev: torch.device) -> list[dict]:
-    """One metrics dict per model of ``logits_fn``."""
-    cols = {f"{name}_acc": _accuracy(_predict(logits_fn, x, dev), y) for name, (x, y) in inp.evals.items()}
-    per_scenario = {}
-    for split in ("val", "test"):
-        x, y, ids, rev = inp.failure[split]
-        pred = _predict(logits_fn, x, dev)
-        cols[f"failure_{split}_acc"] = _accuracy(pred, y)
-        cols[f"failure_{split}_acc_reviewer"] = _accuracy(pred[:, rev >= 0], rev[rev >= 0])
-        if split == "test":
-            per_scenario = {str(int(s)): _accuracy(pred[:, ids == s], y[ids == s]) for s in ids.unique()}
-    n = len(cols["val_acc"])
-    rows = [{key: values[k] for key, values in cols.items()} for k in range(n)]
-    for k, row in enumerate(rows):
-        row["failure_test_acc_per_scenario"] = {s: acc[k] for s, acc in per_scenario.items()}
-    return rows
-
-
 # ------------------------------------------------------------------ the sweep
-
-def _cycle(n: int, size: int, gen: torch.Generator):
-    """Endless minibatches of D_f indices: reshuffled permutations, back to back."""
-    size, buf = min(size, n), torch.empty(0, dtype=torch.int64)
-    while True:
-        while len(buf) < size:
-            buf = torch.cat([buf, torch.randperm(n, generator=gen)])
-        yield buf[:size]
-        buf = buf[size:]
-
-
-_CHART_KEYS = ("kind", "lambda", "epoch", "train_acc", "val_acc", "test_acc", "failure_val_acc", "failure_test_acc")
-
-
-class _Tracker:
-    """Progress events: done = finished (λ, epoch) pairs, one event per epoch and per finished λ."""
-
-    def __init__(self, total: int, done: int, on_progress: ProgressFn):
-        self.done, self.report = done, ProgressReporter("correct", total, on_progress, start_done=done)
-
-    def epoch(self, row: dict) -> None:
-        self.done += 1
-        self.report(self.done, event="epoch", **{k: row[k] for k in _CHART_KEYS})
-
-    def finished(self, best: dict) -> None:
-        self.report(self.done, event="lambda", **{k: best[k] for k in _CHART_KEYS})
-
-    def before(self, row: dict) -> None:
-        """The unmodified classifier, so a live trade-off chart can mark it from the start."""
-        self.report(self.done, event="before", **{k: row.get(k) for k in _CHART_KEYS})
-
-    def heartbeat(self, **metrics) -> None:
-        self.report(self.done, event="batch", **metrics)
-
-
-def failure_measure(cfg: CorrectConfig) -> str:
-    """The failure-validation column that picks λ (and, with "failure_val", the epoch)."""
-    return "failure_val_acc_reviewer" if cfg.failure_labels == "reviewer" else "failure_val_acc"
-
-
-def epoch_metric(cfg: CorrectConfig) -> str:
-    choice = cfg.per_lambda_epoch_choice
-    return failure_measure(cfg) if choice == "failure_val" else EPOCH_METRICS[choice]
-
-
-def _run_group(kind: str, trainer, inp: _Inputs, cfg: CorrectConfig, dev: torch.device, track: _Tracker):
-    """Fine-tune every λ of ``trainer`` for cfg.epochs; returns (rows, kept row, kept state) per λ."""
-    # On a GPU the training data and D_f stay there for the whole group (runtime.train_speed.resident).
-    (x, y), (xf, yf) = [(resident(a, dev), resident(b, dev)) for a, b in (inp.train, inp.d_f[kind])]
-    torch.manual_seed(cfg.seed)  # for any random layers (dropout) of the user's network
-    gen = torch.Generator().manual_seed(cfg.seed)  # the same order of D for every λ: λ is the only difference
-    stream = _cycle(len(yf), cfg.failure_batch_size or cfg.batch_size, torch.Generator().manual_seed(cfg.seed + 1))
-    key, n = epoch_metric(cfg), len(trainer.lams)
-    rows, best, states = [[] for _ in range(n)], [None] * n, [None] * n
-    for epoch in range(1, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        for i, idx in enumerate(_batches(len(y), cfg.batch_size, gen)):
-            idx, fidx = idx.to(x.device), next(stream).to(xf.device)
-            trainer.step(x[idx].to(dev), y[idx].to(dev), xf[fidx].to(dev), yf[fidx].to(dev))
-            if (i + 1) % HEARTBEAT_STEPS == 0:
-                track.heartbeat(kind=kind, lambdas=trainer.lams, epoch=epoch, batch=i + 1)
-        seconds = (time.perf_counter() - t0) / n  # a vmap group shares its time among its λ
-        for k, metrics in enumerate(_evaluate(trainer.logits, inp, dev)):
-            row = {"kind": kind, "lambda": trainer.lams[k], "epoch": epoch, **metrics, "seconds": seconds}
-            rows[k].append(row)
-            if best[k] is None or row[key] > best[k][key]:  # ties keep the earlier epoch
-                best[k], states[k] = row, trainer.state(k)
-            track.epoch(row)
-    return [(rows[k], best[k], states[k]) for k in range(n)]
-
 
 @dataclass
 class Sweep:
@@ -316,22 +199,7 @@ def _check_inputs(classifier, data, failure_sets, baseline) -> None:
         raise ValueError(f"labels must be classes in [0, {data.num_classes}); got {sorted(set(labels))}")
 
 
-def _build_inputs(data: ImageData, failure_sets, baseline, cfg: CorrectConfig) -> _Inputs:
-    gen = torch.Generator().manual_seed(cfg.seed)
-    sub = torch.randperm(len(data.train), generator=gen)[:cfg.train_eval_size].sort().values
-    evals = {"train": (data.train.images[sub], data.train.labels[sub]), "val": (data.val.images, data.val.labels),
-             "test": (data.test.images, data.test.labels)}
-    failure = {split: (*stack_failure_sets(failure_sets, split), stack_reviewer_labels(failure_sets, split))
-               for split in ("val", "test")}
-    if cfg.failure_labels == "scenario":  # the paper's D_f: per-sample labels, if any, are not used
-        failure_sets = [replace(s, finetune_labels=None) for s in failure_sets]
-    d_f = {"defuse": stack_failure_sets(failure_sets, "finetune")[:2]}
-    if baseline is not None:
-        d_f["baseline"] = (baseline[0].float(), torch.as_tensor(baseline[1]).long())
-    return _Inputs((data.train.images, data.train.labels), evals, failure, d_f)
-
-
-def _fingerprint(template: nn.Module, inp: _Inputs, cfg: CorrectConfig) -> str:
+def _fingerprint(template: nn.Module, inp: SweepInputs, cfg: CorrectConfig) -> str:
     """sha256 over the config, the classifier's weights and every tensor the sweep reads."""
     trained = {k: v for k, v in asdict(cfg).items() if k not in SELECTION_ONLY}
     h = hashlib.sha256(json.dumps(trained, sort_keys=True).encode())
@@ -344,49 +212,22 @@ def _fingerprint(template: nn.Module, inp: _Inputs, cfg: CorrectConfig) -> str:
     return h.hexdigest()[:16]
 
 
-def _plan(jobs: list, mode: str, cfg: CorrectConfig, template: nn.Module) -> list:
-    """Groups of (kind, [λ...]) trained together.
-
-    In a stack, the control's 0·CE(D_f) adds exact zeros to its gradient, so it joins the stack unless the
-    network keeps running statistics (batch norm), which the D_f forward would shift: then it trains alone.
-    """
-    if mode == "off":
-        return [(kind, [lam]) for kind, lam in jobs]
-    stats = any(getattr(m, "track_running_stats", False) for m in template.modules())
-    groups = [(kind, [lam]) for kind, lam in jobs if lam == 0 and stats]
-    for kind in ("defuse", "baseline"):
-        lams = [lam for k, lam in jobs if k == kind and (lam > 0 or not stats)]
-        groups += [(kind, lams[i:i + cfg.max_parallel]) for i in range(0, len(lams), cfg.max_parallel)]
-    return groups
-
-
-def _parallel_mode(cfg: CorrectConfig, template: nn.Module, example: torch.Tensor, dev: torch.device) -> str:
-    if cfg.parallel == "off" or (cfg.parallel == "auto" and dev.type != "cuda"):
-        return "off"  # on a CPU, stacking saves nothing: the work is the same
-    if vmap_works(template, example):
-        return "vmap"
-    if cfg.parallel == "vmap":
-        raise ValueError("parallel='vmap' cannot batch this classifier (TorchScript, or an op vmap does not "
-                         "support); use parallel='off'")
-    return "off"
-
-
 def _correct_impl(classifier, data, failure_sets, cfg, dev, on_progress, resume_dir, baseline, backend) -> Sweep:
     template = copy_model(classifier).cpu().eval()  # the caller's model may be cached: never touch it
-    inp = _build_inputs(data, failure_sets, baseline, cfg)
+    inp = build_inputs(data, failure_sets, baseline, cfg)
     fingerprint = _fingerprint(template, inp, cfg)
     store = SweepStore(resume_dir, fingerprint)
     jobs = [("defuse", 0.0)] * cfg.include_control + [("defuse", lam) for lam in cfg.lambdas]
     jobs += [("baseline", lam) for lam in cfg.lambdas] if baseline is not None else []
     results = {job: store.load(*job) for job in jobs}
     results = {job: r for job, r in results.items() if r is not None}
-    track = _Tracker(len(jobs) * cfg.epochs, len(results) * cfg.epochs, on_progress)
-    before = {"kind": "before", "lambda": None, "epoch": 0, **_evaluate(SingleTrainer(template, [0.0], cfg, dev).logits,
+    track = Tracker(len(jobs) * cfg.epochs, len(results) * cfg.epochs, on_progress)
+    before = {"kind": "before", "lambda": None, "epoch": 0, **evaluate(SingleTrainer(template, [0.0], cfg, dev).logits,
                                                                         inp, dev)[0]}
     track.before(before)
-    mode = _parallel_mode(cfg, template, data.train.images[:2], dev)
+    mode = parallel_mode(cfg, template, data.train.images[:2], dev)
     states = {}
-    groups = _plan([job for job in jobs if job not in results], mode, cfg, template)
+    groups = plan_groups([job for job in jobs if job not in results], mode, cfg, template)
     train = train_groups if backend is None else backend.train_groups
     for kind, lam, rows, best, state in train(groups, template, inp, cfg, dev, track):
         store.save(kind, lam, rows, best, state)
@@ -394,34 +235,23 @@ def _correct_impl(classifier, data, failure_sets, cfg, dev, on_progress, resume_
         if resume_dir is None:
             states[(kind, lam)] = state
         track.finished(best)
+    best = [results[job][1] for job in jobs]
+    config = {**asdict(cfg), "lambdas": list(cfg.lambdas), "parallel_used": mode,
+              "input_shape": list(data.train.images.shape[1:])}
+    return Sweep([row for job in jobs for row in results[job][0]], best, before, **_choose(best, before, inp, cfg),
+                 config=config, fingerprint=fingerprint, resume_dir=None if resume_dir is None else str(resume_dir),
+                 _template=template, _states=states)
+
+
+def _choose(best: list[dict], before: dict, inp: SweepInputs, cfg: CorrectConfig) -> dict:
+    """The control, and the λ the rule picks among the kept epochs of D_f's runs and of the baseline's."""
     _, _, _, val_reviewer = inp.failure["val"]
     n_val = int((val_reviewer >= 0).sum()) if cfg.failure_labels == "reviewer" else len(val_reviewer)
-    return _assemble(jobs, results, before, cfg, mode, fingerprint, resume_dir, template, states,
-                     list(data.train.images.shape[1:]), n_val)
-
-
-def train_groups(groups, template, inp, cfg, dev, track):
-    """Fine-tune the (kind, [λ...]) groups one after another here; yields (kind, λ, rows, best, state).
-
-    The Ray backend runs this same function on one group per task."""
-    for kind, lams in groups:
-        trainer = (StackedTrainer if len(lams) > 1 else SingleTrainer)(template, lams, cfg, dev)
-        yield from ((kind, lam, rows, best, state) for lam, (rows, best, state)
-                    in zip(lams, _run_group(kind, trainer, inp, cfg, dev, track), strict=True))
-        del trainer  # free the group's copies before the next group
-
-
-def _assemble(jobs, results, before, cfg, mode, fingerprint, resume_dir, template, states, input_shape,
-              n_failure_val) -> Sweep:
-    best = [results[job][1] for job in jobs]
     defuse = [r for r in best if r["kind"] == "defuse"]
     control = next((r for r in defuse if r["lambda"] == 0), None)
     ref = (control or before)["val_acc"]
-    rule = {"tolerance": cfg.tolerance, "reference_val_acc": ref, "n_failure_val": n_failure_val,
+    rule = {"tolerance": cfg.tolerance, "reference_val_acc": ref, "n_failure_val": n_val,
             "tie_standard_errors": cfg.tie_standard_errors, "failure_key": failure_measure(cfg)}
-    chosen = select_lambda(defuse, cfg.selection, **rule)
     base = [r for r in best if r["kind"] == "baseline"]
-    base_chosen = select_lambda(base, cfg.selection, **rule) if base else None
-    config = {**asdict(cfg), "lambdas": list(cfg.lambdas), "parallel_used": mode, "input_shape": input_shape}
-    return Sweep([row for job in jobs for row in results[job][0]], best, before, control, chosen, base_chosen,
-                 config, fingerprint, None if resume_dir is None else str(resume_dir), template, states)
+    return {"control": control, "chosen": select_lambda(defuse, cfg.selection, **rule),
+            "baseline_chosen": select_lambda(base, cfg.selection, **rule) if base else None}

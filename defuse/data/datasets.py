@@ -19,6 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..runtime.checks import is_int
+
 # the sources and their class names, re-exported: callers import them from here
 from .sources import DIGIT_NAMES, FASHION_NAMES, IMAGE_SUFFIXES, SOURCES  # noqa: F401
 
@@ -62,7 +64,7 @@ class DatasetSpec:
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError(f"val_fraction + test_fraction must be < 1 to leave training data, got "
                              f"{self.val_fraction} + {self.test_fraction}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+        if not is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         object.__setattr__(self, "seed", int(self.seed))
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..runtime.checks import check_int
 from ..runtime.progress import ProgressFn, ProgressReporter
 
 
@@ -48,11 +49,6 @@ def _pca(codes: np.ndarray, cfg: EmbedConfig) -> np.ndarray:
 PROJECTIONS = {"umap": _umap, "tsne": _tsne, "pca": _pca}
 
 
-def _check_int(name: str, value, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
-
-
 @dataclass(frozen=True)
 class EmbedConfig:
     """Settings of the 2-D map."""
@@ -70,10 +66,10 @@ class EmbedConfig:
     def __post_init__(self):
         if self.method not in PROJECTIONS:
             raise ValueError(f"method must be one of {sorted(PROJECTIONS)}; got {self.method!r}")
-        _check_int("max_points", self.max_points, 10)
-        _check_int("train_points", self.train_points, 0)
-        _check_int("seed", self.seed, 0)
-        _check_int("n_neighbors", self.n_neighbors, 2)
+        check_int("max_points", self.max_points, 10)
+        check_int("train_points", self.train_points, 0)
+        check_int("seed", self.seed, 0)
+        check_int("n_neighbors", self.n_neighbors, 2)
         if not isinstance(self.min_dist, numbers.Real) or not 0 <= self.min_dist <= 1:
             raise ValueError(f"min_dist must be a number in [0, 1]; got {self.min_dist!r}")
         if not isinstance(self.perplexity, numbers.Real) or not self.perplexity > 0:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..runtime.checks import check_int, is_int
 from ..runtime.devices import resolve_device
 
 PAPER_TAU = {"mnist": 0.5, "svhn": 0.01, "gtsrb": 0.01}  # §4.1: sample diversity per dataset
@@ -80,12 +81,6 @@ def _check_tau(tau) -> float:
     return float(tau)
 
 
-def _check_count(name: str, n, minimum: int = 1) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {n!r}")
-    return int(n)
-
-
 def _check_gaussian(mean, covariance) -> tuple[np.ndarray, np.ndarray]:
     mean, cov = np.asarray(mean, dtype=np.float64), np.asarray(covariance, dtype=np.float64)
     if mean.ndim != 1 or mean.size == 0:
@@ -131,8 +126,8 @@ def scenario_stream(seed: int, j: int, purpose: str) -> np.random.SeedSequence:
     recorded in existing projects still describe the images shown; the correction splits use spawn
     keys (:data:`STREAM_KEYS`), distinct from it and from each other.
     """
-    _check_count("seed", seed, minimum=0)
-    _check_count("j", j, minimum=0)
+    check_int("seed", seed, 0)
+    check_int("j", j, 0)
     if purpose == "review":
         return np.random.SeedSequence((int(seed), int(j)))
     if purpose not in STREAM_KEYS:
@@ -165,7 +160,7 @@ def sample_scenario(mean, covariance, n: int, *, tau: float, seed: Seed) -> np.n
     (n, k) float32 array.
     """
     mean, cov = _check_gaussian(mean, covariance)
-    return _sample(mean, _cholesky(cov), _check_count("n", n), _check_tau(tau), _stream(seed))
+    return _sample(mean, _cholesky(cov), check_int("n", n, 1), _check_tau(tau), _stream(seed))
 
 
 def _sample(mean: np.ndarray, chol: np.ndarray, n: int, tau: float, rng: np.random.Generator) -> np.ndarray:
@@ -190,8 +185,8 @@ def sample_scenarios(scenarios, n_per_scenario: int, *, tau: float, seed: int) -
     ScenarioDraws: ``latents`` (m * n, k) float32 and ``scenario_ids`` (m * n,) int64.
     """
     means, covs = scenario_arrays(scenarios)
-    n, tau = _check_count("n_per_scenario", n_per_scenario), _check_tau(tau)
-    _check_count("seed", seed, minimum=0)
+    n, tau = check_int("n_per_scenario", n_per_scenario, 1), _check_tau(tau)
+    check_int("seed", seed, 0)
     draws = [sample_scenario(means[j], covs[j], n, tau=tau, seed=scenario_stream(seed, j, "review"))
              for j in range(len(means))]
     latents = np.concatenate(draws) if draws else np.zeros((0, means.shape[1]), np.float32)
@@ -240,7 +235,7 @@ def render_scenario(vae: nn.Module, classifier: nn.Module, mean, covariance, n: 
     latents = sample_scenario(mean, covariance, n, tau=tau, seed=seed)
     dev = resolve_device(device)
     with on_device(vae, dev), on_device(classifier, dev):
-        images, probs = _decode(vae, latents, dev, _check_count("batch_size", batch_size), classifier)
+        images, probs = _decode(vae, latents, dev, check_int("batch_size", batch_size, 1), classifier)
     conf, preds = probs.max(dim=1)
     return ScenarioSamples(latents, images, preds.numpy().astype(np.int64), conf.numpy().astype(np.float32),
                            probs.numpy().astype(np.float32))
@@ -261,11 +256,11 @@ def draw_failure_splits(vae: nn.Module, scenarios, j: int, label: int, *, n_fine
     label : its true label (the annotators' majority).
     """
     means, covs = scenario_arrays(scenarios)
-    if isinstance(j, bool) or not isinstance(j, (int, np.integer)) or not 0 <= j < len(means):
+    if not is_int(j) or not 0 <= j < len(means):
         raise ValueError(f"j must be a scenario row in 0..{len(means) - 1}; got {j!r}")
-    _check_count("label", label, minimum=0)
-    _check_count("seed", seed, minimum=0)
-    sizes = [_check_count(name, v) for name, v in (("n_finetune", n_finetune), ("n_val", n_val), ("n_test", n_test))]
+    check_int("label", label, 0)
+    check_int("seed", seed, 0)
+    sizes = [check_int(name, v, 1) for name, v in (("n_finetune", n_finetune), ("n_val", n_val), ("n_test", n_test))]
     mean, cov = _check_gaussian(means[j], covs[j])
     chol, tau = _cholesky(cov), _check_tau(tau)
     purposes = ("finetune", "failure-val", "failure-test")
@@ -273,6 +268,28 @@ def draw_failure_splits(vae: nn.Module, scenarios, j: int, label: int, *, n_fine
                               for purpose, n in zip(purposes, sizes, strict=True)])
     dev = resolve_device(device)
     with on_device(vae, dev):
-        images, _ = _decode(vae, latents, dev, _check_count("batch_size", batch_size))
+        images, _ = _decode(vae, latents, dev, check_int("batch_size", batch_size, 1))
     finetune, val, test = torch.split(images, sizes)
     return FailureSplits(int(j), int(label), finetune, val, test)
+
+
+@dataclass(frozen=True)
+class ReviewSamples:
+    """The samples annotators see of each failure scenario: row j's come from N(μ_j, τ·Σ_j) on the stream
+    ``(seed, j)``, decoded by the VAE and labelled by the classifier, so every annotator, the automatic
+    reviewer and the pages see the same images (and D_f's streams ``(seed, j, split)`` differ from them)."""
+
+    vae: nn.Module
+    classifier: nn.Module
+    scenarios: object     # ``means`` (m, k) and ``covariances`` (m, k, k), or that pair
+    tau: float
+    seed: int = 0
+
+    def __len__(self) -> int:
+        return len(scenario_arrays(self.scenarios)[0])
+
+    def render(self, j: int, n: int, *, device="auto") -> ScenarioSamples:
+        """The first ``n`` samples of scenario row ``j``."""
+        means, covs = scenario_arrays(self.scenarios)
+        return render_scenario(self.vae, self.classifier, means[j], covs[j], n, tau=self.tau,
+                               seed=scenario_stream(self.seed, int(j), "review"), device=device)

@@ -22,6 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import BayesianGaussianMixture
 
 from ..identify.search import Failures
+from ..runtime.checks import is_int
 from ..runtime.devices import DEVICE_CHOICES, resolve_device
 from ..runtime.progress import ProgressFn, ProgressReporter
 from .dpgmm import DPGaussianMixture, limit_threads
@@ -32,10 +33,6 @@ _PREDICT_BATCH = 65_536  # rows assigned per call: bounds the (rows, K) log-prob
 
 class DistillConvergenceWarning(ConvergenceWarning):
     """The mixture stopped at max_iter before its lower bound settled (also in Scenarios.converged)."""
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def _is_number(value) -> bool:
@@ -73,27 +70,27 @@ class DistillConfig:
     threads: int | None = 1            # CPU threads of the fit (torch and BLAS); None: as configured
 
     def __post_init__(self):
-        _require(_is_int(self.max_components) and self.max_components >= 1,
+        _require(is_int(self.max_components) and self.max_components >= 1,
                  "max_components", self.max_components, "an integer >= 1")
         _require(_is_number(self.weight_threshold) and 0 <= self.weight_threshold < 1,
                  "weight_threshold", self.weight_threshold, "a number in [0, 1)")
-        _require(_is_int(self.max_samples) and self.max_samples >= 2,
+        _require(is_int(self.max_samples) and self.max_samples >= 2,
                  "max_samples", self.max_samples, "an integer >= 2")
         _require(self.covariance_type in COVARIANCE_TYPES, "covariance_type", self.covariance_type,
                  f"one of {sorted(COVARIANCE_TYPES)}")
-        _require(_is_int(self.max_iter) and self.max_iter >= 1, "max_iter", self.max_iter, "an integer >= 1")
+        _require(is_int(self.max_iter) and self.max_iter >= 1, "max_iter", self.max_iter, "an integer >= 1")
         _require(_is_number(self.tol) and self.tol >= 0, "tol", self.tol, "a number >= 0")
-        _require(_is_int(self.n_init) and self.n_init >= 1, "n_init", self.n_init, "an integer >= 1")
+        _require(is_int(self.n_init) and self.n_init >= 1, "n_init", self.n_init, "an integer >= 1")
         _require(_is_number(self.reg_covar) and self.reg_covar >= 0, "reg_covar", self.reg_covar,
                  "a number >= 0")
         wcp = self.weight_concentration_prior
         _require(wcp is None or (_is_number(wcp) and 0 < wcp < np.inf), "weight_concentration_prior", wcp,
                  "None or a finite number > 0")
-        _require(_is_int(self.seed) and 0 <= self.seed < 2**32, "seed", self.seed, "an integer in [0, 2**32)")
+        _require(is_int(self.seed) and 0 <= self.seed < 2**32, "seed", self.seed, "an integer in [0, 2**32)")
         _require(self.backend in BACKENDS, "backend", self.backend, f"one of {sorted(BACKENDS)}")
         _require(_valid_device(self.device), "device", self.device,
                  f"one of {sorted(DEVICE_CHOICES)} or 'cuda:N'")
-        _require(self.threads is None or (_is_int(self.threads) and self.threads >= 1), "threads",
+        _require(self.threads is None or (is_int(self.threads) and self.threads >= 1), "threads",
                  self.threads, "None or an integer >= 1")
 
 
@@ -206,7 +203,7 @@ def _check_failures(failures: Failures, num_classes: int | None) -> tuple[np.nda
             raise ValueError(f"failures.{name} must be ({n},) integers >= 0; "
                              f"got shape {lab.shape}, dtype {lab.dtype}")
     needed = int(max(labels[0].max(), labels[1].max())) + 1
-    if num_classes is not None and (not _is_int(num_classes) or num_classes < needed):
+    if num_classes is not None and (not is_int(num_classes) or num_classes < needed):
         raise ValueError(f"num_classes must be an integer >= {needed} (largest label + 1), "
                          f"got {num_classes!r}")
     return codes, labels[0].astype(np.int64), labels[1].astype(np.int64), num_classes or needed

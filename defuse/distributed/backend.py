@@ -51,10 +51,10 @@ class RayBackend:
         kind = self.pool().device_type
         return {"device": kind, "precision": plan.precision if kind == plan.device.type else cfg.precision}
 
-    def search(self, clf, dec, rows, mu, y, cfg, plan, store, on_progress):
+    def search(self, clf, dec, sources, cfg, plan, store, on_progress):
         from .identify_ray import search
 
-        return search(clf, dec, rows, mu, y, cfg, plan, store, on_progress, pool=self.pool())
+        return search(clf, dec, sources, cfg, plan, store, on_progress, pool=self.pool())
 
     # --- correct ----------------------------------------------------------------------------------
     def train_groups(self, groups, template, inp, cfg, dev, track):

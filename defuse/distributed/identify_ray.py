@@ -18,8 +18,9 @@ import time
 import numpy as np
 import torch
 
+from ..identify.chunk_search import Sources, batch_tuner, search_chunk
+from ..identify.failures import FAILURE_ARRAYS
 from ..identify.fastpath import plan_inference, prepare_model
-from ..identify.search import FAILURE_ARRAYS, _batch_tuner, _search_chunk
 from ..runtime.progress import ProgressReporter
 from .cluster import connect, quiet_ray_data
 from .models import pack_model, unpack_model
@@ -40,8 +41,8 @@ class SearchWorker:
         self.cfg = cfg
         self.plan = plan_inference(torch.device("cuda" if gpu else "cpu"), precision, cfg.batch_size)
         self.clf, self.dec = (prepare_model(unpack_model(m), self.plan) for m in models)
-        self.rows, self.mu, self.y = (torch.as_tensor(np.array(a)).to(self.plan.device) for a in shard)
-        self.tuner = _batch_tuner(cfg, self.plan)
+        self.sources = Sources(*(torch.as_tensor(np.array(a)).to(self.plan.device) for a in shard))
+        self.tuner = batch_tuner(cfg, self.plan)
 
     def __call__(self, batch: dict) -> dict:
         payloads, seconds = [], []
@@ -49,8 +50,7 @@ class SearchWorker:
             sl = slice(int(i) * self.cfg.chunk_images, (int(i) + 1) * self.cfg.chunk_images)
             t0 = time.perf_counter()
             with torch.inference_mode():
-                part = _search_chunk(self.clf, self.dec, self.rows[sl], self.mu[sl], self.y[sl], self.cfg,
-                                     self.plan, self.tuner)
+                part = search_chunk(self.clf, self.dec, self.sources[sl], self.cfg, self.plan, self.tuner)
             seconds.append(time.perf_counter() - t0)
             payloads.append(pack_part(part))
         return {"chunk": np.asarray(batch["chunk"]), "payload": np.array(payloads, dtype=object),
@@ -68,9 +68,9 @@ def unpack_part(payload: bytes) -> dict[str, np.ndarray]:
         return {name: z[name] for name in FAILURE_ARRAYS}
 
 
-def search(clf, dec, rows, mu, y, cfg, plan, store, on_progress, *, pool) -> tuple[list[dict], dict]:
-    """identify's ``_search`` on Ray: same arguments, same parts and progress events, plus Ray's figures."""
-    n, size = int(rows.shape[0]), cfg.chunk_images
+def search(clf, dec, sources: Sources, cfg, plan, store, on_progress, *, pool) -> tuple[list[dict], dict]:
+    """identify's ``search_chunks`` on Ray: same arguments, same parts and progress events, plus Ray's figures."""
+    n, size = len(sources), cfg.chunk_images
     n_chunks = math.ceil(n / size)
     parts = {i: store.load(i) for i in range(n_chunks)} if store is not None else {}
     parts = {i: part for i, part in parts.items() if part is not None}
@@ -81,7 +81,7 @@ def search(clf, dec, rows, mu, y, cfg, plan, store, on_progress, *, pool) -> tup
     report(done, found=found, images_per_s=None)
     todo = [i for i in range(n_chunks) if i not in parts]
     t0, fresh, worker_seconds, batch_size = time.perf_counter(), 0, 0.0, None
-    for row in _stream(pool, todo, clf, dec, (rows, mu, y), cfg, plan):
+    for row in _stream(pool, todo, clf, dec, sources, cfg, plan):
         i = int(row["chunk"])
         parts[i] = unpack_part(row["payload"])
         if store is not None:
@@ -104,14 +104,14 @@ def _chunk_len(i: int, n: int, size: int) -> int:
     return min(size, n - i * size)
 
 
-def _stream(pool, todo: list[int], clf, dec, shard, cfg, plan):
+def _stream(pool, todo: list[int], clf, dec, sources: Sources, cfg, plan):
     """Rows {chunk, payload, seconds, batch_size} as the actors finish them, in any order."""
     if not todo:
         return
     ray = connect(pool.address)
     quiet_ray_data()   # imports ray.data
     models = ray.put((pack_model(clf), pack_model(dec)))
-    shard_ref = ray.put(tuple(t.cpu().numpy() for t in shard))
+    shard_ref = ray.put(tuple(t.cpu().numpy() for t in (sources.rows, sources.mu, sources.y)))
     # a worker on another kind of device resolves "auto" there; the same kind keeps the driver's choice
     precision = plan.precision if pool.device_type == plan.device.type else cfg.precision
     ds = ray.data.from_items([{"chunk": i} for i in todo], override_num_blocks=len(todo))

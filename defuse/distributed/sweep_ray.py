@@ -1,6 +1,5 @@
-"""The λ sweep on Ray: each (kind, [λ...]) group of :func:`defuse.correct._plan` is one Ray task.
-
-A task runs :func:`defuse.correct.train_groups` on its group, the very loop of the local backend
+"""The λ sweep on Ray: each (kind, [λ...]) group of :func:`defuse.correct.training.plan_groups` is one
+Ray task. A task runs :func:`defuse.correct.training.train_groups` on its group, the very loop of the local backend
 (same seeds, same batch order), and returns the group's rows and kept weights; the driver writes
 them into the per-λ store as they arrive, so a finished λ survives a killed driver, and a killed
 worker's task is retried by Ray (``max_retries``). The classifier and the data go through the object
@@ -11,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..correct.sweep import train_groups as train_groups_here
+from ..correct.training import train_groups as train_groups_here
 from .cluster import connect
 from .models import pack_model, unpack_model
 

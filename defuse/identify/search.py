@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import math
 import numbers
-import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..runtime.checks import check_int
 from ..runtime.devices import resolve_device
-from ..runtime.progress import ProgressFn, ProgressReporter
-from .autotune import CPU_CANDIDATES, BatchTuner
+from ..runtime.progress import ProgressFn
+from .checks import check_labels, check_models
+from .chunk_search import Sources, search_chunks
 from .chunks import ChunkStore, inputs_fingerprint
+from .failures import FAILURE_ARRAYS, Failures  # noqa: F401  (FAILURE_ARRAYS: re-exported)
 from .fastpath import (  # noqa: F401  (classify, decode_latents: re-exported for the other steps)
     PRECISION_CHOICES,
     InferencePlan,
@@ -36,7 +38,7 @@ from .fastpath import (  # noqa: F401  (classify, decode_latents: re-exported fo
     plan_inference,
     prepare_model,
 )
-from .noise import MAX_LATENT_DIM, MAX_ROWS, MAX_SAMPLES_PER_IMAGE, beta_noise
+from .noise import MAX_ROWS, MAX_SAMPLES_PER_IMAGE
 
 SUBSET_MODES = ("first", "random")
 REVIEW_SAMPLE = 500        # failures the reviewer looks at, at most
@@ -64,72 +66,25 @@ class IdentifyConfig:
     chunk_images: int = 256           # source images per resumable chunk
 
     def __post_init__(self):
-        _check_int("samples_per_image", self.samples_per_image, 1, MAX_SAMPLES_PER_IMAGE)
+        check_int("samples_per_image", self.samples_per_image, 1, MAX_SAMPLES_PER_IMAGE)
         for name in ("beta_a", "beta_b"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
                 raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-        _check_int("max_per_image", self.max_per_image, 1)
+        check_int("max_per_image", self.max_per_image, 1)
         for name in ("centered", "skip_misreconstructed"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
         if self.subset is not None:
-            _check_int("subset", self.subset, 1)
+            check_int("subset", self.subset, 1)
         if self.subset_mode not in SUBSET_MODES:
             raise ValueError(f"subset_mode must be one of {sorted(SUBSET_MODES)}; got {self.subset_mode!r}")
         if self.batch_size is not None:
-            _check_int("batch_size", self.batch_size, 1)
+            check_int("batch_size", self.batch_size, 1)
         if self.precision not in PRECISION_CHOICES:
             raise ValueError(f"precision must be one of {sorted(PRECISION_CHOICES)}; got {self.precision!r}")
-        _check_int("seed", self.seed, 0, 2**63 - 1)
-        _check_int("chunk_images", self.chunk_images, 1)
-
-
-def _check_int(name: str, value, lo: int, hi: int | None = None) -> None:
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not ok or value < lo or (hi is not None and value > hi):
-        allowed = f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}"
-        raise ValueError(f"{name} must be {allowed}; got {value!r}")
-
-
-@dataclass
-class Failures:
-    """Unrestricted adversarial examples found by :func:`identify` (decoded on demand, not stored).
-
-    Rows are grouped by source (in search order), each source's rows by ascending ``noise_norm``.
-    """
-
-    latents: np.ndarray       # (n, k) float32: the perturbed codes mu + eps whose decode was misclassified
-    source_index: np.ndarray  # (n,) int64: row of the source image in the images passed to identify
-    true_label: np.ndarray    # (n,) int64: the source image's true label
-    pred_label: np.ndarray    # (n,) int64: the classifier's label for the decode
-    noise_norm: np.ndarray    # (n,) float32: ||eps||
-    metrics: dict = field(default_factory=dict)  # trust figures (reconstruction accuracy, ...)
-
-    def __len__(self) -> int:
-        return int(self.latents.shape[0])
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays (not the metrics) by field name, for ``np.savez``."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "metrics"}
-
-    @classmethod
-    def from_arrays(cls, arrays, metrics: dict | None = None) -> Failures:
-        return cls(**{f.name: np.asarray(arrays[f.name]) for f in fields(cls) if f.name != "metrics"},
-                   metrics=dict(metrics or {}))
-
-    @classmethod
-    def concatenate(cls, parts: list[dict], latent_dim: int) -> Failures:
-        """The chunks' rows in order. Each chunk array is popped from its dict once copied, so the rows
-        are held about once, not twice (1M failures of k=10: ~70 MB, not ~140 MB); ``parts`` ends empty."""
-        if not parts:
-            return cls(np.zeros((0, latent_dim), np.float32), *(np.zeros(0, np.int64) for _ in range(3)),
-                       np.zeros(0, np.float32))
-        return cls.from_arrays({f.name: np.concatenate([p.pop(f.name) for p in parts])
-                                for f in fields(cls) if f.name != "metrics"})
-
-
-FAILURE_ARRAYS = tuple(f.name for f in fields(Failures) if f.name != "metrics")  # what a chunk on disk holds
+        check_int("seed", self.seed, 0, 2**63 - 1)
+        check_int("chunk_images", self.chunk_images, 1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -181,7 +136,7 @@ def identify(classifier: nn.Module, vae: nn.Module, images, labels, cfg: Identif
     cfg = IdentifyConfig() if cfg is None else cfg
     if not isinstance(cfg, IdentifyConfig):
         raise TypeError(f"cfg must be an IdentifyConfig; got {type(cfg).__name__}")
-    images, labels = check_images(images), _check_labels(labels)
+    images, labels = check_images(images), check_labels(labels)
     if len(labels) != len(images):
         raise ValueError(f"labels must have one entry per image: got {len(labels)} labels "
                          f"for {len(images)} images")
@@ -189,7 +144,7 @@ def identify(classifier: nn.Module, vae: nn.Module, images, labels, cfg: Identif
         raise ValueError(f"at most {MAX_ROWS:,} images can be searched in one call; got {len(images):,}")
     plan = plan_inference(resolve_device(device), cfg.precision, cfg.batch_size)
     clf, dec = prepare_model(classifier, plan), prepare_model(vae, plan)
-    _check_models(clf, dec, images, labels, plan)
+    check_models(clf, dec, images, labels, plan)
     rows = _select_rows(len(images), cfg)
     store = None
     if resume_dir is not None:
@@ -197,7 +152,7 @@ def identify(classifier: nn.Module, vae: nn.Module, images, labels, cfg: Identif
         settings.update(backend.plan_settings(plan, cfg) if backend is not None else {})
         tensors = [images, labels, *classifier.state_dict().values(), *vae.state_dict().values()]
         store = ChunkStore(resume_dir, inputs_fingerprint(settings, tensors), FAILURE_ARRAYS)
-    search_fn = _search if backend is None else backend.search
+    search_fn = search_chunks if backend is None else backend.search
     failures = _identify_impl(clf, dec, images, labels, rows, cfg, plan, store, on_progress, search_fn)
     if reviewer is not None:
         failures.metrics.update(_review(reviewer, dec, failures, cfg.seed, plan.device))
@@ -211,17 +166,17 @@ def _identify_impl(clf, dec, images, labels, rows, cfg, plan, store, on_progress
     y = labels[rows].to(plan.device)
     recon_ok = pred_recon == y
     search = recon_ok if cfg.skip_misreconstructed else torch.ones_like(recon_ok)
-    src_rows, src_mu, src_y = rows.to(plan.device)[search], mu[search], y[search]
-    parts, stats = search_fn(clf, dec, src_rows, src_mu, src_y, cfg, plan, store, on_progress)
+    sources = Sources(rows.to(plan.device)[search], mu[search], y[search])
+    parts, stats = search_fn(clf, dec, sources, cfg, plan, store, on_progress)
     failures = Failures.concatenate(parts, mu.shape[1])
     misrecon_rows = rows[~recon_ok.cpu()].numpy()
     failures.metrics = {
-        "n_images": len(images), "n_searched": int(src_rows.shape[0]), "n_candidates": len(rows),
+        "n_images": len(images), "n_searched": len(sources), "n_candidates": len(rows),
         "acc_original": _mean(pred_orig == y), "acc_reconstruction": _mean(recon_ok),
         "n_misreconstructed": len(misrecon_rows), "skip_misreconstructed": cfg.skip_misreconstructed,
         "n_skipped_misreconstructed": int((~search).sum()),
         "failures_from_misreconstructed": int(np.isin(failures.source_index, misrecon_rows).sum()),
-        "n_failures": len(failures), **_source_shares(failures, int(src_rows.shape[0]), cfg.max_per_image),
+        "n_failures": len(failures), **_source_shares(failures, len(sources), cfg.max_per_image),
         **plan.describe(), **stats,  # stats' batch_size: the tuner's choice
     }
     return failures
@@ -253,89 +208,6 @@ def _encode(clf, dec, images, rows, plan: InferencePlan):
     return torch.cat(mus), torch.cat(recon), torch.cat(orig)
 
 
-def _search(clf, dec, rows, mu, y, cfg, plan, store, on_progress) -> tuple[list[dict], dict]:
-    """Search the sources in chunks of ``cfg.chunk_images``; load finished chunks from ``store``."""
-    n, size = int(rows.shape[0]), cfg.chunk_images
-    n_chunks = math.ceil(n / size)
-    saved = {i: store.load(i) for i in range(n_chunks)} if store is not None else {}
-    saved = {i: part for i, part in saved.items() if part is not None}
-    resumed = sum(min(size, n - i * size) for i in saved)
-    report = ProgressReporter("identify", n, on_progress, start_done=resumed)
-    parts, found, fresh, seconds = [], 0, 0, 0.0
-    tuner = _batch_tuner(cfg, plan)
-    report(resumed, found=sum(len(p["latents"]) for p in saved.values()), images_per_s=None)
-    for i in range(n_chunks):
-        sl = slice(i * size, min(n, (i + 1) * size))
-        part = saved.get(i)
-        if part is None:
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                part = _search_chunk(clf, dec, rows[sl], mu[sl], y[sl], cfg, plan, tuner)
-            seconds += time.perf_counter() - t0
-            fresh += (sl.stop - sl.start) * cfg.samples_per_image
-            if store is not None:
-                store.save(i, part)
-        parts.append(part)
-        found += len(part["latents"])
-        report(sl.stop, found=found, images_per_s=fresh / seconds if seconds else None, chunk=i + 1)
-    rate = fresh / seconds if seconds else None
-    return parts, {"images_per_s": rate, "sources_per_s": rate / cfg.samples_per_image if rate else None,
-                   "search_seconds": seconds, "n_decodes": n * cfg.samples_per_image,
-                   "chunks": n_chunks, "chunks_resumed": len(saved), **tuner.summary()}
-
-
-def _batch_tuner(cfg: IdentifyConfig, plan: InferencePlan) -> BatchTuner:
-    """A set batch size (the user's, or a GPU's measured best) stays; a CPU's is tuned online."""
-    if cfg.batch_size is not None or plan.device.type != "cpu":
-        return BatchTuner.fixed(plan.batch_size)
-    return BatchTuner(CPU_CANDIDATES)
-
-
-def _search_chunk(clf, dec, rows, mu, y, cfg: IdentifyConfig, plan: InferencePlan,
-                  tuner: BatchTuner) -> dict[str, np.ndarray]:
-    """Decode and classify the Q perturbations of each source of one chunk; return the kept failures."""
-    n, k = mu.shape
-    q = cfg.samples_per_image
-    eps = beta_noise(cfg.seed, rows, q, k, cfg.beta_a, cfg.beta_b, plan.device)    # (n, Q, k)
-    if cfg.centered:
-        eps.sub_(cfg.beta_a / (cfg.beta_a + cfg.beta_b))
-    norms = _row_norms(eps)                                                        # (n, Q)
-    z = eps.add_(mu.unsqueeze(1)).view(n * q, k)                                   # μ + ε, in place
-    preds = torch.empty(n * q, dtype=torch.int64, device=plan.device)
-    s = 0
-    while s < n * q:
-        size, t0 = tuner.size(), time.perf_counter()
-        preds[s:s + size] = decode_classify(dec, clf, z[s:s + size], plan)
-        tuner.record(size, min(size, n * q - s), time.perf_counter() - t0)
-        s += size
-    return _select_kept(z.view(n, q, k), norms, preds.view(n, q), y, rows, cfg.max_per_image)
-
-
-def _row_norms(eps: torch.Tensor) -> torch.Tensor:
-    """‖ε‖ over the last dim, summed dim by dim: a reduction kernel's order (and so the last bit)
-    changes with the tensor's shape, which would make the kept set depend on the chunk size."""
-    total = torch.zeros(eps.shape[:-1], dtype=eps.dtype, device=eps.device)
-    for j in range(eps.shape[-1]):
-        total.addcmul_(eps[..., j], eps[..., j])
-    return total.sqrt_()
-
-
-def _select_kept(z, norms, preds, y, rows, cap: int) -> dict[str, np.ndarray]:
-    """Per source, the ``cap`` failures of smallest ‖ε‖, vectorised over the (n, Q) matrix.
-
-    Non-failures get norm +inf, a stable sort orders each row (ties: lower sample index first),
-    and the finite entries among the first ``cap`` columns are kept.
-    """
-    keyed = torch.where(preds != y.unsqueeze(1), norms, torch.full_like(norms, math.inf))
-    top, order = torch.sort(keyed, dim=1, stable=True)
-    top, order = top[:, :cap], order[:, :cap]
-    src, rank = torch.isfinite(top).nonzero(as_tuple=True)
-    sample = order[src, rank]
-    out = {"latents": z[src, sample], "source_index": rows[src], "true_label": y[src],
-           "pred_label": preds[src, sample], "noise_norm": top[src, rank]}
-    return {name: t.cpu().numpy() for name, t in out.items()}
-
-
 def _select_rows(n: int, cfg: IdentifyConfig) -> torch.Tensor:
     """Rows of the images to search: all, the first N, or N at random (seeded), ascending."""
     if cfg.subset is None or cfg.subset >= n:
@@ -357,40 +229,3 @@ def _review(reviewer: nn.Module, dec: nn.Module, failures: Failures, seed: int, 
     return {"reviewer_n": len(idx),
             "reviewer_real_share": float(np.mean(preds == failures.true_label[idx])),
             "reviewer_artefact_share": float(np.mean(preds == failures.pred_label[idx]))}
-
-
-# --------------------------------------------------------------------------------------------------
-# Input checks
-# --------------------------------------------------------------------------------------------------
-def _check_labels(labels) -> torch.Tensor:
-    y = labels if isinstance(labels, torch.Tensor) else torch.as_tensor(np.asarray(labels))
-    if y.dim() != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise ValueError(f"labels must be a 1-D integer array; got shape {tuple(y.shape)}, dtype {y.dtype}")
-    if len(y) and int(y.min()) < 0:
-        raise ValueError(f"labels must be >= 0; got a minimum of {int(y.min())}")
-    return y.long().cpu()
-
-
-def _check_models(clf: nn.Module, dec: nn.Module, images: torch.Tensor, labels: torch.Tensor, plan) -> None:
-    """Probe both models on one image: the latent width, the decode's shape and the number of classes."""
-    if not (callable(getattr(dec, "encode", None)) and callable(getattr(dec, "decode", None))):
-        raise ValueError("vae must have encode(x) -> (mu, logvar) and decode(z) -> images")
-    x = images[:1].to(plan.device, torch.float32)
-    with torch.inference_mode():
-        mu = dec.encode(x)[0]
-        k = getattr(dec, "latent_dim", mu.shape[-1])
-        if mu.dim() != 2 or mu.shape[1] != k:
-            raise ValueError("latent_dim mismatch: the VAE's encoder returns codes of shape "
-                             f"{tuple(mu.shape)} for one image but vae.latent_dim is {k}")
-        if k > MAX_LATENT_DIM:
-            raise ValueError(f"latent_dim must be <= {MAX_LATENT_DIM}; got {k}")
-        recon = dec.decode(mu.float())
-        if tuple(recon.shape[1:]) != tuple(images.shape[1:]):
-            raise ValueError(f"the VAE decodes to images of shape {tuple(recon.shape[1:])} but the images "
-                             f"are {tuple(images.shape[1:])}; load the data at the VAE's training size")
-        logits = clf(recon.float())
-    if logits.dim() != 2:
-        raise ValueError(f"the classifier must return logits (B, n_classes); got shape {tuple(logits.shape)}")
-    if int(labels.max()) >= logits.shape[1]:
-        raise ValueError(f"labels go up to {int(labels.max())} but the classifier has "
-                         f"{logits.shape[1]} outputs")

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.datasets import ImageData
-from ..distill.sampling import on_device, render_scenario, scenario_arrays, scenario_stream
+from ..distill.sampling import ReviewSamples, on_device
 from ..nets import checkpoints
 from ..nets.architectures import build_classifier
 from ..nets.train import OPTIMIZERS, TrainConfig, train_classifier
@@ -32,7 +32,7 @@ from ..runtime.devices import resolve_device
 from ..runtime.progress import ProgressFn, ProgressReporter
 from .provenance import reviewer_fingerprint
 from .store import LabelStore
-from .verdicts import Verdict, sample_verdict
+from .verdicts import PAPER_RHO, Verdict, check_rho, mean_se, sample_verdict
 
 # name -> (built-in network, extra constructor kwargs recorded in the member's sidecar)
 ARCHITECTURES = {"paper-cnn": ("paper-cnn", {}), "paper-cnn-wide": ("paper-cnn", {"width": 128}),
@@ -44,8 +44,7 @@ FORMAT_VERSION = 1
 def _check_settings(name, rho, samples_per_scenario) -> None:
     if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
         raise ValueError(f"name must be a non-empty annotator name of <= 100 characters; got {name!r}")
-    if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not 0.0 <= rho < 1.0:
-        raise ValueError(f"rho must be a share in [0, 1) (the paper: 0.5); got {rho!r}")
+    check_rho(rho)
     if isinstance(samples_per_scenario, bool) or not isinstance(samples_per_scenario, int) \
             or samples_per_scenario < 1:
         raise ValueError(f"samples_per_scenario must be an integer >= 1 (the paper: 10); got {samples_per_scenario!r}")
@@ -63,7 +62,7 @@ class ReviewerConfig:
     lr: float = 1e-3
     seed: int = 1000                     # away from the classifier's seeds
     samples_per_scenario: int = 10       # Q reviewed samples per scenario (§4.1)
-    rho: float = 0.5                     # failure scenario when > ρ of the samples disagree
+    rho: float = PAPER_RHO                     # failure scenario when > ρ of the samples disagree
     name: str = "auto-reviewer"          # the annotator name in the label store
 
     def __post_init__(self):
@@ -114,7 +113,7 @@ class Reviewer:
     """
 
     def __init__(self, members: list, member_meta: list, *, class_names: list | None = None,
-                 name: str = "auto-reviewer", rho: float = 0.5, samples_per_scenario: int = 10,
+                 name: str = "auto-reviewer", rho: float = PAPER_RHO, samples_per_scenario: int = 10,
                  config: dict | None = None):
         if not members or len(members) != len(member_meta):
             raise ValueError(f"a reviewer needs >= 1 member and one meta dict each; got {len(members)} members "
@@ -188,7 +187,7 @@ class Reviewer:
                    samples_per_scenario=index["samples_per_scenario"], config=index.get("config"))
 
     @classmethod
-    def from_classifier_checkpoint(cls, path, *, name: str = "auto-reviewer", rho: float = 0.5,
+    def from_classifier_checkpoint(cls, path, *, name: str = "auto-reviewer", rho: float = PAPER_RHO,
                                    samples_per_scenario: int = 10, architecture: str | None = None,
                                    geometry: dict | None = None, trust_code: bool = False) -> Reviewer:
         """A one-member reviewer from any classifier file :func:`defuse.checkpoints.load_classifier` reads."""
@@ -246,49 +245,40 @@ def train_reviewer(data: ImageData, cfg: ReviewerConfig = ReviewerConfig(), *, d
                     samples_per_scenario=cfg.samples_per_scenario, config=asdict(cfg))
 
 
-def _mean_se(values) -> tuple[float, float]:
-    a = np.asarray(values, dtype=float)
-    if a.size == 0:
-        return math.nan, math.nan
-    return float(a.mean()), (float(a.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else math.nan)
-
-
-def review_scenarios(reviewer: Reviewer, vae: nn.Module, classifier: nn.Module, scenarios, store: LabelStore, *,
-                     tau: float, seed: int, samples_per_scenario: int | None = None, annotator: str | None = None,
+def review_scenarios(reviewer: Reviewer, samples: ReviewSamples, store: LabelStore, *,
+                     samples_per_scenario: int | None = None, annotator: str | None = None,
                      rho: float | None = None, device="auto", on_progress: ProgressFn = None) -> dict[int, Verdict]:
     """Review every failure scenario as the paper's annotators do (§4.1, algorithm 2).
 
-    For scenario row j, Q samples (default: the reviewer's, 10) are drawn from N(μ_j, τ·Σ_j) with the stream
-    ``(seed, j)`` and decoded; the reviewer labels each. Each label is recorded in ``store`` as one decision
-    (``sample_index`` 0..Q-1, ``is_failure``: the reviewer's label differs from the classifier's). The verdict
-    is :func:`defuse.verdicts.sample_verdict`: a failure scenario when more than ρ of the samples disagree with
-    the classifier, labelled with the samples' majority. Its ``agreement`` is the mean share of members voting
-    for each sample's label, ``agreement_se`` its standard error.
+    For scenario row j, the first Q of ``samples`` (default: the reviewer's Q, 10), drawn from N(μ_j, τ·Σ_j)
+    with the stream ``(seed, j)`` and decoded; the reviewer labels each. Each label is recorded in ``store`` as
+    one decision (``sample_index`` 0..Q-1, ``is_failure``: the reviewer's label differs from the classifier's).
+    The verdict is :func:`defuse.verdicts.sample_verdict`: a failure scenario when more than ρ of the samples
+    disagree with the classifier, labelled with the samples' majority. Its ``agreement`` is the mean share of
+    members voting for each sample's label, ``agreement_se`` its standard error.
 
     Returns
     -------
     {j: Verdict} for every scenario row j in 0..m-1.
     """
-    means, covs = scenario_arrays(scenarios)
     q = reviewer.samples_per_scenario if samples_per_scenario is None else samples_per_scenario
     annotator = reviewer.name if annotator is None else annotator
     rho = reviewer.rho if rho is None else rho
     _check_settings(annotator, rho, q)
-    report, out = ProgressReporter("review", len(means), on_progress), {}
+    report, out = ProgressReporter("review", len(samples), on_progress), {}
     fingerprint = reviewer_fingerprint(reviewer)  # recorded on each decision: a machine's, which people overrule
-    for j in range(len(means)):
-        samples = render_scenario(vae, classifier, means[j], covs[j], q, tau=tau,
-                                  seed=scenario_stream(seed, j, "review"), device=device)
-        pred = reviewer.predict(samples.images, device=device)
-        if pred.probs.shape[1] != samples.probs.shape[1]:
+    for j in range(len(samples)):
+        drawn = samples.render(j, q, device=device)
+        pred = reviewer.predict(drawn.images, device=device)
+        if pred.probs.shape[1] != drawn.probs.shape[1]:
             raise ValueError(f"the reviewer knows {pred.probs.shape[1]} classes but the classifier "
-                             f"{samples.probs.shape[1]}; train the reviewer on the classifier's data")
-        for i, (label, said, share) in enumerate(zip(pred.labels, samples.predictions, pred.agreement, strict=True)):
+                             f"{drawn.probs.shape[1]}; train the reviewer on the classifier's data")
+        for i, (label, said, share) in enumerate(zip(pred.labels, drawn.predictions, pred.agreement, strict=True)):
             store.record(j, annotator, is_failure=bool(label != said), label=int(label), sample_index=i,
                          note=f"{share:.0%} of {len(reviewer)} reviewer members; classifier said {int(said)}",
                          reviewer=fingerprint)
-        verdict = sample_verdict([[int(label)] for label in pred.labels], samples.predictions, rho=rho, scenario=j)
-        agreement, se = _mean_se(pred.agreement)
+        verdict = sample_verdict([[int(label)] for label in pred.labels], drawn.predictions, rho=rho, scenario=j)
+        agreement, se = mean_se(pred.agreement)
         out[j] = replace(verdict, agreement=agreement, agreement_se=se)
         report(j + 1, scenario=j, is_failure=verdict.is_failure)
     return out
@@ -327,6 +317,6 @@ def agreement_summary(agreement, in_failure_scenario) -> dict[str, dict]:
     groups = {"failure": share[mask], "non_failure": share[~mask], "combined": share}
     summary = {}
     for group, values in groups.items():
-        mean, se = _mean_se(values)
+        mean, se = mean_se(values)
         summary[group] = {"mean": mean, "se": se, "n": int(values.size)}
     return summary

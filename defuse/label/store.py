@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-import numpy as np
+from ..runtime.checks import is_int
 
 SCHEMA_VERSION = 2  # 2: the `reviewer` column (fingerprint of the automatic reviewer that decided)
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's transaction
@@ -55,7 +55,7 @@ _TRUE, _FALSE = {"1", "1.0", "true", "yes"}, {"0", "0.0", "false", "no"}
 def index_value(name: str, value, *, optional: bool) -> int | None:
     if value is None and optional:
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+    if not is_int(value) or value < 0:
         raise ValueError(f"{name} must be an integer >= 0{' or None' if optional else ''}, got {value!r}")
     return int(value)
 

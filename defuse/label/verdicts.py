@@ -5,6 +5,7 @@ per-sample majorities, and the annotators' agreement (Figure 6). Decisions live 
 from __future__ import annotations
 
 import math
+import numbers
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -12,6 +13,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .store import NOT_A_FAILURE, Decision, LabelStore, current_decisions, index_value
+
+PAPER_RHO = 0.5  # ρ: a failure scenario when more than this share of votes (or samples) disagree (§4.1)
 
 
 @dataclass(frozen=True)
@@ -28,9 +31,9 @@ class Verdict:
     agreement_se: float = math.nan  # standard error of the per-sample agreement (Fig. 6)
 
 
-def _check_rho(rho: float) -> float:
-    if not isinstance(rho, (int, float, np.floating)) or not 0.0 <= rho < 1.0:
-        raise ValueError(f"rho must be a share in [0, 1), got {rho!r}; the paper uses 0.5")
+def check_rho(rho: float) -> float:
+    if isinstance(rho, bool) or not isinstance(rho, numbers.Real) or not 0.0 <= rho < 1.0:
+        raise ValueError(f"rho must be a share in [0, 1) (the paper: {PAPER_RHO}); got {rho!r}")
     return float(rho)
 
 
@@ -46,7 +49,7 @@ def _sample_majorities(labels: Mapping[int, Sequence[int]]) -> dict[int, tuple[i
     return {i: _majority(votes) for i, votes in labels.items()}
 
 
-def _mean_se(values: Sequence[float]) -> tuple[float, float]:
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
     a = np.asarray(values, dtype=float)
     if a.size == 0:
         return math.nan, math.nan
@@ -54,7 +57,7 @@ def _mean_se(values: Sequence[float]) -> tuple[float, float]:
     return float(a.mean()), se
 
 
-def scenario_verdict(decisions: Sequence[Decision], *, rho: float = 0.5) -> Verdict:
+def scenario_verdict(decisions: Sequence[Decision], *, rho: float = PAPER_RHO) -> Verdict:
     """Vote on whole-scenario decisions of one failure scenario.
 
     It is a failure scenario when more than ``rho`` of the voting annotators (skips excluded) say so;
@@ -62,7 +65,7 @@ def scenario_verdict(decisions: Sequence[Decision], *, rho: float = 0.5) -> Verd
     failure, a tie going to the smallest label. ``agreement`` is the share of voting annotators whose
     vote matches the verdict: the majority label, or "not a failure".
     """
-    rho = _check_rho(rho)
+    rho = check_rho(rho)
     scenarios = {d.scenario for d in decisions}
     if len(scenarios) != 1 or any(d.sample_index is not None for d in decisions):
         raise ValueError(f"scenario_verdict needs whole-scenario decisions (sample_index=None) of one "
@@ -80,7 +83,7 @@ def scenario_verdict(decisions: Sequence[Decision], *, rho: float = 0.5) -> Verd
 
 
 def sample_verdict(sample_labels: Mapping[int, Sequence[int]] | Sequence[Sequence[int]],
-                   classifier_preds: Sequence[int] | np.ndarray, *, rho: float = 0.5,
+                   classifier_preds: Sequence[int] | np.ndarray, *, rho: float = PAPER_RHO,
                    scenario: int | None = None) -> Verdict:
     """The paper's rule (§4.1) for a failure scenario reviewed sample by sample.
 
@@ -96,7 +99,7 @@ def sample_verdict(sample_labels: Mapping[int, Sequence[int]] | Sequence[Sequenc
     samples of the share of annotators who voted for the sample's majority label (Fig. 6), with its
     standard error in ``agreement_se``. ``n_annotators`` is the most labels any sample got.
     """
-    rho = _check_rho(rho)
+    rho = check_rho(rho)
     preds = np.asarray(classifier_preds)
     if preds.ndim != 1 or not np.issubdtype(preds.dtype, np.integer):
         raise ValueError(f"classifier_preds must be a 1-D array of class indices, got shape {preds.shape}, "
@@ -113,7 +116,7 @@ def sample_verdict(sample_labels: Mapping[int, Sequence[int]] | Sequence[Sequenc
         return Verdict(scenario, False, None, math.nan, 0, 0, math.nan)
     majorities = _sample_majorities(labels)
     share = sum(m != preds[i] for i, (m, _, _) in majorities.items()) / len(majorities)
-    agreement, se = _mean_se([count / n for _, count, n in majorities.values()])
+    agreement, se = mean_se([count / n for _, count, n in majorities.values()])
     label = _majority(m for m, _, _ in majorities.values())[0] if share > rho else None
     return Verdict(scenario, bool(share > rho), label, agreement, max(map(len, labels.values())), len(labels),
                    float(share), se)
@@ -135,7 +138,7 @@ def _by_scenario(decisions: Iterable[Decision]) -> dict[int, list[Decision]]:
 
 
 def verdicts(store: LabelStore, *, predictions: Mapping[int, Sequence[int] | np.ndarray] | None = None,
-             rho: float = 0.5) -> dict[int, Verdict]:
+             rho: float = PAPER_RHO) -> dict[int, Verdict]:
     """Verdict per reviewed failure scenario, from the store's current decisions.
 
     A scenario with per-sample decisions and an entry in ``predictions`` (scenario → the classifier's
@@ -160,7 +163,7 @@ def verdicts_of(decisions: Iterable[Decision], *, predictions: Mapping[int, Sequ
     return out
 
 
-def agreement_table(store: LabelStore, *, rho: float = 0.5) -> list[dict]:
+def agreement_table(store: LabelStore, *, rho: float = PAPER_RHO) -> list[dict]:
     """Rows for the app's agreement table: one per scenario and kind of review ("scenario"/"samples").
 
     Columns: scenario, kind, annotators, skipped, votes (e.g. "4: 2, not a failure: 1"), majority,
@@ -183,7 +186,7 @@ def agreement_table(store: LabelStore, *, rho: float = 0.5) -> list[dict]:
                 majorities = _sample_majorities(_sample_labels(votes)).values()
                 counts = Counter(str(d.label) for d in votes)
                 majority = str(_majority(m for m, _, _ in majorities)[0]) if majorities else ""
-                agreement, se = _mean_se([c / n for _, c, n in majorities])
+                agreement, se = mean_se([c / n for _, c, n in majorities])
             rows.append({"scenario": scenario, "kind": kind, "annotators": len({d.annotator for d in votes}),
                          "skipped": len(group) - len(votes),
                          "votes": ", ".join(f"{k}: {n}" for k, n in counts.most_common()),

@@ -132,7 +132,7 @@ def _steps_per_s(steps_per_epoch: int, history: list) -> float:
     return steps_per_epoch * len(history) / max(1e-9, sum(h["seconds"] for h in history))
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator):
+def shuffled_batches(n: int, batch_size: int, gen: torch.Generator):
     order = torch.randperm(n, generator=gen)
     for i in range(0, n, batch_size):
         yield order[i:i + batch_size]
@@ -160,7 +160,7 @@ def train_classifier(data: ImageData, cfg: TrainConfig = TrainConfig(), *, devic
     for epoch in range(cfg.epochs):
         model.train()
         t0, total_loss = time.perf_counter(), torch.zeros((), dtype=torch.float64, device=dev)
-        for idx in _batches(len(labels), cfg.batch_size, gen):
+        for idx in shuffled_batches(len(labels), cfg.batch_size, gen):
             idx = idx.to(x_all.device)
             x, y = x_all[idx].to(dev), y_all[idx].to(dev)
             loss = F.cross_entropy(net(x), y)
@@ -227,7 +227,7 @@ def train_vae(data: ImageData, cfg: VAEConfig = VAEConfig(), *, device="auto", o
     for epoch in range(cfg.epochs):
         vae.train()
         t0, sums = time.perf_counter(), torch.zeros(3, dtype=torch.float64, device=dev)
-        for idx in _batches(len(images), cfg.batch_size, gen):
+        for idx in shuffled_batches(len(images), cfg.batch_size, gen):
             x = x_all[idx.to(x_all.device)].to(dev)
             beta = cfg.beta * min(1.0, (step + 1) / cfg.kl_anneal_steps) if cfg.kl_anneal_steps else cfg.beta
             recon, mu, logvar = net(x)
@@ -292,3 +292,14 @@ def fidelity_warning(metrics: dict, config: Optional[dict] = None) -> Optional[s
 
     return fidelity_gate(metrics, config)
 
+
+def parse_class_keep(text: str) -> tuple:
+    """TrainConfig.class_keep from text such as "9:0.1, 3:0.5" (the CLI's --class-keep, the Setup page's field)."""
+    pairs = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        try:
+            cls, frac = item.split(":")
+            pairs.append((int(cls), float(frac)))
+        except ValueError:
+            raise ValueError(f"--class-keep entries look like CLASS:FRACTION (e.g. 9:0.1); got {item!r}") from None
+    return tuple(pairs)

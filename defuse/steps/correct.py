@@ -15,15 +15,12 @@ from ..identify.search import decode_latents
 from ..label.reviewer import Reviewer, label_examples
 from ..runtime.limits import check_fits
 from ..runtime.progress import ProgressFn
-from ..workspace import Workspace
+from ..workspace import BEST, SWEEP, SWEEP_DIR, Workspace
 from .distill import default_tau, load_scenarios
 from .identify import load_failures
 from .label import current_verdicts, decided_scenarios
 from .label_record import DECISIONS
 from .project import load_classifier, load_data, load_vae
-
-SWEEP = "correct/sweep.json"
-BEST = "correct/best.json"
 
 
 def check_failure_sets_fit(n_samples: int, n_scenarios: int, channels: int, image_size: int, *, fix: str) -> None:
@@ -94,7 +91,7 @@ def correct_step(ws: Workspace, cfg: CorrectConfig, *, reviewer: Optional[Review
         base = (images, labels)
     classifier, _ = load_classifier(ws)
     sweep = correct(classifier, load_data(ws), sets, cfg, device=device, on_progress=on_progress,
-                    resume_dir=ws.path("correct/sweep"), baseline=base, backend=backend)
+                    resume_dir=ws.path(SWEEP_DIR), baseline=base, backend=backend)
     summary = _with_provenance(ws, [s.summary() for s in sets], tau=tau, seed=seed, device=device)
     ws.save_json(SWEEP, {**sweep.to_dict(), "failure_sets": summary, "baseline_labels": base_labels,
                          "n_samples": n_samples, "tau": tau or default_tau(ws),

@@ -24,7 +24,7 @@ from ..identify.search import IdentifyConfig
 from ..label.reviewer import ReviewerConfig
 from ..runtime import atomic
 from ..runtime.progress import ProgressFn
-from ..workspace import Workspace
+from ..workspace import FAILURES, IDENTIFY_METRICS, Workspace
 from .distill import distill_step
 from .embed import EMBEDDING, embed_step
 from .identify import identify_step
@@ -51,7 +51,7 @@ RECORDED_STEPS = ("identify", "distill")            # groups that are workspace 
 
 def _group_files(ws: Workspace, group: str, maps) -> list[str]:
     if group == "identify":
-        return ["identify/failures.npz", "identify/metrics.json"]
+        return [FAILURES, IDENTIFY_METRICS]
     if group == "distill":
         return ["distill/scenarios.npz", "distill/meta.json"]
     if group == "map":

@@ -4,30 +4,27 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from ..distill.sampling import PAPER_TAU
 from ..distill.scenarios import DistillConfig, Scenarios, distill
 from ..runtime.progress import ProgressFn
-from ..workspace import Workspace
+from ..workspace import SCENARIOS, SCENARIOS_META, Workspace
 from .identify import load_failures
-
-SCENARIOS = "distill/scenarios.npz"
-# τ of §4.1: 0.5 for MNIST-like data, 0.01 for SVHN and German signs.
-TAU_BY_SOURCE = {"svhn": 0.01, "gtsrb": 0.01}
-DEFAULT_TAU = 0.5
 
 
 def default_tau(ws: Workspace) -> float:
-    return TAU_BY_SOURCE.get(ws.project["dataset"]["source"], DEFAULT_TAU)
+    """τ of §4.1 for the workspace's data: the paper's value for its source, MNIST's for other data."""
+    return PAPER_TAU.get(ws.project["dataset"]["source"], PAPER_TAU["mnist"])
 
 
 def save_scenarios(ws: Workspace, scenarios: Scenarios) -> None:
     arrays, meta = scenarios.to_arrays()
     ws.save_arrays(SCENARIOS, **arrays)
-    ws.save_json("distill/meta.json", meta)
+    ws.save_json(SCENARIOS_META, meta)
 
 
 def load_scenarios(ws: Workspace) -> Scenarios:
     ws.verify(SCENARIOS, "distill")
-    return Scenarios.from_arrays(ws.load_arrays(SCENARIOS), ws.load_json("distill/meta.json"))
+    return Scenarios.from_arrays(ws.load_arrays(SCENARIOS), ws.load_json(SCENARIOS_META))
 
 
 def distill_step(ws: Workspace, cfg: DistillConfig, *, on_progress: ProgressFn = None) -> dict:

@@ -15,10 +15,9 @@ import torch
 
 from ..distill.embed import PROJECTIONS, EmbedConfig, Embedding, embed_codes, encode_means, pick_rows
 from ..runtime.progress import ProgressFn
-from .identify import FAILURES, load_failures
+from ..workspace import EMBEDDING, FAILURES
+from .identify import load_failures
 from .project import load_data, load_vae
-
-EMBEDDING = "distill/embedding-{method}.npz"
 
 
 def embed_step(ws, cfg: EmbedConfig, *, on_progress: ProgressFn = None) -> dict:

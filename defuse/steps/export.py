@@ -6,11 +6,9 @@ from typing import Optional
 
 from ..correct.export import export_corrected
 from ..data.datasets import dataset_fingerprint
-from ..workspace import VAE, Workspace
-from .correct import SWEEP, load_sweep
-from .project import dataset_spec, load_classifier
-
-EXPORTS = "exports"
+from ..workspace import EXPORTS, SWEEP, VAE, Workspace
+from .correct import load_sweep
+from .project import load_classifier
 
 
 def export_step(ws: Workspace, *, lam: Optional[float] = None, name: Optional[str] = None) -> dict:
@@ -25,7 +23,7 @@ def export_step(ws: Workspace, *, lam: Optional[float] = None, name: Optional[st
         sweep.chosen = next(r for r in sweep.best_per_lambda if r["kind"] == "defuse" and r["lambda"] == float(lam))
         sweep.chosen = {**sweep.chosen, "rule": "chosen by the user"}
     _, meta = load_classifier(ws)
-    dataset = {**ws.project["dataset"], "fingerprint": dataset_fingerprint(dataset_spec(ws))}
+    dataset = {**ws.project["dataset"], "fingerprint": dataset_fingerprint(ws.dataset)}
     provenance = {"classifier_sha256": meta.get("sha256"), "vae_sha256": ws.load_json(VAE).get("sha256"),
                   "labels_sha256": record.get("labels_fingerprint"), "dataset_fingerprint": dataset["fingerprint"]}
     card = export_corrected(sweep.model(lam), meta, ws.path(EXPORTS), name=name or f"{ws.name}-corrected",

@@ -13,23 +13,21 @@ from ..label.reviewer import Reviewer
 from ..runtime.devices import resolve_device
 from ..runtime.limits import check_fits, identify_bytes
 from ..runtime.progress import ProgressFn
-from ..workspace import Workspace
+from ..workspace import FAILURES, IDENTIFY_CHUNKS, IDENTIFY_METRICS, Workspace
 from .fidelity import check_fidelity
 from .project import load_classifier, load_data, load_vae
-
-FAILURES = "identify/failures.npz"
 
 
 def save_failures(ws: Workspace, failures: Failures) -> None:
     arrays = {f.name: getattr(failures, f.name) for f in fields(Failures) if f.name != "metrics"}
     ws.save_arrays(FAILURES, **arrays)
-    ws.save_json("identify/metrics.json", failures.metrics)
+    ws.save_json(IDENTIFY_METRICS, failures.metrics)
 
 
 def load_failures(ws: Workspace) -> Failures:
     ws.verify(FAILURES, "identify")
     arrays = ws.load_arrays(FAILURES)
-    metrics = ws.load_json("identify/metrics.json", default={})
+    metrics = ws.load_json(IDENTIFY_METRICS, default={})
     return Failures(**{f.name: arrays[f.name] for f in fields(Failures) if f.name in arrays}, metrics=metrics)
 
 
@@ -57,7 +55,7 @@ def identify_step(ws: Workspace, cfg: IdentifyConfig, *, device="auto", on_progr
                f"batch_size={cfg.batch_size or 'auto'}", fix="lower --batch-size, --chunk-images or "
                "--samples-per-image", device=resolve_device(device))
     failures = identify(classifier, vae, data.train.images, data.train.labels, cfg, device=device,
-                        on_progress=on_progress, resume_dir=ws.path("identify/chunks"), reviewer=reviewer_model,
+                        on_progress=on_progress, resume_dir=ws.path(IDENTIFY_CHUNKS), reviewer=reviewer_model,
                         backend=backend)
     if verify:
         failures = verify_failures(failures, vae, reviewer_model, device=device)

@@ -9,17 +9,16 @@ from typing import Optional
 
 import numpy as np
 
+from ..distill.sampling import ReviewSamples
 from ..label.provenance import ScenarioDecision, scenario_decisions
 from ..label.reviewer import Reviewer, ReviewerConfig, load_reviewer, review_scenarios, train_reviewer
 from ..label.store import LabelStore
-from ..label.verdicts import Verdict
+from ..label.verdicts import PAPER_RHO, Verdict
 from ..runtime.progress import ProgressFn
-from ..workspace import Workspace
+from ..workspace import LABELS, REVIEWER_DIR, Workspace
 from .distill import default_tau, load_scenarios
-from .label_record import LABELS, WorkspaceLabelStore
+from .label_record import WorkspaceLabelStore
 from .project import load_classifier, load_data, load_vae
-
-REVIEWER_DIR = "reviewer"
 
 
 def label_store(ws: Workspace) -> LabelStore:
@@ -71,8 +70,8 @@ def review_step(ws: Workspace, reviewer: Reviewer, *, tau: Optional[float] = Non
     classifier, _ = load_classifier(ws)
     vae, _ = load_vae(ws)
     with label_store(ws) as store:
-        return review_scenarios(reviewer, vae, classifier, scenarios, store, tau=tau or default_tau(ws), seed=seed,
-                                device=device, on_progress=on_progress)
+        samples = ReviewSamples(vae, classifier, scenarios, tau=tau or default_tau(ws), seed=seed)
+        return review_scenarios(reviewer, samples, store, device=device, on_progress=on_progress)
 
 
 def scenario_predictions(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, n: int = 10,
@@ -92,7 +91,7 @@ def scenario_predictions(ws: Workspace, *, tau: Optional[float] = None, seed: in
     return out
 
 
-def current_verdicts(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, rho: float = 0.5,
+def current_verdicts(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, rho: float = PAPER_RHO,
                      device="auto") -> dict[int, Verdict]:
     """The decision that counts per scenario: people's where any person voted, else the automatic reviewer's."""
     found = decided_scenarios(ws, tau=tau, seed=seed, rho=rho, device=device)

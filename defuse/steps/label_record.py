@@ -9,10 +9,7 @@ in WAL mode its bytes change on checkpoints, not on commits.)
 from __future__ import annotations
 
 from ..label.store import Decision, LabelStore
-from ..workspace import Workspace
-
-LABELS = "labels.sqlite"
-DECISIONS = "label/decisions.json"
+from ..workspace import DECISIONS, LABELS, Workspace
 
 
 def _answer(d: Decision) -> dict:

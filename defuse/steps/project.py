@@ -6,6 +6,8 @@ The CLI (and through it the app's jobs) calls these; they hold no argument parsi
 from __future__ import annotations
 
 import shutil
+import threading
+from collections import OrderedDict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -25,27 +27,34 @@ from ..nets.train import (
     vae_fidelity,
 )
 from ..runtime.progress import ProgressFn
-from ..workspace import CLASSIFIER, VAE, Workspace
+from ..workspace import CLASSIFIER, CLASSIFIER_HISTORY, VAE, VAE_FIDELITY, VAE_HISTORY, Workspace
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 DEMO_CLASSIFIER = MODELS_DIR / "demo-classifier.json"
 DEMO_VAE = MODELS_DIR / "demo-vae.json"
 
-_DATA_CACHE: dict[str, ImageData] = {}
-
-
-def dataset_spec(ws: Workspace) -> DatasetSpec:
-    return DatasetSpec.from_dict(ws.project["dataset"])
+# The process's one data cache, by dataset spec: the steps of one `run` and the app's sessions share it.
+# A few entries: the app may show a few projects at once; the lock keeps two sessions from loading twice.
+DATA_CACHE_ENTRIES = 3
+_data_cache: OrderedDict[str, ImageData] = OrderedDict()
+_data_lock = threading.Lock()
 
 
 def load_data(ws: Workspace) -> ImageData:
-    """The workspace's dataset (cached per process: several steps of one `run` share it)."""
-    spec = dataset_spec(ws)
+    """The workspace's dataset, loaded once per process and spec."""
+    return _cached_data(ws.dataset)
+
+
+def _cached_data(spec: DatasetSpec, data: Optional[ImageData] = None) -> ImageData:
+    """The cached data of ``spec`` (loaded when missing), or ``data`` stored as its data."""
     key = repr(spec)
-    if key not in _DATA_CACHE:
-        _DATA_CACHE.clear()
-        _DATA_CACHE[key] = load_dataset(spec)
-    return _DATA_CACHE[key]
+    with _data_lock:
+        if data is not None or key not in _data_cache:
+            _data_cache[key] = load_dataset(spec) if data is None else data
+            while len(_data_cache) > DATA_CACHE_ENTRIES:
+                _data_cache.popitem(last=False)
+        _data_cache.move_to_end(key)
+        return _data_cache[key]
 
 
 def load_classifier(ws: Workspace) -> tuple[nn.Module, dict]:
@@ -129,9 +138,7 @@ def import_vae(ws: Workspace, path) -> dict:
 def init_project(root, spec: DatasetSpec, *, classifier=None, architecture=None, arch_kwargs=None, vae=None,
                  trust_code: bool = False, force: bool = False) -> Workspace:
     """Create a workspace for ``spec`` (loading the data once to check it) and import models given."""
-    data = load_dataset(spec)
-    _DATA_CACHE.clear()
-    _DATA_CACHE[repr(spec)] = data
+    data = _cached_data(spec, load_dataset(spec))  # loaded again: the files may have changed since
     existed = Path(root).exists()
     ws = Workspace.create(root, {"dataset": spec.to_dict(), "class_names": data.class_names}, overwrite=force)
     try:
@@ -151,7 +158,7 @@ def train_classifier_step(ws: Workspace, cfg: TrainConfig, *, device="auto",
                           on_progress: ProgressFn = None) -> dict:
     data = load_data(ws)
     result = train_classifier(data, cfg, device=device, on_progress=on_progress)
-    ws.save_json("classifier/history.json", result.history)
+    ws.save_json(CLASSIFIER_HISTORY, result.history)
     checkpoints.save_model(result.model, ws.path(CLASSIFIER), kind="classifier", architecture=cfg.architecture,
                            arch_kwargs=result.arch_kwargs, class_names=data.class_names,
                            config=asdict(cfg), metrics=result.metrics)
@@ -163,7 +170,7 @@ def train_vae_step(ws: Workspace, cfg: VAEConfig, *, device="auto", on_progress:
     data = load_data(ws)
     classifier = load_classifier(ws)[0] if ws.exists(CLASSIFIER) else None
     result = train_vae(data, cfg, device=device, on_progress=on_progress, classifier=classifier)
-    ws.save_json("vae/history.json", result.history)
+    ws.save_json(VAE_HISTORY, result.history)
     checkpoints.save_model(result.model, ws.path(VAE), kind="vae", architecture="beta-vae",
                            arch_kwargs=result.arch_kwargs, config=asdict(cfg), metrics=result.metrics)
     return ws.record_step("vae", config=asdict(cfg), metrics=result.metrics)
@@ -175,7 +182,7 @@ def measure_fidelity(ws: Workspace, *, device="auto") -> dict:
     split, unseen = fidelity_split((meta.get("config") or {}).get("train_on"))
     fidelity = {**vae_fidelity(vae, load_classifier(ws)[0], load_data(ws), split=split, device=device),
                 "fidelity_split_unseen_by_vae": unseen}
-    ws.save_json("vae/fidelity.json", fidelity)
+    ws.save_json(VAE_FIDELITY, fidelity)
     return fidelity
 
 

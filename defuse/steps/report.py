@@ -7,10 +7,8 @@ from typing import Optional
 
 from ..correct.headline import regression_note
 from ..label.purity import MIXED_BELOW
-from ..workspace import Workspace
+from ..workspace import IDENTIFY_METRICS, REPORT, SWEEP, Workspace
 from .purity import workspace_purities
-
-REPORT = "report.json"
 
 
 def _get(row: Optional[dict], key: str):
@@ -23,9 +21,9 @@ def build_report(ws: Workspace) -> dict:
     Failure-scenario accuracy is on the held-out failure *test* samples, against each scenario's label
     (the paper's measure) and, where a reviewer labeled each sample, against those labels (stricter).
     """
-    identify = ws.load_json("identify/metrics.json", default={})
+    identify = ws.load_json(IDENTIFY_METRICS, default={})
     distill = (ws.step_record("distill") or {}).get("metrics", {})
-    sweep = ws.load_json("correct/sweep.json", default={})
+    sweep = ws.load_json(SWEEP, default={})
     before, control, chosen = sweep.get("before"), sweep.get("control"), sweep.get("chosen")
     baseline = sweep.get("baseline_chosen")
     failure_sets = sweep.get("failure_sets", [])

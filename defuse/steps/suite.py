@@ -14,8 +14,8 @@ from ..label.reviewer import Reviewer, label_examples
 from ..label.verdicts import Verdict
 from ..runtime.progress import Progress, ProgressFn
 from ..suite.regression_suite import SUITE_STREAM, RegressionSuite, SuiteScenario, as_float, predict, to_uint8
-from ..workspace import CLASSIFIER, VAE, Workspace
-from .distill import SCENARIOS, default_tau, load_scenarios
+from ..workspace import CLASSIFIER, SCENARIOS, SUITE_DIR, SWEEP, VAE, Workspace
+from .distill import default_tau, load_scenarios
 from .label import LABELS, current_verdicts
 from .project import load_classifier, load_data, load_vae
 
@@ -105,7 +105,6 @@ def _settings(ws: Workspace, *, n_per_scenario: int, seed: int, tau: float, revi
             "fingerprints": {rel: ws.fingerprint(rel) for rel in (CLASSIFIER, VAE, SCENARIOS, LABELS)}}
 
 
-SUITE_DIR = "exports/suite"  # inside exports/, so the export bundle carries it
 
 
 def suite_changes(ws: Workspace, manifest: dict) -> list[str]:
@@ -130,7 +129,7 @@ def export_suite(ws: Workspace, out=None, *, n_per_scenario: Optional[int] = Non
     """
     from ..suite.regression_suite import write_suite
 
-    sweep = ws.load_json("correct/sweep.json") if ws.exists("correct/sweep.json") else {}
+    sweep = ws.load_json(SWEEP) if ws.exists(SWEEP) else {}
     n = n_per_scenario or int(sweep.get("n_samples") or 256)
     seed = seed if seed is not None else int(sweep.get("config", {}).get("seed") or 0)
     suite = build_suite(ws, n_per_scenario=n, seed=seed, tau=tau or sweep.get("tau"), include_test=include_test,

@@ -7,31 +7,25 @@ copies a model before fine-tuning it, and puts it back where it was after moving
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import streamlit as st
 import torch
 
-from ..data.datasets import DatasetSpec, load_dataset
 from ..distill.embed import Embedding
 from ..distill.sampling import render_scenario, scenario_stream
 from ..identify.search import Failures, decode_latents
-from ..steps.distill import SCENARIOS, default_tau, load_scenarios
+from ..steps.distill import default_tau, load_scenarios
 from ..steps.embed import load_embedding
-from ..steps.identify import FAILURES, load_failures
-from ..steps.label import LABELS, decided_scenarios
-from ..steps.project import load_classifier, load_vae
-from ..workspace import CLASSIFIER, VAE, Workspace
-
-
-@st.cache_resource(max_entries=3, show_spinner="Loading the data…")
-def _data(spec_json: str):
-    return load_dataset(DatasetSpec.from_dict(json.loads(spec_json)))
+from ..steps.identify import load_failures
+from ..steps.label import decided_scenarios
+from ..steps.project import load_classifier, load_data, load_vae
+from ..workspace import CLASSIFIER, EMBEDDING, FAILURES, LABELS, SCENARIOS, VAE, Workspace
 
 
 def data(ws: Workspace):
-    return _data(json.dumps(ws.project["dataset"], sort_keys=True))
+    """The project's data, from the process's one data cache (:func:`defuse.steps.project.load_data`)."""
+    with st.spinner("Loading the data…"):  # shown only when loading takes a moment
+        return load_data(ws)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the classifier…")
@@ -77,7 +71,7 @@ def _embedding(root: str, method: str, fingerprint: str):
 
 
 def embedding(ws: Workspace, method: str) -> tuple[Embedding, bool] | None:
-    rel = f"distill/embedding-{method}.npz"
+    rel = EMBEDDING.format(method=method)
     return _embedding(str(ws.root), method, f"{ws.fingerprint(rel)}:{ws.fingerprint(FAILURES)}")
 
 

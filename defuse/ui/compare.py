@@ -15,11 +15,10 @@ from torch import nn
 from ..nets import checkpoints
 from ..steps.correct import SWEEP, load_sweep
 from ..steps.project import load_classifier
-from ..steps.suite import SUITE_DIR
 from ..steps.suite import suite_changes as _changes
 from ..suite.compare import ModelOutputs, accuracy_rows, flip_indices, flip_matrix
 from ..suite.regression_suite import RegressionSuite, predict, read_suite, to_uint8
-from ..workspace import CLASSIFIER, Workspace
+from ..workspace import CLASSIFIER, EXPORTS, SUITE_DIR, Workspace
 from . import cache
 from .charts import MAP_COLORS
 from .gallery import show_grid
@@ -44,8 +43,8 @@ def model_choices(ws: Workspace) -> dict[str, tuple]:
     if ws.exists("exports/model-card.json"):
         card = ws.load_json("exports/model-card.json")
         sidecar = card.get("files", {}).get("sidecar")
-        if sidecar and ws.exists(f"exports/{sidecar}"):
-            choices[f"exported: {card['name']}"] = ("exported", str(ws.path(f"exports/{sidecar}")))
+        if sidecar and ws.exists(f"{EXPORTS}/{sidecar}"):
+            choices[f"exported: {card['name']}"] = ("exported", str(ws.path(f"{EXPORTS}/{sidecar}")))
     return choices
 
 

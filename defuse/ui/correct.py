@@ -8,16 +8,15 @@ import zipfile
 import pandas as pd
 import streamlit as st
 
-from ..cli.jobs import JobState
+from ..cli.jobs import JobState, config_args
 from ..correct.headline import regression_note
 from ..correct.sweep import PAPER_LAMBDAS, CorrectConfig
 from ..label.purity import mix_words
-from ..steps.correct import SWEEP, check_failure_sets_fit
+from ..steps.correct import check_failure_sets_fit
 from ..steps.label import reviewer_ready
 from ..steps.presets import QUICK
 from ..steps.purity import mixed_failures
-from ..steps.suite import SUITE_DIR
-from ..workspace import Workspace
+from ..workspace import EXPORTS, MODEL_CARD, MODEL_CARD_MD, SUITE_DIR, SWEEP, Workspace
 from . import cache
 from .charts import tradeoff_chart
 from .jobs import history_metrics
@@ -50,18 +49,16 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
         go = st.form_submit_button("Run the sweep", type="primary")
     if not go:
         return None
-    try:
-        values = parse_lambdas(text)
+    try:  # every setting is checked before a job starts; the message stands beside the λ field
+        cfg = CorrectConfig(lambdas=parse_lambdas(text), epochs=int(ep), lr=float(lr),
+                            failure_labels="reviewer" if per_sample else "scenario")
     except ValueError as e:
         lams_note.error(f"Not started: {e}", icon="⚠️")
         return None
-    cfg = CorrectConfig(lambdas=values, epochs=int(ep), lr=float(lr))  # validates: a bad value names itself
     check_memory(ws, int(n), n_failing)
-    args = ["--lambdas", ",".join(f"{v:g}" for v in cfg.lambdas), "--epochs", str(cfg.epochs), "--lr", str(cfg.lr),
-            "--samples", str(int(n))]
+    args = config_args(cfg) + ["--samples", str(int(n))]
     args += [] if baseline else ["--no-baseline"]
-    args += ["--reviewer", "auto"] if use_reviewer or per_sample else []
-    return args + (["--failure-labels", "reviewer"] if per_sample else [])
+    return args + (["--reviewer", "auto"] if use_reviewer or per_sample else [])
 
 
 DF_LABELS = {"scenario": "One label per scenario: the annotators' (the paper)",
@@ -97,11 +94,7 @@ def parse_lambdas(text: str) -> tuple:
         raise ValueError(f"λ values must be numbers separated by commas, e.g. 0.1, 1, 10; got {text!r}") from None
     if not values:
         raise ValueError("the λ list is empty: give at least one λ > 0, e.g. 0.1, 1, 10")
-    bad = [v for v in values if not v > 0 or v == float("inf")]
-    if bad:
-        raise ValueError(f"lambdas must be finite and > 0; got {', '.join(f'{v:g}' for v in bad)}: remove "
-                         "them (λ=0, the control, is always added), e.g. 0.1, 1, 10")
-    return values
+    return values  # CorrectConfig checks the values
 
 
 def check_memory(ws: Workspace, n_samples: int, n_failing: int) -> None:
@@ -169,19 +162,19 @@ def _zip(stamps: tuple) -> bytes:
 
 def bundle_files(ws: Workspace, card: dict) -> list[tuple]:
     """(file, its name in the zip) of the export bundle: the model, its card, and the regression suite in suite/."""
-    exports, suite = ws.path("exports"), ws.path(SUITE_DIR)
-    files = [ws.path(f"exports/{name}") for name in card.get("files", {}).values()]
-    files += [ws.path("exports/model-card.md"), ws.path("exports/model-card.json")]
+    exports, suite = ws.path(EXPORTS), ws.path(SUITE_DIR)
+    files = [ws.path(f"{EXPORTS}/{name}") for name in card.get("files", {}).values()]
+    files += [ws.path(MODEL_CARD_MD), ws.path(MODEL_CARD)]
     files += sorted(suite.iterdir()) if (suite / "manifest.json").exists() else []
     return [(f, f.relative_to(exports).as_posix()) for f in files if f.is_file()]
 
 
 def render_export(ws: Workspace) -> None:
     """The exported model: its card and one download (weights, sidecar, card, regression suite) as a zip."""
-    card = ws.load_json("exports/model-card.json")
+    card = ws.load_json(MODEL_CARD)
     if ws.step_status("export") == "stale":
         st.warning("This export comes from an earlier sweep: export again to get a model of the current one.")
-    exports = ws.path("exports")
+    exports = ws.path(EXPORTS)
     stamps = tuple((str(f), name, f.stat().st_size, f.stat().st_mtime_ns) for f, name in bundle_files(ws, card))
     st.download_button(f"Download {card['name']} (λ={card['correction']['lambda']:g}) with its model card",
                        _zip(stamps), file_name=f"{card['name']}.zip", mime="application/zip", type="primary")
@@ -189,4 +182,4 @@ def render_export(ws: Workspace) -> None:
                "confirmed failure scenarios: `python -m defuse check --suite suite --classifier MODEL` tests any "
                "later checkpoint on them.")
     with st.expander("Model card", expanded=False):
-        st.markdown(ws.path("exports/model-card.md").read_text(encoding="utf-8"))
+        st.markdown(ws.path(MODEL_CARD_MD).read_text(encoding="utf-8"))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from ..cli.jobs import config_args
 from ..data.render import prediction_captions
 from ..distill.embed import PROJECTIONS, EmbedConfig
 from ..distill.scenarios import DistillConfig
 from ..label.purity import purity_words
 from ..steps.distill import default_tau
 from ..steps.purity import workspace_purities
-from ..workspace import Workspace
+from ..workspace import EMBEDDING, SCENARIOS, Workspace
 from . import cache
 from .charts import latent_map
 from .explore_map import render_points_map
@@ -39,14 +40,13 @@ def distill_form() -> list[str] | None:
     if not go:
         return None
     cfg = DistillConfig(max_components=int(k), weight_threshold=float(eps), max_samples=int(cap))
-    return ["--max-components", str(cfg.max_components), "--weight-threshold", str(cfg.weight_threshold),
-            "--max-samples", str(cfg.max_samples)]
+    return config_args(cfg)
 
 
 def map_form(ws: Workspace) -> tuple[str, list[str] | None]:
     c = st.columns([2, 2, 1])
     methods = list(PROJECTIONS)
-    made = [m for m in methods if ws.exists(f"distill/embedding-{m}.npz")]
+    made = [m for m in methods if ws.exists(EMBEDDING.format(method=m))]
     default = EmbedConfig().method  # PCA: UMAP collapsed each scenario's near-duplicate codes to a dot (#17)
     method = c[0].radio("Projection", methods, format_func=METHOD_WORDS.get, horizontal=True, key="map-method",
                         index=methods.index(default if default in made or not made else made[0]))
@@ -59,7 +59,7 @@ def map_form(ws: Workspace) -> tuple[str, list[str] | None]:
     if not go:
         return method, None
     cfg = EmbedConfig(method=method, max_points=int(points))
-    return method, ["--method", cfg.method, "--max-points", str(cfg.max_points)]
+    return method, config_args(cfg)
 
 
 def n_failures(ws: Workspace) -> int:
@@ -83,7 +83,7 @@ def render_map(ws: Workspace, method: str) -> None:
         st.info(f"No {METHOD_WORDS[method]} map yet: compute it above (a background job; the result is kept).")
         return
     emb, current = found
-    has_scenarios = ws.exists("distill/scenarios.npz")
+    has_scenarios = ws.exists(SCENARIOS)
     if current:  # the classifier's view of every point: filter, colour, select, sort, export
         fail = emb.is_failure
         note = (f"The map holds {int(fail.sum()):,} of {emb.n_failures_total:,} failure codes and "

@@ -14,7 +14,7 @@ import streamlit as st
 from ..steps import map_points as mp
 from ..steps.distill import SCENARIOS
 from ..steps.identify import FAILURES
-from ..workspace import CLASSIFIER, VAE, Workspace
+from ..workspace import CLASSIFIER, EMBEDDING, VAE, Workspace
 from .charts import MAP_COLORS
 from .gallery import show_grid
 
@@ -31,7 +31,7 @@ def _points(root: str, key: str, method: str, max_points: int) -> mp.MapPoints:
 
 
 def points(ws: Workspace, method: str, max_points: int) -> mp.MapPoints:
-    rels = (f"distill/embedding-{method}.npz", FAILURES, SCENARIOS, CLASSIFIER, VAE)
+    rels = (EMBEDDING.format(method=method), FAILURES, SCENARIOS, CLASSIFIER, VAE)
     return _points(str(ws.root), ":".join(str(ws.fingerprint(r)) for r in rels), method, max_points)
 
 

@@ -11,12 +11,9 @@ from ..runtime.progress import fmt_seconds
 from ..steps.project import project_info
 from ..workspace import CLASSIFIER, Workspace
 from .fidelity import fidelity_banner
-from .jobs import STEP_WORDS as JOB_WORDS
-from .nav import link
+from .nav import JOB_WORDS, STEP_TITLES, link
 
 STATUS_ICONS = {"done": "✅", "stale": "⚠️", "corrupt": "❌", "missing": "⬜"}
-STEP_TITLES = {"classifier": "Classifier", "vae": "β-VAE", "identify": "Identify", "distill": "Distill",
-               "label": "Label", "correct": "Correct", "export": "Export"}
 
 
 def next_step(status: dict, n_scenarios: int | None = None) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from ..cli.jobs import config_args
 from ..identify.search import IdentifyConfig
 from ..runtime.devices import resolve_device
 from ..runtime.limits import check_fits, identify_bytes
@@ -43,10 +44,7 @@ def settings_form(n_train: int) -> tuple[IdentifyConfig, list[str]] | None:
         return None
     cfg = IdentifyConfig(samples_per_image=int(q), max_per_image=int(m), beta_a=float(a), beta_b=float(b),
                          subset=int(subset), batch_size=int(batch) or None)
-    args = ["--samples-per-image", cfg.samples_per_image, "--max-per-image", cfg.max_per_image, "--beta-a",
-            cfg.beta_a, "--beta-b", cfg.beta_b, "--subset", cfg.subset]
-    args += ["--batch-size", cfg.batch_size] if cfg.batch_size else []
-    return cfg, [str(x) for x in args]
+    return cfg, config_args(cfg)
 
 
 def check_memory(ws: Workspace, cfg: IdentifyConfig) -> None:

@@ -19,14 +19,11 @@ from ..runtime.progress import fmt_seconds
 from ..workspace import Workspace
 from .backend import backend_args
 from .errors import app_words, guard
+from .nav import JOB_WORDS
 
 POLL_S = 1.0
 # Progress metrics whose raw key would mislead on a page (identify's "images_per_s" counts decodes).
 METRIC_WORDS = {"images_per_s": "decodes per s", "sources_per_s": "images per s"}
-STEP_WORDS = {"identify": "Identify", "distill": "Distillation", "embed": "2-D map", "label": "Automatic review",
-              "correct": "λ sweep", "export": "Export", "train-classifier": "Classifier training",
-              "train-vae": "VAE training", "train-reviewer": "Reviewer training", "review": "Review",
-              "suite": "Regression suite"}
 
 
 def app_threads() -> int:
@@ -47,11 +44,11 @@ def start(ws: Workspace, step: str, args: Sequence[str]) -> None:
     """
     busy = jobs.running_job(ws)
     if busy is not None:  # the core refuses it too; here in the page's words
-        name = STEP_WORDS.get(busy.command[0], busy.command[0])
+        name = JOB_WORDS.get(busy.command[0], busy.command[0])
         st.warning(f"{name} is still running on this project: wait for it to finish, or cancel it, then start "
-                   f"the {STEP_WORDS.get(step, step)} job again.")
+                   f"the {JOB_WORDS.get(step, step)} job again.")
         return
-    with guard(f"start the {STEP_WORDS.get(step, step)} job", stop=False):
+    with guard(f"start the {JOB_WORDS.get(step, step)} job", stop=False):
         jobs.start_job(ws, step, [str(a) for a in args] + backend_args(step), threads=app_threads())
         st.rerun()
 
@@ -65,7 +62,7 @@ def busy_note(ws: Workspace) -> Optional[JobState]:
     """The running job of the project, if any (shown next to Start buttons so the wait is explained)."""
     running = jobs.running_job(ws)
     if running is not None:
-        st.caption(f"⏳ {STEP_WORDS.get(running.command[0], running.command[0])} is running on this project; "
+        st.caption(f"⏳ {JOB_WORDS.get(running.command[0], running.command[0])} is running on this project; "
                    "a new job can start when it has finished or been cancelled.")
     return running
 
@@ -89,7 +86,7 @@ def _follow(root: str, job_id: str, live, key: str) -> None:
     if not state.running:
         st.rerun(scope="app")  # show the results with the whole page
     p = state.progress or {}
-    name = STEP_WORDS.get(p.get("step") or state.command[0], p.get("step") or state.command[0])
+    name = JOB_WORDS.get(p.get("step") or state.command[0], p.get("step") or state.command[0])
     elapsed = time.time() - state.started
     if p.get("total"):
         text = (f"{name}: {p['done']:,} of {p['total']:,} · elapsed {fmt_seconds(elapsed)} · "
@@ -111,7 +108,7 @@ def _follow(root: str, job_id: str, live, key: str) -> None:
 
 
 def _outcome(ws: Workspace, job: JobState) -> None:
-    name = STEP_WORDS.get(job.command[0], job.command[0])
+    name = JOB_WORDS.get(job.command[0], job.command[0])
     took = f" in {fmt_seconds((job.ended or job.started) - job.started)}" if job.ended else ""
     when = time.strftime("%H:%M", time.localtime(job.ended or job.started))
     if job.status == "finished":

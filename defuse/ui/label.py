@@ -11,7 +11,7 @@ from ..data.render import prediction_captions
 from ..label.purity import purity_of, purity_words
 from ..label.verdicts import agreement_table
 from ..steps.label import label_store
-from ..workspace import Workspace
+from ..workspace import LABELS, Workspace
 from . import cache
 from .gallery import show_grid
 from .ranking import top_counts
@@ -30,7 +30,7 @@ def annotator_name() -> str:
 
 
 def reviewed(ws: Workspace, annotator: str) -> set:
-    if not ws.exists("labels.sqlite"):
+    if not ws.exists(LABELS):
         return set()
     with label_store(ws) as store:
         return set(store.reviewed_scenarios(annotator=annotator))
@@ -53,7 +53,7 @@ def hint(ws: Workspace, j: int, preds, annotator: str) -> tuple[int | None, bool
     """The automatic reviewer's suggestion: (the label, whether a failure) to preselect; (None, None) without it."""
     said = Counter(int(p) for p in preds).most_common(1)[0]
     st.caption(f"The classifier labels {said[1]} of these {len(preds)} samples as **{said[0]}**.")
-    if not ws.exists("labels.sqlite"):
+    if not ws.exists(LABELS):
         return None, None
     with label_store(ws) as store:
         auto = [d for d in store.decisions(j) if not d.by_person and not d.skipped]
@@ -121,7 +121,7 @@ def _top(counts, k: int = 2) -> str:
 
 
 def render_agreement(ws: Workspace) -> None:
-    if not ws.exists("labels.sqlite"):
+    if not ws.exists(LABELS):
         return
     with label_store(ws) as store:
         people = store.annotators()

@@ -17,6 +17,13 @@ STEP_PAGES = {"classifier": ("pages/setup.py", "Setup", "🛠️"), "vae": ("pag
 STEP_WORDS = {"classifier": "a classifier", "vae": "a β-VAE", "identify": "unrestricted adversarial examples "
               "(Identify)", "distill": "failure scenarios (Explore → distill)", "correct": "the λ sweep (Correct)",
               "export": "an exported model (Correct → export)"}
+# Each step's title on the Home page, and each job's name (by its CLI command) in messages and the sidebar.
+STEP_TITLES = {"classifier": "Classifier", "vae": "β-VAE", "identify": "Identify", "distill": "Distill",
+               "label": "Label", "correct": "Correct", "export": "Export"}
+JOB_WORDS = {"identify": "Identify", "distill": "Distillation", "embed": "2-D map", "label": "Automatic review",
+             "correct": "λ sweep", "export": "Export", "train-classifier": "Classifier training",
+             "train-vae": "VAE training", "train-reviewer": "Reviewer training", "review": "Review",
+             "suite": "Regression suite"}
 
 
 def leave_pages_folder_mode() -> None:

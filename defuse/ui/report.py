@@ -14,13 +14,11 @@ from ..runtime import atomic
 from ..steps.distill import default_tau
 from ..steps.purity import workspace_purities
 from ..steps.report import build_report, report_markdown
-from ..workspace import Workspace
+from ..workspace import HTML_REPORT, SWEEP, Workspace
 from . import cache
 from .charts import tradeoff_chart
 from .gallery import as_tensor
 from .static_chart import tradeoff_png as static_tradeoff
-
-HTML_REPORT = "exports/report.html"
 
 
 def figure4(ws: Workspace) -> tuple[dict, str]:
@@ -57,7 +55,7 @@ def decision_rows(ws: Workspace) -> list[dict]:
 
 def tradeoff_png(ws: Workspace) -> bytes | None:
     """The trade-off chart as a static PNG, for the HTML report (offline, a few kB)."""
-    sweep = ws.load_json("correct/sweep.json", default={})
+    sweep = ws.load_json(SWEEP, default={})
     if not sweep:
         return None
     per_sample = sweep.get("config", {}).get("failure_labels") == "reviewer"
@@ -66,7 +64,7 @@ def tradeoff_png(ws: Workspace) -> bytes | None:
 
 
 def tradeoff_figure(ws: Workspace):
-    sweep = ws.load_json("correct/sweep.json", default={})
+    sweep = ws.load_json(SWEEP, default={})
     if not sweep:
         return None
     rows = sweep["best_per_lambda"]

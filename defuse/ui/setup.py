@@ -6,7 +6,8 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from ..nets.train import TrainConfig
+from ..cli.jobs import config_args
+from ..nets.train import TrainConfig, VAEConfig, parse_class_keep
 from ..nets.vae_recipe import default_vae_config
 from ..steps.project import DEMO_CLASSIFIER, DEMO_VAE, import_classifier, import_vae
 from ..workspace import Workspace
@@ -56,14 +57,14 @@ def _train_classifier_form(ws: Workspace) -> list[str] | None:
     if problem:
         keep_note.error(f"Not started: {problem}", icon="⚠️")
     elif go:
-        st.session_state["setup-start"] = ("train-classifier", ["--architecture", arch, "--epochs", str(epochs),
-                                                                "--optimizer", opt, "--lr", str(lr),
-                                                                "--class-keep", keep])
+        cfg = TrainConfig(architecture=arch, epochs=int(epochs), optimizer=opt, lr=float(lr),
+                          class_keep=parse_class_keep(keep))
+        st.session_state["setup-start"] = ("train-classifier", config_args(cfg))
 
 
 def flaw_problem(text: str, num_classes: int) -> str | None:
     """What is wrong with a flaw spec ("6:0.15, 2:0.5"), or None: checked before the training job starts."""
-    from ..cli.commands_project import parse_class_keep
+
 
     try:
         pairs = parse_class_keep(text)
@@ -95,9 +96,9 @@ def vae_source(ws: Workspace) -> None:
         width = c[3].selectbox("Width", [32, 64], help="32 for MNIST-like data, 64 for SVHN and signs")
         go = st.form_submit_button("Train the β-VAE", type="primary")
     if go:
-        st.session_state["setup-start"] = ("train-vae", ["--beta", str(beta), "--latent-dim", str(dim), "--epochs",
-                                                         str(epochs), "--width", str(width), "--batch-size",
-                                                         str(d.batch_size)])
+        cfg = VAEConfig(beta=float(beta), latent_dim=int(dim), epochs=int(epochs), width=int(width),
+                        batch_size=int(d.batch_size))
+        st.session_state["setup-start"] = ("train-vae", config_args(cfg))
 
 
 def live_loss(state) -> None:

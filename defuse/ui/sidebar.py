@@ -18,7 +18,8 @@ from ..steps.project import DEMO_CLASSIFIER, DEMO_VAE, init_project
 from ..workspace import Workspace, default_home
 from .backend import render_backend_settings
 from .errors import guard
-from .jobs import STEP_WORDS, app_threads
+from .jobs import app_threads
+from .nav import JOB_WORDS
 from .state import DEMO, current_workspace, project_choices, select_project, valid_name
 
 MAX_DATA_UPLOAD_MB = 500
@@ -164,6 +165,6 @@ def _running_list() -> None:
     st.markdown("**Running jobs**")
     for name, job in running:
         p = job.progress or {}
-        step = STEP_WORDS.get(job.command[0], job.command[0])
+        step = JOB_WORDS.get(job.command[0], job.command[0])
         st.progress(job.fraction, text=f"{name}: {step} · ETA {fmt_seconds(p.get('eta_s'))}")
 
