@@ -54,7 +54,9 @@ def _check_args(p):
     p.add_argument("--min-test-accuracy", type=float, default=None, help="fail when test accuracy is below this")
     p.add_argument("--max-negative-flips", type=int, default=None, help="fail with more negative flips than this")
     p.add_argument("--labels", choices=sorted(LABEL_MODES), default="scenario",
-                   help="score against the scenario labels (default) or the reviewer's per-sample labels")
+                   help="score against the scenario labels (default) or the reviewer's per-sample labels; the "
+                        "latter is not an independent grade of a model corrected with --failure-labels reviewer, "
+                        "which learnt from those same labels")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--json", dest="json_out", default=None, help="also write the result as JSON to this file")
 
