@@ -84,14 +84,16 @@ def build_preset(args, n_train: int, n_vae: int) -> Preset:
     flaw = FLAWS.get(args.dataset, DEFAULT_FLAW)
     identify = replace(PAPER.identify, centered=args.centered, skip_misreconstructed=args.skip_misreconstructed,
                        **({"beta_a": args.beta[0], "beta_b": args.beta[1]} if args.beta else {}))
-    paper = replace(PAPER, name="paper", train=replace(PAPER.train, class_keep=flaw), identify=identify,
+    vae = replace(PAPER.vae, conditional=args.conditional, **({"beta": args.vae_beta} if args.vae_beta else {}))
+    paper = replace(PAPER, name="paper", train=replace(PAPER.train, class_keep=flaw), identify=identify, vae=vae,
                     correct=replace(PAPER.correct, failure_labels=args.failure_labels))
     if args.smoke:  # every step on tiny settings, for the test suite; not for results
         return replace(SMOKE, train=replace(SMOKE.train, class_keep=flaw),
-                       vae=replace(SMOKE.vae, epochs=2, kl_anneal_steps=100),
+                       vae=replace(SMOKE.vae, epochs=2, kl_anneal_steps=100, conditional=args.conditional),
                        reviewer=replace(SMOKE.reviewer, epochs=1), identify=replace(SMOKE.identify, subset=200),
                        correct=replace(SMOKE.correct, lambdas=(1.0,), train_eval_size=1000,
                                        failure_labels=args.failure_labels))
+    paper = replace(paper, accept_low_fidelity=args.accept_low_fidelity)
     if not args.quick:
         return paper
     return replace(
@@ -120,11 +122,15 @@ def deviations(preset: Preset, args, class_names: list) -> list[str]:
             out.append(f"{label}: {ours[key]} ({source}: {theirs[key]})")
     if args.tau is not None:
         out.append(f"τ (review and correction samples): {args.tau} (paper: 0.5 for MNIST, 0.01 for SVHN/signs)")
+    if args.accept_low_fidelity:
+        out.append("identify: searches even when the VAE fails the fidelity gate (the product refuses without "
+                   "--accept-low-fidelity); its fidelity is printed with the results")
     if args.verify:
         out.append("identify: verification filter, only UAEs reviewer A reads as the source's class are kept "
                    "(paper: every UAE)")
     if args.models_from:
-        out.append(f"classifier, VAE and reviewers reused from {args.models_from} (their training not timed)")
+        models = "classifier and reviewers" if own_vae(args) else "classifier, VAE and reviewers"
+        out.append(f"{models} reused from {args.models_from} (their training not timed)")
     return out + list(NOTES)
 
 
@@ -143,8 +149,14 @@ class _Log:
             print(f"    {p.step}: {p.done}/{p.total}{eta}", flush=True)
 
 
+def own_vae(args) -> bool:
+    """Whether this run trains its own VAE even with --models-from (a VAE of other settings)."""
+    return bool(args.conditional or args.vae_beta)
+
+
 def open_workspace(args) -> Workspace:
-    """A fresh workspace (or one without review decisions); --models-from imports its classifier and VAE."""
+    """A fresh workspace (or one without review decisions); --models-from imports its classifier and VAE
+    (not the VAE when this run asks for another: --conditional, --vae-beta)."""
     root = Path(args.workspace) if args.workspace else default_home() / f"paper-table-{args.dataset}"
     if (root / "project.json").exists():
         ws = Workspace.open(root)
@@ -155,7 +167,7 @@ def open_workspace(args) -> Workspace:
     src = Path(args.models_from) if args.models_from else None
     return project.init_project(root, dataset_spec_from_args(args),
                                 classifier=src / "classifier/model.json" if src else None,
-                                vae=src / "vae/model.json" if src else None)
+                                vae=src / "vae/model.json" if src and not own_vae(args) else None)
 
 
 def train_models(ws: Workspace, preset: Preset, device, log) -> dict:
@@ -272,7 +284,9 @@ def identification_method(preset: Preset, verify: bool = False) -> str:
     noise = f"Beta({i.beta_a:g}, {i.beta_b:g}) noise" + (", centred" if i.centered else " (uncentred, the paper's)")
     skip = "; misreconstructed sources skipped" if i.skip_misreconstructed else ""
     check = "; verification filter: only UAEs reviewer A reads as the source's class" if verify else ""
-    return f"paper: unconditional β-VAE (β={preset.vae.beta:g}), {noise}{skip}{check}"
+    vae = (f"class-conditional β-VAE (β={preset.vae.beta:g}), decoded with the source's label" if preset.vae.conditional
+           else f"paper: unconditional β-VAE (β={preset.vae.beta:g})")
+    return f"{vae}, {noise}{skip}{check}"
 
 
 def judge_grades(ws: Workspace, judge: Judge, reviewers: tuple, tau, device, corrected: bool) -> dict:
@@ -280,8 +294,9 @@ def judge_grades(ws: Workspace, judge: Judge, reviewers: tuple, tau, device, cor
     members = [m["metrics"].get("test_acc") for r in reviewers for m in r.member_meta]
     strongest = max((a for a in members if a is not None), default=None)
     uaes = grading.grade_uaes(ws, judge, device=device)
+    control = grading.grade_class_control(ws, judge, device=device)
     purity = grading.grade_purity(ws, judge, tau=tau, device=device)
-    out = {"judge_test_acc": judge.test_acc, "real_share": uaes["real_share"],
+    out = {"judge_test_acc": judge.test_acc, "real_share": uaes["real_share"], "class_control_judge": control,
            "artefact_share_judge": uaes["artefact_share"], "purity_mean": purity["purity_mean"],
            "purity_mean_failure": purity["purity_mean_failure"], "scenario_purity": purity["scenarios"],
            "judge": {k: judge.meta.get(k) for k in ("architecture", "config", "metrics", "fingerprint")}
@@ -370,6 +385,9 @@ def judge_lines(r: dict) -> list[str]:
              f"{_pct(r['artefact_share_judge'])} % as the classifier's label (artefacts). Scenario purity by the "
              f"judge: {_pct(r['purity_mean'])} % on average, {_pct(r['purity_mean_failure'])} % over failure "
              "scenarios."]
+    if r.get("class_control_judge") is not None:
+        lines.append(f"Class control: decoded with another label, the judge reads {_pct(r['class_control_judge'])} % "
+                     "of test images as that label.")
     if r.get("sweep_judge"):
         lines.append("Per-sample failure-test accuracy by the judge for every swept λ: " + "; ".join(
             f"{row['kind']} λ={row['lambda']:g} {_pct(row['failure_acc_judge'])} %" for row in r["sweep_judge"]) + ".")
@@ -425,9 +443,15 @@ def parse_args(argv=None):
     p.add_argument("--centered", action="store_true", help="identify: subtract the Beta noise's mean")
     p.add_argument("--beta", type=float, nargs=2, default=None, metavar=("A", "B"),
                    help="identify: Beta(A, B) noise (paper: 50 50); with --centered, A=B=2 spreads ±0.5")
+    p.add_argument("--conditional", action="store_true",
+                   help="a class-conditional β-VAE (decoded with the source's label); trains its own VAE even "
+                        "with --models-from")
+    p.add_argument("--vae-beta", type=float, default=None, help="the VAE's β (default: the project's 0.4)")
     p.add_argument("--skip-misreconstructed", action="store_true", help="identify: only well-reconstructed sources")
     p.add_argument("--verify", action="store_true",
                    help="identify: keep only the UAEs reviewer A reads as the source's class (verification filter)")
+    p.add_argument("--accept-low-fidelity", action="store_true",
+                   help="identify even with a VAE that fails the fidelity gate (--quick's short VAE training may)")
     p.add_argument("--tau", type=float, default=None, help="sample diversity τ (default: 0.5; SVHN, signs: 0.01)")
     p.add_argument("--failure-labels", choices=("scenario", "reviewer"), default="scenario",
                    help="correct: D_f labeled per scenario (paper) or per sample by reviewer A")

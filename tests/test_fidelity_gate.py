@@ -23,7 +23,7 @@ def test_the_advice_never_repeats_what_was_already_done():
     assert "lower β" not in text and "train longer" not in text
     assert "latent dimensions 10 → 20, width 32 → 64" in text
     high_beta = fidelity_gate(BLURRY, {**done_long, "beta": 4.0, "train_on": "train"})
-    assert "lower β from 4 to 0.4" in high_beta and "train on all images" in high_beta
+    assert "lower β from 4 to 0.4" in high_beta and "--train-on train+val" in high_beta
 
 
 @pytest.mark.parametrize("n, batch, epochs", [(1797, 32, 141), (5000, 128, 200), (70000, 128, 15)])

@@ -134,6 +134,9 @@ def _train_vae_args(p):
     p.add_argument("--free-bits", type=float, default=d.free_bits)
     p.add_argument("--train-on", default=d.train_on, choices=sorted(VAE_TRAIN_SPLITS), help="never the test split")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--conditional", action="store_true", default=None,
+                   help="class-conditional β-VAE: the decoder also takes the label, so identify's perturbations "
+                        "change style, not class (issue #12; see README)")
     add_config_option(p, VAEConfig)
 
 
@@ -150,6 +153,9 @@ def _train_vae(args, sink):
     if "acc_reconstruction" in m:
         lines.append(f"fidelity: classifier accuracy {m['acc_reconstruction']:.1%} on reconstructions vs "
                      f"{m['acc_original']:.1%} on originals; {m['active_dims']} of {m['latent_dim']} dims active")
+    if m.get("class_control_classifier") is not None:
+        lines.append(f"class control: decoded with another label, {m['class_control_classifier']:.1%} of images "
+                     "are read as that label by the classifier")
     warning = fidelity_warning(m, asdict(cfg))
     if warning:
         lines.append("WARNING: " + warning)

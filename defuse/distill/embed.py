@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..nets.architectures import latent_means
 from ..runtime.checks import check_int
 from ..runtime.progress import ProgressFn, ProgressReporter
 
@@ -121,8 +122,10 @@ def embed_codes(train_codes, failure_codes, cfg: EmbedConfig = EmbedConfig(), *,
 
 
 @torch.no_grad()
-def encode_means(vae, images: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
-    """The encoder's means (n, k) of images (n, C, H, W) in [0, 1]."""
+def encode_means(vae, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+    """The encoder's means (n, k) of images (n, C, H, W) in [0, 1] with their labels (n,) (a conditional
+    VAE's codes carry the label)."""
     vae.eval()
-    parts = [vae.encode(images[s:s + batch_size])[0].float() for s in range(0, len(images), batch_size)]
+    parts = [latent_means(vae, images[s:s + batch_size], labels[s:s + batch_size]).float()
+             for s in range(0, len(images), batch_size)]
     return torch.cat(parts).numpy() if parts else np.zeros((0, vae.latent_dim), np.float32)

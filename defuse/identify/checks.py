@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..nets.architectures import latent_means
 from .noise import MAX_LATENT_DIM
 
 
@@ -24,7 +25,7 @@ def check_models(clf: nn.Module, dec: nn.Module, images: torch.Tensor, labels: t
         raise ValueError("vae must have encode(x) -> (mu, logvar) and decode(z) -> images")
     x = images[:1].to(plan.device, torch.float32)
     with torch.inference_mode():
-        mu = dec.encode(x)[0]
+        mu = latent_means(dec, x, labels[:1].to(plan.device))
         k = getattr(dec, "latent_dim", mu.shape[-1])
         if mu.dim() != 2 or mu.shape[1] != k:
             raise ValueError("latent_dim mismatch: the VAE's encoder returns codes of shape "

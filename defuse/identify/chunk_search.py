@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..nets.architectures import perturbed_dims
 from ..runtime.progress import ProgressReporter
 from .autotune import CPU_CANDIDATES, BatchTuner
 from .fastpath import InferencePlan, decode_classify
@@ -84,11 +85,13 @@ def search_chunk(clf, dec, sources: Sources, cfg: IdentifyConfig, plan: Inferenc
     """Decode and classify the Q perturbations of each source of one chunk; return the kept failures."""
     rows, mu, y = sources.rows, sources.mu, sources.y
     n, k = mu.shape
-    q = cfg.samples_per_image
-    eps = beta_noise(cfg.seed, rows, q, k, cfg.beta_a, cfg.beta_b, plan.device)    # (n, Q, k)
+    q, free = cfg.samples_per_image, perturbed_dims(dec, k)     # a conditional VAE's label stays put
+    eps = beta_noise(cfg.seed, rows, q, free, cfg.beta_a, cfg.beta_b, plan.device)  # (n, Q, free)
     if cfg.centered:
         eps.sub_(cfg.beta_a / (cfg.beta_a + cfg.beta_b))
     norms = _row_norms(eps)                                                        # (n, Q)
+    if free < k:
+        eps = torch.nn.functional.pad(eps, (0, k - free))
     z = eps.add_(mu.unsqueeze(1)).view(n * q, k)                                   # μ + ε, in place
     preds = torch.empty(n * q, dtype=torch.int64, device=plan.device)
     s = 0

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..nets.architectures import latent_means
 from ..runtime.checks import check_int
 from ..runtime.devices import resolve_device
 from ..runtime.progress import ProgressFn
@@ -162,7 +163,7 @@ def identify(classifier: nn.Module, vae: nn.Module, images, labels, cfg: Identif
 def _identify_impl(clf, dec, images, labels, rows, cfg, plan, store, on_progress, search_fn) -> Failures:
     """Encode, pick the sources, search them chunk by chunk; inputs are trusted."""
     with torch.inference_mode():
-        mu, pred_recon, pred_orig = _encode(clf, dec, images, rows, plan)
+        mu, pred_recon, pred_orig = _encode(clf, dec, images, labels, rows, plan)
     y = labels[rows].to(plan.device)
     recon_ok = pred_recon == y
     search = recon_ok if cfg.skip_misreconstructed else torch.ones_like(recon_ok)
@@ -194,12 +195,16 @@ def _source_shares(failures: Failures, n_searched: int, cap: int) -> dict:
             "share_sources_at_cap": int(np.sum(counts >= cap)) / n_searched}
 
 
-def _encode(clf, dec, images, rows, plan: InferencePlan):
-    """μ (n, k) fp32 on the device, and the classifier's labels for the reconstructions and originals."""
+def _encode(clf, dec, images, labels, rows, plan: InferencePlan):
+    """μ (n, k) fp32 on the device, and the classifier's labels for the reconstructions and originals.
+
+    A conditional VAE encodes each source with its own label, so its decodes keep the source's class.
+    """
     mus, recon, orig = [], [], []
     for s in range(0, len(rows), plan.batch_size):
         x = images[rows[s:s + plan.batch_size]].to(plan.device, torch.float32)
-        mu = dec.encode(x)[0].float()          # fp32: μ is stored in the results
+        y = labels[rows[s:s + plan.batch_size]].to(plan.device)
+        mu = latent_means(dec, x, y).float()   # fp32: μ is stored in the results
         mus.append(mu)
         recon.append(decode_classify(dec, clf, mu, plan))
         with plan.autocast():

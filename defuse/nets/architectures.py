@@ -182,8 +182,88 @@ class BetaVAE(nn.Module):
         return self.decode(z), mu, logvar
 
 
+# A conditional VAE's code carries the label as a one-hot scaled by this much: the mixture that distils
+# scenarios then separates source classes (one-hot codes 1 apart would sit inside the style dims' spread).
+CLASS_CODE_SCALE = 3.0
+
+
+class ConditionalBetaVAE(BetaVAE):
+    """A class-conditional β-VAE: the decoder takes the label next to z, so z is free to hold only style.
+
+    Identification encodes a source with its own label, perturbs z and decodes with the same label: the
+    perturbation changes how the digit is drawn, not which class it is (issue #12). So that every step
+    that stores, clusters, samples and decodes codes works unchanged, the *code* is
+    ``(z, CLASS_CODE_SCALE · one-hot(label))``: ``latent_dim`` is its width (``style_dim + num_classes``),
+    noise moves only the first ``style_dim`` entries (:func:`perturbed_dims`), and :meth:`decode` reads
+    the label as the argmax of the rest, so a code sampled from a scenario decodes to one clean class.
+    """
+
+    conditional = True
+
+    def __init__(self, channels: int = 1, image_size: int = 32, latent_dim: int = 10, width: int = 32,
+                 num_classes: int = 10):
+        super().__init__(channels, image_size, latent_dim, width)
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2; got {num_classes}")
+        self.style_dim, self.num_classes = latent_dim, num_classes
+        self.latent_dim = latent_dim + num_classes
+        self.decoder_fc[0] = nn.Linear(latent_dim + num_classes, 256)
+
+    def _style(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(x)
+        return h[:, : self.style_dim], h[:, self.style_dim:]
+
+    def _one_hot(self, labels: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(labels.long(), self.num_classes).to(like.dtype)
+
+    def _decode_style(self, z: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
+        h = self.decoder_fc(torch.cat([z, one_hot], 1)).view(-1, self._seed_channels, 2, 2)
+        return self.decoder_conv(h)
+
+    def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images and their labels -> (code mean, code log-variance), each (N, style_dim + num_classes)."""
+        if labels is None:
+            raise ValueError("a class-conditional VAE encodes each image together with its label; "
+                             "pass the labels (defuse.nets.architectures.latent_means does)")
+        mu, logvar = self._style(x)
+        one_hot = self._one_hot(labels.to(x.device), mu)
+        # the label part of the code is exact: a log-variance far below any learnt one
+        return torch.cat([mu, CLASS_CODE_SCALE * one_hot], 1), torch.cat([logvar, torch.full_like(one_hot, -30.0)], 1)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes (N, style_dim + num_classes) -> images; the label is the argmax of the code's label part."""
+        labels = z[:, self.style_dim:].argmax(1)
+        return self._decode_style(z[:, : self.style_dim], self._one_hot(labels, z))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None):
+        """Training pass: (reconstruction, μ, log σ²) of z alone (the label is given, so it costs no KL)."""
+        if labels is None:
+            raise ValueError("a class-conditional VAE trains on images with their labels")
+        mu, logvar = self._style(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        return self._decode_style(z, self._one_hot(labels.to(x.device), mu)), mu, logvar
+
+
+def is_conditional(vae: nn.Module) -> bool:
+    return bool(getattr(vae, "conditional", False))
+
+
+def perturbed_dims(vae: nn.Module, code_dim: int) -> int:
+    """How many leading dims of a code identification perturbs: z's, never a conditional VAE's label."""
+    return int(getattr(vae, "style_dim", code_dim))
+
+
+def latent_means(vae: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """The codes μ of ``images``; a conditional VAE also takes their labels (a plain one ignores them)."""
+    if is_conditional(vae):
+        if labels is None:
+            raise ValueError("this VAE is class-conditional: its codes need the images' labels")
+        return vae.encode(images, labels)[0]
+    return vae.encode(images)[0]
+
+
 CLASSIFIERS = {"paper-cnn": PaperCNN, "resnet18": ResNet18, "small-resnet": SmallResNet}
-VAES = {"beta-vae": BetaVAE}
+VAES = {"beta-vae": BetaVAE, "conditional-beta-vae": ConditionalBetaVAE}
 
 
 def _lookup(table: dict, name: str, what: str):

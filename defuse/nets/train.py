@@ -15,7 +15,8 @@ from ..data.datasets import ImageData
 from ..runtime.devices import resolve_device
 from ..runtime.progress import ProgressFn, ProgressReporter
 from ..runtime.train_speed import maybe_compile, resident
-from .architectures import build_classifier, build_vae
+from .architectures import build_classifier, build_vae, is_conditional, latent_means, perturbed_dims
+from .class_control import class_control
 
 PROGRESS_STEPS = 10  # a progress event (and the one loss read back to the host) every this many steps
 OPTIMIZERS = {
@@ -56,7 +57,7 @@ class TrainConfig:
                 raise ValueError(f"class_keep entries must be (class, fraction in [0, 1]); got {pair!r}")
 
 
-# The splits a VAE may train on. It needs no labels, but the test split stays unseen so its figures
+# The splits a VAE may train on. The test split stays unseen so its figures
 # (fidelity, the judge's grades) are measured on images no model fitted.
 VAE_TRAIN_SPLITS = {"train": ("train",), "train+val": ("train", "val")}
 _LEGACY_VAE_TRAIN_SPLITS = {"all": ("train", "val", "test")}  # recorded by VAEs trained before issue #12
@@ -77,6 +78,8 @@ class VAEConfig:
     free_bits: float = 0.0        # per-dimension KL floor (nats); 0 = plain β-VAE
     train_on: str = "train"       # a key of VAE_TRAIN_SPLITS; never the test split
     seed: int = 0
+    # The decoder also takes the label (ConditionalBetaVAE): identification then changes style, not class.
+    conditional: bool = False
 
     def __post_init__(self):
         _check_positive("beta", self.beta, allow_zero=True)
@@ -87,6 +90,8 @@ class VAEConfig:
         _check_positive("lr", self.lr)
         _check_positive("kl_anneal_steps", self.kl_anneal_steps, allow_zero=True)
         _check_positive("free_bits", self.free_bits, allow_zero=True)
+        if not isinstance(self.conditional, bool):
+            raise ValueError(f"conditional must be True or False; got {self.conditional!r}")
         if self.train_on not in VAE_TRAIN_SPLITS:
             hint = " ('all' included the test split, which the VAE must never see)" if self.train_on == "all" else ""
             raise ValueError(f"train_on must be one of {sorted(VAE_TRAIN_SPLITS)}; got {self.train_on!r}{hint}")
@@ -196,6 +201,15 @@ def vae_images(data: ImageData, train_on: str) -> torch.Tensor:
     return torch.cat([getattr(data, split).images for split in VAE_TRAIN_SPLITS[train_on]])
 
 
+def vae_labels(data: ImageData, train_on: str) -> torch.Tensor:
+    """The labels (N,) of :func:`vae_images` (a conditional VAE trains on both)."""
+    return torch.cat([getattr(data, split).labels for split in VAE_TRAIN_SPLITS[train_on]])
+
+
+def vae_architecture(cfg: VAEConfig) -> str:
+    return "conditional-beta-vae" if cfg.conditional else "beta-vae"
+
+
 def fidelity_split(train_on: Optional[str]) -> tuple[str, Optional[bool]]:
     """(split to measure a VAE's fidelity on, whether the VAE never trained on it; None: unknown).
 
@@ -214,23 +228,23 @@ def train_vae(data: ImageData, cfg: VAEConfig = VAEConfig(), *, device="auto", o
     """Train a β-VAE; with ``classifier``, also measure fidelity (see :func:`vae_fidelity`)."""
     dev = resolve_device(device)
     torch.manual_seed(cfg.seed)
-    images = vae_images(data, cfg.train_on)
+    images, labels = vae_images(data, cfg.train_on), vae_labels(data, cfg.train_on)
     arch_kwargs = dict(channels=data.channels, image_size=data.image_size, latent_dim=cfg.latent_dim,
-                       width=cfg.width)
-    vae = build_vae(**arch_kwargs).to(dev)
+                       width=cfg.width, **({"num_classes": data.num_classes} if cfg.conditional else {}))
+    vae = build_vae(vae_architecture(cfg), **arch_kwargs).to(dev)
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     steps_per_epoch = -(-len(images) // cfg.batch_size)
     report = ProgressReporter("train-vae", cfg.epochs * steps_per_epoch, on_progress)
     history, step = [], 0
-    x_all, net = resident(images, dev), maybe_compile(vae, dev)  # see runtime.train_speed
+    x_all, y_all, net = resident(images, dev), resident(labels, dev), maybe_compile(vae, dev)  # runtime.train_speed
     for epoch in range(cfg.epochs):
         vae.train()
         t0, sums = time.perf_counter(), torch.zeros(3, dtype=torch.float64, device=dev)
         for idx in shuffled_batches(len(images), cfg.batch_size, gen):
             x = x_all[idx.to(x_all.device)].to(dev)
             beta = cfg.beta * min(1.0, (step + 1) / cfg.kl_anneal_steps) if cfg.kl_anneal_steps else cfg.beta
-            recon, mu, logvar = net(x)
+            recon, mu, logvar = net(x, y_all[idx.to(y_all.device)].to(dev)) if cfg.conditional else net(x)
             loss, rec, kl = vae_loss(recon, x, mu, logvar, beta=beta, free_bits=cfg.free_bits)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -263,7 +277,8 @@ def vae_fidelity(vae: nn.Module, classifier: nn.Module, data: ImageData, *, spli
     Returns the classifier's accuracy on the ``split``'s originals (pick one the VAE did not train on:
     :func:`fidelity_split`) and on their reconstructions (decoded latent means), the gap, the number of
     active latent dimensions (std of mu over those images > 0.1), and ``fidelity_ok`` (gap within
-    FIDELITY_MAX_GAP).
+    FIDELITY_MAX_GAP). A conditional VAE reconstructs with each image's own label, and adds
+    ``class_control_classifier`` (:mod:`defuse.nets.class_control`, read by the classifier).
     """
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test'; got {split!r}")
@@ -272,17 +287,22 @@ def vae_fidelity(vae: nn.Module, classifier: nn.Module, data: ImageData, *, spli
     images, labels = getattr(data, split).images, getattr(data, split).labels
     recon_correct, mus = 0, []
     for i in range(0, len(labels), batch_size):
-        mu, _ = vae.encode(images[i:i + batch_size].to(dev))
+        mu = latent_means(vae, images[i:i + batch_size].to(dev), labels[i:i + batch_size])
         mus.append(mu.cpu())
         preds = classifier(vae.decode(mu)).argmax(1).cpu()
         recon_correct += (preds == labels[i:i + batch_size]).sum().item()
     acc_orig = evaluate_accuracy(classifier, images, labels, dev, batch_size)
     acc_recon = recon_correct / max(1, len(labels))
-    active = int((torch.cat(mus).std(0) > 0.1).sum().item()) if mus else 0
+    style = perturbed_dims(vae, int(vae.latent_dim))       # a conditional VAE's label dims are not latent
+    active = int((torch.cat(mus)[:, :style].std(0) > 0.1).sum().item()) if mus else 0
+    out = {"acc_original": acc_orig, "acc_reconstruction": acc_recon, "fidelity_gap": acc_orig - acc_recon,
+           "active_dims": active, "latent_dim": style, "fidelity_split": split,
+           "fidelity_ok": bool(acc_orig - acc_recon <= FIDELITY_MAX_GAP)}
+    if is_conditional(vae):
+        out["class_control_classifier"] = class_control(
+            vae, lambda x: classifier(x.to(dev)).argmax(1).cpu(), images, labels)
     vae.cpu(), classifier.cpu()
-    return {"acc_original": acc_orig, "acc_reconstruction": acc_recon, "fidelity_gap": acc_orig - acc_recon,
-            "active_dims": active, "latent_dim": int(vae.latent_dim), "fidelity_split": split,
-            "fidelity_ok": bool(acc_orig - acc_recon <= FIDELITY_MAX_GAP)}
+    return out
 
 
 def fidelity_warning(metrics: dict, config: Optional[dict] = None) -> Optional[str]:

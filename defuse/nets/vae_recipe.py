@@ -59,7 +59,7 @@ def vae_advice(metrics: dict, config: dict) -> str:
     if config.get("beta", d.beta) > d.beta:
         todo.append(f"lower β from {config['beta']:g} to {d.beta:g}")
     if config.get("train_on") == "train":
-        todo.append("train on all images (the VAE needs no labels)")
+        todo.append("train on the validation images too (--train-on train+val; never the test split)")
     if not todo:
         dim, width = config.get("latent_dim", d.latent_dim), config.get("width", d.width)
         todo.append(f"give it more room: latent dimensions {dim} → {dim * 2}"

@@ -26,9 +26,10 @@ def embed_step(ws, cfg: EmbedConfig, *, on_progress: ProgressFn = None) -> dict:
         raise ValueError("no unrestricted adversarial examples yet: run identify first")
     fingerprint = ws.fingerprint(FAILURES)
     failures, vae = load_failures(ws), load_vae(ws)[0]
-    train = load_data(ws).train.images
+    train = load_data(ws).train
     rows = pick_rows(len(train), cfg.train_points, np.random.default_rng(cfg.seed))
-    codes = encode_means(vae, train[torch.as_tensor(rows)])  # only the rows the map can show
+    picked = torch.as_tensor(rows)
+    codes = encode_means(vae, train.images[picked], train.labels[picked])  # only the rows the map can show
     emb = embed_codes(codes, failures.latents, cfg, on_progress=on_progress)
     emb.row[~emb.is_failure] = rows[emb.row[~emb.is_failure]]      # back to rows of the training images
     emb.n_train_total = len(train)       # all training images, not only the rows encoded: the page's note says so

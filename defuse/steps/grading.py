@@ -1,6 +1,7 @@
 """Grade a finished workspace with the independent judge (:mod:`defuse.judge`): for evaluation only.
 
-Three figures, each from samples the judge labels and no pipeline step sees it label:
+Three figures (four with a class-conditional VAE: its class control), each from samples the judge labels
+and no pipeline step sees it label:
 
 - how real the unrestricted adversarial examples (UAEs) are: the judge reads the source's class (a real
   classifier failure) or the classifier's label (an artefact: the decode changed class);
@@ -22,12 +23,15 @@ from torch import nn
 from ..distill.sampling import draw_failure_splits, render_scenario, scenario_stream
 from ..evaluation.judge import Judge, per_sample_accuracy, scenario_purity, uae_shares
 from ..identify.search import decode_latents
+from ..nets.architectures import is_conditional
+from ..nets.class_control import class_control
+from ..runtime.devices import resolve_device
 from ..workspace import Workspace
 from .correct import SWEEP, load_sweep
 from .distill import default_tau, load_scenarios
 from .identify import load_failures
 from .label import current_verdicts
-from .project import load_classifier, load_vae
+from .project import load_classifier, load_data, load_vae
 
 
 def grade_uaes(ws: Workspace, judge: Judge, *, n: int = 1000, seed: int = 0, device="auto") -> dict:
@@ -36,6 +40,18 @@ def grade_uaes(ws: Workspace, judge: Judge, *, n: int = 1000, seed: int = 0, dev
     pick = np.sort(np.random.default_rng(seed).choice(len(failures), min(n, len(failures)), replace=False))
     images = decode_latents(load_vae(ws)[0], failures.latents[pick], device=device).cpu()
     return uae_shares(judge.labels(images, device=device), failures.true_label[pick], failures.pred_label[pick])
+
+
+def grade_class_control(ws: Workspace, judge: Judge, *, n: int = 1000, seed: int = 0, device="auto"):
+    """A conditional VAE's class control read by the judge (:mod:`defuse.nets.class_control`), on ``n`` test
+    images the VAE never trained on; None for a VAE that takes no label."""
+    vae = load_vae(ws)[0]
+    if not is_conditional(vae):
+        return None
+    test = load_data(ws).test
+    pick = torch.from_numpy(np.sort(np.random.default_rng(seed).choice(len(test), min(n, len(test)), replace=False)))
+    return class_control(vae.to(resolve_device(device)), lambda x: judge.labels(x, device=device),
+                         test.images[pick], test.labels[pick], seed=seed)
 
 
 def grade_purity(ws: Workspace, judge: Judge, *, n: int = 100, tau: Optional[float] = None, seed: int = 0,

@@ -24,6 +24,7 @@ from ..nets.train import (
     fidelity_warning,
     train_classifier,
     train_vae,
+    vae_architecture,
     vae_fidelity,
 )
 from ..runtime.progress import ProgressFn
@@ -171,7 +172,7 @@ def train_vae_step(ws: Workspace, cfg: VAEConfig, *, device="auto", on_progress:
     classifier = load_classifier(ws)[0] if ws.exists(CLASSIFIER) else None
     result = train_vae(data, cfg, device=device, on_progress=on_progress, classifier=classifier)
     ws.save_json(VAE_HISTORY, result.history)
-    checkpoints.save_model(result.model, ws.path(VAE), kind="vae", architecture="beta-vae",
+    checkpoints.save_model(result.model, ws.path(VAE), kind="vae", architecture=vae_architecture(cfg),
                            arch_kwargs=result.arch_kwargs, config=asdict(cfg), metrics=result.metrics)
     return ws.record_step("vae", config=asdict(cfg), metrics=result.metrics)
 

@@ -7,6 +7,7 @@ import streamlit as st
 import torch
 
 from ..cli.jobs import config_args
+from ..nets.architectures import latent_means
 from ..nets.train import TrainConfig, VAEConfig, parse_class_keep
 from ..nets.vae_recipe import default_vae_config
 from ..steps.project import DEMO_CLASSIFIER, DEMO_VAE, import_classifier, import_vae
@@ -126,8 +127,9 @@ def model_summary(ws: Workspace, step: str) -> None:
 
 def reconstructions(ws: Workspace, n: int = 12) -> None:
     vae = cache.vae(ws)[0]
-    val = cache.data(ws).val.images
-    x = val[torch.randperm(len(val), generator=torch.Generator().manual_seed(0))[:n]]
+    val = cache.data(ws).val
+    pick = torch.randperm(len(val), generator=torch.Generator().manual_seed(0))[:n]
+    x = val.images[pick]
     with torch.no_grad():
-        recon = vae.decode(vae.encode(x)[0]).clamp(0, 1)
+        recon = vae.decode(latent_means(vae, x, val.labels[pick])).clamp(0, 1)
     show_grid(torch.cat([x, recon]), ncol=n, scale=2, caption="top: validation images · bottom: their reconstructions")

@@ -1,0 +1,129 @@
+"""The class-conditional β-VAE (issue #12): its code carries the label, noise moves only z, and the label it
+decodes with decides the class a classifier sees."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from defuse.identify.search import IdentifyConfig, identify
+from defuse.nets import checkpoints
+from defuse.nets.architectures import CLASS_CODE_SCALE, ConditionalBetaVAE, build_classifier, latent_means
+from defuse.nets.class_control import class_control, swap_labels
+from defuse.nets.train import TrainConfig, VAEConfig, train_classifier, train_vae
+from tests.toys import tiny_image_data
+
+
+@pytest.fixture(scope="module")
+def data():
+    return tiny_image_data()
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    torch.manual_seed(0)
+    clf = train_classifier(data, TrainConfig(epochs=2, batch_size=32, optimizer="adam", lr=1e-3), device="cpu").model
+    cfg = VAEConfig(epochs=30, batch_size=32, latent_dim=4, width=8, kl_anneal_steps=20, beta=2.0, conditional=True)
+    return clf, train_vae(data, cfg, device="cpu", classifier=clf)
+
+
+def test_code_is_z_then_the_scaled_one_hot_label_and_decode_reads_the_label():
+    torch.manual_seed(0)
+    vae = ConditionalBetaVAE(channels=1, image_size=32, latent_dim=4, width=8, num_classes=3).eval()
+    x, y = torch.rand(6, 1, 32, 32), torch.tensor([0, 1, 2, 2, 1, 0])
+    code = latent_means(vae, x, y)
+    assert code.shape == (6, 7) and vae.latent_dim == 7 and vae.style_dim == 4
+    assert torch.equal(code[:, 4:], CLASS_CODE_SCALE * torch.eye(3)[y])
+    with torch.no_grad():
+        jittered = code.clone()
+        jittered[:, 4:] += 0.4 * torch.rand(6, 3)          # the argmax, hence the label, is unchanged
+        assert torch.allclose(vae.decode(code), vae.decode(jittered))
+        other = code.clone()
+        other[:, 4:] = CLASS_CODE_SCALE * torch.eye(3)[(y + 1) % 3]
+        assert not torch.allclose(vae.decode(code), vae.decode(other))
+
+
+def test_encoding_or_training_without_labels_is_refused_in_words():
+    vae = ConditionalBetaVAE(channels=1, image_size=32, latent_dim=4, width=8, num_classes=3)
+    with pytest.raises(ValueError, match="label"):
+        vae.encode(torch.rand(2, 1, 32, 32))
+    with pytest.raises(ValueError, match="label"):
+        vae(torch.rand(2, 1, 32, 32))
+    with pytest.raises(ValueError, match="num_classes"):
+        ConditionalBetaVAE(num_classes=1)
+
+
+def test_identify_perturbs_z_only_so_every_failure_keeps_its_source_label():
+    torch.manual_seed(0)
+    vae = ConditionalBetaVAE(channels=1, image_size=32, latent_dim=4, width=8, num_classes=10).eval()
+    clf = build_classifier("paper-cnn", channels=1, image_size=32, num_classes=10, width=8).eval()
+    x, y = torch.rand(20, 1, 32, 32), torch.randint(0, 10, (20,), generator=torch.Generator().manual_seed(1))
+    failures = identify(clf, vae, x, y, IdentifyConfig(samples_per_image=8, max_per_image=3, seed=1), device="cpu")
+    assert len(failures) > 0 and failures.latents.shape[1] == 14
+    assert np.array_equal(failures.latents[:, 4:], CLASS_CODE_SCALE * np.eye(10, dtype=np.float32)[failures.true_label])
+    # the recorded ‖ε‖ is z's alone, the paper's Beta(50, 50) noise on 4 dims: about 0.5 · 2
+    assert np.all((failures.noise_norm > 0.5) & (failures.noise_norm < 1.5))
+
+
+def test_class_control_counts_reads_of_the_swapped_in_label():
+    torch.manual_seed(0)
+    vae = ConditionalBetaVAE(channels=1, image_size=32, latent_dim=4, width=8, num_classes=3).eval()
+    x, y = torch.rand(30, 1, 32, 32), torch.arange(30) % 3
+    decodes, other = swap_labels(vae, x, y, seed=5)
+    assert decodes.shape == x.shape and bool((other != y).all()) and set(other.tolist()) <= {0, 1, 2}
+    assert class_control(vae, lambda imgs: other, x, y, seed=5) == 1.0     # a reader that sees the new label
+    assert class_control(vae, lambda imgs: y, x, y, seed=5) == 0.0         # one that sees the source's class
+    with pytest.raises(ValueError, match="conditional"):
+        swap_labels(build_classifier("paper-cnn", channels=1, image_size=32, num_classes=3, width=8), x, y)
+
+
+def test_a_trained_conditional_vae_moves_the_class_with_the_label(trained, data):
+    clf, result = trained
+    m = result.metrics
+    # bar images: the class is the bar's band, so a decoder that obeys its label draws the bar where it says
+    assert m["class_control_classifier"] > 0.8 and m["acc_reconstruction"] > 0.9
+    assert m["latent_dim"] == 4 and 0 <= m["active_dims"] <= 4
+    assert result.arch_kwargs["num_classes"] == data.num_classes
+
+
+def test_a_conditional_vae_checkpoint_round_trips(trained, data, tmp_path):
+    _, result = trained
+    checkpoints.save_model(result.model, tmp_path / "vae", kind="vae", architecture="conditional-beta-vae",
+                           arch_kwargs=result.arch_kwargs)
+    loaded, meta = checkpoints.load_model(tmp_path / "vae.json", kind="vae")
+    x, y = data.val.images[:8], data.val.labels[:8]
+    assert isinstance(loaded, ConditionalBetaVAE) and meta["architecture"] == "conditional-beta-vae"
+    with torch.no_grad():
+        before = result.model.decode(latent_means(result.model, x, y))
+        assert torch.allclose(loaded.decode(latent_means(loaded, x, y)), before)
+
+
+def test_every_step_runs_on_a_conditional_vae_from_the_command_line(tmp_path):
+    """train-vae --conditional, then identify, distill, the map and a scenario's review samples on digits."""
+    from defuse.cli.main import main
+    from defuse.distill.sampling import ReviewSamples
+    from defuse.steps import project
+    from defuse.steps.distill import load_scenarios
+    from defuse.steps.identify import load_failures
+    from defuse.workspace import Workspace
+
+    root = str(tmp_path / "proj")
+    assert main(["init", "-w", root, "--dataset", "digits", "--quiet"]) == 0
+    assert main(["train-classifier", "-w", root, "--epochs", "1", "--optimizer", "adam", "--lr", "1e-3",
+                 "--quiet"]) == 0
+    assert main(["train-vae", "-w", root, "--conditional", "--epochs", "1", "--width", "8", "--quiet"]) == 0
+    ws = Workspace.open(root)
+    vae, meta = project.load_vae(ws)
+    assert isinstance(vae, ConditionalBetaVAE) and meta["config"]["conditional"] is True
+    assert "class_control_classifier" in meta["metrics"]
+    assert main(["identify", "-w", root, "--subset", "60", "--samples-per-image", "20", "--max-per-image", "5",
+                 "--accept-low-fidelity", "--quiet"]) == 0
+    failures = load_failures(ws)
+    assert np.array_equal(failures.latents[:, vae.style_dim:],
+                          CLASS_CODE_SCALE * np.eye(10, dtype=np.float32)[failures.true_label])
+    assert main(["distill", "-w", root, "--max-iter", "20", "--quiet"]) == 0
+    assert main(["embed", "-w", root, "--method", "pca", "--quiet"]) == 0
+    scenarios = load_scenarios(ws)
+    samples = ReviewSamples(vae, project.load_classifier(ws)[0], scenarios, tau=0.5, seed=0)
+    assert len(scenarios) >= 1 and samples.render(0, 4).images.shape == (4, 1, 32, 32)
