@@ -124,3 +124,12 @@ def test_upload_names_are_sanitised():
     assert safe_file_name(".hidden.safetensors", (".safetensors",)) == "hidden.safetensors"
     with pytest.raises(ValueError, match="wrong type; expected one of .pt"):
         safe_file_name("model.exe", (".pt",))
+
+
+def test_the_vae_form_trains_a_class_conditional_vae_when_ticked(run_page, blank, started, job_config):
+    at = run_page("setup", blank)
+    at.radio[1].set_value("Train one here").run()
+    next(c for c in at.checkbox if c.label.startswith("Class-conditional")).check()  # a form sends it on submit
+    next(b for b in at.button if b.label == "Train the β-VAE").click().run()
+    assert [step for step, _ in started] == ["train-vae"]
+    assert job_config(started[0][1], VAEConfig)[0].conditional is True

@@ -95,10 +95,15 @@ def vae_source(ws: Workspace) -> None:
         epochs = c[2].number_input(f"Epochs (at batch {d.batch_size}; fewer than {d.epochs} leave it blurry)", 1,
                                    5000, d.epochs)
         width = c[3].selectbox("Width", [32, 64], help="32 for MNIST-like data, 64 for SVHN and signs")
+        conditional = st.checkbox(
+            "Class-conditional: the decoder also takes the label", value=d.conditional,
+            help="Identify then encodes each image with its own label and decodes with the same label, so a "
+                 "perturbation changes how the image is drawn, not its class: fewer finds that are only decodes of "
+                 "another class. Its class control (shown after training) says how well the label steers the class.")
         go = st.form_submit_button("Train the β-VAE", type="primary")
     if go:
         cfg = VAEConfig(beta=float(beta), latent_dim=int(dim), epochs=int(epochs), width=int(width),
-                        batch_size=int(d.batch_size))
+                        batch_size=int(d.batch_size), conditional=bool(conditional))
         st.session_state["setup-start"] = ("train-vae", config_args(cfg))
 
 
@@ -119,7 +124,8 @@ def model_summary(ws: Workspace, step: str) -> None:
     if step == "classifier":
         m = {**cache.classifier(ws)[1].get("metrics", {}), **m}  # an imported model's own figures
     words = {"test_acc": "test accuracy", "val_acc": "validation accuracy",
-             "acc_reconstruction": "classifier accuracy on reconstructions", "acc_original": "on originals"}
+             "acc_reconstruction": "classifier accuracy on reconstructions", "acc_original": "on originals",
+             "class_control_classifier": "class control (decoded with another label, read as that label)"}
     figures = " · ".join(f"{w} {m[k]:.1%}" for k, w in words.items() if isinstance(m.get(k), float))
     source = rec.get("config", {}).get("imported_from")
     st.caption(("Imported from " + source if source else "Trained here") + (f" · {figures}" if figures else ""))
