@@ -101,14 +101,74 @@ def section(path: Path, result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _short_method(result: dict) -> str:
+    """The identification method in a few words, for the side-by-side table."""
+    m = result.get("method", "")
+    vae = "conditional" if m.startswith("class-conditional") else "paper"
+    beta = ((result.get("settings") or {}).get("vae") or {}).get("beta")
+    extras = [w for w, key in (("centred", "noise, centred"), ("verified", "verification filter"),
+                               ("skip misrec.", "misreconstructed")) if key in m]
+    return f"{vae} β-VAE (β={beta:g})" + "".join(f", {e}" for e in extras) if beta is not None else vae
+
+
+def _failure_scenarios(result: dict) -> int:
+    return int(result.get("n_failure_scenarios") or 0)
+
+
+def issue12_targets(result: dict, paper_scenarios) -> dict:
+    """Issue #12's targets, each graded by the independent judge: True, False, or None (not measured)."""
+    def at_least(a, b, margin=0.0):
+        return None if a is None or b is None else a >= b + margin - 1e-12
+
+    after, control = result.get("failure_acc_after_judge"), result.get("failure_acc_control_judge")
+    return {"real share ≥ 80 %": at_least(result.get("real_share"), 0.8),
+            "Defuse per sample ≥ 90 %": at_least(after, 0.9),
+            "≥ 10 points above control and baseline": None if after is None else bool(
+                at_least(after, control, 0.1) and at_least(after, result.get("baseline_failure_acc_judge"), 0.1)),
+            "test ≥ control − 0.3": at_least(result.get("test_acc_after"), result.get("test_acc_control"), -0.003),
+            "confirmed scenarios ≥ the paper's": at_least(_failure_scenarios(result), paper_scenarios)}
+
+
+def comparison(results: list[tuple[Path, dict]]) -> str:
+    """One row per current run, grouped by dataset: the paper's identification next to its alternatives."""
+    pct = paper_table._pct
+    lines = ["### Side by side: the paper's identification and the class-preserving alternatives", "",
+             "Every figure graded by the independent judge. Per-sample failure-test accuracy: before correction / "
+             "λ=0 control / Defuse / UAE-only baseline. Targets (issue #12): ✓ met, ✗ missed, – not measured.", "",
+             "| Dataset | File | Identification | UAEs | Real share | Class control | Purity | Confirmed failure "
+             "scenarios | Per sample: before / control / Defuse / baseline | Test Δ vs control | Targets met |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    paper = {}
+    for _, r in results:
+        if r.get("method", "").startswith("paper") and "verification" not in r.get("method", ""):
+            paper.setdefault(r["dataset"], _failure_scenarios(r))
+    for path, r in sorted(results, key=lambda pr: (pr[1]["dataset"], not pr[1].get("method", "").startswith("paper"),
+                                                    pr[0].name)):
+        per = " / ".join(pct(r.get(k)) for k in ("failure_acc_before_judge", "failure_acc_control_judge",
+                                                 "failure_acc_after_judge", "baseline_failure_acc_judge"))
+        delta = (None if r.get("test_acc_after") is None or r.get("test_acc_control") is None
+                 else r["test_acc_after"] - r["test_acc_control"])
+        targets = issue12_targets(r, paper.get(r["dataset"]))
+        marks = " ".join({True: "✓", False: "✗", None: "–"}[v] for v in targets.values())
+        shares = " | ".join(pct(r.get(k)) for k in ("real_share", "class_control_judge", "purity_mean"))
+        lines.append(f"| {r['dataset']} | `{path.name}` | {_short_method(r)} | {r.get('n_failures')} | {shares} | "
+                     f"{_failure_scenarios(r)} of {r.get('n_scenarios')} | {per} | "
+                     f"{'–' if delta is None else f'{100 * delta:+.1f}'} | {marks} |")
+    lines += ["", "Targets, in order: " + "; ".join(issue12_targets({}, None)) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def generate(runs: Path = RUNS) -> str:
-    """Every paper_table JSON in ``runs``, current runs first, then history; each group by file name."""
+    """The side-by-side table, then every paper_table JSON in ``runs``: current runs first, then history;
+    each group by file name."""
     results = []
     for path in sorted(runs.glob("*.json")):
         result = json.loads(path.read_text())
         if "command" in result and "n_scenarios" in result:  # a paper_table.py output
             results.append((not is_current(result), path.name, path, result))
-    return "\n".join(section(path, result) for *_, path, result in sorted(results, key=lambda r: r[:2]))
+    current = [(path, result) for old, _, path, result in results if not old]
+    head = [comparison(current)] if current else []
+    return "\n".join(head + [section(path, result) for *_, path, result in sorted(results, key=lambda r: r[:2])])
 
 
 def replace_block(doc: str, block: str) -> str:

@@ -56,3 +56,25 @@ def test_runs_without_the_judge_are_marked_history(make_tables):
 def test_a_document_without_markers_is_refused(make_tables):
     with pytest.raises(ValueError, match="the document must hold the markers"):
         make_tables.replace_block("no markers here", "table")
+
+
+def test_issue12_targets_are_graded_on_the_judge_figures(make_tables):
+    met = {"real_share": 0.85, "failure_acc_after_judge": 0.93, "failure_acc_control_judge": 0.80,
+           "baseline_failure_acc_judge": 0.82, "test_acc_after": 0.975, "test_acc_control": 0.977,
+           "n_failure_scenarios": 3}
+    assert list(make_tables.issue12_targets(met, paper_scenarios=3).values()) == [True] * 5
+    short = {**met, "real_share": 0.79, "failure_acc_after_judge": 0.89, "test_acc_after": 0.973}
+    assert list(make_tables.issue12_targets(short, paper_scenarios=4).values()) == [False] * 5
+    assert set(make_tables.issue12_targets({}, None).values()) == {None}
+
+
+def test_the_side_by_side_table_puts_the_papers_method_first(make_tables):
+    base = {"dataset": "mnist-idx", "n_failures": 10, "n_scenarios": 4, "n_failure_scenarios": 1,
+            "settings": {"vae": {"beta": 0.4}}}
+    paper = {**base, "method": "paper: unconditional β-VAE (β=0.4), Beta(50, 50) noise (uncentred, the paper's)"}
+    cond = {**base, "method": "class-conditional β-VAE (β=2), decoded with the source's label, Beta(50, 50) noise, "
+                              "centred", "class_control_judge": 0.97, "settings": {"vae": {"beta": 2.0}}}
+    rows = [line for line in make_tables.comparison([(Path("b.json"), cond), (Path("a.json"), paper)]).splitlines()
+            if line.startswith("| mnist-idx")]
+    assert "paper β-VAE (β=0.4) |" in rows[0] and "conditional β-VAE (β=2), centred" in rows[1]
+    assert "| 97.0 |" in rows[1]
