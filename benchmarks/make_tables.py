@@ -105,7 +105,7 @@ def _short_method(result: dict) -> str:
     """The identification method in a few words, for the side-by-side table."""
     m = result.get("method", "")
     vae = "conditional" if m.startswith("class-conditional") else "paper"
-    beta = ((result.get("settings") or {}).get("vae") or {}).get("beta")
+    beta = (result.get("vae_used") or (result.get("settings") or {}).get("vae") or {}).get("beta")
     extras = [w for w, key in (("centred", "noise, centred"), ("verified", "verification filter"),
                                ("skip misrec.", "misreconstructed")) if key in m]
     return f"{vae} β-VAE (β={beta:g})" + "".join(f", {e}" for e in extras) if beta is not None else vae

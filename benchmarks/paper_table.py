@@ -278,15 +278,24 @@ def get_judge(ws: Workspace, args, device, log) -> Judge:
     return load_or_train_judge(data, cfg, ws.path("judge"), device=device, on_progress=log)
 
 
-def identification_method(preset: Preset, verify: bool = False) -> str:
-    """Which identification produced the UAEs, in words (the paper's method and its options)."""
-    i = preset.identify
+def vae_used(ws: Workspace) -> dict:
+    """The settings of the VAE this run searched with (its own, or the one --models-from imported)."""
+    meta = project.load_vae(ws)[1]
+    return {**meta.get("config", {}), "architecture": meta.get("architecture"),
+            "conditional": meta.get("architecture") == "conditional-beta-vae"}
+
+
+def identification_method(preset: Preset, verify: bool = False, vae: dict | None = None) -> str:
+    """Which identification produced the UAEs, in words (the paper's method and its options); ``vae``: the
+    settings of the VAE actually used (:func:`vae_used`), else the preset's."""
+    i, vae = preset.identify, vae or asdict(preset.vae)
     noise = f"Beta({i.beta_a:g}, {i.beta_b:g}) noise" + (", centred" if i.centered else " (uncentred, the paper's)")
     skip = "; misreconstructed sources skipped" if i.skip_misreconstructed else ""
     check = "; verification filter: only UAEs reviewer A reads as the source's class" if verify else ""
-    vae = (f"class-conditional β-VAE (β={preset.vae.beta:g}), decoded with the source's label" if preset.vae.conditional
-           else f"paper: unconditional β-VAE (β={preset.vae.beta:g})")
-    return f"{vae}, {noise}{skip}{check}"
+    beta = vae.get("beta", preset.vae.beta)
+    kind = (f"class-conditional β-VAE (β={beta:g}), decoded with the source's label" if vae.get("conditional")
+            else f"paper: unconditional β-VAE (β={beta:g})")
+    return f"{kind}, {noise}{skip}{check}"
 
 
 def judge_grades(ws: Workspace, judge: Judge, reviewers: tuple, tau, device, corrected: bool) -> dict:
@@ -501,7 +510,9 @@ def main(argv=None) -> int:
     quality = _timed(times, "agreement", lambda: reviewer_quality(ws, verdicts, rev_a, rev_b, args.tau,
                                                                             args.device))
     words = sys.argv[1:] if argv is None else argv
-    result = {**report, **grades, "method": identification_method(preset, args.verify), "preset": preset.name,
+    used = vae_used(ws)
+    result = {**report, **grades, "method": identification_method(preset, args.verify, used), "vae_used": used,
+              "preset": preset.name,
               "command": " ".join(["python benchmarks/paper_table.py", *words]),
               "device": describe_device(args.device), "environment": environment(args), "deviations": devs,
               "models": models,
