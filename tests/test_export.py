@@ -9,6 +9,7 @@ from defuse.correct.export import card_markdown, export_corrected
 from defuse.correct.sweep import CorrectConfig, FailureSet, correct
 from defuse.nets.architectures import PaperCNN
 from defuse.nets.checkpoints import import_external, load_classifier, load_model, save_model
+from defuse.runtime.progress import RunOptions
 from tests.toys import bar_images, tiny_image_data
 
 ARCH_KWARGS = dict(channels=1, image_size=32, num_classes=4, width=8)
@@ -46,7 +47,7 @@ def original(tmp_path_factory):
 def sweep_of(model, data, failure_sets):
     cfg = CorrectConfig(lambdas=(0.1, 10.0), epochs=1, batch_size=64, parallel="off")
     uae = (failure_sets[0].finetune, torch.full((8,), 2))
-    return correct(model, data, failure_sets, cfg, device="cpu", baseline=uae)
+    return correct(model, data, failure_sets, cfg, baseline=uae, run=RunOptions(device="cpu"))
 
 
 def test_export_round_trip_and_model_card(original, data, failure_sets, tmp_path):

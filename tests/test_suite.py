@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from defuse.cli.main import main
-from defuse.distill.sampling import render_scenario
+from defuse.distill.sampling import ReviewSamples, ScenarioDraw
 from defuse.nets import checkpoints
 from defuse.steps.correct import failure_sets
 from defuse.steps.distill import load_scenarios
@@ -60,17 +60,16 @@ def test_suite_freezes_the_confirmed_scenarios_with_their_predictions(built):
     assert manifest["format_version"] == 1 and set(manifest["files"]) == {"scenarios.npz", "scenarios.json",
                                                                            "test.npz"}
     settings = manifest["settings"]
-    assert settings["n_per_scenario"] == 24 and settings["stream"] == "(seed, j, 3)"
+    assert settings["n_per_scenario"] == 24 and settings["stream"] == "scenario_stream(seed, j, 'suite')"
     assert settings["fingerprints"]["classifier/model.json"] == Workspace(root).fingerprint("classifier/model.json")
 
 
 def test_suite_samples_are_none_of_the_review_finetune_val_or_test_draws(built):
     root, out = built
     suite, ws = read_suite(out), Workspace(root)
-    (fs,) = failure_sets(ws, n_samples=24, device="cpu")
+    (fs,) = failure_sets(ws, ScenarioDraw(24), device="cpu")
     sc, vae = load_scenarios(ws), checkpoints.load_model(ws.path("vae/model.json"))[0]
-    review = render_scenario(vae, load_classifier(ws)[0], sc.means[0], sc.covariances[0], 10, tau=0.5, seed=(0, 0),
-                             device="cpu").images
+    review = ReviewSamples(vae, load_classifier(ws)[0], sc, tau=0.5, seed=0).render(0, 10, device="cpu").images
     others = np.concatenate([to_uint8(x) for x in (fs.finetune, fs.val, fs.test, review)]).reshape(82, -1)
     mine = suite.images.reshape(len(suite), -1)
     distance = np.abs(mine[:, None, :].astype(int) - others[None, :, :].astype(int)).sum(-1)
