@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from defuse.correct.selection import within_noise
+from defuse.correct.selection import SelectionRule, within_noise
 from defuse.correct.sweep import (
     PAPER_LAMBDAS,
     CorrectConfig,
@@ -216,10 +216,11 @@ def crafted():
 
 
 def test_tolerance_rule_best_failure_accuracy_within_tolerance_ties_to_better_validation():
-    assert select_lambda(crafted(), "tolerance", tolerance=0.005)["lambda"] == 1.0
-    assert select_lambda(crafted(), "tolerance", tolerance=0.03)["lambda"] == 10.0
-    assert select_lambda(crafted(), "tolerance", tolerance=0.0)["lambda"] == 1e-3  # ties λ=0, better val_acc
-    chosen = select_lambda(crafted()[1:], "tolerance", tolerance=0.0, reference_val_acc=0.99)
+    assert select_lambda(crafted(), SelectionRule("tolerance", tolerance=0.005))["lambda"] == 1.0
+    assert select_lambda(crafted(), SelectionRule("tolerance", tolerance=0.03))["lambda"] == 10.0
+    # ties λ=0, better val_acc
+    assert select_lambda(crafted(), SelectionRule("tolerance", tolerance=0.0))["lambda"] == 1e-3
+    chosen = select_lambda(crafted()[1:], SelectionRule("tolerance", tolerance=0.0, reference_val_acc=0.99))
     assert chosen["lambda"] == 1e-3 and chosen["within_tolerance"] is False
 
 
@@ -227,11 +228,12 @@ def test_failure_accuracies_within_noise_are_ties_won_by_validation_accuracy():
     rows = [{"lambda": 0.0, "val_acc": 0.960, "failure_val_acc": 0.40},
             {"lambda": 0.1, "val_acc": 0.962, "failure_val_acc": 0.998},
             {"lambda": 1.0, "val_acc": 0.956, "failure_val_acc": 0.999}]
-    assert select_lambda(rows, tolerance=0.005)["lambda"] == 1.0                 # the strict maximum
-    assert select_lambda(rows, tolerance=0.005, n_failure_val=1024, tie_standard_errors=2)["lambda"] == 0.1
+    tied = SelectionRule(tolerance=0.005, n_failure_val=1024, tie_standard_errors=2)
+    assert select_lambda(rows, SelectionRule(tolerance=0.005))["lambda"] == 1.0                 # the strict maximum
+    assert select_lambda(rows, tied)["lambda"] == 0.1
     # a real difference is no tie: 0.95 vs 0.999 on 1,024 samples is about 7 standard errors
     rows[1]["failure_val_acc"] = 0.95
-    assert select_lambda(rows, tolerance=0.005, n_failure_val=1024, tie_standard_errors=2)["lambda"] == 1.0
+    assert select_lambda(rows, tied)["lambda"] == 1.0
 
 
 def test_noise_test_counts_small_differences_as_ties_and_real_ones_not():
@@ -242,15 +244,15 @@ def test_noise_test_counts_small_differences_as_ties_and_real_ones_not():
 
 
 def test_paper_rule_picks_best_validation_accuracy_among_positive_lambdas():
-    chosen = select_lambda(crafted(), "paper")
+    chosen = select_lambda(crafted(), SelectionRule("paper"))
     assert chosen["lambda"] == 1e-3 and chosen["rule"] == "paper"
 
 
 def test_selection_needs_a_reference():
     with pytest.raises(ValueError, match="no λ=0 control"):
-        select_lambda(crafted()[1:], "tolerance")
+        select_lambda(crafted()[1:], SelectionRule("tolerance"))
     with pytest.raises(ValueError, match="rule must be one of"):
-        select_lambda(crafted(), "best")
+        select_lambda(crafted(), SelectionRule("best"))
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -353,10 +355,10 @@ def test_in_reviewer_mode_the_failure_val_epoch_choice_uses_the_reviewer_labels(
     assert epoch_metric(CorrectConfig(failure_labels="reviewer")) == "val_acc"
     rows = [{"lambda": 0.0, "val_acc": 0.9, "failure_val_acc_reviewer": None}]
     with pytest.raises(ValueError, match="lack 'failure_val_acc_reviewer'"):
-        select_lambda(rows, failure_key="failure_val_acc_reviewer")
+        select_lambda(rows, SelectionRule(failure_key="failure_val_acc_reviewer"))
 
 
 def test_selection_can_use_the_reviewer_measure():
     rows = [{**r, "failure_val_acc_reviewer": 1.0 - r["failure_val_acc"]} for r in crafted()]
-    chosen = select_lambda(rows, "tolerance", tolerance=0.005, failure_key="failure_val_acc_reviewer")
+    chosen = select_lambda(rows, SelectionRule("tolerance", tolerance=0.005, failure_key="failure_val_acc_reviewer"))
     assert chosen["lambda"] == 1e-3

@@ -25,7 +25,14 @@ from ..runtime.progress import RunOptions
 from .evaluation import SweepInputs, build_inputs, evaluate
 from .failure_sets import SPLITS, FailureSet, stack_failure_sets  # noqa: F401  (stack_failure_sets: re-exported)
 from .finetune import SingleTrainer, SweepStore, copy_model
-from .selection import EPOCH_METRICS, SELECTIONS, epoch_metric, failure_measure, select_lambda  # noqa: F401
+from .selection import (  # noqa: F401  (re-exported)
+    EPOCH_METRICS,
+    SELECTIONS,
+    SelectionRule,
+    epoch_metric,
+    failure_measure,
+    select_lambda,
+)
 from .training import Tracker, parallel_mode, plan_groups, train_groups
 
 PAPER_LAMBDAS = (1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 2.0, 5.0, 10.0, 20.0, 100.0,
@@ -251,8 +258,8 @@ def _choose(best: list[dict], before: dict, inp: SweepInputs, cfg: CorrectConfig
     defuse = [r for r in best if r["kind"] == "defuse"]
     control = next((r for r in defuse if r["lambda"] == 0), None)
     ref = (control or before)["val_acc"]
-    rule = {"tolerance": cfg.tolerance, "reference_val_acc": ref, "n_failure_val": n_val,
-            "tie_standard_errors": cfg.tie_standard_errors, "failure_key": failure_measure(cfg)}
+    rule = SelectionRule(cfg.selection, cfg.tolerance, reference_val_acc=ref, failure_key=failure_measure(cfg),
+                         n_failure_val=n_val, tie_standard_errors=cfg.tie_standard_errors)
     base = [r for r in best if r["kind"] == "baseline"]
-    return {"control": control, "chosen": select_lambda(defuse, cfg.selection, **rule),
-            "baseline_chosen": select_lambda(base, cfg.selection, **rule) if base else None}
+    return {"control": control, "chosen": select_lambda(defuse, rule),
+            "baseline_chosen": select_lambda(base, rule) if base else None}
