@@ -46,7 +46,6 @@ EXCEPTIONS = {
     "label/store.py::LabelStore.record": (7, "the columns of one decision row"),
     "label/reviewer.py::Reviewer.__init__": (7, "the fields a saved reviewer's index holds"),
     "label/reviewer.py::Reviewer.from_classifier_checkpoint": (7, "the reviewer's fields and how to read the file"),
-    "distributed/sweep_ray.py::_train_group_task": (7, "a Ray task: its arguments are what crosses to the worker"),
     "ui/sidebar.py::_create": (7, _UI),
     "ui/model_import.py::_import": (7, _UI),
 }
