@@ -34,6 +34,7 @@ from defuse.correct.training import Tracker, train_groups  # noqa: E402
 from defuse.data.datasets import DatasetSpec, ImageData, Split, load_dataset  # noqa: E402
 from defuse.nets.architectures import PaperCNN, copy_model  # noqa: E402
 from defuse.runtime.devices import configure_threads, describe_device, resolve_device  # noqa: E402
+from defuse.runtime.progress import RunOptions  # noqa: E402
 
 DEMO = ROOT / "models" / "demo-classifier.json"
 
@@ -80,7 +81,7 @@ def stand_in_failure_sets(data: ImageData, per_split: int, classes=(6, 2, 4)) ->
 
 def timed(model, data, sets, cfg, device, baseline=None):
     t0 = time.perf_counter()
-    sweep = correct(model, data, sets, cfg, device=device, baseline=baseline)
+    sweep = correct(model, data, sets, cfg, baseline=baseline, run=RunOptions(device=device))
     if resolve_device(device).type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - t0, sweep

@@ -26,6 +26,7 @@ from sklearn.mixture import BayesianGaussianMixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from defuse.distill.dpgmm import DPGaussianMixture, limit_threads  # noqa: E402
+from defuse.distill.scenarios import DistillConfig  # noqa: E402
 
 
 def synthetic_codes(n: int, dim: int, clusters: int, seed: int) -> np.ndarray:
@@ -46,7 +47,7 @@ def _timed(fit):
 
 def compare(codes: np.ndarray, k: int, seed: int, threads: int, device: str) -> dict:
     """Fit both on the same codes; return their times and how far apart their results are."""
-    ours = DPGaussianMixture(k, random_state=seed, device=device, threads=threads)
+    ours = DPGaussianMixture(k, DistillConfig(seed=seed, threads=threads), device=device)
     ref = BayesianGaussianMixture(n_components=k, covariance_type="full", random_state=seed,
                                   weight_concentration_prior_type="dirichlet_process")
     x = codes.astype(np.float64)  # distill fits float64 with both backends

@@ -29,13 +29,14 @@ sys.path.insert(0, str(ROOT))
 
 from defuse.cli.commands_project import add_dataset_args, dataset_spec_from_args  # noqa: E402
 from defuse.data.datasets import ImageData  # noqa: E402
-from defuse.distill.sampling import ReviewSamples  # noqa: E402
+from defuse.distill.sampling import ReviewSamples, ScenarioDraw  # noqa: E402
 from defuse.evaluation.judge import JUDGE_PRESETS, Judge, JudgeConfig, fingerprint, load_or_train_judge  # noqa: E402
 from defuse.identify.search import decode_latents  # noqa: E402
 from defuse.label.reviewer import Reviewer, agreement_summary, review_scenarios, train_reviewer  # noqa: E402
 from defuse.label.store import LabelStore  # noqa: E402
 from defuse.nets.train import evaluate_accuracy, fidelity_warning, vae_images  # noqa: E402
 from defuse.runtime.devices import configure_threads, describe_device  # noqa: E402
+from defuse.runtime.progress import RunOptions  # noqa: E402
 from defuse.steps import (  # noqa: E402
     correct,
     grading,  # noqa: E402
@@ -222,9 +223,8 @@ def run_method(ws: Workspace, preset: Preset, reviewer: Reviewer, tau, device, l
                                                 accept_low_fidelity=preset.accept_low_fidelity, verify=verify)),
              ("distill", lambda: distill_step(ws, preset.distill, on_progress=log)),
              ("review", lambda: review_step(ws, reviewer, tau=tau, device=device, on_progress=log)),
-             ("correct", lambda: correct.correct_step(ws, preset.correct, reviewer=reviewer, tau=tau,
-                                                         n_samples=preset.n_samples, device=device,
-                                                         on_progress=log))]
+             ("correct", lambda: correct.correct_step(ws, preset.correct, draw=ScenarioDraw(preset.n_samples, tau),
+                                                      reviewer=reviewer, run=RunOptions(device, log)))]
     out = {name: _timed(times, name, step) for name, step in steps[:3]}
     if any(v.is_failure for v in out["review"].values()):
         _timed(times, "correct", steps[3][1])

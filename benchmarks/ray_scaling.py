@@ -34,6 +34,7 @@ from defuse.distributed.backend import RayBackend  # noqa: E402
 from defuse.distributed.cluster import connect  # noqa: E402
 from defuse.identify.search import IdentifyConfig, identify  # noqa: E402
 from defuse.runtime.devices import describe_device  # noqa: E402
+from defuse.runtime.progress import RunOptions  # noqa: E402
 
 BACKENDS = {"local": None, "ray-1": RayBackend(workers=1), "ray-2": RayBackend(workers=2)}
 
@@ -51,7 +52,7 @@ def time_identify(inputs, cfg, backend) -> dict:
 
 def time_sweep(inputs, cfg, backend) -> dict:
     t0 = time.perf_counter()
-    sweep = correct(*inputs, cfg, device="cpu", backend=backend)
+    sweep = correct(*inputs, cfg, run=RunOptions(device="cpu", backend=backend))
     wall = time.perf_counter() - t0
     n_models = len(cfg.lambdas) + cfg.include_control
     return {"wall_s": wall, "lambdas_per_min": n_models * 60 / wall, "chosen_lambda": sweep.chosen["lambda"],

@@ -123,6 +123,7 @@ def _last_epoch_rate(result, steps: int) -> float:
 def sweep_rate(data: ImageData, dev, steps: int, resident_on: bool) -> float:
     """Optimiser steps/s of a 4-λ sweep (+ control), 1 epoch; ``resident_on`` False restores host batches."""
     from defuse.correct.sweep import CorrectConfig, correct
+    from defuse.runtime.progress import RunOptions
 
     model = build_classifier("paper-cnn", channels=data.channels, image_size=data.image_size,
                              num_classes=data.num_classes)
@@ -133,7 +134,7 @@ def sweep_rate(data: ImageData, dev, steps: int, resident_on: bool) -> float:
         sweep_module.resident = lambda t, d: t
     try:
         t0 = time.perf_counter()
-        correct(model, data, sets, cfg, device=dev)
+        correct(model, data, sets, cfg, run=RunOptions(device=dev))
         _sync(dev)
     finally:
         sweep_module.resident = saved

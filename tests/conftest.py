@@ -21,8 +21,10 @@ def build_demo_like(root: Path, *, identify_cfg=None, distill_iters: int = 100, 
 
     from defuse.correct.sweep import CorrectConfig
     from defuse.distill.embed import EmbedConfig
+    from defuse.distill.sampling import ScenarioDraw
     from defuse.distill.scenarios import DistillConfig
     from defuse.identify.search import IdentifyConfig
+    from defuse.runtime.progress import RunOptions
     from defuse.steps import correct
     from defuse.steps.demo import open_demo_project
     from defuse.steps.distill import distill_step, load_scenarios
@@ -45,7 +47,8 @@ def build_demo_like(root: Path, *, identify_cfg=None, distill_iters: int = 100, 
         store.record(0, "bob", is_failure=True, label=6)
         if n > 1:
             store.record(1, "alice", is_failure=False)
-    correct.correct_step(ws, CorrectConfig(lambdas=(1.0,), epochs=1), n_samples=16, device="cpu")
+    correct.correct_step(ws, CorrectConfig(lambdas=(1.0,), epochs=1), draw=ScenarioDraw(16),
+                         run=RunOptions(device="cpu"))
     export_step(ws)
     return ws.root
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from defuse.correct.selection import within_noise
+from defuse.correct.selection import SelectionRule, within_noise
 from defuse.correct.sweep import (
     PAPER_LAMBDAS,
     CorrectConfig,
@@ -19,9 +19,10 @@ from defuse.correct.sweep import (
 from defuse.data.datasets import DatasetSpec, ImageData, Split
 from defuse.nets.architectures import PaperCNN
 from defuse.nets.train import shuffled_batches
-from defuse.runtime.progress import Cancelled
+from defuse.runtime.progress import Cancelled, RunOptions
 from tests.toys import bar_images
 
+CPU = RunOptions(device="cpu")
 FAST = dict(lambdas=(1e-3, 10.0), epochs=2, batch_size=64, parallel="off")
 
 
@@ -82,7 +83,7 @@ def failure_sets():
 @pytest.fixture(scope="module")
 def sweep(classifier, data, failure_sets):
     uae = (dotted_zeros(32, 13), torch.zeros(32, dtype=torch.int64))
-    return correct(classifier, data, failure_sets, CorrectConfig(**FAST), device="cpu", baseline=uae)
+    return correct(classifier, data, failure_sets, CorrectConfig(**FAST), run=CPU, baseline=uae)
 
 
 def strip_seconds(rows):
@@ -137,15 +138,14 @@ def test_control_is_plain_finetuning_without_failure_samples(sweep, classifier, 
 
 def test_input_model_is_not_mutated(classifier, data, failure_sets):
     before = {k: v.clone() for k, v in classifier.state_dict().items()}
-    correct(classifier, data, failure_sets, CorrectConfig(**{**FAST, "epochs": 1, "lambdas": (10.0,)}),
-            device="cpu")
+    correct(classifier, data, failure_sets, CorrectConfig(**{**FAST, "epochs": 1, "lambdas": (10.0,)}), run=CPU)
     assert not classifier.training
     assert all(torch.equal(before[k], v) for k, v in classifier.state_dict().items())
 
 
 def test_same_seed_same_sweep(sweep, classifier, data, failure_sets):
     uae = (dotted_zeros(32, 13), torch.zeros(32, dtype=torch.int64))
-    again = correct(classifier, data, failure_sets, CorrectConfig(**FAST), device="cpu", baseline=uae)
+    again = correct(classifier, data, failure_sets, CorrectConfig(**FAST), run=CPU, baseline=uae)
     assert strip_seconds(again.rows) == strip_seconds(sweep.rows)
     assert all(torch.equal(v, again.state_dict(10.0)[k]) for k, v in sweep.state_dict(10.0).items())
 
@@ -158,11 +158,11 @@ def test_resume_after_cancel_skips_finished_lambdas_and_matches(sweep, classifie
             raise Cancelled
 
     with pytest.raises(Cancelled):
-        correct(classifier, data, failure_sets, cfg, device="cpu", resume_dir=tmp_path,
-                on_progress=cancel_after_second_lambda)
+        correct(classifier, data, failure_sets, cfg,
+                run=RunOptions("cpu", cancel_after_second_lambda, resume_dir=tmp_path))
     assert sorted(p.name for p in tmp_path.glob("*.json")) == ["lambda-0.0.json", "lambda-0.001.json"]
     events = []
-    resumed = correct(classifier, data, failure_sets, cfg, device="cpu", resume_dir=tmp_path, on_progress=events.append)
+    resumed = correct(classifier, data, failure_sets, cfg, run=RunOptions("cpu", events.append, resume_dir=tmp_path))
     trained = {e.metrics["lambda"] for e in events if e.metrics.get("event") == "epoch"}
     assert trained == {10.0}
     assert events[0].metrics["event"] == "before" and events[0].done == 4   # resumed: 2 λ x 2 epochs done
@@ -174,20 +174,19 @@ def test_resume_after_cancel_skips_finished_lambdas_and_matches(sweep, classifie
 
     reselect = CorrectConfig(**{**FAST, "lambdas": (1e-3, 10.0), "tolerance": 0.5, "tie_standard_errors": 0})
     events.clear()                                 # a selection-only change re-selects, it does not retrain
-    again = correct(classifier, data, failure_sets, reselect, device="cpu", resume_dir=tmp_path,
-                    on_progress=events.append)
+    again = correct(classifier, data, failure_sets, reselect, run=RunOptions("cpu", events.append, resume_dir=tmp_path))
     assert not [e for e in events if e.metrics.get("event") == "epoch"] and again.chosen["lambda"] == 10.0
 
     other = CorrectConfig(**{**FAST, "seed": 1})  # other settings: nothing on disk is reused
     events.clear()
-    correct(classifier, data, failure_sets, other, device="cpu", resume_dir=tmp_path, on_progress=events.append)
+    correct(classifier, data, failure_sets, other, run=RunOptions("cpu", events.append, resume_dir=tmp_path))
     assert {e.metrics["lambda"] for e in events if e.metrics.get("event") == "epoch"} == {0.0, 1e-3, 10.0}
 
 
 def test_vmap_path_matches_sequential_path(classifier, data, failure_sets):
     cfg = dict(lambdas=(1e-3, 1.0, 10.0), epochs=1, batch_size=64)  # no batch norm: the control joins the stack
-    seq = correct(classifier, data, failure_sets, CorrectConfig(**cfg, parallel="off"), device="cpu")
-    par = correct(classifier, data, failure_sets, CorrectConfig(**cfg, parallel="vmap"), device="cpu")
+    seq = correct(classifier, data, failure_sets, CorrectConfig(**cfg, parallel="off"), run=CPU)
+    par = correct(classifier, data, failure_sets, CorrectConfig(**cfg, parallel="vmap"), run=CPU)
     assert par.config["parallel_used"] == "vmap" and seq.config["parallel_used"] == "off"
     for a, b in zip(seq.best_per_lambda, par.best_per_lambda, strict=True):
         assert a["val_acc"] == pytest.approx(b["val_acc"], abs=0.02)
@@ -199,8 +198,8 @@ def test_vmap_path_matches_sequential_path(classifier, data, failure_sets):
 
 def test_progress_events_follow_lambda_and_epoch(classifier, data, failure_sets):
     events = []
-    correct(classifier, data, failure_sets, CorrectConfig(**{**FAST, "epochs": 1}), device="cpu",
-            on_progress=events.append)
+    correct(classifier, data, failure_sets, CorrectConfig(**{**FAST, "epochs": 1}),
+            run=RunOptions("cpu", events.append))
     epochs = [e for e in events if e.metrics["event"] == "epoch"]
     assert [e.done for e in epochs] == [1, 2, 3] and all(e.step == "correct" and e.total == 3 for e in epochs)
     assert {"lambda", "epoch", "val_acc", "test_acc", "failure_val_acc", "failure_test_acc"} <= set(epochs[0].metrics)
@@ -217,10 +216,11 @@ def crafted():
 
 
 def test_tolerance_rule_best_failure_accuracy_within_tolerance_ties_to_better_validation():
-    assert select_lambda(crafted(), "tolerance", tolerance=0.005)["lambda"] == 1.0
-    assert select_lambda(crafted(), "tolerance", tolerance=0.03)["lambda"] == 10.0
-    assert select_lambda(crafted(), "tolerance", tolerance=0.0)["lambda"] == 1e-3  # ties λ=0, better val_acc
-    chosen = select_lambda(crafted()[1:], "tolerance", tolerance=0.0, reference_val_acc=0.99)
+    assert select_lambda(crafted(), SelectionRule("tolerance", tolerance=0.005))["lambda"] == 1.0
+    assert select_lambda(crafted(), SelectionRule("tolerance", tolerance=0.03))["lambda"] == 10.0
+    # ties λ=0, better val_acc
+    assert select_lambda(crafted(), SelectionRule("tolerance", tolerance=0.0))["lambda"] == 1e-3
+    chosen = select_lambda(crafted()[1:], SelectionRule("tolerance", tolerance=0.0, reference_val_acc=0.99))
     assert chosen["lambda"] == 1e-3 and chosen["within_tolerance"] is False
 
 
@@ -228,11 +228,12 @@ def test_failure_accuracies_within_noise_are_ties_won_by_validation_accuracy():
     rows = [{"lambda": 0.0, "val_acc": 0.960, "failure_val_acc": 0.40},
             {"lambda": 0.1, "val_acc": 0.962, "failure_val_acc": 0.998},
             {"lambda": 1.0, "val_acc": 0.956, "failure_val_acc": 0.999}]
-    assert select_lambda(rows, tolerance=0.005)["lambda"] == 1.0                 # the strict maximum
-    assert select_lambda(rows, tolerance=0.005, n_failure_val=1024, tie_standard_errors=2)["lambda"] == 0.1
+    tied = SelectionRule(tolerance=0.005, n_failure_val=1024, tie_standard_errors=2)
+    assert select_lambda(rows, SelectionRule(tolerance=0.005))["lambda"] == 1.0                 # the strict maximum
+    assert select_lambda(rows, tied)["lambda"] == 0.1
     # a real difference is no tie: 0.95 vs 0.999 on 1,024 samples is about 7 standard errors
     rows[1]["failure_val_acc"] = 0.95
-    assert select_lambda(rows, tolerance=0.005, n_failure_val=1024, tie_standard_errors=2)["lambda"] == 1.0
+    assert select_lambda(rows, tied)["lambda"] == 1.0
 
 
 def test_noise_test_counts_small_differences_as_ties_and_real_ones_not():
@@ -243,15 +244,15 @@ def test_noise_test_counts_small_differences_as_ties_and_real_ones_not():
 
 
 def test_paper_rule_picks_best_validation_accuracy_among_positive_lambdas():
-    chosen = select_lambda(crafted(), "paper")
+    chosen = select_lambda(crafted(), SelectionRule("paper"))
     assert chosen["lambda"] == 1e-3 and chosen["rule"] == "paper"
 
 
 def test_selection_needs_a_reference():
     with pytest.raises(ValueError, match="no λ=0 control"):
-        select_lambda(crafted()[1:], "tolerance")
+        select_lambda(crafted()[1:], SelectionRule("tolerance"))
     with pytest.raises(ValueError, match="rule must be one of"):
-        select_lambda(crafted(), "best")
+        select_lambda(crafted(), SelectionRule("best"))
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -282,12 +283,12 @@ def test_defaults_are_the_papers():
 def test_bad_inputs_are_refused(classifier, data, failure_sets):
     cfg = CorrectConfig(**FAST)
     with pytest.raises(ValueError, match="non-empty list of FailureSet"):
-        correct(classifier, data, [], cfg, device="cpu")
+        correct(classifier, data, [], cfg, run=CPU)
     small = FailureSet(1, 0, torch.rand(4, 1, 16, 16), torch.rand(4, 1, 16, 16), torch.rand(4, 1, 16, 16))
     with pytest.raises(ValueError, match=r"must be \(n, 1, 32, 32\) floats in \[0, 1\]"):
-        correct(classifier, data, [small], cfg, device="cpu")
+        correct(classifier, data, [small], cfg, run=CPU)
     with pytest.raises(ValueError, match=r"labels must be classes in \[0, 4\)"):
-        correct(classifier, data, failure_sets, cfg, device="cpu",
+        correct(classifier, data, failure_sets, cfg, run=CPU,
                 baseline=(dotted_zeros(4, 1), torch.full((4,), 7)))
     with pytest.raises(ValueError, match="val must be non-empty"):
         FailureSet(1, 0, torch.rand(4, 1, 32, 32), torch.rand(0, 1, 32, 32), torch.rand(4, 1, 32, 32))
@@ -327,7 +328,7 @@ def mixed_failure_set(seed: int, data) -> FailureSet:
 
 def test_per_sample_labels_fix_the_flaw_without_teaching_the_mixed_in_class_a_wrong_label(classifier, data):
     fs = mixed_failure_set(20, data)
-    runs = {mode: correct(classifier, data, [fs], CorrectConfig(**FAST, failure_labels=mode), device="cpu")
+    runs = {mode: correct(classifier, data, [fs], CorrectConfig(**FAST, failure_labels=mode), run=CPU)
             for mode in ("scenario", "reviewer")}
     own, paper = runs["reviewer"].chosen, runs["scenario"].chosen
     assert own["failure_test_acc_reviewer"] > 0.9                      # the dotted 0s and the 2s both right
@@ -339,12 +340,12 @@ def test_per_sample_labels_fix_the_flaw_without_teaching_the_mixed_in_class_a_wr
 def test_per_sample_labels_need_them_on_every_set(classifier, data, failure_sets):
     cfg = CorrectConfig(**FAST, failure_labels="reviewer")
     with pytest.raises(ValueError, match="failure_labels='reviewer' needs per-sample reviewer labels"):
-        correct(classifier, data, failure_sets, cfg, device="cpu")
+        correct(classifier, data, failure_sets, cfg, run=CPU)
     fs = failure_sets[0]
     unreviewed = FailureSet(fs.scenario_id, fs.label, fs.finetune, fs.val, fs.test,
                             val_reviewer=torch.full((len(fs.val),), -1), finetune_labels=torch.zeros(len(fs.finetune)))
     with pytest.raises(ValueError, match="reviewed val_reviewer samples"):   # refused before any training
-        correct(classifier, data, [unreviewed], cfg, device="cpu")
+        correct(classifier, data, [unreviewed], cfg, run=CPU)
 
 
 def test_in_reviewer_mode_the_failure_val_epoch_choice_uses_the_reviewer_labels():
@@ -354,10 +355,10 @@ def test_in_reviewer_mode_the_failure_val_epoch_choice_uses_the_reviewer_labels(
     assert epoch_metric(CorrectConfig(failure_labels="reviewer")) == "val_acc"
     rows = [{"lambda": 0.0, "val_acc": 0.9, "failure_val_acc_reviewer": None}]
     with pytest.raises(ValueError, match="lack 'failure_val_acc_reviewer'"):
-        select_lambda(rows, failure_key="failure_val_acc_reviewer")
+        select_lambda(rows, SelectionRule(failure_key="failure_val_acc_reviewer"))
 
 
 def test_selection_can_use_the_reviewer_measure():
     rows = [{**r, "failure_val_acc_reviewer": 1.0 - r["failure_val_acc"]} for r in crafted()]
-    chosen = select_lambda(rows, "tolerance", tolerance=0.005, failure_key="failure_val_acc_reviewer")
+    chosen = select_lambda(rows, SelectionRule("tolerance", tolerance=0.005, failure_key="failure_val_acc_reviewer"))
     assert chosen["lambda"] == 1e-3

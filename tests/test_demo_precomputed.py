@@ -32,9 +32,9 @@ def built(tmp_path_factory):
     models = tmp_path_factory.mktemp("models")
     for f in (ROOT / "models").glob("demo-*.*"):
         shutil.copyfile(f, models / f.name)
-    pre.build_precomputed(models, identify_cfg=TINY_IDENTIFY, distill_cfg=DistillConfig(max_components=10,
-                          max_iter=100), maps=("pca",), reviewer_cfg=ReviewerConfig(members=1, epochs=1),
-                          device="cpu")
+    tiny = pre.FirstLook(TINY_IDENTIFY, DistillConfig(max_components=10, max_iter=100), ("pca",),
+                         ReviewerConfig(members=1, epochs=1))
+    pre.build_precomputed(models, first_look=tiny, device="cpu")
     return models
 
 

@@ -90,8 +90,9 @@ def test_distill_backends_agree(mixed):
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_chunked_e_step_is_exact(mixed):
     """Blocks of rows change only the order of the sums, not the fit."""
-    whole = DPGaussianMixture(8, random_state=0, max_iter=20, chunk_size=10_000).fit(mixed[:500])
-    blocks = DPGaussianMixture(8, random_state=0, max_iter=20, chunk_size=64).fit(mixed[:500])
+    settings = DistillConfig(seed=0, max_iter=20)
+    whole = DPGaussianMixture(8, settings, chunk_size=10_000).fit(mixed[:500])
+    blocks = DPGaussianMixture(8, settings, chunk_size=64).fit(mixed[:500])
     assert whole.n_iter_ == blocks.n_iter_
     np.testing.assert_allclose(whole.lower_bounds_, blocks.lower_bounds_, rtol=1e-10)
     np.testing.assert_array_equal(whole.predict(mixed), blocks.predict(mixed))

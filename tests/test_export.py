@@ -5,10 +5,11 @@ import json
 import pytest
 import torch
 
-from defuse.correct.export import card_markdown, export_corrected
+from defuse.correct.export import CorrectionRecord, card_markdown, export_corrected
 from defuse.correct.sweep import CorrectConfig, FailureSet, correct
 from defuse.nets.architectures import PaperCNN
 from defuse.nets.checkpoints import import_external, load_classifier, load_model, save_model
+from defuse.runtime.progress import RunOptions
 from tests.toys import bar_images, tiny_image_data
 
 ARCH_KWARGS = dict(channels=1, image_size=32, num_classes=4, width=8)
@@ -46,15 +47,15 @@ def original(tmp_path_factory):
 def sweep_of(model, data, failure_sets):
     cfg = CorrectConfig(lambdas=(0.1, 10.0), epochs=1, batch_size=64, parallel="off")
     uae = (failure_sets[0].finetune, torch.full((8,), 2))
-    return correct(model, data, failure_sets, cfg, device="cpu", baseline=uae)
+    return correct(model, data, failure_sets, cfg, baseline=uae, run=RunOptions(device="cpu"))
 
 
 def test_export_round_trip_and_model_card(original, data, failure_sets, tmp_path):
     model, meta = original
     sweep = sweep_of(model, data, failure_sets)
     corrected = sweep.model()
-    card = export_corrected(corrected, meta, tmp_path, name="demo-corrected", sweep=sweep,
-                            scenarios_summary=[s.summary() for s in failure_sets], dataset=data)
+    record = CorrectionRecord(sweep, [s.summary() for s in failure_sets], data)
+    card = export_corrected(corrected, meta, tmp_path, record, name="demo-corrected")
     loaded, sidecar = load_model(tmp_path / "demo-corrected.json", kind="classifier")
     x = data.test.images[:16]
     assert torch.equal(loaded(x), corrected(x))
@@ -95,8 +96,8 @@ def test_torchscript_original_is_exported_as_torchscript_too(original, data, fai
     sweep = sweep_of(ts_model, data, failure_sets)
     corrected = sweep.model()
     # a DatasetSpec holds no image shape: tracing takes it from the sweep
-    export_corrected(corrected, ts_meta, tmp_path / "out", name="fixed", sweep=sweep,
-                     scenarios_summary=[s.summary() for s in failure_sets], dataset=data.spec)
+    export_corrected(corrected, ts_meta, tmp_path / "out", CorrectionRecord(sweep, [s.summary() for s in failure_sets],
+                                                                            data.spec), name="fixed")
     loaded, sidecar = load_classifier(tmp_path / "out/fixed.json")
     x = data.test.images[:16]
     assert sidecar["weights_file"] == "fixed.ts" and (tmp_path / "out/fixed.safetensors").exists()
@@ -107,6 +108,6 @@ def test_bad_names_are_refused(original, data, failure_sets, tmp_path):
     model, meta = original
     sweep = sweep_of(model, data, failure_sets)
     with pytest.raises(ValueError, match="plain file name"):
-        export_corrected(model, meta, tmp_path, name="../x", sweep=sweep, scenarios_summary=[], dataset={})
+        export_corrected(model, meta, tmp_path, CorrectionRecord(sweep, [], {}), name="../x")
     with pytest.raises(ValueError, match="lacks 'architecture'"):
-        export_corrected(model, {}, tmp_path, name="x", sweep=sweep, scenarios_summary=[], dataset={})
+        export_corrected(model, {}, tmp_path, CorrectionRecord(sweep, [], {}), name="x")

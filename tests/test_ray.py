@@ -17,7 +17,7 @@ from defuse.correct.sweep import CorrectConfig, FailureSet, correct
 from defuse.data.datasets import DatasetSpec, ImageData, Split
 from defuse.identify.search import IdentifyConfig, identify
 from defuse.nets.architectures import BetaVAE, PaperCNN
-from defuse.runtime.progress import Cancelled
+from defuse.runtime.progress import Cancelled, RunOptions
 from tests.toys import bar_images
 
 ray = pytest.importorskip("ray")
@@ -141,7 +141,7 @@ def _without_seconds(rows):
 
 def test_sweep_on_ray_equals_local_and_survives_a_killed_task(local_ray, sweep_inputs, tmp_path):
     clf, data, sets, uae = sweep_inputs
-    here = correct(clf, data, sets, SWEEP, device="cpu", baseline=uae)
+    here = correct(clf, data, sets, SWEEP, baseline=uae, run=RunOptions(device="cpu"))
     killed, events = [], []
 
     def kill_on_first_epoch(event):
@@ -149,8 +149,8 @@ def test_sweep_on_ray_equals_local_and_survives_a_killed_task(local_ray, sweep_i
         if event.metrics.get("event") == "epoch" and not killed:
             killed.append(_kill_one("ray::_train_group_task"))
 
-    remote = correct(clf, data, sets, SWEEP, device="cpu", baseline=uae, resume_dir=tmp_path,
-                     backend=RayBackend(), on_progress=kill_on_first_epoch)
+    remote = correct(clf, data, sets, SWEEP, baseline=uae,
+                     run=RunOptions("cpu", kill_on_first_epoch, RayBackend(), resume_dir=tmp_path))
     assert killed[0] is not None
     assert _without_seconds(remote.rows) == _without_seconds(here.rows)
     assert _without_seconds([remote.chosen]) == _without_seconds([here.chosen])

@@ -178,9 +178,9 @@ def test_review_scenarios_refuses_mismatched_classes_and_bad_rho(reviewer, tmp_p
         with pytest.raises(ValueError, match="the reviewer knows 4 classes but the classifier 5"):
             review_scenarios(reviewer, ReviewSamples(BarDecoder(), BandClassifier(num_classes=5), scen, tau=0.5),
                              store, device="cpu")
-        with pytest.raises(ValueError, match=r"rho must be a share in \[0, 1\)"):
-            review_scenarios(reviewer, ReviewSamples(BarDecoder(), BandClassifier(), scen, tau=0.5), store, rho=1.5)
         assert store.decisions() == []
+    with pytest.raises(ValueError, match=r"rho must be a share in \[0, 1\)"):   # a reviewer reviews with its own ρ
+        Reviewer(reviewer.members, reviewer.member_meta, rho=1.5)
 
 
 def test_agreement_and_labels_of_raw_examples(reviewer, data):

@@ -5,6 +5,8 @@ from torch.nn import functional as F
 
 from defuse.distill.sampling import (
     PAPER_TAU,
+    ReviewSamples,
+    ScenarioDraw,
     draw_failure_splits,
     render_scenario,
     sample_scenario,
@@ -99,7 +101,8 @@ def test_bad_scenario_arrays_are_refused():
 def test_render_scenario_decodes_and_classifies(nets):
     vae, clf = nets
     vae.train()  # the caller's mode is put back afterwards
-    s = render_scenario(vae, clf, np.zeros(4), np.eye(4), 7, tau=0.5, seed=(0, 2), device="cpu", batch_size=3)
+    latents = sample_scenario(np.zeros(4), np.eye(4), 7, tau=0.5, seed=(0, 2))
+    s = render_scenario(vae, clf, latents, device="cpu", batch_size=3)
     assert vae.training
     vae.eval()
     assert s.latents.shape == (7, 4) and len(s) == 7
@@ -108,14 +111,14 @@ def test_render_scenario_decodes_and_classifies(nets):
     assert s.predictions.shape == (7,) and s.predictions.dtype == np.int64 and set(s.predictions) <= set(range(4))
     np.testing.assert_allclose(s.probs.sum(1), 1, rtol=1e-5)
     np.testing.assert_allclose(s.confidence, s.probs.max(1))
-    assert np.array_equal(s.latents, sample_scenario(np.zeros(4), np.eye(4), 7, tau=0.5, seed=(0, 2)))
-    again = render_scenario(vae, clf, np.zeros(4), np.eye(4), 7, tau=0.5, seed=(0, 2), device="cpu")
+    assert np.array_equal(s.latents, latents)
+    again = render_scenario(vae, clf, latents, device="cpu")
     assert torch.allclose(again.images, s.images, atol=1e-6)
 
 
 def test_rendered_images_can_be_trained_on(nets):
     vae, clf = nets
-    s = render_scenario(vae, clf, np.zeros(4), np.eye(4), 4, tau=0.5, seed=0, device="cpu")
+    s = render_scenario(vae, clf, sample_scenario(np.zeros(4), np.eye(4), 4, tau=0.5, seed=0), device="cpu")
     assert not s.images.is_inference() and not s.images.requires_grad
     images = s.images.requires_grad_()
     clf.zero_grad()
@@ -128,16 +131,32 @@ def test_rendered_images_can_be_trained_on(nets):
 def test_failure_splits_have_their_sizes_and_own_streams(nets):
     vae, _ = nets
     scen = Scenarios(np.stack([np.zeros(4), np.ones(4)]), np.stack([np.eye(4)] * 2))
-    splits = draw_failure_splits(vae, scen, 1, 3, n_finetune=5, n_val=6, n_test=7, tau=0.5, seed=2, device="cpu")
+    draw = ScenarioDraw(5, tau=0.5, seed=2)
+    splits = draw_failure_splits(vae, scen, 1, 3, draw, device="cpu")
     assert (splits.scenario, splits.label) == (1, 3)
-    assert [tuple(x.shape) for x in (splits.finetune, splits.val, splits.test)] == \
-        [(5, 1, 32, 32), (6, 1, 32, 32), (7, 1, 32, 32)]
-    again = draw_failure_splits(vae, scen, 1, 3, n_finetune=5, n_val=6, n_test=7, tau=0.5, seed=2, device="cpu")
+    assert [tuple(x.shape) for x in (splits.finetune, splits.val, splits.test)] == [(5, 1, 32, 32)] * 3
+    again = draw_failure_splits(vae, scen, 1, 3, draw, device="cpu")
     assert torch.allclose(again.test, splits.test, atol=1e-6)
     with pytest.raises(ValueError, match=r"j must be a scenario row in 0\.\.1; got 2"):
-        draw_failure_splits(vae, scen, 2, 3, tau=0.5, seed=2)
-    with pytest.raises(ValueError, match="n_test must be an integer >= 1; got 0"):
-        draw_failure_splits(vae, scen, 0, 3, n_test=0, tau=0.5, seed=2)
+        draw_failure_splits(vae, scen, 2, 3, draw)
+    with pytest.raises(ValueError, match=r"tau must be a finite number > 0 .*got None"):
+        draw_failure_splits(vae, scen, 0, 3, ScenarioDraw(5, seed=2))   # the steps fill in the dataset's τ
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(n=0), "samples per scenario must be an integer >= 1; got 0"),
+    (dict(n=2.5), "samples per scenario must be an integer >= 1; got 2.5"),
+    (dict(tau=0.0), "tau must be a finite number > 0"),
+    (dict(seed=-1), "seed must be an integer >= 0; got -1"),
+])
+def test_a_bad_draw_is_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ScenarioDraw(**kwargs)
+
+
+def test_a_draw_takes_the_default_tau_only_when_it_has_none():
+    assert ScenarioDraw(8, seed=3).with_tau(0.5) == ScenarioDraw(8, 0.5, 3)
+    assert ScenarioDraw(8, 0.01, 3).with_tau(0.5) == ScenarioDraw(8, 0.01, 3)
 
 
 def _shared_rows(a, b) -> int:
@@ -146,16 +165,18 @@ def _shared_rows(a, b) -> int:
     return sum(bytes(np.ascontiguousarray(r).tobytes()) in rows_b for r in np.asarray(a).reshape(len(a), -1))
 
 
-def test_review_finetune_val_and_test_draws_share_no_value(nets):
-    """Whole draws, compared by value: no review sample is a D_f, failure-val or failure-test sample."""
+def test_review_finetune_val_test_and_suite_draws_share_no_value(nets):
+    """Whole draws, compared by value: no review sample is a D_f, failure-val, failure-test or suite sample."""
     vae, clf = nets
     scen = Scenarios(np.stack([np.zeros(4), np.ones(4)]), np.stack([np.eye(4)] * 2))
     n = 300
-    review = [render_scenario(vae, clf, scen.means[j], scen.covariances[j], n, tau=0.5,
-                              seed=scenario_stream(2, j, "review"), device="cpu").images.numpy() for j in (0, 1)]
-    splits = [draw_failure_splits(vae, scen, j, 3, n_finetune=n, n_val=n, n_test=n, tau=0.5, seed=2, device="cpu")
-              for j in (0, 1)]
+    review = [ReviewSamples(vae, clf, scen, tau=0.5, seed=2).render(j, n, device="cpu").images.numpy() for j in (0, 1)]
+    splits = [draw_failure_splits(vae, scen, j, 3, ScenarioDraw(n, 0.5, 2), device="cpu") for j in (0, 1)]
+    suite = [render_scenario(vae, clf, sample_scenario(scen.means[j], scen.covariances[j], n, tau=0.5,
+                                                       seed=scenario_stream(2, j, "suite")), device="cpu")
+             for j in (0, 1)]   # what steps.suite decodes (before storing it as uint8)
     draws = {f"review{j}": review[j] for j in (0, 1)}
+    draws.update({f"suite{j}": suite[j].images.numpy() for j in (0, 1)})
     draws.update({f"{name}{j}": getattr(splits[j], name).numpy()
                   for j in (0, 1) for name in ("finetune", "val", "test")})
     assert all(_shared_rows(x, x) == n for x in draws.values())  # the comparison finds rows that are there
@@ -178,7 +199,7 @@ def test_the_old_split_streams_overlapped_the_review_stream():
 
 def test_scenario_stream_rejects_unknown_purposes():
     with pytest.raises(ValueError, match=r"purpose must be one of \['review', 'finetune', 'failure-val', "
-                                         r"'failure-test'\]; got 'train'"):
+                                         r"'failure-test', 'suite'\]; got 'train'"):
         scenario_stream(0, 1, "train")
     with pytest.raises(ValueError, match="j must be an integer >= 0; got -1"):
         scenario_stream(0, -1, "review")

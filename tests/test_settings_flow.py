@@ -42,7 +42,7 @@ def test_a_lambda_of_12345678_reaches_the_sweep_exactly(ws, captured):
     cfg = CorrectConfig(lambdas=(12345678.0, 1e-10, 0.3), epochs=2, lr=3e-4, seed=5)
     assert main(["correct", "-w", str(ws.root), *config_args(cfg), "--quiet"]) == 2
     assert captured["cfg"] == cfg and captured["cfg"].lambdas == (12345678.0, 1e-10, 0.3)
-    assert captured["options"]["seed"] == 5  # the failure sets draw with the config's seed
+    assert captured["options"]["draw"].seed == 5  # the failure sets draw with the config's seed
 
 
 def test_the_jobs_config_is_validated_once(ws, captured, monkeypatch):

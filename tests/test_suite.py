@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from defuse.cli.main import main
-from defuse.distill.sampling import render_scenario
+from defuse.distill.sampling import ReviewSamples, ScenarioDraw
 from defuse.nets import checkpoints
 from defuse.steps.correct import failure_sets
 from defuse.steps.distill import load_scenarios
 from defuse.steps.project import load_classifier
-from defuse.suite.check import Thresholds, check_predictions, count_flips
+from defuse.suite.check import SuitePredictions, Thresholds, check_predictions, count_flips
 from defuse.suite.regression_suite import RegressionSuite, SuiteScenario, predict, read_suite, to_uint8, write_suite
 from defuse.workspace import Workspace
 
@@ -60,17 +60,16 @@ def test_suite_freezes_the_confirmed_scenarios_with_their_predictions(built):
     assert manifest["format_version"] == 1 and set(manifest["files"]) == {"scenarios.npz", "scenarios.json",
                                                                            "test.npz"}
     settings = manifest["settings"]
-    assert settings["n_per_scenario"] == 24 and settings["stream"] == "(seed, j, 3)"
+    assert settings["n_per_scenario"] == 24 and settings["stream"] == "scenario_stream(seed, j, 'suite')"
     assert settings["fingerprints"]["classifier/model.json"] == Workspace(root).fingerprint("classifier/model.json")
 
 
 def test_suite_samples_are_none_of_the_review_finetune_val_or_test_draws(built):
     root, out = built
     suite, ws = read_suite(out), Workspace(root)
-    (fs,) = failure_sets(ws, n_samples=24, device="cpu")
+    (fs,) = failure_sets(ws, ScenarioDraw(24), device="cpu")
     sc, vae = load_scenarios(ws), checkpoints.load_model(ws.path("vae/model.json"))[0]
-    review = render_scenario(vae, load_classifier(ws)[0], sc.means[0], sc.covariances[0], 10, tau=0.5, seed=(0, 0),
-                             device="cpu").images
+    review = ReviewSamples(vae, load_classifier(ws)[0], sc, tau=0.5, seed=0).render(0, 10, device="cpu").images
     others = np.concatenate([to_uint8(x) for x in (fs.finetune, fs.val, fs.test, review)]).reshape(82, -1)
     mine = suite.images.reshape(len(suite), -1)
     distance = np.abs(mine[:, None, :].astype(int) - others[None, :, :].astype(int)).sum(-1)
@@ -145,14 +144,15 @@ def test_flips_and_thresholds_on_a_hand_made_case():
     suite = _hand_made(n_test=3)
     baseline = np.array([1, 1, 0, 0, 0, 1])   # right on samples 0, 1, 4
     model = np.array([1, 0, 1, 0, 1, 0])      # right on 0, 2, 5: negative flips 1 and 4, positive 2 and 5
-    r = check_predictions(suite, model, test_predictions=np.array([0, 1, 0]), baseline=baseline,
-                          baseline_test=np.array([1, 1, 1]), thresholds=Thresholds(min_accuracy=0.6))
+    r = check_predictions(suite, SuitePredictions(model, np.array([0, 1, 0])),
+                          baseline=SuitePredictions(baseline, np.array([1, 1, 1])),
+                          thresholds=Thresholds(min_accuracy=0.6))
     assert [(s.id, s.n, s.accuracy, s.negative_flips, s.positive_flips) for s in r.scenarios] == \
         [(0, 4, 0.5, 1, 1), (2, 2, 0.5, 1, 1)]
     assert r.test_accuracy == pytest.approx(2 / 3) and r.baseline_test_accuracy == pytest.approx(2 / 3)
     assert (r.negative_flips, r.positive_flips) == (2 + 1, 2 + 1)   # test: sample 0 lost, sample 2 gained
     assert not r.passed and [f.split(":")[0] for f in r.failures] == ["scenario #0 (label 1)", "scenario #2 (label 0)"]
-    per_sample = check_predictions(suite, model, labels="sample")   # -1 samples left out
+    per_sample = check_predictions(suite, SuitePredictions(model), labels="sample")   # -1 samples left out
     assert [(s.n, s.accuracy) for s in per_sample.scenarios] == [(3, 1 / 3), (1, 0.0)]
     assert count_flips(np.array([0, 1]), np.array([0, 1]), np.array([1, 0])) == (2, 0)
     with pytest.raises(ValueError, match="min-accuracy must be a share in"):

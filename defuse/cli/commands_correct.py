@@ -6,8 +6,10 @@ import time
 from dataclasses import replace
 
 from ..correct.sweep import FAILURE_LABELS, PAPER_LAMBDAS, CorrectConfig
+from ..distill.sampling import ScenarioDraw
 from ..distributed.cluster import add_backend_args, backend_from_args
 from ..nets.vae_recipe import ACCEPT_FLAG
+from ..runtime.progress import RunOptions
 from ..steps import correct, export, project
 from ..steps.distill import distill_step
 from ..steps.fidelity import check_fidelity
@@ -61,8 +63,8 @@ def _correct(args, sink):
     backend = backend_from_args(args)
     ws = open_workspace(args)
     reviewer = reviewer_from_args(ws, args, sink)
-    correct.correct_step(ws, cfg, reviewer=reviewer, n_samples=args.samples, tau=args.tau, seed=cfg.seed,
-                            baseline=not args.no_baseline, device=args.device, on_progress=sink, backend=backend)
+    correct.correct_step(ws, cfg, draw=ScenarioDraw(args.samples, args.tau, cfg.seed), reviewer=reviewer,
+                         baseline=not args.no_baseline, run=RunOptions(args.device, sink, backend))
     return report_markdown(save_report(ws))
 
 
@@ -139,8 +141,8 @@ def _run(args, sink):
     review_step(ws, reviewer, device=dev, on_progress=sink)
     times["review"], t = time.perf_counter() - t, time.perf_counter()
     correct_cfg = replace(preset.correct, failure_labels=args.failure_labels)
-    correct.correct_step(ws, correct_cfg, reviewer=reviewer, n_samples=preset.n_samples, device=dev,
-                            on_progress=sink, backend=backend)
+    correct.correct_step(ws, correct_cfg, draw=ScenarioDraw(preset.n_samples), reviewer=reviewer,
+                         run=RunOptions(dev, sink, backend))
     times["correct"], t = time.perf_counter() - t, time.perf_counter()
     export.export_step(ws)
     report = save_report(ws)

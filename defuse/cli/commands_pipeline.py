@@ -151,7 +151,7 @@ def _sample_args(p):
 
 def _sample(args, sink):
     from ..data.render import image_grid
-    from ..distill.sampling import render_scenario, scenario_stream
+    from ..distill.sampling import ReviewSamples
 
     ws = open_workspace(args)
     scenarios = load_scenarios(ws)
@@ -159,9 +159,8 @@ def _sample(args, sink):
         raise ValueError(f"--scenario must be in 0..{len(scenarios) - 1}; got {args.scenario}")
     clf, vae = load_classifier(ws)[0], load_vae(ws)[0]
     j = args.scenario
-    s = render_scenario(vae, clf, scenarios.means[j], scenarios.covariances[j], args.n,
-                        tau=args.tau or default_tau(ws), seed=scenario_stream(args.seed, j, "review"),
-                        device=args.device)
+    s = ReviewSamples(vae, clf, scenarios, tau=args.tau or default_tau(ws), seed=args.seed).render(
+        j, args.n, device=args.device)
     image_grid(s.images, captions=[str(int(p)) for p in s.predictions]).save(args.out)
     return f"wrote {args.n} samples of scenario {j} to {args.out}"
 

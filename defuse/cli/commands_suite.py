@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..nets.checkpoints import load_classifier
 from ..runtime import atomic
-from ..steps.suite import export_suite
+from ..steps.suite import SuiteConfig, export_suite
 from ..suite.check import LABEL_MODES, CheckResult, Thresholds, check_model
 from ..suite.regression_suite import read_suite
 from .args import CommandTable, Failed, open_workspace
@@ -29,9 +29,9 @@ def _suite_args(p):
 
 def _suite(args, sink):
     ws = open_workspace(args)
-    suite, out = export_suite(ws, args.out, n_per_scenario=args.samples, seed=args.seed, tau=args.tau,
-                              include_test=args.with_test, use_reviewer=not args.no_reviewer, device=args.device,
-                              on_progress=sink)
+    cfg = SuiteConfig(n_per_scenario=args.samples, seed=args.seed, tau=args.tau, include_test=args.with_test,
+                      use_reviewer=not args.no_reviewer)
+    suite, out = export_suite(ws, args.out, cfg, device=args.device, on_progress=sink)
     lines = [f"suite written to {out}: {len(suite.scenarios)} failure scenario(s), {len(suite):,} samples"
              + (f", {len(suite.test_images):,} test images" if suite.has_test else "")]
     for s in suite.scenarios:

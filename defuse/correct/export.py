@@ -10,6 +10,7 @@ which λ and rule, and what it cost: before / control / after / baseline accurac
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -25,6 +26,7 @@ from ..runtime import atomic
 from .headline import regression_note
 from .sweep import Sweep
 
+CARD_NAME = "model-card"  # model-card.json and model-card.md beside the checkpoint
 CARD_METRICS = ("train_acc", "val_acc", "test_acc", "failure_val_acc", "failure_test_acc",
                 "failure_test_acc_reviewer", "failure_test_acc_per_scenario")
 
@@ -55,42 +57,49 @@ def _pick(row: Optional[dict]) -> Optional[dict]:
     return {"lambda": row.get("lambda"), "epoch": row.get("epoch"), **{k: row.get(k) for k in CARD_METRICS}}
 
 
-def export_corrected(model: nn.Module, meta: dict, out_dir, *, name: str, sweep: Sweep, scenarios_summary: list,
-                     dataset, example_input: Optional[torch.Tensor] = None, card_name: str = "model-card",
-                     provenance: Optional[dict] = None) -> dict:
+@dataclass(frozen=True)
+class CorrectionRecord:
+    """What a corrected model came from, as its checkpoint and model card tell it."""
+
+    sweep: Sweep                        # the sweep the model came from (its chosen λ, rule, metrics)
+    scenarios: list                     # one dict per fixed scenario, e.g. ``[s.summary() for s in failure_sets]``
+    dataset: object                     # :class:`ImageData`, :class:`DatasetSpec` or a dict describing the data
+    provenance: Optional[dict] = None   # fingerprints of the classifier, VAE, labels and data it came from
+
+
+def export_corrected(model: nn.Module, meta: dict, out_dir, record: CorrectionRecord, *, name: str,
+                     example_input: Optional[torch.Tensor] = None) -> dict:
     """Write ``<name>.safetensors`` + ``<name>.json`` (and ``<name>.pt``/``.pt2`` for external originals)
-    and ``<card_name>.json`` + ``.md`` into ``out_dir``, all atomically; return the card.
+    and ``model-card.json`` + ``.md`` into ``out_dir``, all atomically; return the card.
 
     Parameters
     ----------
     model : the corrected classifier, e.g. ``sweep.model()``.
     meta : the original classifier's sidecar (architecture, arch_kwargs, class_names, sha256, ...).
-    sweep : the :class:`~defuse.correct.sweep.Sweep` the model came from.
-    scenarios_summary : one dict per fixed scenario, e.g. ``[s.summary() for s in failure_sets]``.
-    dataset : :class:`ImageData`, :class:`DatasetSpec` or a dict describing the data.
+    record : the sweep, the fixed scenarios, the data and the provenance the card reports.
     example_input : (1, C, H, W) images for tracing; default: random of the recorded shape.
-    provenance : fingerprints of what the correction came from (classifier, VAE, labels, data).
     """
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"name must be a plain file name, got {name!r}")
     if "architecture" not in meta:
         raise ValueError("meta must be the original classifier's sidecar (it lacks 'architecture')")
-    out, data = Path(out_dir), _dataset_dict(dataset)
+    out, data, sweep = Path(out_dir), _dataset_dict(record.dataset), record.sweep
     model = model.cpu().eval()
-    files = _write_checkpoint(model, meta, out, name, sweep, data, example_input)
-    card = {**_card(meta, name, sweep, scenarios_summary, data, files), "provenance": dict(provenance or {})}
-    atomic.write_json(out / f"{card_name}.json", card)
-    atomic.write_text(out / f"{card_name}.md", card_markdown(card))
+    files = _write_checkpoint(model, meta, out / name, sweep, data, example_input)
+    card = {**_card(meta, name, sweep, record.scenarios, data, files), "provenance": dict(record.provenance or {})}
+    atomic.write_json(out / f"{CARD_NAME}.json", card)
+    atomic.write_text(out / f"{CARD_NAME}.md", card_markdown(card))
     return card
 
 
-def _write_checkpoint(model, meta, out: Path, name: str, sweep: Sweep, data: dict, example) -> dict:
-    arch = meta["architecture"]
+def _write_checkpoint(model, meta, stem: Path, sweep: Sweep, data: dict, example) -> dict:
+    """``stem``.safetensors + .json (and the original's own format, where it has one); the files by role."""
+    arch, name, out = meta["architecture"], stem.name, stem.parent
     extra = {"corrected_from": {"sha256": meta.get("sha256"), "weights_file": meta.get("weights_file")},
              "correction": {"lambda": sweep.chosen["lambda"], "rule": sweep.chosen["rule"]},
              "dataset": meta.get("dataset", data)}
     metrics = {k: v for k, v in (_pick(sweep.chosen) or {}).items() if k in CARD_METRICS}
-    sidecar = save_model(model, out / name, kind="classifier", architecture=arch,
+    sidecar = save_model(model, stem, kind="classifier", architecture=arch,
                          arch_kwargs=meta.get("arch_kwargs", {}), class_names=meta.get("class_names"),
                          config=meta.get("config"), metrics=metrics, extra=extra)
     files = {"weights": f"{name}.safetensors", "sidecar": f"{name}.json"}

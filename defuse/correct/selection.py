@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:  # sweep.py imports this module: the config's type only
@@ -41,35 +42,51 @@ def _select_paper(rows, ref, tolerance, failure_key, tied):
 SELECTIONS = {"tolerance": _select_tolerance, "paper": _select_paper}
 
 
-def select_lambda(rows: list[dict], rule: str = "tolerance", *, tolerance: float = 0.005,
-                  reference_val_acc: Optional[float] = None, failure_key: str = "failure_val_acc",
-                  n_failure_val: Optional[int] = None, tie_standard_errors: float = 0.0) -> dict:
-    """Pick one λ from the kept row of each λ (dicts with lambda, val_acc, failure_val_acc).
+@dataclass(frozen=True)
+class SelectionRule:
+    """How :func:`select_lambda` picks λ.
 
     "tolerance": among the λ whose val_acc stays within ``tolerance`` of the reference (the λ=0
-    control's val_acc unless ``reference_val_acc`` is given), the highest failure_val_acc; ties go
-    to the better val_acc, then the smaller λ (``failure_key`` names the failure measure). With
+    control's val_acc unless ``reference_val_acc`` is given), the highest failure accuracy
+    (``failure_key``); ties go to the better val_acc, then the smaller λ. With
     ``tie_standard_errors`` > 0 and ``n_failure_val`` samples, failure accuracies within that many
     standard errors of the best are tied too. If none qualifies, the highest val_acc
     (``within_tolerance`` False).
     "paper": the highest val_acc among λ > 0 (§4.1); ties go to the smaller λ.
-    Returns a copy of the chosen row plus ``rule`` and ``within_tolerance``.
     """
-    if rule not in SELECTIONS:
-        raise ValueError(f"rule must be one of {sorted(SELECTIONS)}, got {rule!r}")
+
+    name: str = "tolerance"
+    tolerance: float = 0.005
+    reference_val_acc: Optional[float] = None
+    failure_key: str = "failure_val_acc"
+    n_failure_val: Optional[int] = None
+    tie_standard_errors: float = 0.0
+
+    def __post_init__(self):
+        if self.name not in SELECTIONS:
+            raise ValueError(f"rule must be one of {sorted(SELECTIONS)}, got {self.name!r}")
+
+
+def select_lambda(rows: list[dict], rule: SelectionRule = SelectionRule()) -> dict:
+    """Pick one λ from the kept row of each λ (dicts with lambda, val_acc, failure_val_acc) by ``rule``.
+
+    Returns a copy of the chosen row plus ``rule`` (its name) and ``within_tolerance``.
+    """
     if not rows:
         raise ValueError("rows is empty: there is no λ to select from")
+    reference_val_acc, failure_key = rule.reference_val_acc, rule.failure_key
     if reference_val_acc is None:
         control = [r for r in rows if r["lambda"] == 0]
         if not control:
             raise ValueError("no λ=0 control row among rows; pass reference_val_acc")
         reference_val_acc = control[0]["val_acc"]
-    if rule == "tolerance" and any(r.get(failure_key) is None for r in rows):
+    if rule.name == "tolerance" and any(r.get(failure_key) is None for r in rows):
         raise ValueError(f"rows lack {failure_key!r} (no labeled failure validation samples): nothing to choose "
                          "λ on; label them, or choose on the scenario labels (failure_val_acc)")
-    best, ok = SELECTIONS[rule](rows, reference_val_acc, tolerance, failure_key,
-                                lambda best, acc: within_noise(best, acc, n_failure_val, tie_standard_errors))
-    return {**best, "rule": rule, "within_tolerance": bool(ok)}
+    best, ok = SELECTIONS[rule.name](rows, reference_val_acc, rule.tolerance, failure_key,
+                                     lambda best, acc: within_noise(best, acc, rule.n_failure_val,
+                                                                    rule.tie_standard_errors))
+    return {**best, "rule": rule.name, "within_tolerance": bool(ok)}
 
 
 def failure_measure(cfg: CorrectConfig) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Optional
 
 import torch
@@ -21,11 +21,18 @@ from torch import nn
 
 from ..data.datasets import ImageData
 from ..runtime.devices import resolve_device
-from ..runtime.progress import ProgressFn
+from ..runtime.progress import RunOptions
 from .evaluation import SweepInputs, build_inputs, evaluate
 from .failure_sets import SPLITS, FailureSet, stack_failure_sets  # noqa: F401  (stack_failure_sets: re-exported)
 from .finetune import SingleTrainer, SweepStore, copy_model
-from .selection import EPOCH_METRICS, SELECTIONS, epoch_metric, failure_measure, select_lambda  # noqa: F401
+from .selection import (  # noqa: F401  (re-exported)
+    EPOCH_METRICS,
+    SELECTIONS,
+    SelectionRule,
+    epoch_metric,
+    failure_measure,
+    select_lambda,
+)
 from .training import Tracker, parallel_mode, plan_groups, train_groups
 
 PAPER_LAMBDAS = (1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 2.0, 5.0, 10.0, 20.0, 100.0,
@@ -143,8 +150,8 @@ class Sweep:
 
 
 def correct(classifier: nn.Module, data: ImageData, failure_sets: list[FailureSet],
-            cfg: CorrectConfig = CorrectConfig(), *, device="auto", on_progress: ProgressFn = None,
-            resume_dir=None, baseline: Optional[tuple] = None, backend=None) -> Sweep:
+            cfg: CorrectConfig = CorrectConfig(), *, baseline: Optional[tuple] = None,
+            run: RunOptions = RunOptions()) -> Sweep:
     """Fine-tune a copy of ``classifier`` on L(D) + λ·CE(D_f) for every λ of ``cfg`` and pick one.
 
     Parameters
@@ -152,15 +159,15 @@ def correct(classifier: nn.Module, data: ImageData, failure_sets: list[FailureSe
     classifier : takes images (N, C, H, W) in [0, 1], returns logits (N, classes). Never modified.
     data : D is ``data.train``; val/test accuracy are measured on ``data.val`` / ``data.test``.
     failure_sets : the failure scenarios to fix; D_f is their ``finetune`` samples.
-    resume_dir : folder for finished λs; a re-run with the same inputs and config skips them.
     baseline : ``(images (n, C, H, W), labels (n,))``, the raw unrestricted adversarial examples,
         each labelled by a reviewer (fallback: the label of its source image, which a small
         perturbation should not change). The same sweep runs on them instead of D_f.
-    on_progress : receives :class:`~defuse.runtime.progress.Progress` events (step "correct", done = finished
-        (λ, epoch) pairs; metrics["event"] is "epoch", "lambda" or "batch"); raising
-        :class:`~defuse.runtime.progress.Cancelled` stops the sweep, finished λs stay in ``resume_dir``.
-    backend : None (train here) or a :class:`defuse.distributed.backend.RayBackend`: the λ groups train
-        as parallel Ray tasks; the store, the events and the selection are the same.
+    run : ``device``; ``on_progress`` receives :class:`~defuse.runtime.progress.Progress` events (step
+        "correct", done = finished (λ, epoch) pairs; metrics["event"] is "epoch", "lambda" or "batch"),
+        raising :class:`~defuse.runtime.progress.Cancelled` stops the sweep; ``resume_dir`` keeps
+        finished λs, so a re-run with the same inputs and config skips them; ``backend`` None trains
+        here, a :class:`defuse.distributed.backend.RayBackend` trains the λ groups as parallel Ray
+        tasks, with the same store, events and selection.
 
     Returns
     -------
@@ -174,8 +181,8 @@ def correct(classifier: nn.Module, data: ImageData, failure_sets: list[FailureSe
         raise ValueError("failure_labels='reviewer' needs per-sample reviewer labels on every failure set "
                          "(finetune_labels and reviewed val_reviewer samples): pass a reviewer (--reviewer auto) "
                          "or use failure_labels='scenario'")
-    return _correct_impl(classifier, data, failure_sets, cfg, resolve_device(device), on_progress, resume_dir,
-                         baseline, backend)
+    return _correct_impl(classifier, data, failure_sets, baseline, cfg,
+                         replace(run, device=resolve_device(run.device)))
 
 
 def _check_inputs(classifier, data, failure_sets, baseline) -> None:
@@ -212,7 +219,8 @@ def _fingerprint(template: nn.Module, inp: SweepInputs, cfg: CorrectConfig) -> s
     return h.hexdigest()[:16]
 
 
-def _correct_impl(classifier, data, failure_sets, cfg, dev, on_progress, resume_dir, baseline, backend) -> Sweep:
+def _correct_impl(classifier, data, failure_sets, baseline, cfg, run: RunOptions) -> Sweep:
+    dev, resume_dir = run.device, run.resume_dir
     template = copy_model(classifier).cpu().eval()  # the caller's model may be cached: never touch it
     inp = build_inputs(data, failure_sets, baseline, cfg)
     fingerprint = _fingerprint(template, inp, cfg)
@@ -221,14 +229,14 @@ def _correct_impl(classifier, data, failure_sets, cfg, dev, on_progress, resume_
     jobs += [("baseline", lam) for lam in cfg.lambdas] if baseline is not None else []
     results = {job: store.load(*job) for job in jobs}
     results = {job: r for job, r in results.items() if r is not None}
-    track = Tracker(len(jobs) * cfg.epochs, len(results) * cfg.epochs, on_progress)
+    track = Tracker(len(jobs) * cfg.epochs, len(results) * cfg.epochs, run.on_progress)
     before = {"kind": "before", "lambda": None, "epoch": 0, **evaluate(SingleTrainer(template, [0.0], cfg, dev).logits,
                                                                         inp, dev)[0]}
     track.before(before)
     mode = parallel_mode(cfg, template, data.train.images[:2], dev)
     states = {}
     groups = plan_groups([job for job in jobs if job not in results], mode, cfg, template)
-    train = train_groups if backend is None else backend.train_groups
+    train = train_groups if run.backend is None else run.backend.train_groups
     for kind, lam, rows, best, state in train(groups, template, inp, cfg, dev, track):
         store.save(kind, lam, rows, best, state)
         results[(kind, lam)] = (rows, best)
@@ -250,8 +258,8 @@ def _choose(best: list[dict], before: dict, inp: SweepInputs, cfg: CorrectConfig
     defuse = [r for r in best if r["kind"] == "defuse"]
     control = next((r for r in defuse if r["lambda"] == 0), None)
     ref = (control or before)["val_acc"]
-    rule = {"tolerance": cfg.tolerance, "reference_val_acc": ref, "n_failure_val": n_val,
-            "tie_standard_errors": cfg.tie_standard_errors, "failure_key": failure_measure(cfg)}
+    rule = SelectionRule(cfg.selection, cfg.tolerance, reference_val_acc=ref, failure_key=failure_measure(cfg),
+                         n_failure_val=n_val, tie_standard_errors=cfg.tie_standard_errors)
     base = [r for r in best if r["kind"] == "baseline"]
-    return {"control": control, "chosen": select_lambda(defuse, cfg.selection, **rule),
-            "baseline_chosen": select_lambda(base, cfg.selection, **rule) if base else None}
+    return {"control": control, "chosen": select_lambda(defuse, rule),
+            "baseline_chosen": select_lambda(base, rule) if base else None}

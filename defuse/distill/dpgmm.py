@@ -23,13 +23,16 @@ import math
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NamedTuple, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 import numpy as np
 import torch
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
+
+if TYPE_CHECKING:
+    from .scenarios import DistillConfig
 
 IterFn = Optional[Callable[[int, int, float], None]]  # (init, n_iter, lower_bound); may raise to stop
 
@@ -176,11 +179,14 @@ def _lower_bound(neg_entropy: torch.Tensor, p: _Params) -> torch.Tensor:
 class DPGaussianMixture:
     """Variational Dirichlet-process Gaussian mixture with full covariances, in torch float64.
 
-    Parameters mean what they mean in scikit-learn's ``BayesianGaussianMixture``; the priors are
-    its defaults (mean prior = data mean, degrees of freedom prior = n_features, covariance prior
-    = empirical covariance, mean precision prior = 1, weight concentration = 1 / n_components).
-    ``threads`` caps the CPU threads of fit and predict (see :func:`limit_threads`; None: leave
-    torch and BLAS as configured). ``chunk_size`` rows
+The fit's settings are those of a :class:`~defuse.distill.scenarios.DistillConfig` (default: its
+    defaults): ``tol``, ``reg_covar``, ``max_iter``, ``n_init``, ``weight_concentration_prior`` and
+    ``seed`` (scikit-learn's ``random_state``) mean what they mean in scikit-learn's
+    ``BayesianGaussianMixture``; the priors are its defaults (mean prior = data mean, degrees of
+    freedom prior = n_features, covariance prior = empirical covariance, mean precision prior = 1,
+    weight concentration = 1 / n_components). ``threads`` caps the CPU threads of fit and predict
+    (see :func:`limit_threads`; None: leave torch and BLAS as configured). ``device`` is where the
+    fit runs (a resolved device: the config's "auto" is the caller's to resolve). ``chunk_size`` rows
     are processed per block in the E-step (None: 2048 on CPU, where blocks stay in cache; all rows
     up to 2**18 on a GPU, where fewer, larger kernels are faster).
 
@@ -190,14 +196,16 @@ class DPGaussianMixture:
     ``n_iter_``, ``lower_bound_``, ``lower_bounds_``.
     """
 
-    def __init__(self, n_components: int = 100, *, tol: float = 1e-3, reg_covar: float = 1e-6,
-                 max_iter: int = 100, n_init: int = 1, weight_concentration_prior: float | None = None,
-                 random_state: int | None = None, device: str | torch.device = "cpu",
-                 threads: int | None = 1, chunk_size: int | None = None):
-        self.n_components, self.tol, self.reg_covar = n_components, tol, reg_covar
-        self.max_iter, self.n_init = max_iter, n_init
-        self.weight_concentration_prior, self.random_state = weight_concentration_prior, random_state
-        self.device, self.threads, self.chunk_size = device, threads, chunk_size
+    def __init__(self, n_components: int = 100, cfg: DistillConfig | None = None, *,
+                 device: str | torch.device = "cpu", chunk_size: int | None = None):
+        if cfg is None:
+            from .scenarios import DistillConfig  # scenarios imports this module: a top-level import would cycle
+
+            cfg = DistillConfig()
+        self.n_components, self.tol, self.reg_covar = n_components, cfg.tol, cfg.reg_covar
+        self.max_iter, self.n_init = cfg.max_iter, cfg.n_init
+        self.weight_concentration_prior, self.random_state = cfg.weight_concentration_prior, cfg.seed
+        self.device, self.threads, self.chunk_size = device, cfg.threads, chunk_size
 
     def fit(self, X: np.ndarray, *, init_resp: np.ndarray | None = None, on_iter: IterFn = None):
         """Fit to X (n, d), float64 whatever its dtype.

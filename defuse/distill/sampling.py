@@ -7,9 +7,10 @@ the annotators (Q = 10 per scenario, §4.1) and correction (256 fine-tuning and 
 per scenario, §4.1).
 
 Randomness is per scenario and per purpose (:func:`scenario_stream`): the annotators' review samples,
-D_f, failure-validation and failure-test draws of scenario j each have their own stream, so no sample
-serves two purposes and adding or removing other scenarios never changes them. Decoding runs under
-``torch.no_grad`` (not ``inference_mode``): the images are ordinary tensors that fine-tuning can later train on.
+D_f, failure-validation and failure-test draws and the regression suite's samples of scenario j each have
+their own stream, so no sample serves two purposes and adding or removing other scenarios never changes
+them. Decoding runs under ``torch.no_grad`` (not ``inference_mode``): the images are ordinary tensors that
+fine-tuning can later train on.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -33,12 +34,14 @@ _SYMMETRY_TOL = 1e-6
 
 Seed = int | Sequence[int] | np.random.SeedSequence
 
-# Spawn keys of the correction splits. numpy pads a short entropy with zeros, so the streams (seed, j)
-# and (seed, j, 0) were one stream: the review samples were the first samples of D_f. A spawn key is
-# hashed apart from the entropy (numpy pads the entropy to its pool size first), which keeps these apart
-# from each other and from the review stream.
-STREAM_KEYS = {"finetune": 1, "failure-val": 2, "failure-test": 3}
+# Spawn keys of the correction splits and the regression suite. numpy pads a short entropy with zeros,
+# so the streams (seed, j) and (seed, j, 0) were one stream: the review samples were the first samples of
+# D_f. A spawn key is hashed apart from the entropy (numpy pads the entropy to its pool size first), which
+# keeps these apart from each other and from the review stream.
+STREAM_KEYS = {"finetune": 1, "failure-val": 2, "failure-test": 3, "suite": 4}
 STREAMS = ("review", *STREAM_KEYS)
+_SPLIT_STREAMS = ("finetune", "failure-val", "failure-test")
+_DECODE_BATCH = 512  # codes decoded at once: bounds memory, never changes the images
 
 
 @dataclass
@@ -64,6 +67,30 @@ class FailureSplits:
     finetune: torch.Tensor    # (n_finetune, C, H, W) float32 in [0, 1]: the failure instances D_f
     val: torch.Tensor         # (n_val, C, H, W): for choosing λ
     test: torch.Tensor        # (n_test, C, H, W): held out, failure-scenario test accuracy
+
+
+@dataclass(frozen=True)
+class ScenarioDraw:
+    """How a step draws samples of the failure scenarios: how many per scenario (and per split of D_f,
+    failure validation and failure test), with which diversity τ, on the streams of which seed.
+
+    ``tau=None`` stands for the dataset's τ, which the steps fill in (``steps.distill.default_tau``);
+    a compute function that draws needs it set (:meth:`with_tau`).
+    """
+
+    n: int = 256                   # §4.1: 256 samples per scenario and split
+    tau: Optional[float] = None    # τ; None: the dataset's
+    seed: int = 0
+
+    def __post_init__(self):
+        check_int("samples per scenario", self.n, 1)
+        check_int("seed", self.seed, 0)
+        if self.tau is not None:
+            _check_tau(self.tau)
+
+    def with_tau(self, default: float) -> ScenarioDraw:
+        """This draw with τ set: its own, else ``default``."""
+        return self if self.tau is not None else ScenarioDraw(self.n, _check_tau(default), self.seed)
 
 
 class ScenarioDraws(NamedTuple):
@@ -123,8 +150,8 @@ def scenario_stream(seed: int, j: int, purpose: str) -> np.random.SeedSequence:
     """The random stream of scenario row ``j``'s draws for one ``purpose`` (one of :data:`STREAMS`).
 
     "review" is the stream ``(seed, j)`` the annotators' samples have always come from, so labels
-    recorded in existing projects still describe the images shown; the correction splits use spawn
-    keys (:data:`STREAM_KEYS`), distinct from it and from each other.
+    recorded in existing projects still describe the images shown; the correction splits and the
+    regression suite ("suite") use spawn keys (:data:`STREAM_KEYS`), distinct from it and from each other.
     """
     check_int("seed", seed, 0)
     check_int("j", j, 0)
@@ -223,16 +250,16 @@ def _decode(vae: nn.Module, latents: np.ndarray, dev: torch.device, batch_size: 
     return torch.cat(images), (torch.cat(probs) if classifier is not None else None)
 
 
-def render_scenario(vae: nn.Module, classifier: nn.Module, mean, covariance, n: int, *, tau: float, seed: Seed,
-                    device="auto", batch_size: int = 512) -> ScenarioSamples:
-    """Sample ``n`` codes from N(μ, τ·Σ), decode them and let the classifier label them.
+def render_scenario(vae: nn.Module, classifier: nn.Module, latents: np.ndarray, *, device="auto",
+                    batch_size: int = _DECODE_BATCH) -> ScenarioSamples:
+    """Decode a scenario's codes (from :func:`sample_scenario`) and let the classifier label them.
 
     Returns
     -------
     ScenarioSamples: latents (n, k), images (n, C, H, W) float32 in [0, 1] on the CPU, predictions (n,),
     confidence (n,), probs (n, C).
     """
-    latents = sample_scenario(mean, covariance, n, tau=tau, seed=seed)
+    latents = np.asarray(latents, dtype=np.float32)
     dev = resolve_device(device)
     with on_device(vae, dev), on_device(classifier, dev):
         images, probs = _decode(vae, latents, dev, check_int("batch_size", batch_size, 1), classifier)
@@ -241,10 +268,9 @@ def render_scenario(vae: nn.Module, classifier: nn.Module, mean, covariance, n: 
                            probs.numpy().astype(np.float32))
 
 
-def draw_failure_splits(vae: nn.Module, scenarios, j: int, label: int, *, n_finetune: int = 256,
-                        n_val: int = 256, n_test: int = 256, tau: float, seed: int, device="auto",
-                        batch_size: int = 512) -> FailureSplits:
-    """The fine-tuning, validation and test images of failure scenario ``j`` (§4.1: 256 each).
+def draw_failure_splits(vae: nn.Module, scenarios, j: int, label: int, draw: ScenarioDraw, *,
+                        device="auto") -> FailureSplits:
+    """The fine-tuning, validation and test images of failure scenario ``j``, ``draw.n`` each (§4.1: 256).
 
     Each split has its own stream (:func:`scenario_stream` "finetune", "failure-val", "failure-test"),
     distinct from each other and from the annotators' review stream.
@@ -254,22 +280,20 @@ def draw_failure_splits(vae: nn.Module, scenarios, j: int, label: int, *, n_fine
     scenarios : object with ``means`` (m, k) and ``covariances`` (m, k, k), or that pair.
     j : row of the failure scenario, 0 <= j < m.
     label : its true label (the annotators' majority).
+    draw : samples per split, τ (must be set) and seed.
     """
     means, covs = scenario_arrays(scenarios)
     if not is_int(j) or not 0 <= j < len(means):
         raise ValueError(f"j must be a scenario row in 0..{len(means) - 1}; got {j!r}")
     check_int("label", label, 0)
-    check_int("seed", seed, 0)
-    sizes = [check_int(name, v, 1) for name, v in (("n_finetune", n_finetune), ("n_val", n_val), ("n_test", n_test))]
     mean, cov = _check_gaussian(means[j], covs[j])
-    chol, tau = _cholesky(cov), _check_tau(tau)
-    purposes = ("finetune", "failure-val", "failure-test")
-    latents = np.concatenate([_sample(mean, chol, n, tau, _stream(scenario_stream(seed, int(j), purpose)))
-                              for purpose, n in zip(purposes, sizes, strict=True)])
+    chol, tau = _cholesky(cov), _check_tau(draw.tau)
+    latents = np.concatenate([_sample(mean, chol, draw.n, tau, _stream(scenario_stream(draw.seed, int(j), purpose)))
+                              for purpose in _SPLIT_STREAMS])
     dev = resolve_device(device)
     with on_device(vae, dev):
-        images, _ = _decode(vae, latents, dev, check_int("batch_size", batch_size, 1))
-    finetune, val, test = torch.split(images, sizes)
+        images, _ = _decode(vae, latents, dev, _DECODE_BATCH)
+    finetune, val, test = torch.split(images, draw.n)
     return FailureSplits(int(j), int(label), finetune, val, test)
 
 
@@ -277,7 +301,7 @@ def draw_failure_splits(vae: nn.Module, scenarios, j: int, label: int, *, n_fine
 class ReviewSamples:
     """The samples annotators see of each failure scenario: row j's come from N(μ_j, τ·Σ_j) on the stream
     ``(seed, j)``, decoded by the VAE and labelled by the classifier, so every annotator, the automatic
-    reviewer and the pages see the same images (and D_f's streams ``(seed, j, split)`` differ from them)."""
+    reviewer and the pages see the same images (D_f's and the suite's streams differ from them)."""
 
     vae: nn.Module
     classifier: nn.Module
@@ -291,5 +315,5 @@ class ReviewSamples:
     def render(self, j: int, n: int, *, device="auto") -> ScenarioSamples:
         """The first ``n`` samples of scenario row ``j``."""
         means, covs = scenario_arrays(self.scenarios)
-        return render_scenario(self.vae, self.classifier, means[j], covs[j], n, tau=self.tau,
-                               seed=scenario_stream(self.seed, int(j), "review"), device=device)
+        latents = sample_scenario(means[j], covs[j], n, tau=self.tau, seed=scenario_stream(self.seed, int(j), "review"))
+        return render_scenario(self.vae, self.classifier, latents, device=device)

@@ -148,9 +148,7 @@ def _fit_torch(codes: np.ndarray, k: int, cfg: DistillConfig, on_iter: Callable[
     device = resolve_device(cfg.device)
     if device.type == "mps":
         device = torch.device("cpu")  # MPS has no float64, which the fit needs to match the reference
-    model = DPGaussianMixture(k, tol=cfg.tol, reg_covar=cfg.reg_covar, max_iter=cfg.max_iter,
-                              n_init=cfg.n_init, weight_concentration_prior=cfg.weight_concentration_prior,
-                              random_state=cfg.seed, device=device, threads=cfg.threads)
+    model = DPGaussianMixture(k, cfg, device=device)
     return model.fit(codes, on_iter=lambda init, n_iter, lower_bound: on_iter(lower_bound))
 
 

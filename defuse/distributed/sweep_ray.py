@@ -32,8 +32,8 @@ class _QueueTracker:
         self.events.put(("batch", metrics))
 
 
-def _train_group_task(group, packed_template, inp, cfg, device_type: str, threads: int, events) -> list:
-    torch.set_num_threads(threads)
+def _train_group_task(group, packed_template, inp, cfg, device_type: str, events) -> list:
+    torch.set_num_threads(TASK_CPUS)  # the CPUs Ray reserved for the task
     template = unpack_model(packed_template)
     return list(train_groups_here([group], template, inp, cfg, torch.device(device_type), _QueueTracker(events)))
 
@@ -51,7 +51,7 @@ def train_groups(groups, template, inp, cfg, track, *, pool):
     events = Queue(actor_options={"num_cpus": 0})
     task = ray.remote(_train_group_task).options(num_cpus=TASK_CPUS, num_gpus=1 if pool.gpu else 0,
                                                  max_retries=TASK_RETRIES)
-    shared = (ray.put(pack_model(template)), ray.put(inp), cfg, pool.device_type, TASK_CPUS, events)
+    shared = (ray.put(pack_model(template)), ray.put(inp), cfg, pool.device_type, events)
     waiting, running, seen = list(groups), [], set()
     try:
         while waiting or running:

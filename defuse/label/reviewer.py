@@ -245,12 +245,12 @@ def train_reviewer(data: ImageData, cfg: ReviewerConfig = ReviewerConfig(), *, d
                     samples_per_scenario=cfg.samples_per_scenario, config=asdict(cfg))
 
 
-def review_scenarios(reviewer: Reviewer, samples: ReviewSamples, store: LabelStore, *,
-                     samples_per_scenario: int | None = None, annotator: str | None = None,
-                     rho: float | None = None, device="auto", on_progress: ProgressFn = None) -> dict[int, Verdict]:
-    """Review every failure scenario as the paper's annotators do (§4.1, algorithm 2).
+def review_scenarios(reviewer: Reviewer, samples: ReviewSamples, store: LabelStore, *, device="auto",
+                     on_progress: ProgressFn = None) -> dict[int, Verdict]:
+    """Review every failure scenario as the paper's annotators do (§4.1, algorithm 2), with the reviewer's
+    own settings: its name as the annotator, its Q samples per scenario (the paper: 10) and its ρ.
 
-    For scenario row j, the first Q of ``samples`` (default: the reviewer's Q, 10), drawn from N(μ_j, τ·Σ_j)
+    For scenario row j, the first Q of ``samples``, drawn from N(μ_j, τ·Σ_j)
     with the stream ``(seed, j)`` and decoded; the reviewer labels each. Each label is recorded in ``store`` as
     one decision (``sample_index`` 0..Q-1, ``is_failure``: the reviewer's label differs from the classifier's).
     The verdict is :func:`defuse.verdicts.sample_verdict`: a failure scenario when more than ρ of the samples
@@ -261,10 +261,7 @@ def review_scenarios(reviewer: Reviewer, samples: ReviewSamples, store: LabelSto
     -------
     {j: Verdict} for every scenario row j in 0..m-1.
     """
-    q = reviewer.samples_per_scenario if samples_per_scenario is None else samples_per_scenario
-    annotator = reviewer.name if annotator is None else annotator
-    rho = reviewer.rho if rho is None else rho
-    _check_settings(annotator, rho, q)
+    q, annotator, rho = reviewer.samples_per_scenario, reviewer.name, reviewer.rho  # checked when it was made
     report, out = ProgressReporter("review", len(samples), on_progress), {}
     fingerprint = reviewer_fingerprint(reviewer)  # recorded on each decision: a machine's, which people overrule
     for j in range(len(samples)):

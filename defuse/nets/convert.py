@@ -21,10 +21,11 @@ from .model_files import PICKLE, detect_format
 
 # Outputs of the file and of the rebuilt network may differ by float noise only (fused kernels, layouts).
 OUTPUT_TOLERANCE = 1e-4
+_PROBE_SEED = 0  # of the random images both networks are run on
 
 
 def convert_classifier(src, dest, *, architecture: str, input_shape: tuple, arch_kwargs: Optional[dict] = None,
-                       class_names: Optional[list] = None, trust_code: bool = False, seed: int = 0) -> dict:
+                       class_names: Optional[list] = None, trust_code: bool = False) -> dict:
     """Write ``dest`` (``.safetensors`` + ``.json``) from the classifier in ``src``; return its sidecar.
 
     Parameters
@@ -37,7 +38,7 @@ def convert_classifier(src, dest, *, architecture: str, input_shape: tuple, arch
     channels, height, width = (int(v) for v in input_shape)
     if height != width:
         raise ValueError(f"input_shape must be square (C, S, S); got {tuple(input_shape)}")
-    x = torch.rand(4, channels, height, width, generator=torch.Generator().manual_seed(seed))
+    x = torch.rand(4, channels, height, width, generator=torch.Generator().manual_seed(_PROBE_SEED))
     geometry = {"channels": channels, "image_size": height}
     source, fmt = _reference(src, architecture, geometry, arch_kwargs, trust_code)
     with torch.no_grad():

@@ -1,8 +1,9 @@
-"""Progress reporting and cancellation shared by every long step.
+"""Progress reporting and cancellation shared by every long step, and how such a step runs.
 
 A step calls ``on_progress(Progress(...))``; the CLI turns the events into a
 terminal bar and JSON lines, the app into a progress bar. A callback cancels the
 step by raising :class:`Cancelled`; the step keeps what it already finished.
+:class:`RunOptions` carries the callback with the other settings of *how* a step runs.
 """
 
 from __future__ import annotations
@@ -40,6 +41,21 @@ class Progress:
 
 
 ProgressFn = Optional[Callable[[Progress], None]]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a long, resumable step runs (the λ sweep): none of these changes what it computes.
+
+    ``backend``: None trains in this process; a :class:`defuse.distributed.backend.RayBackend` trains
+    on a Ray cluster, with the same results. ``resume_dir``: a folder that keeps finished parts, so an
+    interrupted run resumes there (None: nothing is kept).
+    """
+
+    device: object = "auto"            # "auto", "cpu", "cuda", "cuda:1" or a torch.device
+    on_progress: ProgressFn = None
+    backend: object = None
+    resume_dir: object = None          # str or Path
 
 
 class ProgressReporter:

@@ -3,18 +3,18 @@ baseline (paper §3.2.4). Exporting the chosen model is :mod:`defuse.steps.expor
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Optional
 
 import numpy as np
 import torch
 
 from ..correct.sweep import CorrectConfig, FailureSet, Sweep, correct
-from ..distill.sampling import draw_failure_splits
+from ..distill.sampling import ScenarioDraw, draw_failure_splits
 from ..identify.search import decode_latents
 from ..label.reviewer import Reviewer, label_examples
 from ..runtime.limits import check_fits
-from ..runtime.progress import ProgressFn
+from ..runtime.progress import RunOptions
 from ..workspace import BEST, SWEEP, SWEEP_DIR, Workspace
 from .distill import default_tau, load_scenarios
 from .identify import load_failures
@@ -30,9 +30,8 @@ def check_failure_sets_fit(n_samples: int, n_scenarios: int, channels: int, imag
                what=f"{n_samples:,} samples x 3 splits x {n_scenarios} failure scenarios", fix=fix)
 
 
-def failure_sets(ws: Workspace, *, n_samples: int = 256, tau: Optional[float] = None, seed: int = 0,
-                 reviewer: Optional[Reviewer] = None, per_sample_labels: bool = False,
-                 device="auto") -> list[FailureSet]:
+def failure_sets(ws: Workspace, draw: ScenarioDraw = ScenarioDraw(), *, reviewer: Optional[Reviewer] = None,
+                 per_sample_labels: bool = False, device="auto") -> list[FailureSet]:
     """D_f, failure-validation and failure-test samples (§4.1: 256 each) of every confirmed failure scenario.
 
     ``per_sample_labels``: the reviewer labels every D_f sample too (CorrectConfig.failure_labels="reviewer").
@@ -40,16 +39,17 @@ def failure_sets(ws: Workspace, *, n_samples: int = 256, tau: Optional[float] = 
     if per_sample_labels and reviewer is None:
         raise ValueError("per-sample D_f labels need the automatic reviewer: pass --reviewer auto (or a reviewer "
                          "checkpoint), or keep the paper's scenario labels (--failure-labels scenario)")
-    found = {j: v for j, v in current_verdicts(ws, tau=tau, seed=seed, device=device).items() if v.is_failure}
+    found = {j: v for j, v in current_verdicts(ws, tau=draw.tau, seed=draw.seed, device=device).items()
+             if v.is_failure}
     if not found:
         raise ValueError("no scenario is labeled a failure yet: review them first (Label page, or "
                          "`python -m defuse label --reviewer auto`)")
     scenarios, vae = load_scenarios(ws), load_vae(ws)[0]
-    check_failure_sets_fit(n_samples, len(found), vae.channels, vae.image_size, fix="lower --samples")
+    check_failure_sets_fit(draw.n, len(found), vae.channels, vae.image_size, fix="lower --samples")
+    draw = draw.with_tau(default_tau(ws))
     sets = []
     for j, verdict in sorted(found.items()):
-        split = draw_failure_splits(vae, scenarios, j, verdict.label, n_finetune=n_samples, n_val=n_samples,
-                                    n_test=n_samples, tau=tau or default_tau(ws), seed=seed, device=device)
+        split = draw_failure_splits(vae, scenarios, j, verdict.label, draw, device=device)
         extra = {}
         if reviewer is not None:  # the stricter measure: each sample against the reviewer's own label
             extra = {f"{s}_reviewer": torch.as_tensor(label_examples(reviewer, getattr(split, s), device=device))
@@ -77,30 +77,30 @@ def baseline_examples(ws: Workspace, budget: int, *, reviewer: Optional[Reviewer
     return images, torch.as_tensor(failures.true_label[pick]).long(), "source label (fallback)"
 
 
-def correct_step(ws: Workspace, cfg: CorrectConfig, *, reviewer: Optional[Reviewer] = None, n_samples: int = 256,
-                 tau: Optional[float] = None, seed: int = 0, baseline: bool = True, device="auto",
-                 on_progress: ProgressFn = None, backend=None) -> dict:
-    """Run the λ sweep (and the UAE-only baseline); resumable from ``correct/sweep/``; ``backend`` as
-    :func:`defuse.correct.correct` takes it."""
-    sets = failure_sets(ws, n_samples=n_samples, tau=tau, seed=seed, reviewer=reviewer, device=device,
-                        per_sample_labels=cfg.failure_labels == "reviewer")
+def correct_step(ws: Workspace, cfg: CorrectConfig, *, draw: ScenarioDraw = ScenarioDraw(),
+                 reviewer: Optional[Reviewer] = None, baseline: bool = True, run: RunOptions = RunOptions()) -> dict:
+    """Run the λ sweep (and the UAE-only baseline) on ``draw.n`` samples per scenario and split; resumable
+    from ``correct/sweep/`` (``run.resume_dir`` is set here); ``run.backend`` as :func:`defuse.correct.correct`
+    takes it."""
+    device = run.device
+    sets = failure_sets(ws, draw, reviewer=reviewer, device=device, per_sample_labels=cfg.failure_labels == "reviewer")
     base, base_labels = None, None
     if baseline:
-        images, labels, base_labels = baseline_examples(ws, n_samples * len(sets), reviewer=reviewer, seed=seed,
+        images, labels, base_labels = baseline_examples(ws, draw.n * len(sets), reviewer=reviewer, seed=draw.seed,
                                                         device=device)
         base = (images, labels)
     classifier, _ = load_classifier(ws)
-    sweep = correct(classifier, load_data(ws), sets, cfg, device=device, on_progress=on_progress,
-                    resume_dir=ws.path(SWEEP_DIR), baseline=base, backend=backend)
-    summary = _with_provenance(ws, [s.summary() for s in sets], tau=tau, seed=seed, device=device)
+    sweep = correct(classifier, load_data(ws), sets, cfg, baseline=base,
+                    run=replace(run, resume_dir=ws.path(SWEEP_DIR)))
+    summary = _with_provenance(ws, [s.summary() for s in sets], tau=draw.tau, seed=draw.seed, device=device)
     ws.save_json(SWEEP, {**sweep.to_dict(), "failure_sets": summary, "baseline_labels": base_labels,
-                         "n_samples": n_samples, "tau": tau or default_tau(ws),
+                         "n_samples": draw.n, "tau": draw.tau or default_tau(ws),
                          "labels_fingerprint": ws.fingerprint(DECISIONS)})
     best = {"chosen": sweep.chosen, "control": sweep.control, "before": sweep.before,
             "baseline_chosen": sweep.baseline_chosen, "failure_sets": summary}
     ws.save_json(BEST, best)
     metrics = {k: sweep.chosen.get(k) for k in ("lambda", "test_acc", "val_acc", "failure_test_acc")}
-    return ws.record_step("correct", config={**asdict(cfg), "n_samples": n_samples, "seed": seed}, metrics=metrics)
+    return ws.record_step("correct", config={**asdict(cfg), "n_samples": draw.n, "seed": draw.seed}, metrics=metrics)
 
 
 def _with_provenance(ws: Workspace, summary: list[dict], **kw) -> list[dict]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -37,12 +38,25 @@ MANIFEST = "manifest.json"
 INSTALLED = "precomputed.json"  # in the workspace: what was installed, with sha256s (corruption shows later)
 FORMAT_VERSION = 1
 
+
+
+@dataclass(frozen=True)
+class FirstLook:
+    """The settings of the precomputed first-look steps."""
+
+    identify: IdentifyConfig
+    distill: DistillConfig
+    maps: tuple                 # projections of the Explore page's map, e.g. ("umap", "pca")
+    reviewer: ReviewerConfig
+
+
 # The app's own defaults, so the shipped results are what its first click would have made.
-DEMO_IDENTIFY = QUICK.identify                      # the Identify page's "CPU-friendly" settings
-DEMO_DISTILL = DistillConfig()
-DEMO_MAPS = ("umap", "pca")                         # the Explore page's default projection, and the instant one
-# Three members of the paper's CNN: the default ensemble swaps one for a 4 MB wide CNN; this keeps models/ small.
-DEMO_REVIEWER = ReviewerConfig(architectures=("paper-cnn",))
+DEMO_FIRST_LOOK = FirstLook(
+    identify=QUICK.identify,            # the Identify page's "CPU-friendly" settings
+    distill=DistillConfig(),
+    maps=("umap", "pca"),               # the Explore page's default projection, and the instant one
+    # Three members of the paper's CNN: the default ensemble swaps one for a 4 MB wide CNN; this keeps models/ small.
+    reviewer=ReviewerConfig(architectures=("paper-cnn",)))
 
 # group -> the groups it needs first (identify also needs the demo models the manifest names)
 GROUPS = {"identify": (), "distill": ("identify",), "map": ("identify",), "reviewer": ()}
@@ -67,9 +81,7 @@ def _model_shas(models_dir: Path) -> dict:
     return {kind: checkpoints.read_meta(models_dir / f"demo-{kind}.json")["sha256"] for kind in ("classifier", "vae")}
 
 
-def build_precomputed(models_dir=None, *, out=None, identify_cfg: IdentifyConfig = DEMO_IDENTIFY,
-                      distill_cfg: DistillConfig = DEMO_DISTILL, maps=DEMO_MAPS,
-                      reviewer_cfg: ReviewerConfig = DEMO_REVIEWER, device="auto",
+def build_precomputed(models_dir=None, *, out=None, first_look: FirstLook = DEMO_FIRST_LOOK, device="auto",
                       on_progress: ProgressFn = None) -> dict:
     """Run the first-look steps on the demo models in ``models_dir``; write ``out`` (default
     ``<models_dir>/demo-precomputed``) with the artifacts and their manifest. Returns the manifest."""
@@ -82,10 +94,12 @@ def build_precomputed(models_dir=None, *, out=None, identify_cfg: IdentifyConfig
     with tempfile.TemporaryDirectory(prefix="defuse-demo-") as tmp:
         ws = init_project(Path(tmp) / "demo", DEMO_DATASET, classifier=models_dir / "demo-classifier.json",
                           vae=models_dir / "demo-vae.json")
-        runs = {"identify": lambda: identify_step(ws, identify_cfg, device=device, on_progress=on_progress),
-                "distill": lambda: distill_step(ws, distill_cfg, on_progress=on_progress),
-                "map": lambda: [embed_step(ws, EmbedConfig(method=m), on_progress=on_progress) for m in maps],
-                "reviewer": lambda: get_reviewer(ws, "auto", cfg=reviewer_cfg, device=device, on_progress=on_progress)}
+        look = first_look
+        runs = {"identify": lambda: identify_step(ws, look.identify, device=device, on_progress=on_progress),
+                "distill": lambda: distill_step(ws, look.distill, on_progress=on_progress),
+                "map": lambda: [embed_step(ws, EmbedConfig(method=m), on_progress=on_progress) for m in look.maps],
+                "reviewer": lambda: get_reviewer(ws, "auto", cfg=look.reviewer, device=device,
+                                                 on_progress=on_progress)}
         for group, run in runs.items():
             t = time.perf_counter()
             run()
@@ -95,7 +109,7 @@ def build_precomputed(models_dir=None, *, out=None, identify_cfg: IdentifyConfig
         staging = out.with_name(out.name + ".tmp")
         shutil.rmtree(staging, ignore_errors=True)
         for group in GROUPS:
-            files = _group_files(ws, group, maps)
+            files = _group_files(ws, group, first_look.maps)
             entry = {"files": {rel: ws.fingerprint(rel) for rel in files}}
             if group in RECORDED_STEPS:
                 record = ws.step_record(group)

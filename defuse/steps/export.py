@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..correct.export import export_corrected
+from ..correct.export import CorrectionRecord, export_corrected
 from ..data.datasets import dataset_fingerprint
 from ..workspace import EXPORTS, SWEEP, VAE, Workspace
 from .correct import load_sweep
@@ -26,9 +26,9 @@ def export_step(ws: Workspace, *, lam: Optional[float] = None, name: Optional[st
     dataset = {**ws.project["dataset"], "fingerprint": dataset_fingerprint(ws.dataset)}
     provenance = {"classifier_sha256": meta.get("sha256"), "vae_sha256": ws.load_json(VAE).get("sha256"),
                   "labels_sha256": record.get("labels_fingerprint"), "dataset_fingerprint": dataset["fingerprint"]}
-    card = export_corrected(sweep.model(lam), meta, ws.path(EXPORTS), name=name or f"{ws.name}-corrected",
-                            sweep=sweep, scenarios_summary=record.get("failure_sets", []),
-                            dataset=dataset, card_name="model-card", provenance=provenance)
+    card = export_corrected(sweep.model(lam), meta, ws.path(EXPORTS),
+                            CorrectionRecord(sweep, record.get("failure_sets", []), dataset, provenance),
+                            name=name or f"{ws.name}-corrected")
     ws.record_step("export", config={"lambda": sweep.chosen["lambda"], "name": name})
     from .suite import export_suite  # the bundle carries the regression suite (exports/suite)
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..distill.sampling import draw_failure_splits, render_scenario, scenario_stream
+from ..distill.sampling import ReviewSamples, ScenarioDraw, draw_failure_splits
 from ..evaluation.judge import Judge, per_sample_accuracy, scenario_purity, uae_shares
 from ..identify.search import decode_latents
 from ..nets.architectures import is_conditional
@@ -64,11 +64,11 @@ def grade_purity(ws: Workspace, judge: Judge, *, n: int = 100, tau: Optional[flo
     Returns {"scenarios": {j: {...}}, "purity_mean", "purity_mean_failure"} (nan where there are none).
     """
     verdicts = current_verdicts(ws, tau=tau, seed=seed, device=device)
-    scenarios, vae, classifier = load_scenarios(ws), load_vae(ws)[0], load_classifier(ws)[0]
+    samples = ReviewSamples(load_vae(ws)[0], load_classifier(ws)[0], load_scenarios(ws), tau=tau or default_tau(ws),
+                            seed=seed)
     judged, ids, labels = [], [], {}
     for j, verdict in sorted(verdicts.items()):
-        s = render_scenario(vae, classifier, scenarios.means[j], scenarios.covariances[j], n,
-                            tau=tau or default_tau(ws), seed=scenario_stream(seed, j, "review"), device=device)
+        s = samples.render(j, n, device=device)
         labels[j] = verdict.label if verdict.is_failure else int(np.bincount(s.predictions).argmax())
         judged.append(judge.labels(s.images, device=device))
         ids.append(np.full(n, j, dtype=np.int64))
@@ -106,8 +106,9 @@ def grade_correction(ws: Workspace, judge: Judge, *, seed: int = 0, device="auto
         raise ValueError("nothing to grade yet: run the correction first (`python -m defuse correct`)")
     record, sweep = ws.load_json(SWEEP), load_sweep(ws)
     vae, scenarios, n = load_vae(ws)[0], load_scenarios(ws), int(record["n_samples"])
-    tests = [draw_failure_splits(vae, scenarios, s["scenario_id"], s["label"], n_finetune=1, n_val=1, n_test=n,
-                                 tau=record["tau"], seed=seed, device=device) for s in record["failure_sets"]]
+    draw = ScenarioDraw(n, record["tau"], seed)  # D_f and failure validation come too: their streams are apart
+    tests = [draw_failure_splits(vae, scenarios, s["scenario_id"], s["label"], draw, device=device)
+             for s in record["failure_sets"]]
     images = torch.cat([t.test for t in tests])
     scenario_label = np.concatenate([np.full(len(t.test), t.label, np.int64) for t in tests])
     judged = judge.labels(images, device=device)

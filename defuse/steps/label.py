@@ -77,18 +77,9 @@ def review_step(ws: Workspace, reviewer: Reviewer, *, tau: Optional[float] = Non
 def scenario_predictions(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, n: int = 10,
                          device="auto") -> dict[int, np.ndarray]:
     """The classifier's labels on each scenario's first ``n`` review samples (same draws the reviewer saw)."""
-    from ..distill.sampling import render_scenario, scenario_stream
-
-    scenarios = load_scenarios(ws)
-    classifier, _ = load_classifier(ws)
-    vae, _ = load_vae(ws)
-    out = {}
-    for j in range(len(scenarios)):
-        s = render_scenario(vae, classifier, scenarios.means[j], scenarios.covariances[j], n,
-                            tau=tau or default_tau(ws), seed=scenario_stream(seed, j, "review"),
-                            device=device)
-        out[j] = np.asarray(s.predictions)
-    return out
+    samples = ReviewSamples(load_vae(ws)[0], load_classifier(ws)[0], load_scenarios(ws),
+                            tau=tau or default_tau(ws), seed=seed)
+    return {j: np.asarray(samples.render(j, n, device=device).predictions) for j in range(len(samples))}
 
 
 def current_verdicts(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, rho: float = PAPER_RHO,

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 from torch import nn
 
-from ..distill.sampling import sample_scenario
+from ..distill.sampling import ScenarioDraw, sample_scenario, scenario_stream
 from ..identify.fastpath import decode_latents
 from ..label.reviewer import Reviewer, label_examples
 from ..label.verdicts import Verdict
 from ..runtime.progress import Progress, ProgressFn
-from ..suite.regression_suite import SUITE_STREAM, RegressionSuite, SuiteScenario, as_float, predict, to_uint8
+from ..suite.regression_suite import RegressionSuite, SuiteScenario, as_float, predict, to_uint8
 from ..workspace import CLASSIFIER, SCENARIOS, SUITE_DIR, SWEEP, VAE, Workspace
 from .distill import default_tau, load_scenarios
 from .label import LABELS, current_verdicts
 from .project import load_classifier, load_data, load_vae
+
+SUITE_STREAM = "scenario_stream(seed, j, 'suite')"  # what a suite's manifest says its samples came from
 
 
 def _name(class_names, c: int) -> str:
@@ -38,49 +41,77 @@ def describe_scenario(j: int, verdict: Verdict, predictions: np.ndarray, class_n
             f"confirmed by {who}.")
 
 
-def build_suite(ws: Workspace, *, n_per_scenario: int = 256, seed: int = 0, tau: Optional[float] = None,
-                include_test: bool = False, reviewer: Optional[Reviewer] = None, device="auto",
-                on_progress: ProgressFn = None) -> RegressionSuite:
-    """Draw ``n_per_scenario`` test samples of every confirmed failure scenario of ``ws`` and freeze them.
+@dataclass(frozen=True)
+class SuiteConfig:
+    """What a regression suite freezes. Unset draw settings follow the correction (its samples per
+    scenario, seed and τ), else 256, 0 and the dataset's τ."""
 
-    ``reviewer``: labels each sample (``sample_labels``); None leaves them -1. ``include_test``: the
-    project's test split goes in too, so a check reports overall test accuracy.
+    n_per_scenario: Optional[int] = None
+    seed: Optional[int] = None
+    tau: Optional[float] = None
+    include_test: bool = False   # the project's test split goes in too, so a check reports test accuracy
+    use_reviewer: bool = True    # the project's automatic reviewer, where it has one, labels every sample
+
+    def __post_init__(self):
+        # the draw's checks, before any work
+        ScenarioDraw(1 if self.n_per_scenario is None else self.n_per_scenario, self.tau,
+                     0 if self.seed is None else self.seed)
+
+    def draw(self, ws: Workspace) -> ScenarioDraw:
+        """The draw: these settings, the unset ones from the correction (or the defaults)."""
+        sweep = ws.load_json(SWEEP) if ws.exists(SWEEP) else {}
+        n = self.n_per_scenario or int(sweep.get("n_samples") or 256)
+        seed = self.seed if self.seed is not None else int(sweep.get("config", {}).get("seed") or 0)
+        return ScenarioDraw(n, self.tau or sweep.get("tau"), seed).with_tau(default_tau(ws))
+
+
+def build_suite(ws: Workspace, cfg: SuiteConfig = SuiteConfig(), *, device="auto",
+                on_progress: ProgressFn = None) -> RegressionSuite:
+    """Draw test samples of every confirmed failure scenario of ``ws`` (``cfg.draw``) and freeze them.
+
+    Each sample comes from the scenario's own "suite" stream, none of the review, D_f, failure-validation
+    or failure-test draws. The automatic reviewer (``cfg.use_reviewer``) labels each sample
+    (``sample_labels``); without one they stay -1.
     """
-    if isinstance(n_per_scenario, bool) or not isinstance(n_per_scenario, int) or n_per_scenario < 1:
-        raise ValueError(f"samples per scenario must be an integer >= 1; got {n_per_scenario!r}")
-    tau = tau or default_tau(ws)
-    confirmed = {j: v for j, v in current_verdicts(ws, tau=tau, seed=seed, device=device).items() if v.is_failure}
+    draw = cfg.draw(ws)
+    confirmed = {j: v for j, v in current_verdicts(ws, tau=draw.tau, seed=draw.seed, device=device).items()
+                 if v.is_failure}
     if not confirmed:
         raise ValueError("no scenario is confirmed a failure yet, so there is nothing to freeze: label the "
                          "scenarios first (Label page, or `python -m defuse label --reviewer auto`)")
+    reviewer = workspace_reviewer(ws) if cfg.use_reviewer else None
     scenarios, (vae, _), (classifier, meta) = load_scenarios(ws), load_vae(ws), load_classifier(ws)
     class_names = tuple(str(c) for c in ws.project.get("class_names") or meta.get("class_names") or [])
     parts, described = [], []
     for done, (j, verdict) in enumerate(sorted(confirmed.items())):
-        part = _scenario_part(vae, classifier, scenarios, j, verdict, n_per_scenario, tau=tau, seed=seed,
-                              reviewer=reviewer, device=device)
+        part = _scenario_part(_suite_images(vae, scenarios, j, draw, device), j, verdict.label, classifier,
+                              reviewer, device)
         parts.append(part)
         words = describe_scenario(j, verdict, part["original_predictions"], class_names,
                                   weight=float(scenarios.weights[j]), size=int(scenarios.sizes[j]))
-        described.append(SuiteScenario(id=int(j), label=int(verdict.label), description=words, n=n_per_scenario))
+        described.append(SuiteScenario(id=int(j), label=int(verdict.label), description=words, n=draw.n))
         if on_progress:
             on_progress(Progress("suite", done + 1, len(confirmed), metrics={"scenario": int(j)}))
     arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    test = _test_part(ws, classifier, device) if include_test else {}
-    settings = _settings(ws, n_per_scenario=n_per_scenario, seed=seed, tau=tau, reviewer=reviewer,
-                         include_test=include_test, meta=meta)
+    test = _test_part(ws, classifier, device) if cfg.include_test else {}
+    settings = _settings(ws, draw, cfg.include_test, reviewer, meta)
     return RegressionSuite(**arrays, scenarios=tuple(described), class_names=class_names, settings=settings, **test)
 
 
-def _scenario_part(vae: nn.Module, classifier: nn.Module, scenarios, j: int, verdict: Verdict, n: int, *,
-                   tau: float, seed: int, reviewer: Optional[Reviewer], device) -> dict:
-    latents = sample_scenario(scenarios.means[j], scenarios.covariances[j], n, tau=tau,
-                              seed=(seed, int(j), SUITE_STREAM))
-    images = to_uint8(decode_latents(vae, latents, device=device))
+def _suite_images(vae: nn.Module, scenarios, j: int, draw: ScenarioDraw, device) -> np.ndarray:
+    """Scenario row ``j``'s samples from its own "suite" stream, decoded and stored as uint8 (n, C, H, W)."""
+    latents = sample_scenario(scenarios.means[j], scenarios.covariances[j], draw.n, tau=draw.tau,
+                              seed=scenario_stream(draw.seed, int(j), "suite"))
+    return to_uint8(decode_latents(vae, latents, device=device))
+
+
+def _scenario_part(images: np.ndarray, j: int, label: int, classifier: nn.Module, reviewer: Optional[Reviewer],
+                   device) -> dict:
+    n = len(images)
     preds, conf = predict(classifier, images, device="cpu")
     own = (label_examples(reviewer, as_float(images), device=device).astype(np.int64) if reviewer is not None
            else np.full(n, -1, np.int64))
-    return {"images": images, "labels": np.full(n, int(verdict.label), np.int64), "sample_labels": own,
+    return {"images": images, "labels": np.full(n, int(label), np.int64), "sample_labels": own,
             "scenario_ids": np.full(n, int(j), np.int64), "original_predictions": preds,
             "original_confidence": conf}
 
@@ -95,16 +126,14 @@ def _test_part(ws: Workspace, classifier: nn.Module, device) -> dict:
             "test_original_predictions": preds}
 
 
-def _settings(ws: Workspace, *, n_per_scenario: int, seed: int, tau: float, reviewer: Optional[Reviewer],
-              include_test: bool, meta: dict) -> dict:
+def _settings(ws: Workspace, draw: ScenarioDraw, include_test: bool, reviewer: Optional[Reviewer],
+              meta: dict) -> dict:
     """What made the suite: the draw, and fingerprints of every input (to tell which project state it froze)."""
-    return {"n_per_scenario": n_per_scenario, "seed": seed, "tau": tau, "stream": f"(seed, j, {SUITE_STREAM})",
+    return {"n_per_scenario": draw.n, "seed": draw.seed, "tau": draw.tau, "stream": SUITE_STREAM,
             "sample_labels": f"automatic reviewer {reviewer.name!r}" if reviewer is not None else None,
             "includes_test_split": include_test, "project": ws.name, "dataset": ws.project.get("dataset"),
             "original_classifier": {"architecture": meta.get("architecture"), "sha256": meta.get("sha256")},
             "fingerprints": {rel: ws.fingerprint(rel) for rel in (CLASSIFIER, VAE, SCENARIOS, LABELS)}}
-
-
 
 
 def suite_changes(ws: Workspace, manifest: dict) -> list[str]:
@@ -120,19 +149,10 @@ def workspace_reviewer(ws: Workspace) -> Optional[Reviewer]:
     return Reviewer.load(ws.path(REVIEWER_DIR)) if reviewer_ready(ws) else None
 
 
-def export_suite(ws: Workspace, out=None, *, n_per_scenario: Optional[int] = None, seed: Optional[int] = None,
-                 tau: Optional[float] = None, include_test: bool = False, use_reviewer: bool = True,
-                 device="auto", on_progress: ProgressFn = None) -> tuple[RegressionSuite, Path]:
-    """Build the suite of ``ws`` and write it to ``out`` (default ``exports/suite``) atomically.
-
-    Unset settings follow the correction (its samples per scenario, seed and τ), else 256, 0 and the data's τ.
-    """
+def export_suite(ws: Workspace, out=None, cfg: SuiteConfig = SuiteConfig(), *, device="auto",
+                 on_progress: ProgressFn = None) -> tuple[RegressionSuite, Path]:
+    """Build the suite of ``ws`` and write it to ``out`` (default ``exports/suite``) atomically."""
     from ..suite.regression_suite import write_suite
 
-    sweep = ws.load_json(SWEEP) if ws.exists(SWEEP) else {}
-    n = n_per_scenario or int(sweep.get("n_samples") or 256)
-    seed = seed if seed is not None else int(sweep.get("config", {}).get("seed") or 0)
-    suite = build_suite(ws, n_per_scenario=n, seed=seed, tau=tau or sweep.get("tau"), include_test=include_test,
-                        reviewer=workspace_reviewer(ws) if use_reviewer else None, device=device,
-                        on_progress=on_progress)
+    suite = build_suite(ws, cfg, device=device, on_progress=on_progress)
     return suite, write_suite(suite, Path(out) if out else ws.path(SUITE_DIR))

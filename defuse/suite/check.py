@@ -8,7 +8,7 @@ flip* the reverse (negative-flip tracking between model versions, as in model-up
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 from torch import nn
@@ -85,13 +85,20 @@ def _scored_labels(suite: RegressionSuite, labels: str) -> np.ndarray:
     return suite.labels
 
 
-def check_predictions(suite: RegressionSuite, predictions: np.ndarray, *, test_predictions=None,
-                      baseline: Optional[np.ndarray] = None, baseline_test=None, labels: str = "scenario",
-                      thresholds: Thresholds = Thresholds()) -> CheckResult:
-    """Score a model's labels on the suite's samples ``predictions`` (n,) (and on its test split).
+class SuitePredictions(NamedTuple):
+    """One model's labels on a suite."""
 
-    ``baseline`` (n,) and ``baseline_test``: another model's labels, for flips.
-    """
+    samples: np.ndarray                  # (n,) int64: on the suite's scenario samples
+    test: Optional[np.ndarray] = None    # (n_test,) int64: on its test split, where it has one
+
+
+def check_predictions(suite: RegressionSuite, model: SuitePredictions, *,
+                      baseline: Optional[SuitePredictions] = None, labels: str = "scenario",
+                      thresholds: Thresholds = Thresholds()) -> CheckResult:
+    """Score a model's labels on the suite's samples (and on its test split); ``baseline``: another
+    model's labels, for flips."""
+    predictions, test_predictions = model
+    baseline, baseline_test = baseline if baseline is not None else (None, None)
     truth = _scored_labels(suite, labels)
     if np.shape(predictions) != (len(suite),) or (baseline is not None and np.shape(baseline) != (len(suite),)):
         raise ValueError(f"predictions must be one label per suite sample ({len(suite)})")
@@ -142,20 +149,18 @@ def check_model(suite: RegressionSuite, model: nn.Module, *, baseline: nn.Module
                 labels: str = "scenario", thresholds: Thresholds = Thresholds(), batch_size: int = 1024,
                 device="cpu") -> CheckResult:
     """Run ``model`` (and ``baseline``: a model, or "original" for the suite's stored labels) on the suite."""
-    def run(m):
+    def run(m) -> SuitePredictions:
         kw = dict(batch_size=batch_size, device=device, num_classes=suite.num_classes)
         pred = predict(m, suite.images, **kw)[0]
         test = predict(m, suite.test_images, **kw)[0] if suite.has_test else None
-        return pred, test
+        return SuitePredictions(pred, test)
 
-    pred, test = run(model)
-    base = base_test = None
+    base = None
     if isinstance(baseline, str):
         if baseline != "original":
             raise ValueError(f"baseline must be a model or 'original'; got {baseline!r}")
-        base, base_test = suite.original_predictions, suite.test_original_predictions
+        base = SuitePredictions(suite.original_predictions, suite.test_original_predictions)
     elif baseline is not None:
-        base, base_test = run(baseline)
-    return check_predictions(suite, pred, test_predictions=test, baseline=base, baseline_test=base_test,
-                             labels=labels, thresholds=thresholds)
+        base = run(baseline)
+    return check_predictions(suite, run(model), baseline=base, labels=labels, thresholds=thresholds)
 

@@ -2,8 +2,8 @@
 
 Defuse's failure scenarios live in a workspace next to a VAE; a suite takes them out of it. Per
 confirmed scenario it holds decoded samples drawn for testing only, from their own stream
-``(seed, j, SUITE_STREAM)`` (fine-tuning, failure-validation and failure-test draw from
-``(seed, j, 0..2)``, the annotators from ``(seed, j)``), the scenario's label and description, the
+(``scenario_stream(seed, j, "suite")`` of :mod:`defuse.distill.sampling`, apart from the annotators',
+D_f's, failure validation's and failure test's streams), the scenario's label and description, the
 automatic reviewer's per-sample labels where the project has one, and the original classifier's
 predictions. Optionally the project's test split. ``manifest.json`` lists the sha256 of every file,
 the format version and the settings and fingerprints that made it; :func:`read_suite` refuses a
@@ -31,7 +31,6 @@ from ..data import render
 from ..runtime import atomic
 
 FORMAT_VERSION = 1
-SUITE_STREAM = 3
 MANIFEST = "manifest.json"
 SAMPLES_FILE = "scenarios.npz"
 TEST_FILE = "test.npz"

@@ -12,7 +12,7 @@ import streamlit as st
 import torch
 
 from ..distill.embed import Embedding
-from ..distill.sampling import render_scenario, scenario_stream
+from ..distill.sampling import ReviewSamples
 from ..identify.search import Failures, decode_latents
 from ..steps.distill import default_tau, load_scenarios
 from ..steps.embed import load_embedding
@@ -82,9 +82,7 @@ def _fingerprints(ws: Workspace) -> str:
 @st.cache_data(max_entries=256, show_spinner=False)
 def _scenario_samples(root: str, key: str, j: int, n: int, tau: float, seed: int) -> tuple:
     ws = Workspace(root)
-    sc = scenarios(ws)
-    s = render_scenario(vae(ws)[0], classifier(ws)[0], sc.means[j], sc.covariances[j], n, tau=tau,
-                        seed=scenario_stream(seed, j, "review"), device="cpu")
+    s = ReviewSamples(vae(ws)[0], classifier(ws)[0], scenarios(ws), tau=tau, seed=seed).render(j, n, device="cpu")
     return s.images.numpy(), s.predictions, s.confidence
 
 
