@@ -108,6 +108,8 @@ def _short_method(result: dict) -> str:
     beta = (result.get("vae_used") or (result.get("settings") or {}).get("vae") or {}).get("beta")
     extras = [w for w, key in (("centred", "noise, centred"), ("verified", "verification filter"),
                                ("skip misrec.", "misreconstructed")) if key in m]
+    scale = ((result.get("settings") or {}).get("identify") or {}).get("noise_scale", 1.0)
+    extras += [f"noise ×{scale:g}"] if scale != 1.0 else []
     return f"{vae} β-VAE (β={beta:g})" + "".join(f", {e}" for e in extras) if beta is not None else vae
 
 

@@ -84,6 +84,7 @@ def build_preset(args, n_train: int, n_vae: int) -> Preset:
     """The paper's settings with the planted flaw; --quick scales them to the QUICK budgets."""
     flaw = FLAWS.get(args.dataset, DEFAULT_FLAW)
     identify = replace(PAPER.identify, centered=args.centered, skip_misreconstructed=args.skip_misreconstructed,
+                       noise_scale=args.noise_scale,
                        **({"beta_a": args.beta[0], "beta_b": args.beta[1]} if args.beta else {}))
     vae = replace(PAPER.vae, conditional=args.conditional, **({"beta": args.vae_beta} if args.vae_beta else {}))
     paper = replace(PAPER, name="paper", train=replace(PAPER.train, class_keep=flaw), identify=identify, vae=vae,
@@ -289,7 +290,8 @@ def identification_method(preset: Preset, verify: bool = False, vae: dict | None
     """Which identification produced the UAEs, in words (the paper's method and its options); ``vae``: the
     settings of the VAE actually used (:func:`vae_used`), else the preset's."""
     i, vae = preset.identify, vae or asdict(preset.vae)
-    noise = f"Beta({i.beta_a:g}, {i.beta_b:g}) noise" + (", centred" if i.centered else " (uncentred, the paper's)")
+    noise = (f"Beta({i.beta_a:g}, {i.beta_b:g}) noise" + (", centred" if i.centered else " (uncentred, the paper's)")
+             + (f", scaled ×{i.noise_scale:g}" if i.noise_scale != 1 else ""))
     skip = "; misreconstructed sources skipped" if i.skip_misreconstructed else ""
     check = "; verification filter: only UAEs reviewer A reads as the source's class" if verify else ""
     beta = vae.get("beta", preset.vae.beta)
@@ -456,6 +458,7 @@ def parse_args(argv=None):
                    help="a class-conditional β-VAE (decoded with the source's label); trains its own VAE even "
                         "with --models-from")
     p.add_argument("--vae-beta", type=float, default=None, help="the VAE's β (default: the project's 0.4)")
+    p.add_argument("--noise-scale", type=float, default=1.0, help="identify: multiply the noise (after centring)")
     p.add_argument("--skip-misreconstructed", action="store_true", help="identify: only well-reconstructed sources")
     p.add_argument("--verify", action="store_true",
                    help="identify: keep only the UAEs reviewer A reads as the source's class (verification filter)")

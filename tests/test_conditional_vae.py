@@ -33,14 +33,16 @@ def test_code_is_z_then_the_scaled_one_hot_label_and_decode_reads_the_label():
     vae = ConditionalBetaVAE(channels=1, image_size=32, latent_dim=4, width=8, num_classes=3).eval()
     x, y = torch.rand(6, 1, 32, 32), torch.tensor([0, 1, 2, 2, 1, 0])
     code = latent_means(vae, x, y)
-    assert code.shape == (6, 7) and vae.latent_dim == 7 and vae.style_dim == 4
-    assert torch.equal(code[:, 4:], CLASS_CODE_SCALE * torch.eye(3)[y])
+    assert code.shape == (6, 6) and vae.latent_dim == 6 and vae.style_dim == 4
+    # the label code: 3·one-hot without its last entry (the last class is zero), so its sum is not constant
+    assert torch.equal(code[:, 4:], CLASS_CODE_SCALE * torch.eye(3)[y][:, :2])
+    assert torch.equal(vae.code_labels(code[:, 4:]), y)
     with torch.no_grad():
         jittered = code.clone()
-        jittered[:, 4:] += 0.4 * torch.rand(6, 3)          # the argmax, hence the label, is unchanged
+        jittered[:, 4:] += 0.4 * torch.rand(6, 2) - 0.2     # still nearest to its own label code
         assert torch.allclose(vae.decode(code), vae.decode(jittered))
         other = code.clone()
-        other[:, 4:] = CLASS_CODE_SCALE * torch.eye(3)[(y + 1) % 3]
+        other[:, 4:] = vae.label_code((y + 1) % 3, code)
         assert not torch.allclose(vae.decode(code), vae.decode(other))
 
 
@@ -60,8 +62,9 @@ def test_identify_perturbs_z_only_so_every_failure_keeps_its_source_label():
     clf = build_classifier("paper-cnn", channels=1, image_size=32, num_classes=10, width=8).eval()
     x, y = torch.rand(20, 1, 32, 32), torch.randint(0, 10, (20,), generator=torch.Generator().manual_seed(1))
     failures = identify(clf, vae, x, y, IdentifyConfig(samples_per_image=8, max_per_image=3, seed=1), device="cpu")
-    assert len(failures) > 0 and failures.latents.shape[1] == 14
-    assert np.array_equal(failures.latents[:, 4:], CLASS_CODE_SCALE * np.eye(10, dtype=np.float32)[failures.true_label])
+    assert len(failures) > 0 and failures.latents.shape[1] == 13
+    label_codes = CLASS_CODE_SCALE * np.eye(10, dtype=np.float32)[failures.true_label][:, :9]
+    assert np.array_equal(failures.latents[:, 4:], label_codes)
     # the recorded ‖ε‖ is z's alone, the paper's Beta(50, 50) noise on 4 dims: about 0.5 · 2
     assert np.all((failures.noise_norm > 0.5) & (failures.noise_norm < 1.5))
 
@@ -121,9 +124,22 @@ def test_every_step_runs_on_a_conditional_vae_from_the_command_line(tmp_path):
                  "--accept-low-fidelity", "--quiet"]) == 0
     failures = load_failures(ws)
     assert np.array_equal(failures.latents[:, vae.style_dim:],
-                          CLASS_CODE_SCALE * np.eye(10, dtype=np.float32)[failures.true_label])
+                          CLASS_CODE_SCALE * np.eye(10, dtype=np.float32)[failures.true_label][:, :9])
     assert main(["distill", "-w", root, "--max-iter", "20", "--quiet"]) == 0
     assert main(["embed", "-w", root, "--method", "pca", "--quiet"]) == 0
     scenarios = load_scenarios(ws)
     samples = ReviewSamples(vae, project.load_classifier(ws)[0], scenarios, tau=0.5, seed=0)
     assert len(scenarios) >= 1 and samples.render(0, 4).images.shape == (4, 1, 32, 32)
+
+
+def test_the_mixture_fits_codes_whose_label_part_is_constant_within_a_class():
+    """A full one-hot made the codes' covariance singular and the fit fail (5,759 Fashion-MNIST UAEs)."""
+    from defuse.distill.dpgmm import DPGaussianMixture
+    from defuse.distill.scenarios import DistillConfig
+
+    torch.manual_seed(0)
+    vae = ConditionalBetaVAE(channels=1, image_size=32, latent_dim=4, width=8, num_classes=10).eval()
+    y = torch.arange(600) % 10
+    codes = torch.cat([torch.randn(600, 4) * 0.05, vae.label_code(y, torch.zeros(1))], 1).numpy()
+    assert np.linalg.matrix_rank(np.cov(codes.T)) == codes.shape[1]
+    DPGaussianMixture(30, DistillConfig(max_iter=20)).fit(codes)

@@ -183,6 +183,18 @@ def test_centered_noise_has_zero_mean(toy, centered, mean):
     assert eps.std(0) == pytest.approx(np.sqrt(50 * 50 / (100**2 * 101)), rel=0.05)
 
 
+def test_noise_scale_multiplies_the_centred_noise_and_its_norm(toy):
+    _, vae, images, labels, mu = toy
+    runs = [identify(ToyClassifier(constant=2), vae, images, labels,
+                     IdentifyConfig(samples_per_image=50, max_per_image=50, centered=True, noise_scale=s, **FP32),
+                     device="cpu") for s in (1.0, 3.0)]
+    eps = [f.latents - mu.numpy()[f.source_index] for f in runs]
+    np.testing.assert_allclose(eps[1], 3.0 * eps[0], rtol=1e-5, atol=1e-6)     # the same draws, three times larger
+    np.testing.assert_allclose(runs[1].noise_norm, 3.0 * runs[0].noise_norm, rtol=1e-5)
+    with pytest.raises(ValueError, match="noise_scale"):
+        IdentifyConfig(noise_scale=0)
+
+
 def test_same_seed_same_failures_whatever_the_batch_or_chunk(toy):
     clf, vae, images, labels, _ = toy
     base = IdentifyConfig(samples_per_image=60, max_per_image=7, **FP32)

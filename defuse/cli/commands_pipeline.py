@@ -73,6 +73,7 @@ IDENTIFY_HELP = {
     "beta_b": "b of the Beta(a, b) noise",
     "max_per_image": "M, failures kept per image (paper: 100)",
     "centered": "subtract the Beta mean a/(a+b) from the noise (paper: off; its noise shifts every dim by ~+0.5)",
+    "noise_scale": "multiply the noise by this, after centring (paper: 1)",
     "skip_misreconstructed": "search only images whose own reconstruction the classifier gets right",
     "subset": "search only this many training images (default: all)",
     "batch_size": "decodes per batch (default: chosen for the device)",

@@ -89,6 +89,8 @@ def search_chunk(clf, dec, sources: Sources, cfg: IdentifyConfig, plan: Inferenc
     eps = beta_noise(cfg.seed, rows, q, free, cfg.beta_a, cfg.beta_b, plan.device)  # (n, Q, free)
     if cfg.centered:
         eps.sub_(cfg.beta_a / (cfg.beta_a + cfg.beta_b))
+    if cfg.noise_scale != 1.0:
+        eps.mul_(cfg.noise_scale)
     norms = _row_norms(eps)                                                        # (n, Q)
     if free < k:
         eps = torch.nn.functional.pad(eps, (0, k - free))

@@ -182,8 +182,8 @@ class BetaVAE(nn.Module):
         return self.decode(z), mu, logvar
 
 
-# A conditional VAE's code carries the label as a one-hot scaled by this much: the mixture that distils
-# scenarios then separates source classes (one-hot codes 1 apart would sit inside the style dims' spread).
+# A conditional VAE's code carries the label scaled by this much: the mixture that distils scenarios then
+# separates source classes (label codes 1 apart would sit inside the style dims' spread).
 CLASS_CODE_SCALE = 3.0
 
 
@@ -192,10 +192,12 @@ class ConditionalBetaVAE(BetaVAE):
 
     Identification encodes a source with its own label, perturbs z and decodes with the same label: the
     perturbation changes how the digit is drawn, not which class it is (issue #12). So that every step
-    that stores, clusters, samples and decodes codes works unchanged, the *code* is
-    ``(z, CLASS_CODE_SCALE · one-hot(label))``: ``latent_dim`` is its width (``style_dim + num_classes``),
-    noise moves only the first ``style_dim`` entries (:func:`perturbed_dims`), and :meth:`decode` reads
-    the label as the argmax of the rest, so a code sampled from a scenario decodes to one clean class.
+    that stores, clusters, samples and decodes codes works unchanged, the *code* is ``(z, label code)``:
+    ``latent_dim`` is its width (``style_dim + num_classes - 1``), noise moves only the first ``style_dim``
+    entries (:func:`perturbed_dims`), and :meth:`decode` reads the label back as the nearest label code,
+    so a code sampled from a scenario decodes to one clean class. The label code is
+    ``CLASS_CODE_SCALE · one-hot`` without its last entry (the last class is the zero vector): a full
+    one-hot sums to a constant, which makes the codes' covariance singular and the mixture's fit fail.
     """
 
     conditional = True
@@ -206,7 +208,7 @@ class ConditionalBetaVAE(BetaVAE):
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2; got {num_classes}")
         self.style_dim, self.num_classes = latent_dim, num_classes
-        self.latent_dim = latent_dim + num_classes
+        self.latent_dim = latent_dim + num_classes - 1
         self.decoder_fc[0] = nn.Linear(latent_dim + num_classes, 256)
 
     def _style(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,6 +217,16 @@ class ConditionalBetaVAE(BetaVAE):
 
     def _one_hot(self, labels: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return nn.functional.one_hot(labels.long(), self.num_classes).to(like.dtype)
+
+    def label_code(self, labels: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """The code's label part (N, num_classes - 1) for ``labels`` (N,), in ``like``'s dtype and device."""
+        return CLASS_CODE_SCALE * self._one_hot(labels.to(like.device), like)[:, :-1]
+
+    def code_labels(self, part: torch.Tensor) -> torch.Tensor:
+        """The labels (N,) of codes' label parts (N, num_classes - 1): the nearest label code, i.e. the largest
+        entry when it passes half the scale, else the last class (whose code is zero)."""
+        half = torch.full_like(part[:, :1], CLASS_CODE_SCALE / 2)
+        return torch.cat([part, half], 1).argmax(1)
 
     def _decode_style(self, z: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
         h = self.decoder_fc(torch.cat([z, one_hot], 1)).view(-1, self._seed_channels, 2, 2)
@@ -226,13 +238,13 @@ class ConditionalBetaVAE(BetaVAE):
             raise ValueError("a class-conditional VAE encodes each image together with its label; "
                              "pass the labels (defuse.nets.architectures.latent_means does)")
         mu, logvar = self._style(x)
-        one_hot = self._one_hot(labels.to(x.device), mu)
+        part = self.label_code(labels, mu)
         # the label part of the code is exact: a log-variance far below any learnt one
-        return torch.cat([mu, CLASS_CODE_SCALE * one_hot], 1), torch.cat([logvar, torch.full_like(one_hot, -30.0)], 1)
+        return torch.cat([mu, part], 1), torch.cat([logvar, torch.full_like(part, -30.0)], 1)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Codes (N, style_dim + num_classes) -> images; the label is the argmax of the code's label part."""
-        labels = z[:, self.style_dim:].argmax(1)
+        """Codes (N, latent_dim) -> images, decoded with the label their label part is nearest to."""
+        labels = self.code_labels(z[:, self.style_dim:])
         return self._decode_style(z[:, : self.style_dim], self._one_hot(labels, z))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None):

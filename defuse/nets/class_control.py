@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .architectures import CLASS_CODE_SCALE, is_conditional
+from .architectures import is_conditional
 
 
 @torch.no_grad()
@@ -29,7 +29,7 @@ def swap_labels(vae: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, s
     for s in range(0, len(labels), batch_size):
         x, y = images[s:s + batch_size].to(dev), labels[s:s + batch_size].to(dev)
         code = vae.encode(x, y)[0]
-        code[:, k:] = CLASS_CODE_SCALE * nn.functional.one_hot(other[s:s + batch_size].to(dev), c).to(code.dtype)
+        code[:, k:] = vae.label_code(other[s:s + batch_size], code)
         out.append(vae.decode(code).float().cpu())
     return (torch.cat(out) if out else images[:0].float()), other
 
