@@ -160,6 +160,28 @@ def comparison(results: list[tuple[Path, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def variants_table(runs: Path) -> str:
+    """The identify-only variants (``benchmarks/identify_variants.py``, one ``identify-variants-*.jsonl`` per
+    VAE), graded by the judge; empty when there are none."""
+    rows = []
+    for path in sorted(runs.glob("identify-variants-*.jsonl")):
+        head, *lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        vae = f"{'conditional' if head['vae'] == 'conditional-beta-vae' else 'paper'} β-VAE (β={head['vae_beta']:g})"
+        for r in lines:
+            noise = f"Beta({r.get('beta_a', 50):g}, {r.get('beta_b', 50):g})"
+            noise += (", centred" if r.get("centered") else "") + (
+                f", ×{r['noise_scale']:g}" if r.get("noise_scale", 1) != 1 else "")
+            rows.append(f"| `{path.name}` | {vae} | {noise} | {r['n_failures']} | {r['sources']} | "
+                        f"{paper_table._pct(r['real_share'])} | {paper_table._pct(r['artefact_share'])} |")
+    if not rows:
+        return ""
+    return "\n".join(["### Identify only: noise settings for each VAE, graded by the judge", "",
+                      "`python benchmarks/identify_variants.py WORKSPACE JUDGE_DIR VARIANTS` (1,000 sources, Q=100, "
+                      "M=20, one CPU thread; the first line of each file names the VAE, judge, versions and date).", "",
+                      "| File | VAE | Noise | UAEs | Sources | Real share | Artefact share |",
+                      "|---|---|---|---|---|---|---|", *rows]) + "\n"
+
+
 def generate(runs: Path = RUNS) -> str:
     """The side-by-side table, then every paper_table JSON in ``runs``: current runs first, then history;
     each group by file name."""
@@ -169,7 +191,7 @@ def generate(runs: Path = RUNS) -> str:
         if "command" in result and "n_scenarios" in result:  # a paper_table.py output
             results.append((not is_current(result), path.name, path, result))
     current = [(path, result) for old, _, path, result in results if not old]
-    head = [comparison(current)] if current else []
+    head = ([comparison(current)] if current else []) + ([variants_table(runs)] if variants_table(runs) else [])
     return "\n".join(head + [section(path, result) for *_, path, result in sorted(results, key=lambda r: r[:2])])
 
 

@@ -78,3 +78,16 @@ def test_the_side_by_side_table_puts_the_papers_method_first(make_tables):
             if line.startswith("| mnist-idx")]
     assert "paper β-VAE (β=0.4) |" in rows[0] and "conditional β-VAE (β=2), centred" in rows[1]
     assert "| 97.0 |" in rows[1]
+
+
+def test_identify_variants_become_one_row_each(make_tables, tmp_path):
+    head = {"workspace": "w", "vae": "conditional-beta-vae", "vae_beta": 4.0, "judge_test_acc": 0.99}
+    rows = [{"centered": True, "beta_a": 2, "beta_b": 2, "noise_scale": 4, "n_failures": 2027, "sources": 348,
+             "real_share": 0.289, "artefact_share": 0.251}, {"n_failures": 0, "sources": 0, "real_share": None,
+                                                             "artefact_share": None}]
+    (tmp_path / "identify-variants-x.jsonl").write_text("\n".join(json.dumps(r) for r in [head, *rows]))
+    lines = [line for line in make_tables.variants_table(tmp_path).splitlines() if line.startswith("| `")]
+    assert lines == ["| `identify-variants-x.jsonl` | conditional β-VAE (β=4) | Beta(2, 2), centred, ×4 | 2027 | 348 "
+                     "| 28.9 | 25.1 |",
+                     "| `identify-variants-x.jsonl` | conditional β-VAE (β=4) | Beta(50, 50) | 0 | 0 | – | – |"]
+    assert make_tables.variants_table(tmp_path / "none") == ""
