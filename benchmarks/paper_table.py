@@ -35,6 +35,7 @@ from defuse.identify.search import decode_latents  # noqa: E402
 from defuse.label.reviewer import Reviewer, agreement_summary, review_scenarios, train_reviewer  # noqa: E402
 from defuse.label.store import LabelStore  # noqa: E402
 from defuse.nets.train import evaluate_accuracy, fidelity_warning, vae_images  # noqa: E402
+from defuse.nets.vae_recipe import default_vae_config  # noqa: E402
 from defuse.runtime.devices import configure_threads, describe_device  # noqa: E402
 from defuse.runtime.progress import RunOptions  # noqa: E402
 from defuse.steps import (  # noqa: E402
@@ -101,8 +102,10 @@ def build_preset(args, n_train: int, n_vae: int) -> Preset:
     return replace(
         paper, name="quick",
         train=replace(paper.train, epochs=_epochs(QUICK["classifier_images"], n_train, paper.train.epochs)),
-        vae=replace(paper.vae, epochs=max(2, _epochs(QUICK["vae_images"], n_vae, paper.vae.epochs)),
-                    kl_anneal_steps=500),  # the paper's 500 steps: the default 2,000 outlasts a short run
+        # --vae-recipe: the product's own recipe (about 8,000 steps), else the quick budget with the paper's
+        # 500 annealing steps (the default 2,000 outlasts a short run)
+        vae=default_vae_config(n_vae, paper.vae) if args.vae_recipe else replace(
+            paper.vae, epochs=max(2, _epochs(QUICK["vae_images"], n_vae, paper.vae.epochs)), kl_anneal_steps=500),
         reviewer=replace(paper.reviewer, members=2, architectures=("paper-cnn",),  # the wide CNN costs 4x
                          epochs=_epochs(QUICK["reviewer_images"], n_train, paper.reviewer.epochs)),
         identify=replace(identify, samples_per_image=100, max_per_image=20,
@@ -153,12 +156,12 @@ class _Log:
 
 def own_vae(args) -> bool:
     """Whether this run trains its own VAE even with --models-from (a VAE of other settings)."""
-    return bool(args.conditional or args.vae_beta)
+    return bool(args.conditional or args.vae_beta or args.vae_recipe)
 
 
 def open_workspace(args) -> Workspace:
     """A fresh workspace (or one without review decisions); --models-from imports its classifier and VAE
-    (not the VAE when this run asks for another: --conditional, --vae-beta)."""
+    (not the VAE when this run asks for another: --conditional, --vae-beta, --vae-recipe)."""
     root = Path(args.workspace) if args.workspace else default_home() / f"paper-table-{args.dataset}"
     if (root / "project.json").exists():
         ws = Workspace.open(root)
@@ -458,6 +461,8 @@ def parse_args(argv=None):
                    help="a class-conditional β-VAE (decoded with the source's label); trains its own VAE even "
                         "with --models-from")
     p.add_argument("--vae-beta", type=float, default=None, help="the VAE's β (default: the project's 0.4)")
+    p.add_argument("--vae-recipe", action="store_true",
+                   help="with --quick: train the VAE by the product's recipe (about 8,000 steps), not the quick budget")
     p.add_argument("--noise-scale", type=float, default=1.0, help="identify: multiply the noise (after centring)")
     p.add_argument("--skip-misreconstructed", action="store_true", help="identify: only well-reconstructed sources")
     p.add_argument("--verify", action="store_true",
