@@ -222,9 +222,9 @@ def run_method(ws: Workspace, preset: Preset, reviewer: Reviewer, tau, device, l
     Without any failure scenario there is nothing to correct: the table then holds the "before" row only.
     """
     # only the smoke preset searches with a VAE that fails the fidelity gate (its 2-epoch VAE is blurry)
-    steps = [("identify", lambda: identify_step(ws, preset.identify, device=device, on_progress=log,
-                                                         reviewer=reviewer,
-                                                accept_low_fidelity=preset.accept_low_fidelity, verify=verify)),
+    steps = [("identify", lambda: identify_step(ws, preset.identify, run=RunOptions(device=device, on_progress=log),
+                                                reviewer=reviewer, accept_low_fidelity=preset.accept_low_fidelity,
+                                                verify=verify)),
              ("distill", lambda: distill_step(ws, preset.distill, on_progress=log)),
              ("review", lambda: review_step(ws, reviewer, tau=tau, device=device, on_progress=log)),
              ("correct", lambda: correct.correct_step(ws, preset.correct, draw=ScenarioDraw(preset.n_samples, tau),

@@ -36,7 +36,7 @@ def build_demo_like(root: Path, *, identify_cfg=None, distill_iters: int = 100, 
     torch.set_num_threads(1)
     ws = open_demo_project(root, precomputed=False)
     cfg = identify_cfg or IdentifyConfig(samples_per_image=20, max_per_image=10, subset=64)
-    identify_step(ws, cfg, device="cpu")
+    identify_step(ws, cfg, run=RunOptions(device="cpu"))
     if after_identify is not None:
         after_identify(ws)
     distill_step(ws, DistillConfig(max_components=10, max_iter=distill_iters), on_progress=None)

@@ -11,6 +11,7 @@ from conftest import HAVE_DEMO, ROOT
 from defuse.distill.scenarios import DistillConfig
 from defuse.identify.search import IdentifyConfig
 from defuse.label.reviewer import ReviewerConfig
+from defuse.runtime.progress import RunOptions
 from defuse.steps import demo_precomputed as pre
 from defuse.steps.demo import DEMO_DATASET
 from defuse.steps.identify import identify_step
@@ -75,7 +76,7 @@ def test_a_tampered_file_is_left_out_and_its_step_recomputes(built, tmp_path):
     assert (status["identify"], status["distill"], status["map"], status["reviewer"]) == \
         ("missing", "missing", "missing", "done")
     assert not ws.exists("identify/failures.npz")          # nothing unverified reaches the project
-    identify_step(ws, TINY_IDENTIFY, device="cpu")         # recomputing is the ordinary step
+    identify_step(ws, TINY_IDENTIFY, run=RunOptions(device="cpu"))         # recomputing is the ordinary step
     assert full_status(ws)["identify"] == "done"
 
 

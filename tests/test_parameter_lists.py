@@ -20,28 +20,26 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "defuse"
 MAX_PARAMETERS = 6
 
-_IDENTIFY = "the identify search, mid-change by the class-conditional VAE (#12); fold with RunOptions after it"
+_IDENTIFY = ("the search's inputs (two models, images, labels, config) and how it runs; the tests call it with "
+             "device= in 40 places; fold next with RunOptions")
 _RAY_SEARCH = "mirrors identify's search_chunks (the Ray backend runs the same chunks); folds with it"
 _UI = "a form's fields, one by one; defuse/ui is mid-change by the workflow helper (#17)"
 # "path::qualified name" -> (parameters it has now, why it may)
 EXCEPTIONS = {
     "identify/search.py::identify": (10, _IDENTIFY),
     "identify/search.py::_identify_impl": (10, _IDENTIFY),
-    "steps/identify.py::identify_step": (8, _IDENTIFY),
     "identify/chunk_search.py::search_chunks": (7, _IDENTIFY),
     "identify/noise.py::beta_noise": (7, "a pure function of (seed, row, sample, dim) and Beta(a, b): every "
-                                          "argument is one of them; identify/ is mid-change (#12)"),
+                                          "argument is one of them"),
     "distributed/identify_ray.py::search": (8, _RAY_SEARCH),
     "distributed/identify_ray.py::_stream": (7, _RAY_SEARCH),
     "distributed/backend.py::RayBackend.search": (7, _RAY_SEARCH),
-    "steps/project.py::init_project": (8, "steps/project.py is mid-change (#12): the models to import could "
-                                          "travel as one object after it"),
-    "nets/checkpoints.py::save_model": (9, "each keyword is one field of the sidecar it writes; "
-                                           "steps/project.py (mid-change, #12) calls it three times"),
+    "steps/project.py::init_project": (8, "the models to import could travel as one object; the app's Setup "
+                                          "and init call it"),
+    "nets/checkpoints.py::save_model": (9, "each keyword is one field of the sidecar it writes"),
     "nets/architectures.py::SmallResNet.__init__": (7, "a network's constructor: its keywords are the arch_kwargs "
                                                   "saved in the sidecar and rebuilt by name"),
-    "nets/convert.py::convert_classifier": (7, "each keyword is a flag of `defuse convert`; "
-                                               "steps/project.py (mid-change, #12) calls it"),
+    "nets/convert.py::convert_classifier": (7, "each keyword is a flag of `defuse convert`"),
     "suite/check.py::check_model": (7, "each keyword is a flag of `defuse check`"),
     "label/store.py::LabelStore.record": (7, "the columns of one decision row"),
     "label/reviewer.py::Reviewer.__init__": (7, "the fields a saved reviewer's index holds"),

@@ -133,8 +133,8 @@ def _run(args, sink):
     times["models"], t = time.perf_counter() - t, time.perf_counter()
     reviewer = get_reviewer(ws, args.reviewer, cfg=preset.reviewer, device=dev, on_progress=sink)
     times["reviewer"], t = time.perf_counter() - t, time.perf_counter()
-    identify_step(ws, preset.identify, device=dev, on_progress=sink, reviewer=reviewer, backend=backend,
-                  accept_low_fidelity=accept)
+    identify_step(ws, preset.identify, run=RunOptions(device=dev, on_progress=sink, backend=backend),
+                  reviewer=reviewer, accept_low_fidelity=accept)
     times["identify"], t = time.perf_counter() - t, time.perf_counter()
     distill_step(ws, preset.distill, on_progress=sink)
     times["distill"], t = time.perf_counter() - t, time.perf_counter()

@@ -11,6 +11,7 @@ from ..label import provenance
 from ..label.reviewer import ReviewerConfig
 from ..nets.vae_recipe import ACCEPT_FLAG
 from ..runtime import atomic
+from ..runtime.progress import RunOptions
 from ..steps.distill import default_tau, distill_step, load_scenarios
 from ..steps.identify import identify_step
 from ..steps.label import decided_scenarios, get_reviewer, label_store, review_step
@@ -95,8 +96,8 @@ def _identify(args, sink):
     cfg, backend = config_from_args(args, IdentifyConfig), backend_from_args(args)
     ws = open_workspace(args)
     reviewer = reviewer_from_args(ws, args, sink)
-    m = identify_step(ws, cfg, device=args.device, on_progress=sink, reviewer=reviewer,
-                      backend=backend,
+    m = identify_step(ws, cfg, run=RunOptions(device=args.device, on_progress=sink, backend=backend),
+                      reviewer=reviewer,
                       accept_low_fidelity=args.accept_low_fidelity, verify=args.verify)["metrics"]
     return _identify_summary(m)
 

@@ -24,7 +24,7 @@ from ..distill.scenarios import DistillConfig
 from ..identify.search import IdentifyConfig
 from ..label.reviewer import ReviewerConfig
 from ..runtime import atomic
-from ..runtime.progress import ProgressFn
+from ..runtime.progress import ProgressFn, RunOptions
 from ..workspace import FAILURES, IDENTIFY_METRICS, Workspace
 from .distill import distill_step
 from .embed import EMBEDDING, embed_step
@@ -95,7 +95,8 @@ def build_precomputed(models_dir=None, *, out=None, first_look: FirstLook = DEMO
         ws = init_project(Path(tmp) / "demo", DEMO_DATASET, classifier=models_dir / "demo-classifier.json",
                           vae=models_dir / "demo-vae.json")
         look = first_look
-        runs = {"identify": lambda: identify_step(ws, look.identify, device=device, on_progress=on_progress),
+        runs = {"identify": lambda: identify_step(ws, look.identify,
+                                                  run=RunOptions(device=device, on_progress=on_progress)),
                 "distill": lambda: distill_step(ws, look.distill, on_progress=on_progress),
                 "map": lambda: [embed_step(ws, EmbedConfig(method=m), on_progress=on_progress) for m in look.maps],
                 "reviewer": lambda: get_reviewer(ws, "auto", cfg=look.reviewer, device=device,

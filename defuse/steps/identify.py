@@ -12,7 +12,7 @@ from ..identify.verification import verify_failures
 from ..label.reviewer import Reviewer
 from ..runtime.devices import resolve_device
 from ..runtime.limits import check_fits, identify_bytes
-from ..runtime.progress import ProgressFn
+from ..runtime.progress import RunOptions
 from ..workspace import FAILURES, IDENTIFY_CHUNKS, IDENTIFY_METRICS, Workspace
 from .fidelity import check_fidelity
 from .project import load_classifier, load_data, load_vae
@@ -31,12 +31,13 @@ def load_failures(ws: Workspace) -> Failures:
     return Failures(**{f.name: arrays[f.name] for f in fields(Failures) if f.name in arrays}, metrics=metrics)
 
 
-def identify_step(ws: Workspace, cfg: IdentifyConfig, *, device="auto", on_progress: ProgressFn = None,
-                  reviewer: Optional[Reviewer] = None, backend=None, accept_low_fidelity: bool = False,
-                  verify: bool = False) -> dict:
+def identify_step(ws: Workspace, cfg: IdentifyConfig, *, run: RunOptions = RunOptions(),
+                  reviewer: Optional[Reviewer] = None, accept_low_fidelity: bool = False, verify: bool = False) -> dict:
     """Search the training images; resumes from ``identify/chunks`` after an interruption.
 
-    ``backend``: None (here) or a :class:`defuse.distributed.backend.RayBackend` (same failures).
+    ``run``: the device, progress callback and backend (None: here; a
+    :class:`defuse.distributed.backend.RayBackend`: a Ray cluster, same failures); its ``resume_dir`` is
+    ignored (the workspace's ``identify/chunks`` is always used).
     A VAE whose reconstructions the classifier recognises far less often than the originals is refused
     (its blur would be reported as failures) unless ``accept_low_fidelity``.
     ``verify``: keep only the UAEs ``reviewer`` reads as the source's class (:mod:`defuse.identify.verification`).
@@ -53,12 +54,12 @@ def identify_step(ws: Workspace, cfg: IdentifyConfig, *, device="auto", on_progr
                           samples=cfg.samples_per_image, latent_dim=vae.latent_dim, image_numel=image_numel)
     check_fits(need, what=f"identify with Q={cfg.samples_per_image}, chunk_images={cfg.chunk_images}, "
                f"batch_size={cfg.batch_size or 'auto'}", fix="lower --batch-size, --chunk-images or "
-               "--samples-per-image", device=resolve_device(device))
-    failures = identify(classifier, vae, data.train.images, data.train.labels, cfg, device=device,
-                        on_progress=on_progress, resume_dir=ws.path(IDENTIFY_CHUNKS), reviewer=reviewer_model,
-                        backend=backend)
+               "--samples-per-image", device=resolve_device(run.device))
+    failures = identify(classifier, vae, data.train.images, data.train.labels, cfg, device=run.device,
+                        on_progress=run.on_progress, resume_dir=ws.path(IDENTIFY_CHUNKS), reviewer=reviewer_model,
+                        backend=run.backend)
     if verify:
-        failures = verify_failures(failures, vae, reviewer_model, device=device)
+        failures = verify_failures(failures, vae, reviewer_model, device=run.device)
     save_failures(ws, failures)
     return ws.record_step("identify", config={**asdict(cfg), "verify": verify},
                           metrics={**failures.metrics, "n_failures": len(failures)})
