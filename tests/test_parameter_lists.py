@@ -27,7 +27,6 @@ _UI = "a form's fields, one by one; defuse/ui is mid-change by the workflow help
 # "path::qualified name" -> (parameters it has now, why it may)
 EXCEPTIONS = {
     "identify/search.py::identify": (10, _IDENTIFY),
-    "identify/search.py::_identify_impl": (10, _IDENTIFY),
     "identify/chunk_search.py::search_chunks": (7, _IDENTIFY),
     "identify/noise.py::beta_noise": (7, "a pure function of (seed, row, sample, dim) and Beta(a, b): every "
                                           "argument is one of them"),

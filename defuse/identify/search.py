@@ -156,22 +156,34 @@ def identify(classifier: nn.Module, vae: nn.Module, images, labels, cfg: Identif
         settings.update(backend.plan_settings(plan, cfg) if backend is not None else {})
         tensors = [images, labels, *classifier.state_dict().values(), *vae.state_dict().values()]
         store = ChunkStore(resume_dir, inputs_fingerprint(settings, tensors), FAILURE_ARRAYS)
-    search_fn = search_chunks if backend is None else backend.search
-    failures = _identify_impl(clf, dec, images, labels, rows, cfg, plan, store, on_progress, search_fn)
+    job = _Search(clf, dec, plan, store, search_chunks if backend is None else backend.search)
+    failures = _identify_impl(job, images, labels, rows, cfg, on_progress)
     if reviewer is not None:
         failures.metrics.update(_review(reviewer, dec, failures, cfg.seed, plan.device))
     return failures
 
 
-def _identify_impl(clf, dec, images, labels, rows, cfg, plan, store, on_progress, search_fn) -> Failures:
+@dataclass(frozen=True)
+class _Search:
+    """The prepared models and where and how their chunks are searched (here, or a Ray backend)."""
+
+    clf: nn.Module
+    dec: nn.Module
+    plan: InferencePlan
+    store: ChunkStore | None
+    search_fn: object
+
+
+def _identify_impl(job: _Search, images, labels, rows, cfg, on_progress) -> Failures:
     """Encode, pick the sources, search them chunk by chunk; inputs are trusted."""
+    clf, dec, plan = job.clf, job.dec, job.plan
     with torch.inference_mode():
         mu, pred_recon, pred_orig = _encode(clf, dec, images, labels, rows, plan)
     y = labels[rows].to(plan.device)
     recon_ok = pred_recon == y
     search = recon_ok if cfg.skip_misreconstructed else torch.ones_like(recon_ok)
     sources = Sources(rows.to(plan.device)[search], mu[search], y[search])
-    parts, stats = search_fn(clf, dec, sources, cfg, plan, store, on_progress)
+    parts, stats = job.search_fn(clf, dec, sources, cfg, plan, job.store, on_progress)
     failures = Failures.concatenate(parts, mu.shape[1])
     misrecon_rows = rows[~recon_ok.cpu()].numpy()
     failures.metrics = {
