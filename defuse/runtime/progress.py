@@ -66,6 +66,11 @@ class ProgressReporter:
         self._t0 = time.perf_counter()
         self._start_done = start_done  # work resumed from disk does not count towards the rate
 
+    def restart_rate(self, done: int) -> None:
+        """Measure the rate from now and ``done`` on: time spent before, in a phase that reports no units (UMAP's
+        neighbour search), would otherwise make the first ETAs hours long."""
+        self._t0, self._start_done = time.perf_counter(), int(done)
+
     def __call__(self, done: int, **metrics) -> None:
         if self.on_progress is None:
             return
