@@ -91,3 +91,21 @@ def test_embed_config_checks_fit_per_source():
         EmbedConfig(fit_per_source=-1)
     with pytest.raises(ValueError, match="one source per failure code: got 3 sources for 600 codes"):
         embed_codes(np.zeros((10, 6)), np.zeros((600, 6)), EmbedConfig(method="pca"), sources=[1, 2, 3])
+
+
+def test_the_eta_is_measured_per_stage(monkeypatch):
+    from defuse.runtime import progress
+
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
+    events = []
+    report = progress.ProgressReporter("embed", 100, events.append)
+    clock[0] = 30.0                        # a stage without units (UMAP's neighbour search): 30 s
+    report.restart_rate(2, until=20)       # the fit: 20 codes, the ETA covers it alone
+    report(2)
+    clock[0] = 31.0
+    report(12)                             # 10 codes a second: 8 left in the fit
+    report.restart_rate(20)                # the placing of the other 80
+    clock[0] = 31.5
+    report(60)
+    assert [e.eta_s for e in events] == [None, 0.8, 0.5]

@@ -98,14 +98,17 @@ def embed_codes(train_codes, failure_codes, cfg: EmbedConfig = EmbedConfig(), *,
         raise ValueError(f"a 2-D map needs at least 3 codes; got {len(codes)}")
     # unknown sources: each code is its own, so the projection is fitted on every code
     fit_rows = _fit_rows(len(t_rows), np.arange(len(f_rows)) if sources is None else np.asarray(sources)[f_rows], cfg)
-    report, placing = ProgressReporter("embed", len(codes), on_progress), []
+    report, stage, n_fit = ProgressReporter("embed", len(codes), on_progress), [None], len(fit_rows)
 
     def placed(done: int) -> None:
-        if not placing:  # the first codes placed: the ETA's rate counts from here, not from the neighbour search
-            placing.append(done)
-            report.restart_rate(done)
-        report(done, points=len(codes), fitted_on=len(fit_rows))
-    report(0, points=len(codes), fitted_on=len(fit_rows))
+        # The ETA's rate is measured per stage: the fit (UMAP's epochs; the neighbour search before them reports
+        # no units), then the placing of the other codes, a blink after it.
+        now = "fit" if done < n_fit else "place"
+        if stage[0] != now:
+            stage[0] = now
+            report.restart_rate(done, until=n_fit if now == "fit" else None)
+        report(done, points=len(codes), fitted_on=n_fit)
+    report(0, points=len(codes), fitted_on=n_fit)
     coords = project(codes, fit_rows, cfg.method, cfg, on_placed=placed)
     return Embedding(coords, np.r_[np.zeros(len(t_rows), bool), np.ones(len(f_rows), bool)],
                      np.r_[t_rows, f_rows].astype(np.int64), cfg.method, len(fail), len(train))

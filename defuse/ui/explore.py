@@ -58,8 +58,8 @@ def map_form(ws: Workspace) -> tuple[str, list[str] | None]:
     go = c[2].button(f"Compute the {METHOD_WORDS[method]} map", key="map-go",
                      help="A background job; the map is kept in the project. It is fitted on the training codes and "
                           "3 failure codes per source image, then places the others. Measured on 2 busy CPU cores "
-                          "for the demo's 13,663 codes: PCA under a second, UMAP 7 s once numba has compiled (the "
-                          "first time about 1.5 minutes more, kept for later runs), t-SNE longer.")
+                          "for the demo's 13,663 codes: PCA a few seconds, UMAP 15 s once numba has compiled (the "
+                          "first time about 30 s more, kept for later runs), t-SNE longer.")
     if not go or refused(points):
         return method, None
     cfg = EmbedConfig(method=method, max_points=int(points.value))
