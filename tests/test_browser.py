@@ -126,8 +126,11 @@ def _expand_button_clear_of_the_heading(page) -> None:
     samples.hover()
     bar = samples.get_by_test_id("stElementToolbar").first
     bar.wait_for(state="visible")
+    button = None
+    while button != (now := bar.bounding_box()):   # the toolbar slides in: measure it where it comes to rest
+        button = now
+        page.wait_for_timeout(250)
     heading = page.get_by_test_id("stMarkdown").filter(has_text="· weight").first.bounding_box()
-    button = bar.bounding_box()
     assert button["y"] >= heading["y"] + heading["height"], f"the expand button {button} covers the heading {heading}"
 
 
