@@ -24,11 +24,7 @@ def _form_protos(at):
 def test_job_forms_do_not_submit_on_enter(page, run_page, empty_project, demo_done):
     at = run_page(page, empty_project if page == "setup" else demo_done)
     if page == "setup":                               # the training forms show once "train" is picked
-        for radio in at.radio:
-            train = [o for o in radio.options if o.startswith("Train")]
-            if train:
-                radio.set_value(train[0])
-        at.run()
+        _train_forms(at)
     forms = _form_protos(at)
     assert len(forms) >= (2 if page == "setup" else 1)
     assert all(not f.enter_to_submit for f in forms), [f.form_id for f in forms]
