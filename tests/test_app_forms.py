@@ -112,3 +112,16 @@ def test_an_out_of_range_number_is_named_beside_its_field_and_starts_nothing(
     under = _under(at, field)
     assert under is not None and under.type == "error" and under.value.startswith(message), under
     assert next(n for n in at.number_input if n.label.startswith(field)).value == bad   # the typed value stays
+
+
+def test_a_number_fields_message_gives_its_range_and_the_fix():
+    from defuse.ui.fields import NumberField
+
+    def problem(value, low, high, whole=True):
+        return NumberField("Q", value, low, high, note=None, whole=whole).problem()
+    assert problem(5, 1, 10) is None and problem(1, 1, 10) is None and problem(10, 1, 10) is None  # inclusive
+    assert problem(0, 1, None) == "Q must be a whole number of at least 1; you typed 0. Type a value of at least 1"
+    assert problem(2.5, None, 1.0, whole=False) == ("Q must be a number of at most 1; you typed 2.5. "
+                                                    "Type a value of at most 1")
+    assert problem(None, 1, 10) == "Q is empty: type a whole number from 1 to 10"
+    assert problem(None, None, None) == "Q is empty: type a whole number"

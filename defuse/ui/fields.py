@@ -32,9 +32,10 @@ class NumberField:
         """What is wrong with the value, in plain words with the fix, or None."""
         v, kind = self.value, "a whole number" if self.whole else "a number"
         span = (f"from {_words(self.low)} to {_words(self.high)}" if self.low is not None and self.high is not None
-                else f"of at least {_words(self.low)}" if self.low is not None else f"of at most {_words(self.high)}")
+                else f"of at least {_words(self.low)}" if self.low is not None
+                else f"of at most {_words(self.high)}" if self.high is not None else "")
         if v is None or (isinstance(v, float) and not math.isfinite(v)):
-            return f"{self.name} is empty: type {kind} {span}"
+            return f"{self.name} is empty: type {kind} {span}".rstrip()
         if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
             return f"{self.name} must be {kind} {span}; you typed {_words(v)}. Type a value {span}"
         return None
