@@ -105,3 +105,18 @@ def test_a_scenario_card_opens_that_scenario_on_the_label_page(run_page, demo_do
     label = run_page("label", demo_done, annotator="alice", **{"label-next": 1})
     assert label.selectbox(key="label-scenario").value == 1
     assert label.radio(key="verdict-1").value == "Not a failure"        # alice's earlier answer, preselected
+
+
+def test_a_umap_map_fitted_on_every_code_asks_to_be_computed_again(run_page, project_copy):
+    import shutil
+
+    root = project_copy("old-umap")
+    ws = Workspace(root)
+    shutil.copyfile(ws.path("distill/embedding-pca.npz"), ws.path("distill/embedding-umap.npz"))
+    meta = ws.load_json("distill/embedding-pca.json")
+    old = {**meta, "config": {k: v for k, v in meta["config"].items() if k != "fit_per_source"}}
+    for config, noted in ((old["config"], True), ({**old["config"], "fit_per_source": 3}, False)):
+        ws.save_json("distill/embedding-umap.json", {**old, "config": {**config, "method": "umap"}})
+        at = run_page("explore", root)
+        assert not at.exception and at.radio(key="map-method").value == "umap"   # the default, made
+        assert any("fitted on every code, the older way" in i.value for i in at.info) is noted

@@ -24,11 +24,7 @@ def _form_protos(at):
 def test_job_forms_do_not_submit_on_enter(page, run_page, empty_project, demo_done):
     at = run_page(page, empty_project if page == "setup" else demo_done)
     if page == "setup":                               # the training forms show once "train" is picked
-        for radio in at.radio:
-            train = [o for o in radio.options if o.startswith("Train")]
-            if train:
-                radio.set_value(train[0])
-        at.run()
+        _train_forms(at)
     forms = _form_protos(at)
     assert len(forms) >= (2 if page == "setup" else 1)
     assert all(not f.enter_to_submit for f in forms), [f.form_id for f in forms]
@@ -59,3 +55,73 @@ def test_the_setup_page_refuses_a_bad_flaw_beside_the_field(run_page, empty_proj
     field.input("12:0.5")
     next(b for b in at.button if b.label == "Train the classifier").click().run()
     assert started == [] and "class 12 does not exist" in at.error[0].value
+
+
+# --- out-of-range numbers: named beside their field, no job -------------------------------------------------
+def _under(at, label: str):
+    """The element right under the number field whose label starts with ``label`` (None: nothing there)."""
+    def walk(node):
+        kids = list(getattr(node, "children", {}).values())
+        for i, kid in enumerate(kids):
+            if getattr(kid, "type", None) == "number_input" and kid.label.startswith(label):
+                return kids[i + 1] if i + 1 < len(kids) else None
+            found = walk(kid)
+            if found is not None:
+                return found
+        return None
+    return walk(at._tree)
+
+
+def _train_forms(at):
+    """Pick "Train one here" for the classifier and the VAE: the Setup page's training forms show."""
+    for radio in at.radio:
+        train = [o for o in radio.options if o.startswith("Train")]
+        if train:
+            radio.set_value(train[0])
+    at.run()
+
+
+# page, the form's number field, a value out of its range, the form's button, the message under the field
+OUT_OF_RANGE = [
+    ("identify", "Q — perturbations per image", 0, "Run identify",
+     "Not started: Q must be a whole number from 1 to 1,048,576; you typed 0. Type a value from 1 to 1,048,576"),
+    ("correct", "Learning rate (Adam)", 2.0, "Run the sweep",
+     "Not started: Learning rate must be a number from 1e-06 to 1; you typed 2. Type a value from 1e-06 to 1"),
+    ("explore", "ε — weight threshold", 1.5, "Run distillation",
+     "Not started: ε must be a number from 0 to 0.99; you typed 1.5. Type a value from 0 to 0.99"),
+    ("explore", "Codes projected at most", 5, "Compute the PCA map",
+     "Not started: Codes projected at most must be a whole number from 100 to 1,000,000; you typed 5."),
+    ("setup", "Epochs (paper: 5)", 0, "Train the classifier",
+     "Not started: Epochs must be a whole number from 1 to 1,000; you typed 0."),
+    ("setup", "Latent dimensions", 1, "Train the β-VAE",
+     "Not started: Latent dimensions must be a whole number from 2 to 256; you typed 1."),
+]
+
+
+@pytest.mark.parametrize("page, field, bad, button, message", OUT_OF_RANGE, ids=[c[1] for c in OUT_OF_RANGE])
+def test_an_out_of_range_number_is_named_beside_its_field_and_starts_nothing(
+        page, field, bad, button, message, run_page, empty_project, demo_done, started):
+    at = run_page(page, empty_project if page == "setup" else demo_done)
+    if page == "setup":
+        _train_forms(at)
+    box = next(n for n in at.number_input if n.label.startswith(field))
+    assert box.min is None and box.max is None       # no clamp: what is typed reaches the check, not a red border
+    box.set_value(bad)
+    next(b for b in at.button if b.label == button).click().run()
+    assert not at.exception and started == []
+    under = _under(at, field)
+    assert under is not None and under.type == "error" and under.value.startswith(message), under
+    assert next(n for n in at.number_input if n.label.startswith(field)).value == bad   # the typed value stays
+
+
+def test_a_number_fields_message_gives_its_range_and_the_fix():
+    from defuse.ui.fields import NumberField
+
+    def problem(value, low, high, whole=True):
+        return NumberField("Q", value, low, high, note=None, whole=whole).problem()
+    assert problem(5, 1, 10) is None and problem(1, 1, 10) is None and problem(10, 1, 10) is None  # inclusive
+    assert problem(0, 1, None) == "Q must be a whole number of at least 1; you typed 0. Type a value of at least 1"
+    assert problem(2.5, None, 1.0, whole=False) == ("Q must be a number of at most 1; you typed 2.5. "
+                                                    "Type a value of at most 1")
+    assert problem(None, 1, 10) == "Q is empty: type a whole number from 1 to 10"
+    assert problem(None, None, None) == "Q is empty: type a whole number"

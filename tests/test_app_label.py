@@ -150,3 +150,14 @@ def test_accept_saves_the_suggestion(run_page, project_copy):
     with label_store(Workspace(root)) as store:
         (d,) = store.decisions(0, annotator="jo")
     assert (d.is_failure, d.label) == (True, 5)
+
+
+def test_the_samples_leave_room_for_their_expand_button_under_the_scenario_heading(run_page, demo_done):
+    """st.image's hover toolbar (the expand button) sits above the image: a space between it and the heading
+    keeps the heading readable (tests/test_browser.py measures the two boxes in a real browser)."""
+    at = run_page("label", demo_done, annotator="dana")
+    assert not at.exception
+    kids = list(at.main.children.values())
+    image = next(i for i, k in enumerate(kids) if k.type == "image")
+    assert [k.type for k in kids[image - 2:image + 1]] == ["markdown", "space", "image"]
+    assert kids[image - 2].value.startswith("**Scenario #0**")

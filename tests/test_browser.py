@@ -101,6 +101,7 @@ def test_click_through_the_demo(server):
                 page.get_by_role("textbox", name="Your name (annotator)").fill("carol")
                 page.keyboard.press("Enter")
                 _settle(page)
+                _expand_button_clear_of_the_heading(page)
                 page.get_by_test_id("stRadio").get_by_text("Not a failure", exact=True).first.click()  # the form's
                 note = page.get_by_role("textbox", name="Note (optional) — Enter saves")
                 note.fill("looks right to me")
@@ -117,6 +118,20 @@ def test_click_through_the_demo(server):
         _run_a_small_identify(page)
         browser.close()
     assert (home / "demo" / "exports" / "report.html").exists()
+
+
+def _expand_button_clear_of_the_heading(page) -> None:
+    """Hovering the scenario's samples shows their expand button above them; it must not cover the heading."""
+    samples = page.get_by_test_id("stElementContainer").filter(has=page.get_by_test_id("stImage")).first
+    samples.hover()
+    bar = samples.get_by_test_id("stElementToolbar").first
+    bar.wait_for(state="visible")
+    button = None
+    while button != (now := bar.bounding_box()):   # the toolbar slides in: measure it where it comes to rest
+        button = now
+        page.wait_for_timeout(250)
+    heading = page.get_by_test_id("stMarkdown").filter(has_text="· weight").first.bounding_box()
+    assert button["y"] >= heading["y"] + heading["height"], f"the expand button {button} covers the heading {heading}"
 
 
 def _label_by_keyboard(page) -> None:

@@ -20,6 +20,10 @@ def _embed_args(p):
     p.add_argument("--n-neighbors", type=int, default=d.n_neighbors, help="UMAP neighbours")
     p.add_argument("--min-dist", type=float, default=d.min_dist, help="UMAP minimum distance")
     p.add_argument("--perplexity", type=float, default=d.perplexity, help="t-SNE perplexity")
+    p.add_argument("--fit-per-source", type=int, default=d.fit_per_source,
+                   help="failure codes per source image the projection is fitted on, with the training codes; the "
+                        "others are then placed on the fitted map (0: fitted on every code, which draws each "
+                        "source's near-duplicate codes as a dot)")
     add_config_option(p, EmbedConfig)
 
 

@@ -3,7 +3,9 @@
 The map shows the training images' codes (the encoder's means, a faint background) and the latent
 codes of the unrestricted adversarial examples, which the page colours by failure scenario. Both
 are projected together, so distances on the map compare them. Large sets are down-sampled (seeded,
-without replacement) to ``max_points``; the map records how many codes there were in all.
+without replacement) to ``max_points``; the map records how many codes there were in all. The projection
+is fitted on the training codes and a few failure codes per source image, then places the rest
+(:mod:`defuse.distill.projections`): fitted on every code, a source's near-duplicates draw a dot each.
 
 :mod:`defuse.steps.embed` computes a map once per method and caches it in the workspace.
 """
@@ -19,50 +21,25 @@ import torch
 from ..nets.architectures import latent_means
 from ..runtime.checks import check_int
 from ..runtime.progress import ProgressFn, ProgressReporter
-
-
-def _umap(codes: np.ndarray, cfg: EmbedConfig) -> np.ndarray:
-    # UMAP's numba functions compile for ~40 s in every fresh process unless numba may cache them on disk;
-    # the app warms that cache in the background when it starts (umap_warmup).
-    from .umap_warmup import use_numba_cache
-
-    use_numba_cache()
-    import umap  # heavy import (numba): only when asked for
-
-    neighbors = max(2, min(cfg.n_neighbors, len(codes) - 1))
-    model = umap.UMAP(n_components=2, n_neighbors=neighbors, min_dist=cfg.min_dist, random_state=cfg.seed)
-    return model.fit_transform(codes)
-
-
-def _tsne(codes: np.ndarray, cfg: EmbedConfig) -> np.ndarray:
-    from sklearn.manifold import TSNE
-
-    perplexity = max(1.0, min(cfg.perplexity, (len(codes) - 1) / 3))  # t-SNE needs perplexity < n
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=cfg.seed).fit_transform(codes)
-
-
-def _pca(codes: np.ndarray, cfg: EmbedConfig) -> np.ndarray:
-    from sklearn.decomposition import PCA
-
-    return PCA(n_components=2, random_state=cfg.seed).fit_transform(codes)
-
-
-PROJECTIONS = {"umap": _umap, "tsne": _tsne, "pca": _pca}
+from .projections import PROJECTIONS, per_source_rows, project
 
 
 @dataclass(frozen=True)
 class EmbedConfig:
     """Settings of the 2-D map."""
 
-    # PCA by default: a failure's codes are near-duplicates (up to M perturbations of one source), which UMAP's
-    # neighbour graph collapses to one dot per scenario, while PCA keeps the scenarios' spread (issue #17).
-    method: str = "pca"           # one of PROJECTIONS
+    # UMAP by default: fitted per source, it shows the demo's scenarios as clusters (10-NN from other sources in
+    # the same scenario: 74%, PCA 17%, UMAP fitted on every code 9%; docs/runs/map-readability-cpu.json).
+    method: str = "umap"          # one of PROJECTIONS
     max_points: int = 60_000      # codes projected at most, training codes included
     train_points: int = 5_000     # training codes (the background) at most
     seed: int = 0
     n_neighbors: int = 15         # UMAP
     min_dist: float = 0.1         # UMAP
     perplexity: float = 30.0      # t-SNE
+    # Failure codes of one source image the projection is fitted on (with the training codes); every other code
+    # is then placed with the fitted projection. 0 fits on every code (UMAP then draws each source as a dot).
+    fit_per_source: int = 3
 
     def __post_init__(self):
         if self.method not in PROJECTIONS:
@@ -71,6 +48,7 @@ class EmbedConfig:
         check_int("train_points", self.train_points, 0)
         check_int("seed", self.seed, 0)
         check_int("n_neighbors", self.n_neighbors, 2)
+        check_int("fit_per_source", self.fit_per_source, 0)
         if not isinstance(self.min_dist, numbers.Real) or not 0 <= self.min_dist <= 1:
             raise ValueError(f"min_dist must be a number in [0, 1]; got {self.min_dist!r}")
         if not isinstance(self.perplexity, numbers.Real) or not self.perplexity > 0:
@@ -96,29 +74,52 @@ def pick_rows(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.arange(n) if n <= k else np.sort(rng.choice(n, size=k, replace=False))
 
 
-def embed_codes(train_codes, failure_codes, cfg: EmbedConfig = EmbedConfig(), *,
+def embed_codes(train_codes, failure_codes, cfg: EmbedConfig = EmbedConfig(), *, sources=None,
                 on_progress: ProgressFn = None) -> Embedding:
     """Project training codes (n_t, k) and failure codes (n_f, k) to 2-D together.
 
     At most ``cfg.train_points`` training codes are kept, and failure codes fill ``cfg.max_points``.
+    ``sources`` (n_f,): each failure's source image; given, the projection is fitted on the training codes
+    and ``cfg.fit_per_source`` failure codes per source, then places the rest (see
+    :mod:`defuse.distill.projections`). Progress counts codes placed.
     """
     train, fail = np.asarray(train_codes, np.float32), np.asarray(failure_codes, np.float32)
     if train.ndim != 2 or fail.ndim != 2 or train.shape[1] != fail.shape[1]:
         raise ValueError(f"codes must be (n, k) arrays of one latent size; got shapes {train.shape} and {fail.shape}")
     if len(fail) == 0:
         raise ValueError("there are no failure codes to map: run identify first, or search more images")
+    if sources is not None and len(sources) != len(fail):
+        raise ValueError(f"one source per failure code: got {len(sources)} sources for {len(fail)} codes")
     rng = np.random.default_rng(cfg.seed)
     t_rows = pick_rows(len(train), min(cfg.train_points, cfg.max_points // 2), rng)
     f_rows = pick_rows(len(fail), cfg.max_points - len(t_rows), rng)
     codes = np.concatenate([train[t_rows], fail[f_rows]])
     if len(codes) < 3:
         raise ValueError(f"a 2-D map needs at least 3 codes; got {len(codes)}")
-    report = ProgressReporter("embed", 2, on_progress)
-    report(1, points=len(codes), method=cfg.method)
-    coords = np.asarray(PROJECTIONS[cfg.method](codes, cfg), dtype=np.float32)
-    report(2, points=len(codes), method=cfg.method)
+    # unknown sources: each code is its own, so the projection is fitted on every code
+    fit_rows = _fit_rows(len(t_rows), np.arange(len(f_rows)) if sources is None else np.asarray(sources)[f_rows], cfg)
+    report, stage, n_fit = ProgressReporter("embed", len(codes), on_progress), [None], len(fit_rows)
+
+    def placed(done: int) -> None:
+        # The ETA's rate is measured per stage: the fit (UMAP's epochs; the neighbour search before them reports
+        # no units), then the placing of the other codes, a blink after it.
+        now = "fit" if done < n_fit else "place"
+        if stage[0] != now:
+            stage[0] = now
+            report.restart_rate(done, until=n_fit if now == "fit" else None)
+        report(done, points=len(codes), fitted_on=n_fit)
+    report(0, points=len(codes), fitted_on=n_fit)
+    coords = project(codes, fit_rows, cfg.method, cfg, on_placed=placed)
     return Embedding(coords, np.r_[np.zeros(len(t_rows), bool), np.ones(len(f_rows), bool)],
                      np.r_[t_rows, f_rows].astype(np.int64), cfg.method, len(fail), len(train))
+
+
+def _fit_rows(n_train: int, sources, cfg: EmbedConfig) -> np.ndarray:
+    """Positions (training codes first, then the failures of ``sources``) of the codes the projection is
+    fitted on: all of them when per-source fitting is off."""
+    if cfg.fit_per_source == 0:
+        return np.arange(n_train + len(sources))
+    return np.r_[np.arange(n_train), n_train + per_source_rows(sources, cfg.fit_per_source)].astype(np.int64)
 
 
 @torch.no_grad()

@@ -1,10 +1,10 @@
 """Pay UMAP's first-time cost ahead of need: compile its numba functions into the on-disk cache.
 
-A fresh machine spends about 1.5 minutes compiling UMAP (and pynndescent) before its first map. The app
+A fresh machine spends a minute or more compiling UMAP before its first map. The app
 starts ``python -m defuse.distill.umap_warmup`` in the background when it starts, so that compile happens
 while the user looks around, not behind the Explore page's spinner. The warm-up fits UMAP on random
-codes shaped like a real map (float32, more than 4,096 points, so the approximate nearest-neighbour path
-compiles too) and leaves a marker naming the versions, so later starts skip it.
+codes shaped like a real map (float32, thousands of them, through :func:`defuse.distill.embed.embed_codes`
+as a map job does) and leaves a marker naming the versions, so later starts skip it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-# Above UMAP's 4,096-point switch to pynndescent, whose functions the real maps use.
+# As many codes as a small map is fitted on.
 WARM_POINTS = 5000
 
 

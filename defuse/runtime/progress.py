@@ -65,6 +65,15 @@ class ProgressReporter:
         self.step, self.total, self.on_progress = step, int(total), on_progress
         self._t0 = time.perf_counter()
         self._start_done = start_done  # work resumed from disk does not count towards the rate
+        self._until: Optional[int] = None
+
+    def restart_rate(self, done: int, *, until: Optional[int] = None) -> None:
+        """Measure the rate from now and ``done`` on, for a new stage of the work: time spent before, in a stage
+        that reports no units (UMAP's neighbour search), would otherwise make the first ETAs hours long.
+
+        ``until``: this stage ends at that count, and the ETA covers it alone (what follows it is measured when it
+        starts, by another call)."""
+        self._t0, self._start_done, self._until = time.perf_counter(), int(done), until
 
     def __call__(self, done: int, **metrics) -> None:
         if self.on_progress is None:
@@ -73,5 +82,6 @@ class ProgressReporter:
         fresh = done - self._start_done
         eta = None
         if fresh > 0 and elapsed > 0:
-            eta = max(0.0, (self.total - done) * elapsed / fresh)
+            end = self.total if self._until is None else min(self.total, self._until)
+            eta = max(0.0, (end - done) * elapsed / fresh)
         self.on_progress(Progress(self.step, int(done), self.total, eta, dict(metrics)))

@@ -25,20 +25,26 @@ def embed_step(ws, cfg: EmbedConfig, *, on_progress: ProgressFn = None) -> dict:
     if not ws.exists(FAILURES):
         raise ValueError("no unrestricted adversarial examples yet: run identify first")
     fingerprint = ws.fingerprint(FAILURES)
-    failures, vae = load_failures(ws), load_vae(ws)[0]
-    train = load_data(ws).train
-    rows = pick_rows(len(train), cfg.train_points, np.random.default_rng(cfg.seed))
-    picked = torch.as_tensor(rows)
-    codes = encode_means(vae, train.images[picked], train.labels[picked])  # only the rows the map can show
-    emb = embed_codes(codes, failures.latents, cfg, on_progress=on_progress)
+    rows, codes, n_train = training_codes(ws, cfg)
+    failures = load_failures(ws)
+    emb = embed_codes(codes, failures.latents, cfg, sources=failures.source_index, on_progress=on_progress)
     emb.row[~emb.is_failure] = rows[emb.row[~emb.is_failure]]      # back to rows of the training images
-    emb.n_train_total = len(train)       # all training images, not only the rows encoded: the page's note says so
+    emb.n_train_total = n_train          # all training images, not only the rows encoded: the page's note says so
     ws.save_arrays(EMBEDDING.format(method=cfg.method), coords=emb.coords, is_failure=emb.is_failure,
                    row=emb.row, n_failures_total=np.int64(emb.n_failures_total),
                    n_train_total=np.int64(emb.n_train_total))
     meta = {"config": asdict(cfg), "failures_fingerprint": fingerprint, "points": len(emb)}
     ws.save_json(EMBEDDING.format(method=cfg.method).replace(".npz", ".json"), meta)
     return meta
+
+
+def training_codes(ws, cfg: EmbedConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """(rows, codes (n, k), number of training images): the encoder's means of the training images the map
+    can show (``cfg.train_points`` at most, seeded), not of all of them."""
+    train = load_data(ws).train
+    rows = pick_rows(len(train), cfg.train_points, np.random.default_rng(cfg.seed))
+    picked = torch.as_tensor(rows)   # a conditional VAE's codes carry the label: encoded with it
+    return rows, encode_means(load_vae(ws)[0], train.images[picked], train.labels[picked]), len(train)
 
 
 def load_embedding(ws, method: str) -> Optional[tuple[Embedding, bool]]:
@@ -53,3 +59,10 @@ def load_embedding(ws, method: str) -> Optional[tuple[Embedding, bool]]:
     emb = Embedding(a["coords"], a["is_failure"].astype(bool), a["row"].astype(np.int64), method,
                     int(a["n_failures_total"]), int(a["n_train_total"]))
     return emb, meta.get("failures_fingerprint") == ws.fingerprint(FAILURES)
+
+
+def fitted_on_every_code(ws, method: str) -> bool:
+    """True for a saved map fitted on every code (made before maps were fitted per source, or with
+    ``fit_per_source=0``): for UMAP, each source's near-duplicate codes then show as a dot of their own."""
+    meta = ws.load_json(EMBEDDING.format(method=method).replace(".npz", ".json"), default={})
+    return not (meta.get("config") or {}).get("fit_per_source")

@@ -19,6 +19,7 @@ from ..steps.purity import mixed_failures
 from ..workspace import EXPORTS, MODEL_CARD, MODEL_CARD_MD, SUITE_DIR, SWEEP, Workspace
 from . import cache
 from .charts import tradeoff_chart
+from .fields import number_field, refused, show_beside
 from .jobs import history_metrics
 
 QUICK_LAMBDAS = QUICK.correct.lambdas  # 0.01, 0.1, 1, 10
@@ -41,22 +42,27 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
                              ", ".join(f"{v:g}" for v in lams), key=f"lams-{choice}")
         lams_note = st.empty()  # a bad λ list is named here, beside its field
         c = st.columns(4)
-        ep = c[0].number_input("Epochs per λ (paper: 3 on MNIST)", 1, 100, epochs, key=f"ep-{choice}")
-        lr = c[1].number_input("Learning rate (Adam)", 1e-6, 1.0, CorrectConfig().lr, format="%.0e", key=f"lr-{choice}")
-        n = c[2].number_input("Samples per scenario and split (paper: 256)", 8, 4096, samples, key=f"n-{choice}")
+        ep = number_field(c[0], "Epochs per λ (paper: 3 on MNIST)", epochs, low=1, high=100, key=f"ep-{choice}")
+        lr = number_field(c[1], "Learning rate (Adam)", CorrectConfig().lr, low=1e-6, high=1.0, format="%.0e",
+                          key=f"lr-{choice}")
+        n = number_field(c[2], "Samples per scenario and split (paper: 256)", samples, low=8, high=4096,
+                         key=f"n-{choice}")
         baseline = c[3].checkbox("Also the baseline (raw adversarial examples)", True, key=f"bl-{choice}")
         per_sample, use_reviewer = reviewer_fields(ws, choice)
         go = st.form_submit_button("Run the sweep", type="primary")
-    if not go:
+    if not go or refused(ep, lr, n):
         return None
     try:  # every setting is checked before a job starts; the message stands beside the λ field
-        cfg = CorrectConfig(lambdas=parse_lambdas(text), epochs=int(ep), lr=float(lr),
+        cfg = CorrectConfig(lambdas=parse_lambdas(text), epochs=int(ep.value), lr=float(lr.value),
                             failure_labels="reviewer" if per_sample else "scenario")
     except ValueError as e:
         lams_note.error(f"Not started: {e}", icon="⚠️")
         return None
-    check_memory(ws, int(n), n_failing)
-    args = config_args(cfg) + ["--samples", str(int(n))]
+    try:
+        check_memory(ws, int(n.value), n_failing)
+    except ValueError as e:
+        return show_beside(n, e)
+    args = config_args(cfg) + ["--samples", str(int(n.value))]
     args += [] if baseline else ["--no-baseline"]
     return args + (["--reviewer", "auto"] if use_reviewer or per_sample else [])
 

@@ -11,11 +11,13 @@ from ..distill.embed import PROJECTIONS, EmbedConfig
 from ..distill.scenarios import DistillConfig
 from ..label.purity import purity_words
 from ..steps.distill import default_tau
+from ..steps.embed import fitted_on_every_code
 from ..steps.purity import workspace_purities
 from ..workspace import EMBEDDING, SCENARIOS, Workspace
 from . import cache
 from .charts import latent_map
 from .explore_map import render_points_map
+from .fields import number_field, refused
 from .gallery import show_grid
 from .nav import label_button
 from .ranking import top_counts, top_pairs
@@ -23,23 +25,24 @@ from .ranking import top_counts, top_pairs
 PAPER = DistillConfig()
 PLOT_CAP = 60_000  # points drawn at most (WebGL stays fluid up to about this many)
 METHOD_WORDS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
-# Points each projection handles in reasonable time on 2 CPU cores (PCA: instant; UMAP ~1-2 min; t-SNE slower).
-DEFAULT_POINTS = {"pca": PLOT_CAP, "umap": 20_000, "tsne": 8_000}
+# Codes each projection maps in reasonable time on 2 CPU cores. UMAP and t-SNE are fitted on the training codes
+# and 3 codes per source image and place the rest in a blink, so their time hardly grows with this number.
+DEFAULT_POINTS = {"pca": PLOT_CAP, "umap": PLOT_CAP, "tsne": 20_000}
 
 
 def distill_form() -> list[str] | None:
     with st.form("distill-settings", enter_to_submit=False):  # a job starts on its button only, never on Enter
         c = st.columns(3)
-        k = c[0].number_input(f"K — components at most (paper: {PAPER.max_components})", 1, 1000,
-                              PAPER.max_components)
-        eps = c[1].number_input(f"ε — weight threshold (paper: {PAPER.weight_threshold:g})", 0.0, 0.99,
-                                PAPER.weight_threshold, step=0.005, format="%.3f")
-        cap = c[2].number_input(f"Codes fitted at most (paper: {PAPER.max_samples:,})", 2, 10_000_000,
-                                PAPER.max_samples)
+        k = number_field(c[0], f"K — components at most (paper: {PAPER.max_components})", PAPER.max_components,
+                         low=1, high=1000, name="K")
+        eps = number_field(c[1], f"ε — weight threshold (paper: {PAPER.weight_threshold:g})", PAPER.weight_threshold,
+                           low=0.0, high=0.99, name="ε", step=0.005, format="%.3f")
+        cap = number_field(c[2], f"Codes fitted at most (paper: {PAPER.max_samples:,})", PAPER.max_samples,
+                           low=2, high=10_000_000)
         go = st.form_submit_button("Run distillation", type="primary")
-    if not go:
+    if not go or refused(k, eps, cap):
         return None
-    cfg = DistillConfig(max_components=int(k), weight_threshold=float(eps), max_samples=int(cap))
+    cfg = DistillConfig(max_components=int(k.value), weight_threshold=float(eps.value), max_samples=int(cap.value))
     return config_args(cfg)
 
 
@@ -47,18 +50,19 @@ def map_form(ws: Workspace) -> tuple[str, list[str] | None]:
     c = st.columns([2, 2, 1])
     methods = list(PROJECTIONS)
     made = [m for m in methods if ws.exists(EMBEDDING.format(method=m))]
-    default = EmbedConfig().method  # PCA: UMAP collapsed each scenario's near-duplicate codes to a dot (#17)
+    default = EmbedConfig().method  # UMAP, fitted per source: it shows the scenarios as clusters (#17)
     method = c[0].radio("Projection", methods, format_func=METHOD_WORDS.get, horizontal=True, key="map-method",
                         index=methods.index(default if default in made or not made else made[0]))
-    points = c[1].number_input("Codes projected at most", 100, 1_000_000, DEFAULT_POINTS[method], step=1000,
-                               key=f"map-points-{method}")
+    points = number_field(c[1], "Codes projected at most", DEFAULT_POINTS[method], low=100, high=1_000_000,
+                          step=1000, key=f"map-points-{method}")
     go = c[2].button(f"Compute the {METHOD_WORDS[method]} map", key="map-go",
-                     help="A background job; the map is kept in the project. Measured on 2 CPU cores: PCA takes "
-                          "seconds, UMAP about 1.5 minutes for 15,000 codes (numba compiles once, ~40 s more, and "
-                          "keeps it for later runs), t-SNE longer still.")
-    if not go:
+                     help="A background job; the map is kept in the project. It is fitted on the training codes and "
+                          "3 failure codes per source image, then places the others. Measured on 2 busy CPU cores "
+                          "for the demo's 13,663 codes: PCA a few seconds, UMAP 15 s once numba has compiled (the "
+                          "first time about 30 s more, kept for later runs), t-SNE longer.")
+    if not go or refused(points):
         return method, None
-    cfg = EmbedConfig(method=method, max_points=int(points))
+    cfg = EmbedConfig(method=method, max_points=int(points.value))
     return method, config_args(cfg)
 
 
@@ -84,6 +88,10 @@ def render_map(ws: Workspace, method: str) -> None:
         return
     emb, current = found
     has_scenarios = ws.exists(SCENARIOS)
+    if current and method == "umap" and fitted_on_every_code(ws, method):
+        st.info("This UMAP map was fitted on every code, the older way: a source image's near-identical failure "
+                "codes pull together into a dot of their own, so scenarios look like scattered dots. Compute the "
+                "UMAP map again above: it is now fitted on a few codes per source, and scenarios show as clusters.")
     if current:  # the classifier's view of every point: filter, colour, select, sort, export
         fail = emb.is_failure
         note = (f"The map holds {int(fail.sum()):,} of {emb.n_failures_total:,} failure codes and "

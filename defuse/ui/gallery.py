@@ -16,13 +16,23 @@ def as_tensor(images) -> torch.Tensor:
     return images if isinstance(images, torch.Tensor) else torch.from_numpy(np.asarray(images, np.float32))
 
 
+# Streamlit draws an image's hover toolbar (its expand button, 44 px tall in 1.67) above the image's top edge,
+# over the element before it; this much space (plus the usual 16 px gap) keeps that element's text clear of it.
+TOOLBAR_ROOM_PX = 24
+
+
 def show_grid(images, *, captions: Optional[Sequence[str]] = None, ncol: int = 8, caption: Optional[str] = None,
-              scale: int = 3) -> None:
-    """Tile (n, C, H, W) images in [0, 1]; ``captions`` are drawn in each tile's corner."""
+              scale: int = 3, toolbar_room: bool = False) -> None:
+    """Tile (n, C, H, W) images in [0, 1]; ``captions`` are drawn in each tile's corner.
+
+    ``toolbar_room``: leave room above the grid for its expand button, which otherwise covers the line above
+    (the Label page's scenario heading, issue #17)."""
     x = as_tensor(images)
     if len(x) == 0:
         st.caption("(no images)")
         return
+    if toolbar_room:
+        st.space(TOOLBAR_ROOM_PX)
     st.image(image_grid(x, ncol=ncol, captions=captions, scale=scale), caption=caption)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from ..cli.jobs import config_args
+from ..identify.noise import MAX_SAMPLES_PER_IMAGE
 from ..identify.search import IdentifyConfig
 from ..runtime.devices import resolve_device
 from ..runtime.limits import check_fits, identify_bytes
@@ -13,6 +14,7 @@ from ..steps.presets import QUICK
 from ..workspace import Workspace
 from . import cache
 from .charts import label_heatmap
+from .fields import number_field, refused
 from .gallery import pairs_grid
 
 PAPER = IdentifyConfig()
@@ -20,30 +22,32 @@ CPU = QUICK.identify  # Q=100, M=20, 1,500 images: well under a minute on 2 CPU 
 
 
 def settings_form(n_train: int) -> tuple[IdentifyConfig, list[str]] | None:
-    """The form; on submit, the validated config and its CLI arguments (a ValueError names a bad field)."""
+    """The form; on submit with every field in range, the config and its CLI arguments (else None: each bad
+    field says what is wrong under it)."""
     preset = st.radio("Settings", ["CPU-friendly", "The paper's (appendix B.2)"], horizontal=True,
                       help="CPU-friendly: a subset of the images and fewer perturbations, so the search takes "
                            "well under a minute on a laptop CPU. The paper's: every image, Q=500, M=100.")
     d = CPU if preset == "CPU-friendly" else PAPER
     with st.form("identify-settings", enter_to_submit=False):  # a job starts on its button only, never on Enter
         c = st.columns(3)
-        q = c[0].number_input(f"Q — perturbations per image (paper: {PAPER.samples_per_image})", 1, 65_536,
-                              d.samples_per_image, key=f"q-{preset}")
-        m = c[1].number_input(f"M — failures kept per image (paper: {PAPER.max_per_image})", 1, 65_536,
-                              d.max_per_image, key=f"m-{preset}")
-        subset = c[2].number_input(f"Images searched (all: {n_train:,}; paper: all)", 1, max(1, n_train),
-                                   min(d.subset or n_train, n_train), key=f"subset-{preset}")
+        q = number_field(c[0], f"Q — perturbations per image (paper: {PAPER.samples_per_image})", d.samples_per_image,
+                         low=1, high=MAX_SAMPLES_PER_IMAGE, name="Q", key=f"q-{preset}")
+        m = number_field(c[1], f"M — failures kept per image (paper: {PAPER.max_per_image})", d.max_per_image,
+                         low=1, high=MAX_SAMPLES_PER_IMAGE, name="M", key=f"m-{preset}")
+        subset = number_field(c[2], f"Images searched (all: {n_train:,}; paper: all)",
+                              min(d.subset or n_train, n_train), low=1, high=max(1, n_train), key=f"subset-{preset}")
         c = st.columns(3)
-        a = c[0].number_input(f"a of Beta(a, b) noise (paper: {PAPER.beta_a:g})", 0.01, 1e6, d.beta_a,
-                              key=f"a-{preset}")
-        b = c[1].number_input(f"b of Beta(a, b) noise (paper: {PAPER.beta_b:g})", 0.01, 1e6, d.beta_b,
-                              key=f"b-{preset}")
-        batch = c[2].number_input("Decodes per batch (0: chosen for the device)", 0, 1 << 20, 0, key=f"bs-{preset}")
+        a = number_field(c[0], f"a of Beta(a, b) noise (paper: {PAPER.beta_a:g})", float(d.beta_a), low=0.01, high=1e6,
+                         name="a", key=f"a-{preset}")
+        b = number_field(c[1], f"b of Beta(a, b) noise (paper: {PAPER.beta_b:g})", float(d.beta_b), low=0.01, high=1e6,
+                         name="b", key=f"b-{preset}")
+        batch = number_field(c[2], "Decodes per batch (0: chosen for the device)", 0, low=0, high=1 << 20,
+                             key=f"bs-{preset}")
         go = st.form_submit_button("Run identify", type="primary")
-    if not go:
+    if not go or refused(q, m, subset, a, b, batch):
         return None
-    cfg = IdentifyConfig(samples_per_image=int(q), max_per_image=int(m), beta_a=float(a), beta_b=float(b),
-                         subset=int(subset), batch_size=int(batch) or None)
+    cfg = IdentifyConfig(samples_per_image=int(q.value), max_per_image=int(m.value), beta_a=float(a.value),
+                         beta_b=float(b.value), subset=int(subset.value), batch_size=int(batch.value) or None)
     return cfg, config_args(cfg)
 
 

@@ -111,7 +111,7 @@ def show_samples(ws: Workspace, j: int, n: int, tau: float):
     st.markdown(f"**Scenario #{j}** · weight {sc.weights[j]:.3f} · {int(sc.sizes[j]):,} failures · their source "
                 f"images' labels: {_top(true)} · the classifier said: {_top(pred)}")
     images, preds, conf = cache.scenario_samples(ws, j, n, tau)
-    show_grid(images, captions=prediction_captions(preds, conf), ncol=8, scale=3,
+    show_grid(images, captions=prediction_captions(preds, conf), ncol=8, scale=3, toolbar_room=True,
               caption=f"{n} samples of scenario #{j} at τ={tau:g}; the classifier's label and confidence on each")
     return preds
 

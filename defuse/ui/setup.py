@@ -13,6 +13,7 @@ from ..nets.vae_recipe import default_vae_config
 from ..steps.project import DEMO_CLASSIFIER, DEMO_VAE, import_classifier, import_vae
 from ..workspace import Workspace
 from . import cache
+from .fields import number_field, refused
 from .gallery import show_grid
 from .model_import import ARCHITECTURES, import_form
 
@@ -48,17 +49,18 @@ def _train_classifier_form(ws: Workspace) -> list[str] | None:
     with st.form("clf-train", enter_to_submit=False):  # a job starts on its button only, never on Enter
         c = st.columns(4)
         arch = c[0].selectbox("Network", ARCHITECTURES)
-        epochs = c[1].number_input("Epochs (paper: 5)", 1, 1000, d.epochs)
+        epochs = number_field(c[1], "Epochs (paper: 5)", d.epochs, low=1, high=1000)
         opt = c[2].selectbox("Optimizer", ["adadelta", "adam", "sgd"], help="paper: Adadelta, lr 1")
-        lr = c[3].number_input("Learning rate", 1e-6, 10.0, d.lr, format="%g")
+        lr = number_field(c[3], "Learning rate", float(d.lr), low=1e-6, high=10.0, format="%g")
         keep = st.text_input("Plant a flaw: keep only part of a class, e.g. 6:0.15", "")
         keep_note = st.empty()  # a bad flaw is named here, beside its field, before any job starts
         go = st.form_submit_button("Train the classifier", type="primary")
     problem = flaw_problem(keep, cache.data(ws).num_classes) if go else None
     if problem:
         keep_note.error(f"Not started: {problem}", icon="⚠️")
-    elif go:
-        cfg = TrainConfig(architecture=arch, epochs=int(epochs), optimizer=opt, lr=float(lr),
+    bad_fields = go and refused(epochs, lr)     # every bad field is named, the flaw's too
+    if go and not bad_fields and not problem:
+        cfg = TrainConfig(architecture=arch, epochs=int(epochs.value), optimizer=opt, lr=float(lr.value),
                           class_keep=parse_class_keep(keep))
         st.session_state["setup-start"] = ("train-classifier", config_args(cfg))
 
@@ -90,10 +92,10 @@ def vae_source(ws: Workspace) -> None:
     d = default_vae_config(cache.data(ws))  # enough steps for this source's size (defuse.vae_recipe)
     with st.form("vae-train", enter_to_submit=False):  # a job starts on its button only, never on Enter
         c = st.columns(4)
-        beta = c[0].number_input("β (paper: 4 or 0.4 for MNIST)", 0.0, 100.0, d.beta)
-        dim = c[1].number_input("Latent dimensions", 2, 256, d.latent_dim)
-        epochs = c[2].number_input(f"Epochs (at batch {d.batch_size}; fewer than {d.epochs} leave it blurry)", 1,
-                                   5000, d.epochs)
+        beta = number_field(c[0], "β (paper: 4 or 0.4 for MNIST)", float(d.beta), low=0.0, high=100.0, name="β")
+        dim = number_field(c[1], "Latent dimensions", d.latent_dim, low=2, high=256)
+        epochs = number_field(c[2], f"Epochs (at batch {d.batch_size}; fewer than {d.epochs} leave it blurry)",
+                              d.epochs, low=1, high=5000)
         width = c[3].selectbox("Width", [32, 64], help="32 for MNIST-like data, 64 for SVHN and signs")
         conditional = st.checkbox(
             "Class-conditional: the decoder also takes the label", value=d.conditional,
@@ -101,8 +103,8 @@ def vae_source(ws: Workspace) -> None:
                  "perturbation changes how the image is drawn, not its class: fewer finds that are only decodes of "
                  "another class. Its class control (shown after training) says how well the label steers the class.")
         go = st.form_submit_button("Train the β-VAE", type="primary")
-    if go:
-        cfg = VAEConfig(beta=float(beta), latent_dim=int(dim), epochs=int(epochs), width=int(width),
+    if go and not refused(beta, dim, epochs):
+        cfg = VAEConfig(beta=float(beta.value), latent_dim=int(dim.value), epochs=int(epochs.value), width=int(width),
                         batch_size=int(d.batch_size), conditional=bool(conditional))
         st.session_state["setup-start"] = ("train-vae", config_args(cfg))
 

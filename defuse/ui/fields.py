@@ -1,0 +1,65 @@
+"""Number fields of the job forms whose bad values are named right beside them, before any job starts.
+
+Streamlit's ``min_value``/``max_value`` only turn a field's border red and quietly keep its last valid value,
+so a job could start with a number other than the one on screen (issue #17). These fields take any number
+typed; on submit, :func:`refused` checks every field of the form and writes under each bad one what is wrong
+and how to fix it. A job starts only when no field is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Optional
+
+
+def _words(x) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
+
+@dataclass
+class NumberField:
+    """A number the user typed, the range it must lie in, and the empty slot under its input."""
+
+    name: str                 # how a message names the field
+    value: Any                # what Streamlit returned (None when the field was cleared)
+    low: Optional[float]      # inclusive bounds; None: unbounded on that side
+    high: Optional[float]
+    note: Any                 # st.empty() right under the input
+    whole: bool = True        # a whole number is expected
+
+    def problem(self) -> Optional[str]:
+        """What is wrong with the value, in plain words with the fix, or None."""
+        v, kind = self.value, "a whole number" if self.whole else "a number"
+        span = (f"from {_words(self.low)} to {_words(self.high)}" if self.low is not None and self.high is not None
+                else f"of at least {_words(self.low)}" if self.low is not None
+                else f"of at most {_words(self.high)}" if self.high is not None else "")
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            return f"{self.name} is empty: type {kind} {span}".rstrip()
+        if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
+            return f"{self.name} must be {kind} {span}; you typed {_words(v)}. Type a value {span}"
+        return None
+
+
+def number_field(where, label: str, value, *, low=None, high=None, name: Optional[str] = None,
+                 **number_input) -> NumberField:
+    """A ``number_input`` under ``where`` (a column, the page) with no clamp, and an empty slot under it.
+
+    ``name``: the field's name in messages (default: the label up to its first " (").
+    """
+    got = where.number_input(label, value=value, **number_input)
+    return NumberField(name or label.split(" (")[0], got, low, high, where.empty(), whole=isinstance(value, int))
+
+
+def refused(*fields: NumberField) -> bool:
+    """Write each bad field's problem under it; True when any was bad (then no job may start)."""
+    bad = [f for f in fields if f.problem()]
+    for f in bad:
+        f.note.error(f"Not started: {f.problem()}", icon="⚠️")
+    return bool(bad)
+
+
+def show_beside(field: NumberField, error: ValueError) -> None:
+    """A check that needs more than the field's range (memory, a config rule) failed: say so under the field.
+    Returns None, so a form may ``return show_beside(...)`` for "nothing to start"."""
+    field.note.error(f"Not started: {error}", icon="⚠️")
