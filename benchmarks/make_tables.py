@@ -110,7 +110,14 @@ def _short_method(result: dict) -> str:
                                ("skip misrec.", "misreconstructed")) if key in m]
     scale = ((result.get("settings") or {}).get("identify") or {}).get("noise_scale", 1.0)
     extras += [f"noise ×{scale:g}"] if scale != 1.0 else []
+    # the VAE trained by the product's recipe (about 8,000 steps) rather than --quick's budget
+    extras += ["8,000-step VAE"] if "--vae-recipe" in (result.get("command") or "").split() else []
     return f"{vae} β-VAE (β={beta:g})" + "".join(f", {e}" for e in extras) if beta is not None else vae
+
+
+def _budget(result: dict) -> tuple:
+    """(dataset, whether the VAE trained by the product's recipe): runs compared with the same paper run."""
+    return result["dataset"], "--vae-recipe" in (result.get("command") or "").split()
 
 
 def _failure_scenarios(result: dict) -> int:
@@ -140,17 +147,17 @@ def comparison(results: list[tuple[Path, dict]]) -> str:
              "| Dataset | File | Identification | UAEs | Real share | Class control | Purity | Confirmed failure "
              "scenarios | Per sample: before / control / Defuse / baseline | Test Δ vs control | Targets met |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    paper = {}
+    paper = {}  # the paper's method on the same data and VAE budget: its confirmed scenarios
     for _, r in results:
         if r.get("method", "").startswith("paper") and "verification" not in r.get("method", ""):
-            paper.setdefault(r["dataset"], _failure_scenarios(r))
+            paper.setdefault(_budget(r), _failure_scenarios(r))
     for path, r in sorted(results, key=lambda pr: (pr[1]["dataset"], not pr[1].get("method", "").startswith("paper"),
                                                     pr[0].name)):
         per = " / ".join(pct(r.get(k)) for k in ("failure_acc_before_judge", "failure_acc_control_judge",
                                                  "failure_acc_after_judge", "baseline_failure_acc_judge"))
         delta = (None if r.get("test_acc_after") is None or r.get("test_acc_control") is None
                  else r["test_acc_after"] - r["test_acc_control"])
-        targets = issue12_targets(r, paper.get(r["dataset"]))
+        targets = issue12_targets(r, paper.get(_budget(r)))
         marks = " ".join({True: "✓", False: "✗", None: "–"}[v] for v in targets.values())
         shares = " | ".join(pct(r.get(k)) for k in ("real_share", "class_control_judge", "purity_mean"))
         lines.append(f"| {r['dataset']} | `{path.name}` | {_short_method(r)} | {r.get('n_failures')} | {shares} | "
