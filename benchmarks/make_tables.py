@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -21,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import paper_table  # noqa: E402
+
+from defuse.nets.vae_recipe import MIN_STEPS  # noqa: E402
 
 RUNS = ROOT / "docs" / "runs"
 DOC = ROOT / "docs" / "results.md"
@@ -111,13 +114,27 @@ def _short_method(result: dict) -> str:
     scale = ((result.get("settings") or {}).get("identify") or {}).get("noise_scale", 1.0)
     extras += [f"noise ×{scale:g}"] if scale != 1.0 else []
     # the VAE trained by the product's recipe (about 8,000 steps) rather than --quick's budget
-    extras += ["8,000-step VAE"] if "--vae-recipe" in (result.get("command") or "").split() else []
+    extras += [f"{_vae_steps(result):,}-step VAE"] if _recipe_vae(result) else []
+    labels = ((result.get("settings") or {}).get("correct") or {}).get("failure_labels")
+    extras += ["D_f labelled per sample"] if labels == "reviewer" else []
     return f"{vae} β-VAE (β={beta:g})" + "".join(f", {e}" for e in extras) if beta is not None else vae
+
+
+def _vae_steps(result: dict) -> int:
+    """Optimiser steps of the VAE the run searched with (an imported one's own settings where recorded)."""
+    vae = result.get("vae_used") or (result.get("settings") or {}).get("vae") or {}
+    n = ((result.get("models") or {}).get("vae") or {}).get("n_images") or 0
+    return int(vae.get("epochs") or 0) * math.ceil(n / max(1, int(vae.get("batch_size") or 1)))
+
+
+def _recipe_vae(result: dict) -> bool:
+    """Trained by the product's recipe (about 8,000 steps), not --quick's shorter budget."""
+    return _vae_steps(result) >= MIN_STEPS
 
 
 def _budget(result: dict) -> tuple:
     """(dataset, whether the VAE trained by the product's recipe): runs compared with the same paper run."""
-    return result["dataset"], "--vae-recipe" in (result.get("command") or "").split()
+    return result["dataset"], _recipe_vae(result)
 
 
 def _failure_scenarios(result: dict) -> int:
