@@ -115,6 +115,8 @@ def _short_method(result: dict) -> str:
     extras += [f"noise ×{scale:g}"] if scale != 1.0 else []
     # the VAE trained by the product's recipe (about 8,000 steps) rather than --quick's budget
     extras += [f"{_vae_steps(result):,}-step VAE"] if _recipe_vae(result) else []
+    words = (result.get("command") or "").split()
+    extras += [f"τ={words[words.index('--tau') + 1]}"] if "--tau" in words[:-1] else []
     labels = ((result.get("settings") or {}).get("correct") or {}).get("failure_labels")
     extras += ["D_f labelled per sample"] if labels == "reviewer" else []
     return f"{vae} β-VAE (β={beta:g})" + "".join(f", {e}" for e in extras) if beta is not None else vae
