@@ -35,6 +35,26 @@ def test_cpu_friendly_defaults_start_the_job(run_page, fresh_demo, started, job_
     assert (cfg.samples_per_image, cfg.max_per_image, cfg.subset) == (100, 20, 1500) and others == []
 
 
+def test_centred_scaled_noise_reaches_the_job(run_page, fresh_demo, started, job_config):
+    """The class-conditional route's search settings (README, 'Side by side') can be set on the page."""
+    at = run_page("identify", fresh_demo)
+    next(c for c in at.checkbox if c.label.startswith("Centred noise")).check()
+    next(n for n in at.number_input if n.label.startswith("Noise scale")).set_value(4.0)
+    next(n for n in at.number_input if n.label.startswith("a of Beta")).set_value(2.0)
+    next(n for n in at.number_input if n.label.startswith("b of Beta")).set_value(2.0)
+    next(b for b in at.button if b.label == "Run identify").click().run()
+    cfg, others = job_config(started[0][1], IdentifyConfig)
+    assert (cfg.centered, cfg.noise_scale, cfg.beta_a, cfg.beta_b) == (True, 4.0, 2.0, 2.0) and others == []
+
+
+def test_the_verification_filter_runs_with_the_automatic_reviewer(run_page, fresh_demo, started, job_config):
+    at = run_page("identify", fresh_demo)
+    next(c for c in at.checkbox if c.label.startswith("Keep only finds")).check()
+    next(b for b in at.button if b.label == "Run identify").click().run()
+    _, others = job_config(started[0][1], IdentifyConfig)
+    assert others == ["--reviewer", "auto", "--verify"]
+
+
 def test_a_second_job_waits_with_an_explanation(run_page, fresh_demo, monkeypatch):
     def busy(*a, **k):
         raise jobs.JobBusy("'correct' is still running on this project (job x); wait for it to finish or cancel it")

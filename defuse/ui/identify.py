@@ -43,12 +43,27 @@ def settings_form(n_train: int) -> tuple[IdentifyConfig, list[str]] | None:
                          name="b", key=f"b-{preset}")
         batch = number_field(c[2], "Decodes per batch (0: chosen for the device)", 0, low=0, high=1 << 20,
                              key=f"bs-{preset}")
+        c = st.columns(3)
+        centered = c[0].checkbox("Centred noise (subtract its mean)", value=d.centered, key=f"centred-{preset}",
+                                 help="The paper's Beta noise shifts every latent dimension by about a/(a+b). "
+                                      "Centred, it only spreads around the source's code.")
+        scale = number_field(c[1], "Noise scale (paper: 1)", float(d.noise_scale), low=0.01, high=1e3,
+                             name="Noise scale", key=f"scale-{preset}",
+                             help="Multiplies the noise after centring. A class-conditional VAE (Setup) keeps "
+                                  "only style in z and needs larger moves: measured best at centred Beta(2, 2) "
+                                  "×4 (README, 'Side by side').")
+        verify = c[2].checkbox("Keep only finds the reviewer reads as the source's class", value=False,
+                               key=f"verify-{preset}",
+                               help="The verification filter: the automatic reviewer (trained once per project, "
+                                    "minutes on a CPU) reads every find, and finds it gives another class are "
+                                    "dropped as decodes that changed class. Costs about half the finds.")
         go = st.form_submit_button("Run identify", type="primary")
-    if not go or refused(q, m, subset, a, b, batch):
+    if not go or refused(q, m, subset, a, b, batch, scale):
         return None
     cfg = IdentifyConfig(samples_per_image=int(q.value), max_per_image=int(m.value), beta_a=float(a.value),
-                         beta_b=float(b.value), subset=int(subset.value), batch_size=int(batch.value) or None)
-    return cfg, config_args(cfg)
+                         beta_b=float(b.value), subset=int(subset.value), batch_size=int(batch.value) or None,
+                         centered=bool(centered), noise_scale=float(scale.value))
+    return cfg, config_args(cfg) + (["--reviewer", "auto", "--verify"] if verify else [])
 
 
 def check_memory(ws: Workspace, cfg: IdentifyConfig) -> None:
