@@ -143,3 +143,17 @@ def test_the_mixture_fits_codes_whose_label_part_is_constant_within_a_class():
     codes = torch.cat([torch.randn(600, 4) * 0.05, vae.label_code(y, torch.zeros(1))], 1).numpy()
     assert np.linalg.matrix_rank(np.cov(codes.T)) == codes.shape[1]
     DPGaussianMixture(30, DistillConfig(max_iter=20)).fit(codes)
+
+
+def test_a_conditional_vae_for_other_classes_is_refused_at_import(tmp_path):
+    """Its label code has a slot per class: a 3-class VAE cannot encode digits' ten labels."""
+    from defuse.data.datasets import DatasetSpec
+    from defuse.steps import project
+
+    vae = ConditionalBetaVAE(channels=1, image_size=32, latent_dim=4, width=8, num_classes=3)
+    checkpoints.save_model(vae, tmp_path / "vae", kind="vae", architecture="conditional-beta-vae",
+                           arch_kwargs=dict(channels=1, image_size=32, latent_dim=4, width=8, num_classes=3))
+    ws = project.init_project(tmp_path / "proj", DatasetSpec(source="digits"))
+    with pytest.raises(ValueError, match="num_classes=3 but the data has num_classes=10"):
+        project.import_vae(ws, tmp_path / "vae.json")
+    assert not ws.exists("vae/model.json")

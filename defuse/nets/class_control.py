@@ -35,7 +35,7 @@ def swap_labels(vae: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, s
 
 
 @torch.no_grad()
-def class_control(vae: nn.Module, reader, images: torch.Tensor, labels: torch.Tensor, *, seed: int = 0) -> float:
+def class_control(vae: nn.Module, reader, images: torch.Tensor, labels: torch.Tensor, *, seed: int = 0) -> float | None:
     """Share of label-swapped decodes ``reader`` (images -> labels, a numpy or torch 1-D array) gives the
     swapped-in label; None for an empty set."""
     if len(labels) == 0:
