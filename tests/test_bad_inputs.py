@@ -77,7 +77,7 @@ CASES = [
      ["init", "--dataset", "npz"], "empty|no images"),
     ("a single class", None, lambda t: ["--path", _npz(t, np.zeros((20, 28, 28), np.uint8), np.ones(20, int))],
      ["init", "--dataset", "npz"], "one class|single class|only one"),
-    ("Q=0", "fresh", None, ["identify", "--samples-per-image", "0"], "samples_per_image must be"),
+    ("Q=0", "fresh", None, ["identify", "--samples-per-image", "0"], "--samples-per-image must be"),
     ("memory-exhausting batch", "fresh", None, ["identify", "--batch-size", "100000000"],
      "GiB of memory.*lower --batch-size"),
     ("a VAE that yields no failures", "no-failures", None, ["distill"], "nothing to distill"),

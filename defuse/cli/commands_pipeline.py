@@ -17,7 +17,7 @@ from ..steps.identify import identify_step
 from ..steps.label import decided_scenarios, get_reviewer, label_store, review_step
 from ..steps.project import load_classifier, load_vae
 from ..workspace import Workspace
-from .args import CommandTable, add_config_option, config_from_args, open_workspace
+from .args import CommandTable, add_config_option, add_setting_flags, config_from_args, open_workspace
 
 COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the tables
 register = COMMANDS.register
@@ -68,22 +68,8 @@ def reviewer_from_args(ws: Workspace, args, sink):
 
 
 # --- identify -----------------------------------------------------------------------------------------
-IDENTIFY_HELP = {
-    "samples_per_image": "Q, perturbations per image (paper: 500)",
-    "beta_a": "a of the Beta(a, b) noise (paper: 50 for MNIST, 75 for SVHN/signs)",
-    "beta_b": "b of the Beta(a, b) noise",
-    "max_per_image": "M, failures kept per image (paper: 100)",
-    "centered": "subtract the Beta mean a/(a+b) from the noise (paper: off; its noise shifts every dim by ~+0.5)",
-    "noise_scale": "multiply the noise by this, after centring (paper: 1)",
-    "skip_misreconstructed": "search only images whose own reconstruction the classifier gets right",
-    "subset": "search only this many training images (default: all)",
-    "batch_size": "decodes per batch (default: chosen for the device)",
-    "precision": "auto, fp32, bf16, fp16 (auto: bf16 on CPUs that have it, fp32 otherwise)",
-}
-
-
 def _identify_args(p):
-    add_config_args(p, IdentifyConfig, helps=IDENTIFY_HELP)
+    add_setting_flags(p, IdentifyConfig)
     p.add_argument(ACCEPT_FLAG, action="store_true", help="search even with a β-VAE whose reconstructions the "
                    "classifier recognises far less often than the originals (refused otherwise)")
     add_reviewer_args(p, "'auto' or a checkpoint: measure how many finds are real")

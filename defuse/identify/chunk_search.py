@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,11 +18,9 @@ import torch
 from ..nets.architectures import perturbed_dims
 from ..runtime.progress import ProgressReporter
 from .autotune import CPU_CANDIDATES, BatchTuner
+from .config import IdentifyConfig
 from .fastpath import InferencePlan, decode_classify
 from .noise import beta_noise
-
-if TYPE_CHECKING:  # search.py imports this module: the config's type only
-    from .search import IdentifyConfig
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import streamlit as st
 from ..cli.jobs import JobBusy
 from ..nets.trust import UntrustedCodeError, trust
 from ..runtime.atomic import sha256_file
+from ..runtime.settings import SettingError
 
 # The core's messages name the command line's options; on a page, name the field that sets each instead.
 APP_WORDS = {"--architecture": "“Network of bare weights”", "--trust-code": "the “I trust this file” box",
@@ -61,6 +62,8 @@ def guard(what: str, *, stop: bool = True):
     except JobBusy as e:
         st.warning(f"One job runs per project at a time: {e}. Its progress is shown on its page and in the "
                    "sidebar.")
+    except SettingError as e:  # a setting's declared label names it (defuse.runtime.settings)
+        st.error(f"Could not {what}: {e.words('app')}")
     except (ValueError, FileNotFoundError) as e:
         st.error(f"Could not {what}: {app_words(str(e))}")
     except Exception as e:  # anything else: never a raw traceback on the page
