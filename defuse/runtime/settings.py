@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, Optional
 
-KEY = "defuse.setting"
+KEY = "defuse_setting"
 KINDS = (int, float, bool, str, tuple)
 
 
@@ -129,8 +129,10 @@ def declared(cls) -> dict[str, Setting]:
 
 def check_value(name: str, value, spec: Setting):
     """``value`` as the field stores it (ints stay ints, numbers become floats, lists tuples), or SettingError."""
+    got = value
+
     def refuse():
-        raise SettingError(name, value, spec.describe(), spec)
+        raise SettingError(name, got, spec.describe(), spec)
 
     if value is None:
         return None if spec.optional else refuse()
@@ -200,11 +202,11 @@ def parse_text(text: str, spec: Setting):
         item = spec.item or Setting(kind=str)
         return tuple(parse_text(p, item) for p in t.replace(";", ",").split(",") if p.strip())
     if spec.kind is bool:
-        return {"true": True, "false": False}.get(t.lower(), text)
+        return {"true": True, "false": False}.get(t.lower(), t)
     if spec.kind in (int, float):
         for read in (int, float):
             try:
                 return read(t)
             except ValueError:
                 pass
-    return text
+    return t if spec.kind is not str else text
