@@ -86,7 +86,8 @@ OUT_OF_RANGE = [
     ("identify", "Q — perturbations per image", 0, "Run identify",
      "Not started: Q must be a whole number from 1 to 1,048,576; you typed 0. Type a value from 1 to 1,048,576"),
     ("identify", "Noise scale", 0.0, "Run identify",
-     "Not started: Noise scale must be a number from 0.01 to 1000; you typed 0. Type a value from 0.01 to 1000"),
+     "Not started: Noise scale must be a number above 0 and at most 1000; you typed 0. Type a value above 0 and at "
+     "most 1000"),
     ("correct", "Learning rate (Adam)", 2.0, "Run the sweep",
      "Not started: Learning rate must be a number from 1e-06 to 1; you typed 2. Type a value from 1e-06 to 1"),
     ("explore", "ε — weight threshold", 1.5, "Run distillation",

@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from defuse.identify.autotune import CPU_CANDIDATES
-from defuse.identify.fastpath import plan_inference
 from defuse.identify.noise import beta_noise
 from defuse.identify.search import Failures, IdentifyConfig, classify, decode_latents, identify
 from defuse.nets.architectures import BetaVAE, PaperCNN
+from defuse.nets.inference import plan_inference
 from defuse.runtime.progress import Cancelled
 
 

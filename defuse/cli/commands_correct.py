@@ -7,7 +7,6 @@ from dataclasses import replace
 
 from ..correct.sweep import FAILURE_LABELS, PAPER_LAMBDAS, CorrectConfig
 from ..distill.sampling import ScenarioDraw
-from ..distributed.cluster import add_backend_args, backend_from_args
 from ..nets.vae_recipe import ACCEPT_FLAG
 from ..runtime.progress import RunOptions
 from ..steps import correct, export, project
@@ -19,6 +18,7 @@ from ..steps.presets import PRESETS
 from ..steps.report import report_markdown, save_report
 from ..workspace import CLASSIFIER, VAE, Workspace
 from .args import CommandTable, add_config_option, config_from_args, open_workspace, resolve_workspace, status_lines
+from .backend_args import add_backend_args, backend_from_args
 from .commands_pipeline import add_reviewer_args, reviewer_from_args
 from .commands_project import add_architecture_args, add_dataset_args, dataset_spec_from_args
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import fields
 
 from ..distill.scenarios import DistillConfig
-from ..distributed.cluster import add_backend_args, backend_from_args
 from ..identify.search import IdentifyConfig
 from ..label import provenance
 from ..label.reviewer import ReviewerConfig
@@ -18,6 +17,7 @@ from ..steps.label import decided_scenarios, get_reviewer, label_store, review_s
 from ..steps.project import load_classifier, load_vae
 from ..workspace import Workspace
 from .args import CommandTable, add_config_option, add_setting_flags, config_from_args, open_workspace
+from .backend_args import add_backend_args, backend_from_args
 
 COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the tables
 register = COMMANDS.register

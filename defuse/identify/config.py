@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..nets.inference import PRECISION_CHOICES
 from ..runtime.settings import check_settings, setting
-from .fastpath import PRECISION_CHOICES
 from .noise import MAX_SAMPLES_PER_IMAGE
 
 SUBSET_MODES = ("first", "random")

@@ -7,7 +7,7 @@ source (appendix B.2: Q = 500, a = b = 50, M = 100 on MNIST), here the M of smal
 
 Unlike the reference loop (one image at a time), the search runs in chunks of source images, each
 chunk's Q x n_sources decodes in large batches under ``torch.inference_mode()`` at the precision and
-layout of :mod:`defuse.identify.fastpath`; ε is a pure function of (seed, source row, sample), so results do
+layout of :mod:`defuse.nets.inference`; ε is a pure function of (seed, source row, sample), so results do
 not depend on batch size, chunk size or a resume. Finished chunks can be saved to ``resume_dir``.
 """
 
@@ -20,14 +20,7 @@ import torch
 from torch import nn
 
 from ..nets.architectures import latent_means
-from ..runtime.devices import resolve_device
-from ..runtime.progress import ProgressFn
-from .checks import check_labels, check_models
-from .chunk_search import Sources, search_chunks
-from .chunks import ChunkStore, inputs_fingerprint
-from .config import SUBSET_MODES, IdentifyConfig  # noqa: F401  (re-exported)
-from .failures import FAILURE_ARRAYS, Failures  # noqa: F401  (FAILURE_ARRAYS: re-exported)
-from .fastpath import (  # noqa: F401  (classify, decode_latents: re-exported for the other steps)
+from ..nets.inference import (  # noqa: F401  (classify, decode_latents: re-exported for the other steps)
     PRECISION_CHOICES,
     InferencePlan,
     check_images,
@@ -37,6 +30,13 @@ from .fastpath import (  # noqa: F401  (classify, decode_latents: re-exported fo
     plan_inference,
     prepare_model,
 )
+from ..runtime.devices import resolve_device
+from ..runtime.progress import ProgressFn
+from .checks import check_labels, check_models
+from .chunk_search import Sources, search_chunks
+from .chunks import ChunkStore, inputs_fingerprint
+from .config import SUBSET_MODES, IdentifyConfig  # noqa: F401  (re-exported)
+from .failures import FAILURE_ARRAYS, Failures  # noqa: F401  (FAILURE_ARRAYS: re-exported)
 from .noise import MAX_ROWS
 
 REVIEW_SAMPLE = 500        # failures the reviewer looks at, at most
@@ -61,8 +61,8 @@ def identify(classifier: nn.Module, vae: nn.Module, images, labels, cfg: Identif
     cfg : IdentifyConfig
     device : "auto", "cpu", "cuda", "mps" or a torch.device.
     on_progress : callable, optional
-        Receives a :class:`~defuse.progress.Progress` after each chunk (metrics ``found``,
-        ``images_per_s``); may raise :class:`~defuse.progress.Cancelled`, which propagates after the
+        Receives a :class:`~defuse.runtime.progress.Progress` after each chunk (metrics ``found``,
+        ``images_per_s``); may raise :class:`~defuse.runtime.progress.Cancelled`, which propagates after the
         chunk is saved.
     resume_dir : path, optional
         Folder for finished chunks; a re-run with the same inputs and config skips them.
