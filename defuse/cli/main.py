@@ -1,7 +1,7 @@
 """`python -m defuse <command>`: every step headless. The app runs these same commands as jobs.
 
 Each command prints a progress bar with ETA on a terminal (stderr) and, with
-``--progress-jsonl FILE``, appends JSON-lines progress events (DESIGN.md, Jobs).
+``--progress-jsonl FILE``, appends JSON-lines progress events (read by the app's jobs: defuse/cli/jobs.py).
 A bad input ends with a one-line message and exit status 2, never a traceback.
 """
 

@@ -80,7 +80,7 @@ def baseline_examples(ws: Workspace, budget: int, *, reviewer: Optional[Reviewer
 def correct_step(ws: Workspace, cfg: CorrectConfig, *, draw: ScenarioDraw = ScenarioDraw(),
                  reviewer: Optional[Reviewer] = None, baseline: bool = True, run: RunOptions = RunOptions()) -> dict:
     """Run the λ sweep (and the UAE-only baseline) on ``draw.n`` samples per scenario and split; resumable
-    from ``correct/sweep/`` (``run.resume_dir`` is set here); ``run.backend`` as :func:`defuse.correct.correct`
+    from ``correct/sweep/`` (``run.resume_dir`` is set here); ``run.backend`` as :func:`defuse.correct.sweep.correct`
     takes it."""
     device = run.device
     sets = failure_sets(ws, draw, reviewer=reviewer, device=device, per_sample_labels=cfg.failure_labels == "reviewer")
