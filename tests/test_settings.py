@@ -12,8 +12,9 @@ from dataclasses import fields
 import pytest
 
 from defuse.cli.main import main
-from defuse.distill.config import PROJECTION_NAMES, EmbedConfig
+from defuse.distill.config import FIT_BACKENDS, PROJECTION_NAMES, DistillConfig, EmbedConfig
 from defuse.distill.projections import PROJECTIONS
+from defuse.distill.scenarios import BACKENDS
 from defuse.evaluation.config import JudgeConfig
 from defuse.identify.config import IdentifyConfig
 from defuse.nets.config import OPTIMIZER_NAMES, TrainConfig, VAEConfig
@@ -22,7 +23,7 @@ from defuse.runtime.settings import Setting, SettingError, check_value, declared
 
 # config -> the command that reads it with --config (None: no command takes it)
 CONFIGS = {IdentifyConfig: "identify", TrainConfig: "train-classifier", VAEConfig: "train-vae",
-           EmbedConfig: "embed", JudgeConfig: None}
+           EmbedConfig: "embed", DistillConfig: "distill", JudgeConfig: None}
 BAD = {"wrong type": "text", "bool": True, "nan": math.nan, "inf": math.inf, "negative": -1, "huge": 10**30,
        "huge float": 1e300}
 SHAPE = r"(?P<name>\w+) must be (?P<allowed>.+); got (?P<got>.+)"
@@ -87,6 +88,7 @@ def test_a_bad_flag_names_the_flag(command, flag, text, message, capsys, tmp_pat
 
 def test_the_lists_of_names_match_their_tables():
     assert set(PROJECTION_NAMES) == set(PROJECTIONS) and set(OPTIMIZER_NAMES) == set(OPTIMIZERS)
+    assert set(FIT_BACKENDS) == set(BACKENDS)
 
 
 def test_one_parser_for_lists_and_numbers():

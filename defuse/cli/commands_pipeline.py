@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 from ..distill.scenarios import DistillConfig
 from ..identify.search import IdentifyConfig
 from ..label import provenance
@@ -16,35 +14,11 @@ from ..steps.identify import identify_step
 from ..steps.label import decided_scenarios, get_reviewer, label_store, review_step
 from ..steps.project import load_classifier, load_vae
 from ..workspace import Workspace
-from .args import CommandTable, add_config_option, add_setting_flags, config_from_args, open_workspace
+from .args import CommandTable, add_setting_flags, config_from_args, open_workspace
 from .backend_args import add_backend_args, backend_from_args
 
 COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the tables
 register = COMMANDS.register
-
-
-def add_config_args(p, cls, *, skip=(), helps=None) -> None:
-    """One ``--option`` per field of a frozen config dataclass, typed and defaulted from it."""
-    helps = helps or {}
-    add_config_option(p, cls)
-    for f in fields(cls):
-        if f.name in skip:
-            continue
-        default, flag = f.default, "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
-            p.add_argument(flag, action="store_true" if not default else "store_false", help=helps.get(f.name))
-        else:
-            kind = type(default) if default is not None else _optional_number
-            p.add_argument(flag, type=kind, default=default, help=helps.get(f.name, f"default: {default}"))
-
-
-def _optional_number(text: str):
-    if text.lower() in ("", "none"):
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
 
 
 # --- the automatic reviewer, shared by identify, label and correct ------------------------------------------
@@ -104,14 +78,8 @@ register("identify", "find unrestricted adversarial examples by perturbing β-VA
 
 
 # --- distill ------------------------------------------------------------------------------------------
-DISTILL_HELP = {"max_components": "K, components at most (paper: 100)",
-                "weight_threshold": "ε: components with weight <= ε are dropped (paper: 0.01)",
-                "max_samples": "codes fitted at most, down-sampled without replacement (paper: 50,000)",
-                "backend": "torch (fast, same updates) or sklearn (BayesianGaussianMixture)"}
-
-
 def _distill_args(p):
-    add_config_args(p, DistillConfig, skip=("device", "covariance_type", "threads"), helps=DISTILL_HELP)
+    add_setting_flags(p, DistillConfig)
 
 
 def _distill(args, sink):

@@ -1,9 +1,12 @@
-"""Settings of the distill package, each declared once (:mod:`defuse.runtime.settings`): the 2-D map's."""
+"""Settings of the distill package, each declared once (:mod:`defuse.runtime.settings`): the mixture's and the
+2-D map's."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
+from ..runtime.devices import DEVICE_CHOICES
 from ..runtime.settings import check_settings, setting
 
 PROJECTION_NAMES = ("umap", "tsne", "pca")   # the keys of defuse.distill.projections.PROJECTIONS
@@ -35,3 +38,41 @@ class EmbedConfig:
     def __post_init__(self):
         check_settings(self)
 
+
+COVARIANCE_TYPES = ("full",)
+FIT_BACKENDS = ("torch", "sklearn")     # the keys of defuse.distill.scenarios.BACKENDS
+
+
+def _device_name(device: str) -> bool:
+    base, _, index = device.lower().partition(":")
+    return base in DEVICE_CHOICES and (not index or (base == "cuda" and index.isdigit()))
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Settings of the distillation step; defaults are the paper's (§4, appendix B.1)."""
+
+    max_components: int = setting(100, low=1, high=100_000, paper=100, label="K",
+                                  help="K, components at most: the truncation of the stick-breaking prior (paper: 100)")
+    weight_threshold: float = setting(0.01, low=0.0, high=1.0, high_open=True, paper=0.01, label="ε",
+                                      help="ε: components with weight <= ε are dropped (paper: 0.01)")
+    max_samples: int = setting(50_000, low=2, high=10**9, paper=50_000,
+                               help="codes fitted at most, down-sampled without replacement (paper: 50,000)")
+    covariance_type: str = setting("full", choices=COVARIANCE_TYPES, flag=False, help="component covariances")
+    max_iter: int = setting(100, low=1, high=10**6, help="EM iterations per initialisation")
+    tol: float = setting(1e-3, low=0.0, high=1e6, help="converged when the lower bound changes by less than this")
+    n_init: int = setting(1, low=1, high=1000, help="initialisations; the best lower bound wins")
+    reg_covar: float = setting(1e-6, low=0.0, high=1e6, help="added to the diagonal of every component covariance")
+    weight_concentration_prior: Optional[float] = setting(None, kind=float, low=0.0, low_open=True, high=1e6,
+                                                          help="the Dirichlet process's concentration (default: 1/K, "
+                                                               "scikit-learn's)")
+    seed: int = setting(0, low=0, high=2**32 - 1, help="seed of the down-sampling and the k-means initialisation")
+    backend: str = setting("torch", choices=FIT_BACKENDS,
+                           help="torch (fast, same updates) or sklearn (BayesianGaussianMixture)")
+    device: str = setting("auto", valid=_device_name, flag=False, allowed=f"one of {sorted(DEVICE_CHOICES)} or "
+                          "'cuda:N'", help="torch backend only; MPS (no float64) falls back to CPU")
+    threads: Optional[int] = setting(1, kind=int, optional=True, low=1, high=4096, flag=False,
+                                     help="CPU threads of the fit (torch and BLAS); None: as configured")
+
+    def __post_init__(self):
+        check_settings(self)
