@@ -36,7 +36,7 @@ def test_a_bad_lambda_list_keeps_the_finished_results_and_names_the_field(run_pa
     at.text_input[0].input("0.1, x")
     next(b for b in at.button if b.label == "Run the sweep").click().run()
     assert started == [] and not at.exception
-    assert "Not started: λ values must be numbers" in at.error[0].value
+    assert "Not started: the λ values must be" in at.error[0].value
     assert any(s.value == "Trade-off" for s in at.subheader) and any(s.value == "Export" for s in at.subheader)
 
 

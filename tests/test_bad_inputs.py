@@ -82,7 +82,7 @@ CASES = [
      "GiB of memory.*lower --batch-size"),
     ("a VAE that yields no failures", "no-failures", None, ["distill"], "nothing to distill"),
     ("nothing labeled yet", "unlabeled", None, ["correct", "--lambdas", "1"], "no scenario is labeled a failure"),
-    ("empty λ list", "done", None, ["correct", "--lambdas", ""], "--lambdas is empty"),
+    ("empty λ list", "done", None, ["correct", "--lambdas", ""], r"--lambdas must be .*; got \(\)"),
     ("negative λ", "done", None, ["correct", "--lambdas", "-1"], "lambda"),
     ("memory-exhausting samples", "done", None, ["correct", "--lambdas", "1", "--samples", "100000000"],
      "GiB of memory.*lower --samples"),

@@ -12,6 +12,8 @@ from dataclasses import fields
 import pytest
 
 from defuse.cli.main import main
+from defuse.correct.config import EPOCH_METRIC_NAMES, SELECTION_NAMES, CorrectConfig
+from defuse.correct.selection import EPOCH_METRICS, SELECTIONS
 from defuse.distill.config import FIT_BACKENDS, PROJECTION_NAMES, DistillConfig, EmbedConfig
 from defuse.distill.projections import PROJECTIONS
 from defuse.distill.scenarios import BACKENDS
@@ -23,7 +25,8 @@ from defuse.runtime.settings import Setting, SettingError, check_value, declared
 
 # config -> the command that reads it with --config (None: no command takes it)
 CONFIGS = {IdentifyConfig: "identify", TrainConfig: "train-classifier", VAEConfig: "train-vae",
-           EmbedConfig: "embed", DistillConfig: "distill", JudgeConfig: None}
+           EmbedConfig: "embed", DistillConfig: "distill", CorrectConfig: "correct",
+           JudgeConfig: None}
 BAD = {"wrong type": "text", "bool": True, "nan": math.nan, "inf": math.inf, "negative": -1, "huge": 10**30,
        "huge float": 1e300}
 SHAPE = r"(?P<name>\w+) must be (?P<allowed>.+); got (?P<got>.+)"
@@ -80,6 +83,9 @@ def test_a_bad_value_in_config_json_is_a_plain_error_on_the_cli(cls, command, na
     ("train-classifier", "--epochs", "2.5", "--epochs must be an integer in [1, 10000]; got 2.5"),
     ("train-vae", "--epochs", "-1", "--epochs must be an integer in [1, 100000]; got -1"),
     ("embed", "--min-dist", "inf", "--min-dist must be a finite number in [0, 1]; got inf"),
+    ("correct", "--lambdas", "0.1, x", "--lambdas must be a non-empty list of distinct finite numbers > 0, e.g. 0.1, "
+                                       "1, 10 (λ=0 is the control); got (0.1, 'x')"),
+    ("correct", "--epochs", "2.5", "--epochs must be an integer in [1, 10000]; got 2.5"),
 ])
 def test_a_bad_flag_names_the_flag(command, flag, text, message, capsys, tmp_path):
     assert main([command, "-w", str(tmp_path / "none"), flag, text, "--quiet"]) == 2
@@ -89,6 +95,14 @@ def test_a_bad_flag_names_the_flag(command, flag, text, message, capsys, tmp_pat
 def test_the_lists_of_names_match_their_tables():
     assert set(PROJECTION_NAMES) == set(PROJECTIONS) and set(OPTIMIZER_NAMES) == set(OPTIMIZERS)
     assert set(FIT_BACKENDS) == set(BACKENDS)
+    assert set(SELECTION_NAMES) == set(SELECTIONS) and set(EPOCH_METRIC_NAMES) == set(EPOCH_METRICS)
+
+
+def test_the_old_type_errors_are_plain_messages():
+    with pytest.raises(SettingError, match=r"^epochs must be an integer in \[1, 10000\]; got 2.5$"):
+        CorrectConfig(epochs=2.5)
+    with pytest.raises(SettingError, match=r"^lr must be a finite number in \(0, 1000\]; got '0.1'$"):
+        CorrectConfig(lr="0.1")
 
 
 def test_one_parser_for_lists_and_numbers():

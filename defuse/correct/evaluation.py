@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import torch
 
 from ..data.datasets import ImageData
+from .config import CorrectConfig
 from .failure_sets import stack_failure_sets, stack_reviewer_labels
-
-if TYPE_CHECKING:  # sweep.py imports this module: the config's type only
-    from .sweep import CorrectConfig
 
 
 @dataclass
