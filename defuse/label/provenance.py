@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .store import Decision
-from .verdicts import Verdict, sample_verdict, verdicts_of
+from .verdicts import Verdict, sample_verdict, verdicts_from_decisions
 
 HUMAN, REVIEWER = "human", "reviewer"
 
@@ -113,7 +113,7 @@ def scenario_decisions(decisions: Iterable[Decision], *, predictions: Mapping[in
     per-sample decisions, as in :func:`defuse.label.verdicts.verdicts`.
     """
     current = list(decisions)
-    people = verdicts_of([d for d in current if d.by_person], predictions=predictions, rho=rho)
+    people = verdicts_from_decisions([d for d in current if d.by_person], predictions=predictions, rho=rho)
     groups: dict[int, list[Decision]] = {}
     for d in current:
         groups.setdefault(d.scenario, []).append(d)
