@@ -29,9 +29,9 @@ from .config import (  # noqa: F401  (re-exported: their old home)
     SELECTION_ONLY,
     CorrectConfig,
 )
-from .evaluation import SweepInputs, build_inputs, evaluate
 from .failure_sets import SPLITS, FailureSet, stack_failure_sets  # noqa: F401  (stack_failure_sets: re-exported)
 from .finetune import SingleTrainer, SweepStore, copy_model
+from .scoring import SweepInputs, build_inputs, evaluate
 from .selection import (  # noqa: F401  (re-exported)
     EPOCH_METRICS,
     SELECTIONS,

@@ -15,8 +15,8 @@ from ..nets.train import shuffled_batches
 from ..runtime.progress import ProgressFn, ProgressReporter
 from ..runtime.train_speed import resident
 from .config import CorrectConfig
-from .evaluation import SweepInputs, evaluate
 from .finetune import SingleTrainer, StackedTrainer, vmap_works
+from .scoring import SweepInputs, evaluate
 from .selection import epoch_metric
 
 HEARTBEAT_STEPS = 50  # a progress event every 50 batches, so Cancel answers within an epoch

@@ -1,4 +1,7 @@
-"""What the λ sweep reads and how it scores a model: D, the evaluation splits, the failure sets, D_f."""
+"""Scoring a model of the λ sweep, and what the sweep reads: D, the evaluation splits, the failure sets, D_f.
+
+(Not the independent judge, which grades a whole project: that is :mod:`defuse.evaluation`.)
+"""
 
 from __future__ import annotations
 
