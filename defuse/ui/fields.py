@@ -56,17 +56,17 @@ def number_field(where, label: str, value, *, low=None, high=None, name: Optiona
     return NumberField(name or label.split(" (")[0], got, low, high, where.empty(), whole=isinstance(value, int))
 
 
-def setting_field(where, cls, name: str, value, *, label: Optional[str] = None, high=None, none_as=None,
+def setting_field(where, cls, name: str, value, *, label: Optional[str] = None, high=None,
                   **number_input) -> NumberField:
     """A :func:`number_field` for the setting ``name`` of the config class ``cls``, from its one declaration
     (:mod:`defuse.runtime.settings`): its bounds, its label (the name messages use), its help.
 
     ``label``: the text above the input (default: the declared label); ``high``: a tighter upper bound that depends
-    on the project (the images it has), never a looser one; ``none_as``: the number that stands for an optional
-    setting's None on the page (0: "chosen for the device"), then the lowest value the field takes."""
+    on the project (the images it has), never a looser one. An optional count shown as 0 stands for its None
+    ("chosen for the device"): 0 is then the lowest value the field takes."""
     spec = declared(cls)[name]
     top = spec.high if high is None else high if spec.high is None else min(high, spec.high)
-    low = none_as if none_as is not None else spec.low
+    low = 0 if spec.optional and spec.kind is int and value == 0 else spec.low
     f = number_field(where, label or spec.label.strip("“”"), value, low=low, high=top,
                      name=spec.label.strip("“”") or name, help=number_input.pop("help", spec.help), **number_input)
     f.low_open = spec.low_open

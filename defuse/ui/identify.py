@@ -40,7 +40,7 @@ def settings_form(n_train: int) -> tuple[IdentifyConfig, list[str]] | None:
                           label=f"a of Beta(a, b) noise (paper: {PAPER.beta_a:g})")
         b = setting_field(c[1], IdentifyConfig, "beta_b", float(d.beta_b), key=f"b-{preset}",
                           label=f"b of Beta(a, b) noise (paper: {PAPER.beta_b:g})")
-        batch = setting_field(c[2], IdentifyConfig, "batch_size", 0, none_as=0, key=f"bs-{preset}",
+        batch = setting_field(c[2], IdentifyConfig, "batch_size", 0, key=f"bs-{preset}",
                               label="Decodes per batch (0: chosen for the device)")
         c = st.columns(3)
         centered = c[0].checkbox("Centred noise (subtract its mean)", value=d.centered, key=f"centred-{preset}",
