@@ -28,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from defuse.correct.evaluation import build_inputs  # noqa: E402  (with Tracker, train_groups: the inner training)
+from defuse.correct.scoring import build_inputs  # noqa: E402  (with Tracker, train_groups: the inner training)
 from defuse.correct.sweep import PAPER_LAMBDAS, CorrectConfig, FailureSet, correct  # noqa: E402
 from defuse.correct.training import Tracker, train_groups  # noqa: E402
 from defuse.data.datasets import DatasetSpec, ImageData, Split, load_dataset  # noqa: E402

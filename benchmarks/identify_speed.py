@@ -31,10 +31,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from defuse.identify.fastpath import decode_classify, plan_inference, prepare_model  # noqa: E402
 from defuse.identify.noise import beta_noise  # noqa: E402
 from defuse.identify.search import Failures, IdentifyConfig, identify  # noqa: E402
 from defuse.nets.architectures import BetaVAE, PaperCNN  # noqa: E402
+from defuse.nets.inference import decode_classify, plan_inference, prepare_model  # noqa: E402
 from defuse.runtime.devices import configure_threads, describe_device, resolve_device  # noqa: E402
 
 MODELS = ROOT / "models"

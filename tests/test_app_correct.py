@@ -70,8 +70,8 @@ def test_the_paper_sweep_presets_17_lambdas(run_page, demo_done):
 
 def test_bad_lambdas_are_explained(run_page, demo_done, started):
     at = run_page("correct", demo_done)
-    for text, message in (("0.1, x", "λ values must be numbers separated by commas"),
-                          ("0, 1", "lambdas must be finite and > 0"), ("", "give at least one λ > 0")):
+    for text, message in (("0.1, x", "the λ values must be a non-empty list of distinct finite numbers > 0"),
+                          ("0, 1", "got (0, 1)"), ("", "got ()")):
         at.text_input[0].input(text)
         next(b for b in at.button if b.label == "Run the sweep").click().run()
         assert message in at.error[0].value and not at.exception

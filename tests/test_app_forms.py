@@ -36,7 +36,7 @@ def test_a_bad_lambda_list_keeps_the_finished_results_and_names_the_field(run_pa
     at.text_input[0].input("0.1, x")
     next(b for b in at.button if b.label == "Run the sweep").click().run()
     assert started == [] and not at.exception
-    assert "Not started: λ values must be numbers" in at.error[0].value
+    assert "Not started: the λ values must be" in at.error[0].value
     assert any(s.value == "Trade-off" for s in at.subheader) and any(s.value == "Export" for s in at.subheader)
 
 
@@ -86,7 +86,8 @@ OUT_OF_RANGE = [
     ("identify", "Q — perturbations per image", 0, "Run identify",
      "Not started: Q must be a whole number from 1 to 1,048,576; you typed 0. Type a value from 1 to 1,048,576"),
     ("identify", "Noise scale", 0.0, "Run identify",
-     "Not started: Noise scale must be a number from 0.01 to 1000; you typed 0. Type a value from 0.01 to 1000"),
+     "Not started: Noise scale must be a number above 0 and at most 1000; you typed 0. Type a value above 0 and at "
+     "most 1000"),
     ("correct", "Learning rate (Adam)", 2.0, "Run the sweep",
      "Not started: Learning rate must be a number from 1e-06 to 1; you typed 2. Type a value from 1e-06 to 1"),
     ("explore", "ε — weight threshold", 1.5, "Run distillation",

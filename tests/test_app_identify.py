@@ -92,6 +92,6 @@ def test_a_failed_job_shows_its_error_and_log(run_page, project_copy):
     job = jobs.start_job(ws, "identify", ["--batch-size", "-5"], threads=1)
     jobs.wait(ws, job.id, timeout=120)
     at = run_page("identify", root)
-    assert "Identify failed: batch_size must be" in at.error[0].value and "the log below" in at.error[0].value
+    assert "Identify failed: “Decodes per batch” must be" in at.error[0].value and "the log below" in at.error[0].value
     log = next(e for e in at.expander if e.label.startswith("Log of job"))
-    assert "batch_size" in " ".join(c.value for c in log.code)
+    assert "batch-size" in " ".join(c.value for c in log.code)

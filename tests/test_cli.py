@@ -74,7 +74,7 @@ def test_bad_input_is_one_clear_line_without_traceback(tmp_path, capsys):
     assert main(["info", "-w", str(tmp_path / "missing"), "--quiet"]) == 2
     assert "not a Defuse workspace" in capsys.readouterr().err
     assert main(["train-classifier", "-w", str(tmp_path / "missing"), "--epochs", "0", "--quiet"]) == 2
-    assert "epochs must be > 0" in capsys.readouterr().err
+    assert "--epochs must be an integer in [1, 10000]; got 0" in capsys.readouterr().err
 
 
 def test_init_refuses_a_classifier_for_other_classes(tmp_path, capsys):

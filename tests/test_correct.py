@@ -256,17 +256,18 @@ def test_selection_needs_a_reference():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(lambdas=()), "at least one λ"),
-    (dict(lambdas=(1.0, -1.0)), r"finite and > 0; got -1: remove them"),
+    (dict(lambdas=()), r"lambdas must be a non-empty list of distinct finite numbers > 0.*; got \(\)"),
+    (dict(lambdas=(1.0, -1.0)), r"finite numbers > 0, e.g. 0.1, 1, 10 \(λ=0 is the control\); got \(1.0, -1.0\)"),
+    (dict(lambdas=(1.0, 1.0)), r"lambdas must be a non-empty list of distinct .*; got \(1.0, 1.0\)"),
     (dict(lambdas=(0.0,)), "control"),
-    (dict(epochs=0), "epochs must be >= 1, got 0"),
-    (dict(selection="best"), r"selection must be one of \['paper', 'tolerance'\], got 'best'"),
+    (dict(epochs=0), r"epochs must be an integer in \[1, 10000\]; got 0"),
+    (dict(selection="best"), r"selection must be one of \['paper', 'tolerance'\]; got 'best'"),
     (dict(per_lambda_epoch_choice="last"), "per_lambda_epoch_choice must be one of"),
     (dict(parallel="gpu"), "parallel must be one of"),
-    (dict(tolerance=2.0), r"tolerance must be in \[0, 1\]"),
-    (dict(lr=0.0), "lr must be > 0"),
-    (dict(failure_batch_size=0), "failure_batch_size must be None or >= 1"),
-    (dict(tie_standard_errors=-1), "tie_standard_errors must be >= 0"),
+    (dict(tolerance=2.0), r"tolerance must be a finite number in \[0, 1\]; got 2.0"),
+    (dict(lr=0.0), r"lr must be a finite number in \(0, 1000\]; got 0.0"),
+    (dict(failure_batch_size=0), r"failure_batch_size must be None or an integer in \[1, 1048576\]; got 0"),
+    (dict(tie_standard_errors=-1), r"tie_standard_errors must be a finite number in \[0, 1000\]; got -1"),
     (dict(failure_labels="mixed"), r"failure_labels must be one of \['reviewer', 'scenario'\]"),
 ])
 def test_bad_config_is_refused(kwargs, message):

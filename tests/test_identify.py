@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from defuse.identify.autotune import CPU_CANDIDATES
-from defuse.identify.fastpath import plan_inference
 from defuse.identify.noise import beta_noise
 from defuse.identify.search import Failures, IdentifyConfig, classify, decode_latents, identify
 from defuse.nets.architectures import BetaVAE, PaperCNN
+from defuse.nets.inference import plan_inference
 from defuse.runtime.progress import Cancelled
 
 
@@ -321,17 +321,17 @@ def test_failures_round_trip_through_arrays(toy):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(samples_per_image=0), r"samples_per_image must be an integer in \[1, 1048576\]; got 0"),
     (dict(samples_per_image=2.5), r"samples_per_image must be an integer in \[1, 1048576\]; got 2.5"),
-    (dict(beta_a=0.0), r"beta_a must be a finite number > 0; got 0.0"),
-    (dict(beta_b=float("inf")), r"beta_b must be a finite number > 0; got inf"),
-    (dict(max_per_image=0), r"max_per_image must be an integer >= 1; got 0"),
+    (dict(beta_a=0.0), r"beta_a must be a finite number in \(0, 1000000\]; got 0.0"),
+    (dict(beta_b=float("inf")), r"beta_b must be a finite number in \(0, 1000000\]; got inf"),
+    (dict(max_per_image=0), r"max_per_image must be an integer in \[1, 1048576\]; got 0"),
     (dict(centered="yes"), r"centered must be True or False; got 'yes'"),
     (dict(skip_misreconstructed=1), r"skip_misreconstructed must be True or False; got 1"),
-    (dict(subset=0), r"subset must be an integer >= 1; got 0"),
+    (dict(subset=0), r"subset must be None or an integer >= 1; got 0"),
     (dict(subset_mode="last"), r"subset_mode must be one of \['first', 'random'\]; got 'last'"),
-    (dict(batch_size=0), r"batch_size must be an integer >= 1; got 0"),
+    (dict(batch_size=0), r"batch_size must be None or an integer in \[1, 134217728\]; got 0"),
     (dict(precision="fp8"), r"precision must be one of \['auto', 'bf16', 'fp16', 'fp32'\]; got 'fp8'"),
     (dict(seed=-1), r"seed must be an integer in \[0, 9223372036854775807\]; got -1"),
-    (dict(chunk_images=0), r"chunk_images must be an integer >= 1; got 0"),
+    (dict(chunk_images=0), r"chunk_images must be an integer in \[1, 16777216\]; got 0"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -44,8 +44,8 @@ def test_second_job_is_refused_and_cancel_stops_the_first(ws):
 def test_a_failing_job_reports_its_error(ws):
     job = jobs.start_job(ws, "train-classifier", ["--epochs", "0"])
     state = jobs.wait(ws, job.id, timeout=120)
-    assert state.status == "failed" and "epochs must be > 0" in state.error
-    assert "epochs must be > 0" in jobs.job_log(ws, job.id)
+    assert state.status == "failed" and "“Epochs” must be an integer in [1, 10000]; got 0" in state.error
+    assert "--epochs must be an integer in [1, 10000]; got 0" in jobs.job_log(ws, job.id)
 
 
 def test_an_unreadable_job_file_is_listed_as_failed_not_skipped(tmp_path):

@@ -62,8 +62,8 @@ def test_per_sample_accuracy_by_hand():
     (lambda: uae_shares([1, 2], [1], [1, 2]), r"source_labels must be a 1-D array of class indices of length 2"),
     (lambda: scenario_purity([1, 2], [0, 1], {0: 1}), r"scenario_labels has no label for scenarios \[1\]"),
     (lambda: per_sample_accuracy([0.5], [1]), "predictions must be a 1-D array of class indices"),
-    (lambda: JudgeConfig(epochs=0), "epochs must be an integer >= 1; got 0"),
-    (lambda: JudgeConfig(lr=0), "lr must be a finite number > 0; got 0"),
+    (lambda: JudgeConfig(epochs=0), r"epochs must be an integer in \[1, 10000\]; got 0"),
+    (lambda: JudgeConfig(lr=0), r"lr must be a finite number in \(0, 1000\]; got 0"),
 ])
 def test_bad_inputs_say_what_is_wrong(call, match):
     with pytest.raises(ValueError, match=match):

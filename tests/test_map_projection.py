@@ -87,7 +87,7 @@ def test_umaps_epoch_bar_reports_growing_fractions():
 
 
 def test_embed_config_checks_fit_per_source():
-    with pytest.raises(ValueError, match="fit_per_source must be an integer >= 0; got -1"):
+    with pytest.raises(ValueError, match=r"fit_per_source must be an integer in \[0, 10000\]; got -1"):
         EmbedConfig(fit_per_source=-1)
     with pytest.raises(ValueError, match="one source per failure code: got 3 sources for 600 codes"):
         embed_codes(np.zeros((10, 6)), np.zeros((600, 6)), EmbedConfig(method="pca"), sources=[1, 2, 3])

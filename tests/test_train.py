@@ -63,11 +63,11 @@ def test_fidelity_warning_only_below_the_bar():
 
 
 @pytest.mark.parametrize("cls,kwargs,match", [
-    (TrainConfig, dict(epochs=0), "epochs must be > 0; got 0"),
+    (TrainConfig, dict(epochs=0), r"epochs must be an integer in \[1, 10000\]; got 0"),
     (TrainConfig, dict(optimizer="lbfgs"), r"optimizer must be one of \['adadelta', 'adam', 'sgd'\]"),
     (TrainConfig, dict(class_keep=((1, 1.5),)), "fraction in"),
-    (VAEConfig, dict(beta=-1), "beta must be >= 0"),
-    (VAEConfig, dict(latent_dim=0), "latent_dim must be > 0"),
+    (VAEConfig, dict(beta=-1), r"beta must be a finite number in \[0, 1000\]; got -1"),
+    (VAEConfig, dict(latent_dim=0), r"latent_dim must be an integer in \[1, 4096\]; got 0"),
     (VAEConfig, dict(train_on="test"), r"train_on must be one of \['train', 'train\+val'\]; got 'test'$"),
     (VAEConfig, dict(train_on="all"), "'all' included the test split, which the VAE must never see"),
 ])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
+
+from ..runtime.settings import SettingError, declared, parse_text
 
 
 class CommandTable(dict):
@@ -72,13 +74,51 @@ def read_config(text: str, cls) -> dict:
     return values
 
 
+def add_setting_flags(p, cls, *, skip=()) -> None:
+    """``--config`` and one ``--flag`` per declared field of ``cls`` (:mod:`defuse.runtime.settings`): its help and
+    default from the declaration. Flags read text (left unset: the config's default), which
+    :func:`config_from_args` turns into the field's kind; the config's check then names a bad one."""
+    add_config_option(p, cls)
+    defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+    for name, spec in declared(cls).items():
+        if name in skip or not spec.flag:
+            continue
+        flag, default = "--" + name.replace("_", "-"), defaults.get(name)
+        paper = f"; paper: {spec.paper}" if spec.paper is not None and spec.paper != default else ""
+        if spec.kind is bool:
+            negate = bool(default)
+            p.add_argument("--no-" + flag[2:] if negate else flag, dest=name, action="store_const", default=None,
+                           const=not negate, help=f"{spec.help}{paper}")
+        else:
+            shown = ",".join(f"{v:g}" for v in default) if spec.kind is tuple and default else default
+            choices = f"; one of {', '.join(spec.choices)}" if spec.choices else ""
+            p.add_argument(flag, dest=name, default=None, metavar=name.upper(),
+                           help=f"{spec.help} (default: {shown}{paper}{choices})")
+
+
+def setting_values(args, cls) -> dict:
+    """The fields of ``cls`` that the command's flags set, each read in its declared kind (unset flags: none)."""
+    specs, out = declared(cls), {}
+    for f in fields(cls):
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        spec = specs.get(f.name)
+        out[f.name] = parse_text(value, spec) if spec is not None and isinstance(value, str) else value
+    return out
+
+
 def config_from_args(args, cls, *, flags: dict | None = None, **overrides):
-    """``cls`` from the command's flags (``flags``, default: the options named like its fields), ``--config``'s
-    fields on top, then ``overrides``; built once, so validated once."""
+    """``cls`` from the command's flags (``flags``, default: :func:`setting_values`), ``--config``'s fields on top,
+    then ``overrides``; built once, so validated once."""
     if flags is None:
-        flags = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+        flags = setting_values(args, cls)
     given = read_config(args.config, cls) if getattr(args, "config", None) else {}
-    return cls(**{**flags, **given, **overrides})
+    try:
+        return cls(**{**flags, **given, **overrides})
+    except SettingError as e:
+        e.in_config = e.name in given and e.name not in overrides
+        raise
 
 
 class Failed(str):

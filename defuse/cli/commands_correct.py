@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from ..correct.sweep import FAILURE_LABELS, FIX_SETS, PAPER_LAMBDAS, CorrectConfig
+from ..correct.config import FAILURE_LABELS, CorrectConfig
 from ..distill.sampling import ScenarioDraw
-from ..distributed.cluster import add_backend_args, backend_from_args
 from ..nets.vae_recipe import ACCEPT_FLAG
 from ..runtime.progress import RunOptions
 from ..steps import correct, export, project
@@ -18,7 +17,8 @@ from ..steps.label import get_reviewer, review_step
 from ..steps.presets import PRESETS
 from ..steps.report import report_markdown, save_report
 from ..workspace import CLASSIFIER, VAE, Workspace
-from .args import CommandTable, add_config_option, config_from_args, open_workspace, resolve_workspace, status_lines
+from .args import CommandTable, add_setting_flags, config_from_args, open_workspace, resolve_workspace, status_lines
+from .backend_args import add_backend_args, backend_from_args
 from .commands_pipeline import add_reviewer_args, reviewer_from_args
 from .commands_project import add_architecture_args, add_dataset_args, dataset_spec_from_args
 
@@ -26,44 +26,18 @@ COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the t
 register = COMMANDS.register
 
 
-def parse_lambdas(text: str) -> tuple:
-    try:
-        values = tuple(float(t) for t in text.replace(" ", "").split(",") if t)
-    except ValueError:
-        raise ValueError(f"--lambdas must be comma-separated numbers, e.g. 0.1,1,10; got {text!r}") from None
-    if not values:
-        raise ValueError("--lambdas is empty: give at least one λ > 0, e.g. --lambdas 0.1,1,10")
-    return values
-
-
 # --- correct --------------------------------------------------------------------------------------------
 def _correct_args(p):
-    d = CorrectConfig()
-    p.add_argument("--lambdas", default=",".join(f"{v:g}" for v in PAPER_LAMBDAS), help="λ sweep (paper: 17 values)")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="fine-tuning epochs per λ (paper: 3 MNIST, 5 others)")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--selection", default=d.selection, help="tolerance (default) or paper")
-    p.add_argument("--tolerance", type=float, default=d.tolerance, help="validation accuracy a λ may lose vs λ=0")
-    p.add_argument("--failure-labels", choices=FAILURE_LABELS, default=d.failure_labels,
-                   help="D_f labels: one per scenario (paper) or the reviewer's per sample (needs --reviewer)")
-    p.add_argument("--fix-set", choices=FIX_SETS, default=d.fix_set,
-                   help="D_f: 'agreed' keeps what every reviewer member reads confidently as the scenario's label, "
-                        "plus its verified UAEs (needs --reviewer); 'all': every sample drawn (the paper)")
+    add_setting_flags(p, CorrectConfig)
     p.add_argument("--samples", type=int, default=256, help="samples per scenario for D_f, failure val and test")
     p.add_argument("--tau", type=float, default=None)
     add_reviewer_args(p, "'auto' or a checkpoint: labels the baseline, stricter accuracy")
     p.add_argument("--no-baseline", action="store_true", help="skip the UAE-only baseline sweep")
-    p.add_argument("--seed", type=int, default=0)
-    add_config_option(p, CorrectConfig)
     add_backend_args(p)
 
 
 def _correct(args, sink):
-    flags = dict(lambdas=parse_lambdas(args.lambdas), epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                 selection=args.selection, tolerance=args.tolerance, seed=args.seed, failure_labels=args.failure_labels,
-                 fix_set=args.fix_set)
-    cfg = config_from_args(args, CorrectConfig, flags=flags)
+    cfg = config_from_args(args, CorrectConfig)
     backend = backend_from_args(args)
     ws = open_workspace(args)
     reviewer = reviewer_from_args(ws, args, sink)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 from ..distill.scenarios import DistillConfig
-from ..distributed.cluster import add_backend_args, backend_from_args
 from ..identify.search import IdentifyConfig
 from ..label import provenance
 from ..label.reviewer import ReviewerConfig
@@ -17,34 +14,11 @@ from ..steps.identify import identify_step
 from ..steps.label import decided_scenarios, get_reviewer, label_store, review_step
 from ..steps.project import load_classifier, load_vae
 from ..workspace import Workspace
-from .args import CommandTable, add_config_option, config_from_args, open_workspace
+from .args import CommandTable, add_setting_flags, config_from_args, open_workspace
+from .backend_args import add_backend_args, backend_from_args
 
 COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the tables
 register = COMMANDS.register
-
-
-def add_config_args(p, cls, *, skip=(), helps=None) -> None:
-    """One ``--option`` per field of a frozen config dataclass, typed and defaulted from it."""
-    helps = helps or {}
-    add_config_option(p, cls)
-    for f in fields(cls):
-        if f.name in skip:
-            continue
-        default, flag = f.default, "--" + f.name.replace("_", "-")
-        if isinstance(default, bool):
-            p.add_argument(flag, action="store_true" if not default else "store_false", help=helps.get(f.name))
-        else:
-            kind = type(default) if default is not None else _optional_number
-            p.add_argument(flag, type=kind, default=default, help=helps.get(f.name, f"default: {default}"))
-
-
-def _optional_number(text: str):
-    if text.lower() in ("", "none"):
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
 
 
 # --- the automatic reviewer, shared by identify, label and correct ------------------------------------------
@@ -68,22 +42,8 @@ def reviewer_from_args(ws: Workspace, args, sink):
 
 
 # --- identify -----------------------------------------------------------------------------------------
-IDENTIFY_HELP = {
-    "samples_per_image": "Q, perturbations per image (paper: 500)",
-    "beta_a": "a of the Beta(a, b) noise (paper: 50 for MNIST, 75 for SVHN/signs)",
-    "beta_b": "b of the Beta(a, b) noise",
-    "max_per_image": "M, failures kept per image (paper: 100)",
-    "centered": "subtract the Beta mean a/(a+b) from the noise (paper: off; its noise shifts every dim by ~+0.5)",
-    "noise_scale": "multiply the noise by this, after centring (paper: 1)",
-    "skip_misreconstructed": "search only images whose own reconstruction the classifier gets right",
-    "subset": "search only this many training images (default: all)",
-    "batch_size": "decodes per batch (default: chosen for the device)",
-    "precision": "auto, fp32, bf16, fp16 (auto: bf16 on CPUs that have it, fp32 otherwise)",
-}
-
-
 def _identify_args(p):
-    add_config_args(p, IdentifyConfig, helps=IDENTIFY_HELP)
+    add_setting_flags(p, IdentifyConfig)
     p.add_argument(ACCEPT_FLAG, action="store_true", help="search even with a β-VAE whose reconstructions the "
                    "classifier recognises far less often than the originals (refused otherwise)")
     add_reviewer_args(p, "'auto' or a checkpoint: measure how many finds are real")
@@ -118,14 +78,8 @@ register("identify", "find unrestricted adversarial examples by perturbing β-VA
 
 
 # --- distill ------------------------------------------------------------------------------------------
-DISTILL_HELP = {"max_components": "K, components at most (paper: 100)",
-                "weight_threshold": "ε: components with weight <= ε are dropped (paper: 0.01)",
-                "max_samples": "codes fitted at most, down-sampled without replacement (paper: 50,000)",
-                "backend": "torch (fast, same updates) or sklearn (BayesianGaussianMixture)"}
-
-
 def _distill_args(p):
-    add_config_args(p, DistillConfig, skip=("device", "covariance_type", "threads"), helps=DISTILL_HELP)
+    add_setting_flags(p, DistillConfig)
 
 
 def _distill(args, sink):

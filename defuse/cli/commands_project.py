@@ -1,22 +1,23 @@
-"""The CLI's subcommands: argument definitions and a thin call into :mod:`defuse.project`."""
+"""The CLI's subcommands: argument definitions and a thin call into :mod:`defuse.steps.project`."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 
 from ..data.datasets import DatasetSpec
-from ..nets.train import VAE_TRAIN_SPLITS, TrainConfig, VAEConfig, fidelity_warning, parse_class_keep
+from ..nets.train import TrainConfig, VAEConfig, fidelity_warning, parse_class_keep
 from ..nets.vae_recipe import MIN_STEPS, SMALL_BATCH, SMALL_SOURCE, default_vae_config
 from ..steps import project
 from .args import (
     CommandTable,
-    add_config_option,
+    add_setting_flags,
     config_from_args,
     open_workspace,
     read_config,
     resolve_workspace,
+    setting_values,
     status_lines,
 )
 
@@ -94,21 +95,15 @@ register("init", "create a project workspace for a dataset (and import a classif
 
 # --- training ---------------------------------------------------------------------------------------
 def _train_classifier_args(p):
-    d = TrainConfig()
-    p.add_argument("--architecture", default=d.architecture, help="paper-cnn (appendix B.2) or resnet18")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--optimizer", default=d.optimizer, help="adadelta (paper), adam, sgd")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--class-keep", default="", help="e.g. '9:0.1' trains on 10%% of class 9 (plants a flaw)")
-    add_config_option(p, TrainConfig)
+    add_setting_flags(p, TrainConfig)
+    p.add_argument("--class-keep", default=None, help="e.g. '9:0.1' trains on 10%% of class 9 (plants a flaw)")
 
 
 def _train_classifier(args, sink):
-    cfg = config_from_args(args, TrainConfig, flags=dict(
-        architecture=args.architecture, epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer,
-        lr=args.lr, seed=args.seed, class_keep=parse_class_keep(args.class_keep)))
+    flags = setting_values(args, TrainConfig)
+    if args.class_keep:
+        flags["class_keep"] = parse_class_keep(args.class_keep)
+    cfg = config_from_args(args, TrainConfig, flags=flags)
     ws = open_workspace(args)
     record = project.train_classifier_step(ws, cfg, device=args.device, on_progress=sink)
     m = record["metrics"]
@@ -122,29 +117,18 @@ register("train-classifier", "train the project's classifier (paper appendix B.2
 
 def _train_vae_args(p):
     d = VAEConfig()
-    p.add_argument("--beta", type=float, default=d.beta)
-    p.add_argument("--latent-dim", type=int, default=d.latent_dim)
-    p.add_argument("--width", type=int, default=d.width, help="conv channels: 32 (MNIST), 64 (SVHN, signs)")
-    p.add_argument("--epochs", type=int, default=None, help=f"default: enough for {MIN_STEPS:,} steps on this data "
-                   "(e.g. digits: 141 at batch 32; mnist-sample: 200 at batch 128)")
-    p.add_argument("--batch-size", type=int, default=None, help=f"default: {d.batch_size}, or {SMALL_BATCH} for "
-                   f"sources under {SMALL_SOURCE:,} images")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--kl-anneal-steps", type=int, default=d.kl_anneal_steps)
-    p.add_argument("--free-bits", type=float, default=d.free_bits)
-    p.add_argument("--train-on", default=d.train_on, choices=sorted(VAE_TRAIN_SPLITS), help="never the test split")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--conditional", action="store_true", default=None,
-                   help="class-conditional β-VAE: the decoder also takes the label, so identify's perturbations "
-                        "change style, not class (issue #12; see README)")
-    add_config_option(p, VAEConfig)
+    add_setting_flags(p, VAEConfig, skip=("epochs", "batch_size"))
+    p.add_argument("--epochs", default=None, help=f"training epochs (default: enough for {MIN_STEPS:,} steps on "
+                   "this data, e.g. digits: 141 at batch 32; mnist-sample: 200 at batch 128)")
+    p.add_argument("--batch-size", default=None, help=f"images per step (default: {d.batch_size}, or {SMALL_BATCH} "
+                   f"for sources under {SMALL_SOURCE:,} images)")
 
 
 def _train_vae(args, sink):
-    ws = open_workspace(args)
-    flags = {f.name: getattr(args, f.name) for f in fields(VAEConfig) if getattr(args, f.name, None) is not None}
+    flags = setting_values(args, VAEConfig)
     given = read_config(args.config, VAEConfig) if args.config else {}
-    base = VAEConfig(**{**flags, **given})
+    base = config_from_args(args, VAEConfig, flags=flags)
+    ws = open_workspace(args)
     recipe = default_vae_config(project.load_data(ws), base)  # epochs and batch that fit the data's size
     cfg = replace(base, **{k: getattr(recipe, k) for k in ("epochs", "batch_size") if k not in {**flags, **given}})
     m = project.train_vae_step(ws, cfg, device=args.device, on_progress=sink)["metrics"]

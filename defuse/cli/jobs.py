@@ -157,7 +157,8 @@ def job_state(ws: Workspace, job_id: str) -> JobState:
                      returncode=spec.get("returncode"))
     if final is not None:
         state.status = {"finished": "finished", "error": "failed", "cancelled": "cancelled"}[final["event"]]
-        state.ended, state.error, state.result = final["time"], final.get("message"), final.get("result")
+        state.ended, state.result = final["time"], final.get("result")
+        state.error = final.get("app_message", final.get("message"))  # a bad setting: named by its page field
     elif spec.get("cancel_requested") and not _pid_alive(state.pid):
         state.status, state.ended = "cancelled", spec.get("cancel_requested")
     elif not _pid_alive(state.pid):

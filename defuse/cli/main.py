@@ -1,7 +1,7 @@
 """`python -m defuse <command>`: every step headless. The app runs these same commands as jobs.
 
 Each command prints a progress bar with ETA on a terminal (stderr) and, with
-``--progress-jsonl FILE``, appends JSON-lines progress events (DESIGN.md, Jobs).
+``--progress-jsonl FILE``, appends JSON-lines progress events (read by the app's jobs: defuse/cli/jobs.py).
 A bad input ends with a one-line message and exit status 2, never a traceback.
 """
 
@@ -75,9 +75,9 @@ def main(argv=None) -> int:
         print(f"cancelled: {e}. Finished parts are kept; run the command again to continue.", file=sys.stderr)
         return 130
     except ValueError as e:
-        sink.event({"event": "error", "message": str(e)})
+        sink.event({"event": "error", "message": str(e), **_app_words(e)})
         sink.close()
-        print(f"error: {e}{_flag_hint(e)}", file=sys.stderr)
+        print(f"error: {_cli_words(e)}{_flag_hint(e)}", file=sys.stderr)
         return 2
     sink.event({"event": "finished", "result": result if isinstance(result, dict) else None})
     sink.close()
@@ -106,6 +106,20 @@ def trust_command_files(args) -> list[str]:
     if getattr(args, "workspace", None) and resolve_workspace(args.workspace).is_dir():
         trusted += trusted_workspace_files(resolve_workspace(args.workspace))
     return trusted
+
+
+def _cli_words(e: ValueError) -> str:
+    """The message, a setting named by its flag (the declaration's words, :mod:`defuse.runtime.settings`)."""
+    from ..runtime.settings import SettingError
+
+    return e.words("cli") if isinstance(e, SettingError) else str(e)
+
+
+def _app_words(e: ValueError) -> dict:
+    """For a job of the app: a bad setting named by the page's field (its declared label)."""
+    from ..runtime.settings import SettingError
+
+    return {"app_message": e.words("app")} if isinstance(e, SettingError) else {}
 
 
 def _flag_hint(e: ValueError) -> str:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
-if TYPE_CHECKING:  # sweep.py imports this module: the config's type only
-    from .sweep import CorrectConfig
+from .config import CorrectConfig
 
 # the accuracy that keeps an epoch per λ (CorrectConfig.per_lambda_epoch_choice)
 EPOCH_METRICS = {"val": "val_acc", "failure_val": "failure_val_acc", "train": "train_acc"}

@@ -22,9 +22,17 @@ from torch import nn
 from ..data.datasets import ImageData
 from ..runtime.devices import resolve_device
 from ..runtime.progress import RunOptions
-from .evaluation import SweepInputs, build_inputs, evaluate
+from .config import (  # noqa: F401  (re-exported: their old home)
+    FAILURE_LABELS,
+    FIX_SETS,
+    PAPER_LAMBDAS,
+    PARALLEL_CHOICES,
+    SELECTION_ONLY,
+    CorrectConfig,
+)
 from .failure_sets import SPLITS, FailureSet, stack_failure_sets  # noqa: F401  (stack_failure_sets: re-exported)
 from .finetune import SingleTrainer, SweepStore, copy_model
+from .scoring import SweepInputs, build_inputs, evaluate
 from .selection import (  # noqa: F401  (re-exported)
     EPOCH_METRICS,
     SELECTIONS,
@@ -34,83 +42,6 @@ from .selection import (  # noqa: F401  (re-exported)
     select_lambda,
 )
 from .training import Tracker, parallel_mode, plan_groups, train_groups
-
-PAPER_LAMBDAS = (1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 2.0, 5.0, 10.0, 20.0, 100.0,
-                 1000.0)  # appendix B.2-B.4
-# the settings that only choose among trained models: changing them re-selects, it does not retrain
-SELECTION_ONLY = ("selection", "tolerance", "tie_standard_errors")
-PARALLEL_CHOICES = ("auto", "off", "vmap")
-FAILURE_LABELS = ("scenario", "reviewer")
-# "agreed": D_f holds the samples every reviewer member reads confidently as the scenario's label, plus the
-# scenario's UAEs that pass the same test (needs a reviewer; without one every sample is kept); "all": every
-# sample drawn (the paper). Measured: at τ=0.5 only 53% of a scenario's samples carried its label.
-FIX_SETS = ("agreed", "all")
-
-
-@dataclass(frozen=True)
-class CorrectConfig:
-    """The λ sweep. Defaults: the paper's MNIST recipe (B.2); SVHN / German signs use 5 epochs.
-
-    ``selection`` (see :func:`select_lambda`): "tolerance" keeps validation accuracy within
-    ``tolerance`` of the control and then maximises failure-scenario validation accuracy; "paper"
-    takes the best validation accuracy (§4.1), which measured here always lands on the smallest λ,
-    where D_f has no effect. ``per_lambda_epoch_choice`` keeps, per λ, the epoch with the best
-    "val" (default: the same criterion for every λ and the control), "failure_val" or "train" accuracy.
-    """
-
-    lambdas: tuple = PAPER_LAMBDAS
-    include_control: bool = True          # λ=0: the same fine-tuning without D_f
-    epochs: int = 3
-    batch_size: int = 256
-    lr: float = 1e-3                      # Adam
-    failure_batch_size: Optional[int] = None  # D_f samples per step, cycled; None: batch_size
-    selection: str = "tolerance"
-    tolerance: float = 0.005              # validation accuracy a λ may lose against the control
-    per_lambda_epoch_choice: str = "val"
-    # tolerance rule: failure-validation accuracies within this many standard errors (of their
-    # difference) of the best are ties, broken by validation accuracy (0: the strict maximum).
-    # Measured: the strict maximum took λ=1 over λ=0.1 for 2 samples of 512 and paid 0.4-0.7 test points.
-    tie_standard_errors: float = 2.0
-    # "scenario": every D_f sample carries its scenario's label (§4.1); "reviewer": each carries the
-    # automatic reviewer's own label, and λ is chosen on the reviewer-labeled failure validation set.
-    # Measured: scenarios at τ=0.5 mix classes, so one label per scenario teaches some samples a wrong class.
-    failure_labels: str = "scenario"
-    fix_set: str = "agreed"               # see FIX_SETS
-    train_eval_size: int = 5000           # train accuracy on a fixed random subset, for speed
-    parallel: str = "auto"                # "vmap": all λ at once (auto: on CUDA); "off": one after another
-    max_parallel: int = 18                # models per vmap group (bounds GPU memory): 17 λ + control
-    seed: int = 0
-
-    def __post_init__(self):
-        lams = tuple(float(v) for v in self.lambdas)
-        object.__setattr__(self, "lambdas", lams)
-        if not lams:
-            raise ValueError("lambdas must hold at least one λ > 0, got (); e.g. lambdas=(1.0,) or the paper's "
-                             "PAPER_LAMBDAS")
-        bad = [v for v in lams if not v > 0 or v == float("inf")]
-        if bad:
-            control = "λ=0, the control, is always added" if self.include_control else "λ=0 would be the control"
-            raise ValueError(f"lambdas must be finite and > 0; got {', '.join(f'{v:g}' for v in bad)}: remove them "
-                             f"({control}), e.g. 0.1, 1, 10")
-        if len(set(lams)) != len(lams):
-            raise ValueError(f"lambdas must not repeat, got {lams}")
-        if not 0 <= self.tie_standard_errors < float("inf"):
-            raise ValueError(f"tie_standard_errors must be >= 0 (0: no ties), got {self.tie_standard_errors}")
-        for name in ("epochs", "batch_size", "train_eval_size", "max_parallel"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.failure_batch_size is not None and self.failure_batch_size < 1:
-            raise ValueError(f"failure_batch_size must be None or >= 1, got {self.failure_batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.tolerance <= 1:
-            raise ValueError(f"tolerance must be in [0, 1] (an accuracy), got {self.tolerance}")
-        for name, choices in (("selection", SELECTIONS), ("per_lambda_epoch_choice", EPOCH_METRICS),
-                              ("parallel", PARALLEL_CHOICES), ("failure_labels", FAILURE_LABELS),
-                              ("fix_set", FIX_SETS)):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name} must be one of {sorted(choices)}, got {getattr(self, name)!r}")
-
 
 # ------------------------------------------------------------------ the sweep
 

@@ -7,7 +7,6 @@ by one); :func:`train_groups` trains them here, and the Ray backend runs it on o
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -15,12 +14,10 @@ from torch import nn
 from ..nets.train import shuffled_batches
 from ..runtime.progress import ProgressFn, ProgressReporter
 from ..runtime.train_speed import resident
-from .evaluation import SweepInputs, evaluate
+from .config import CorrectConfig
 from .finetune import SingleTrainer, StackedTrainer, vmap_works
+from .scoring import SweepInputs, evaluate
 from .selection import epoch_metric
-
-if TYPE_CHECKING:  # sweep.py imports this module: the config's type only
-    from .sweep import CorrectConfig
 
 HEARTBEAT_STEPS = 50  # a progress event every 50 batches, so Cancel answers within an epoch
 

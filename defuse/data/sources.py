@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import numpy as np
 
+from .config import DatasetSpec
 from .image_files import read_idx_pair, read_image_files, read_npz
-
-if TYPE_CHECKING:  # data.py imports this module: no runtime import back
-    from .datasets import DatasetSpec
 
 DIGIT_NAMES = [str(i) for i in range(10)]
 FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",

@@ -23,7 +23,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -31,8 +31,7 @@ from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-if TYPE_CHECKING:
-    from .scenarios import DistillConfig
+from .config import DistillConfig
 
 IterFn = Optional[Callable[[int, int, float], None]]  # (init, n_iter, lower_bound); may raise to stop
 
@@ -179,7 +178,7 @@ def _lower_bound(neg_entropy: torch.Tensor, p: _Params) -> torch.Tensor:
 class DPGaussianMixture:
     """Variational Dirichlet-process Gaussian mixture with full covariances, in torch float64.
 
-The fit's settings are those of a :class:`~defuse.distill.scenarios.DistillConfig` (default: its
+The fit's settings are those of a :class:`~defuse.distill.config.DistillConfig` (default: its
     defaults): ``tol``, ``reg_covar``, ``max_iter``, ``n_init``, ``weight_concentration_prior`` and
     ``seed`` (scikit-learn's ``random_state``) mean what they mean in scikit-learn's
     ``BayesianGaussianMixture``; the priors are its defaults (mean prior = data mean, degrees of
@@ -199,8 +198,6 @@ The fit's settings are those of a :class:`~defuse.distill.scenarios.DistillConfi
     def __init__(self, n_components: int = 100, cfg: DistillConfig | None = None, *,
                  device: str | torch.device = "cpu", chunk_size: int | None = None):
         if cfg is None:
-            from .scenarios import DistillConfig  # scenarios imports this module: a top-level import would cycle
-
             cfg = DistillConfig()
         self.n_components, self.tol, self.reg_covar = n_components, cfg.tol, cfg.reg_covar
         self.max_iter, self.n_init = cfg.max_iter, cfg.n_init

@@ -12,47 +12,15 @@ is fitted on the training codes and a few failure codes per source image, then p
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..nets.architectures import latent_means
-from ..runtime.checks import check_int
 from ..runtime.progress import ProgressFn, ProgressReporter
-from .projections import PROJECTIONS, per_source_rows, project
-
-
-@dataclass(frozen=True)
-class EmbedConfig:
-    """Settings of the 2-D map."""
-
-    # UMAP by default: fitted per source, it shows the demo's scenarios as clusters (10-NN from other sources in
-    # the same scenario: 74%, PCA 17%, UMAP fitted on every code 9%; docs/runs/map-readability-cpu.json).
-    method: str = "umap"          # one of PROJECTIONS
-    max_points: int = 60_000      # codes projected at most, training codes included
-    train_points: int = 5_000     # training codes (the background) at most
-    seed: int = 0
-    n_neighbors: int = 15         # UMAP
-    min_dist: float = 0.1         # UMAP
-    perplexity: float = 30.0      # t-SNE
-    # Failure codes of one source image the projection is fitted on (with the training codes); every other code
-    # is then placed with the fitted projection. 0 fits on every code (UMAP then draws each source as a dot).
-    fit_per_source: int = 3
-
-    def __post_init__(self):
-        if self.method not in PROJECTIONS:
-            raise ValueError(f"method must be one of {sorted(PROJECTIONS)}; got {self.method!r}")
-        check_int("max_points", self.max_points, 10)
-        check_int("train_points", self.train_points, 0)
-        check_int("seed", self.seed, 0)
-        check_int("n_neighbors", self.n_neighbors, 2)
-        check_int("fit_per_source", self.fit_per_source, 0)
-        if not isinstance(self.min_dist, numbers.Real) or not 0 <= self.min_dist <= 1:
-            raise ValueError(f"min_dist must be a number in [0, 1]; got {self.min_dist!r}")
-        if not isinstance(self.perplexity, numbers.Real) or not self.perplexity > 0:
-            raise ValueError(f"perplexity must be a number > 0; got {self.perplexity!r}")
+from .config import EmbedConfig
+from .projections import PROJECTIONS, per_source_rows, project  # noqa: F401  (PROJECTIONS: re-exported)
 
 
 @dataclass

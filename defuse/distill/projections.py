@@ -73,7 +73,7 @@ def epoch_tqdm_kwds(stream: _EpochStream) -> dict:
 def _umap(codes: np.ndarray, cfg, on_fraction: FractionFn) -> Fitted:
     # UMAP's numba functions compile for ~40 s in every fresh process unless numba may cache them on disk;
     # the app warms that cache in the background when it starts (umap_warmup).
-    from .umap_warmup import use_numba_cache
+    from .numba_cache import use_numba_cache
 
     use_numba_cache()
     import umap  # heavy import (numba): only when asked for

@@ -16,8 +16,7 @@ fine-tuning can later train on.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..nets.inference import on_device  # noqa: F401  (re-exported: its old home)
 from ..runtime.checks import check_int, is_int
 from ..runtime.devices import resolve_device
 
@@ -244,20 +244,6 @@ def sample_scenarios(scenarios, n_per_scenario: int, *, tau: float, seed: int) -
 
 
 # ------------------------------------------------------------------ decoding
-
-@contextmanager
-def on_device(model: nn.Module, device: torch.device) -> Iterator[nn.Module]:
-    """Use ``model`` on ``device`` in eval mode, then restore its device and mode (callers may cache it)."""
-    first = next(iter(model.parameters()), None)
-    home, was_training = (first.device if first is not None else None), model.training
-    model.to(device).eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-        if home is not None:
-            model.to(home)
-
 
 @torch.no_grad()
 def _decode(vae: nn.Module, latents: np.ndarray, dev: torch.device, batch_size: int,

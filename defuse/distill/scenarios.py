@@ -23,82 +23,17 @@ from sklearn.mixture import BayesianGaussianMixture
 
 from ..identify.search import Failures
 from ..runtime.checks import is_int
-from ..runtime.devices import DEVICE_CHOICES, resolve_device
+from ..runtime.devices import resolve_device
 from ..runtime.progress import ProgressFn, ProgressReporter
+from .config import COVARIANCE_TYPES, FIT_BACKENDS, GROUP_BY, DistillConfig  # noqa: F401  (re-exported)
 from .confusions import split_by_confusion
 from .dpgmm import DPGaussianMixture, limit_threads
 
-COVARIANCE_TYPES = ("full",)
-# "confusion": each of the paper's components split by confusion (source class -> the classifier's label),
-# so a scenario never holds two confusions (defuse.distill.confusions; measured: the paper's scenarios'
-# samples carried their label only 53% of the time); "none": the paper's mixture as it is (appendix B.1).
-GROUP_BY = ("confusion", "none")
 _PREDICT_BATCH = 65_536  # rows assigned per call: bounds the (rows, K) log-probabilities in memory
 
 
 class DistillConvergenceWarning(ConvergenceWarning):
     """The mixture stopped at max_iter before its lower bound settled (also in Scenarios.converged)."""
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def _require(ok: bool, name: str, value, allowed: str) -> None:
-    if not ok:
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-
-
-def _valid_device(device) -> bool:
-    if not isinstance(device, str):
-        return False
-    base, _, index = device.lower().partition(":")
-    return base in DEVICE_CHOICES and (not index or (base == "cuda" and index.isdigit()))
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """Settings of the distillation step; defaults are the paper's (§4, appendix B.1)."""
-
-    max_components: int = 100          # K: truncation of the stick-breaking prior
-    weight_threshold: float = 0.01     # ε: components with weight <= ε are dropped
-    max_samples: int = 50_000          # codes fitted at most; more are down-sampled without replacement
-    covariance_type: str = "full"
-    max_iter: int = 100                # EM iterations per initialisation
-    tol: float = 1e-3                  # converged when the lower bound changes by less than this
-    n_init: int = 1                    # initialisations; the best lower bound wins
-    reg_covar: float = 1e-6            # added to the diagonal of every component covariance
-    weight_concentration_prior: float | None = None  # None: 1 / K, scikit-learn's default
-    seed: int = 0                      # down-sampling and the k-means initialisation
-    backend: str = "torch"             # see BACKENDS
-    device: str = "auto"               # torch backend only; MPS (no float64) falls back to CPU
-    threads: int | None = 1            # CPU threads of the fit (torch and BLAS); None: as configured
-    group_by: str = "confusion"        # see GROUP_BY; "none" is the paper's
-
-    def __post_init__(self):
-        _require(is_int(self.max_components) and self.max_components >= 1,
-                 "max_components", self.max_components, "an integer >= 1")
-        _require(_is_number(self.weight_threshold) and 0 <= self.weight_threshold < 1,
-                 "weight_threshold", self.weight_threshold, "a number in [0, 1)")
-        _require(is_int(self.max_samples) and self.max_samples >= 2,
-                 "max_samples", self.max_samples, "an integer >= 2")
-        _require(self.covariance_type in COVARIANCE_TYPES, "covariance_type", self.covariance_type,
-                 f"one of {sorted(COVARIANCE_TYPES)}")
-        _require(is_int(self.max_iter) and self.max_iter >= 1, "max_iter", self.max_iter, "an integer >= 1")
-        _require(_is_number(self.tol) and self.tol >= 0, "tol", self.tol, "a number >= 0")
-        _require(is_int(self.n_init) and self.n_init >= 1, "n_init", self.n_init, "an integer >= 1")
-        _require(_is_number(self.reg_covar) and self.reg_covar >= 0, "reg_covar", self.reg_covar,
-                 "a number >= 0")
-        wcp = self.weight_concentration_prior
-        _require(wcp is None or (_is_number(wcp) and 0 < wcp < np.inf), "weight_concentration_prior", wcp,
-                 "None or a finite number > 0")
-        _require(is_int(self.seed) and 0 <= self.seed < 2**32, "seed", self.seed, "an integer in [0, 2**32)")
-        _require(self.backend in BACKENDS, "backend", self.backend, f"one of {sorted(BACKENDS)}")
-        _require(_valid_device(self.device), "device", self.device,
-                 f"one of {sorted(DEVICE_CHOICES)} or 'cuda:N'")
-        _require(self.threads is None or (is_int(self.threads) and self.threads >= 1), "threads",
-                 self.threads, "None or an integer >= 1")
-        _require(self.group_by in GROUP_BY, "group_by", self.group_by, f"one of {list(GROUP_BY)}")
 
 
 @dataclass

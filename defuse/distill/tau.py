@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..nets.inference import on_device
 from ..runtime.checks import check_int
 from ..runtime.devices import resolve_device
 from .sampling import (
@@ -31,7 +32,6 @@ from .sampling import (
     _cholesky,
     _decode,
     _stream,
-    on_device,
     scenario_arrays,
     scenario_stream,
 )

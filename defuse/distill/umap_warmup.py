@@ -9,25 +9,14 @@ as a map job does) and leaves a marker naming the versions, so later starts skip
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from .numba_cache import numba_cache_dir, use_numba_cache  # noqa: F401  (use_numba_cache: re-exported)
+
 # As many codes as a small map is fitted on.
 WARM_POINTS = 5000
-
-
-def numba_cache_dir() -> Path:
-    """Where numba keeps compiled functions between processes (NUMBA_CACHE_DIR, else under ~/.cache)."""
-    return Path(os.environ.get("NUMBA_CACHE_DIR") or Path.home() / ".cache" / "defuse" / "numba")
-
-
-def use_numba_cache() -> Path:
-    """Point numba at the shared cache; call before umap (and numba) is imported."""
-    path = numba_cache_dir()
-    os.environ["NUMBA_CACHE_DIR"] = str(path)
-    return path
 
 
 def marker_path() -> Path:

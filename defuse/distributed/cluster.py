@@ -109,7 +109,7 @@ def connect(address: Optional[str] = None):
 @contextlib.contextmanager
 def _keep_sigterm_handler():
     """ray.init installs a SIGTERM handler that aborts the process; Cancel (SIGTERM from the app's job
-    control) must instead raise :class:`~defuse.progress.Cancelled`, so the caller's handler is put back."""
+    control) must instead raise :class:`~defuse.runtime.progress.Cancelled`, so the caller's handler is put back."""
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.getsignal(signal.SIGTERM) if in_main else None
     try:
@@ -154,28 +154,3 @@ def cluster_info(address: Optional[str] = None) -> ClusterInfo:
     res = ray.cluster_resources()
     nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
     return ClusterInfo(address or "local", float(res.get("CPU", 0)), float(res.get("GPU", 0)), nodes)
-
-
-# --- the CLI's choice ----------------------------------------------------------------------------------
-def add_backend_args(p) -> None:
-    g = p.add_argument_group("backend")
-    g.add_argument("--backend", choices=BACKENDS, default="local",
-                   help="local (this process) or ray (Ray Data actors / Ray tasks; results are the same)")
-    g.add_argument("--ray-address", default=None,
-                   help="HOST:PORT of a running cluster (`ray start --head` prints it); default: a local instance")
-    g.add_argument("--ray-workers", type=int, default=None,
-                   help="parallel workers (default: one per GPU of the cluster, else one per CPU)")
-
-
-def backend_from_args(args):
-    """The Ray backend the options ask for, or None for the local backend."""
-    if getattr(args, "backend", "local") == "local":
-        if getattr(args, "ray_address", None):
-            raise ValueError("--ray-address needs --backend ray")
-        return None
-    from .backend import RayBackend
-
-    import_ray()
-    if args.ray_address:
-        check_address(args.ray_address)   # before any work: a typo fails in seconds, not after loading data
-    return RayBackend(address=args.ray_address, workers=args.ray_workers)

@@ -12,16 +12,14 @@ chunks in flight.
 from __future__ import annotations
 
 import io
-import math
 import time
 
 import numpy as np
 import torch
 
-from ..identify.chunk_search import Sources, batch_tuner, search_chunk
+from ..identify.chunk_search import Sources, batch_tuner, chunk_slice, run_chunks, search_chunk
 from ..identify.failures import FAILURE_ARRAYS
-from ..identify.fastpath import plan_inference, prepare_model
-from ..runtime.progress import ProgressReporter
+from ..nets.inference import plan_inference, prepare_model
 from .cluster import connect, quiet_ray_data
 from .models import pack_model, unpack_model
 
@@ -47,7 +45,7 @@ class SearchWorker:
     def __call__(self, batch: dict) -> dict:
         payloads, seconds = [], []
         for i in batch["chunk"]:
-            sl = slice(int(i) * self.cfg.chunk_images, (int(i) + 1) * self.cfg.chunk_images)
+            sl = chunk_slice(int(i), len(self.sources), self.cfg.chunk_images)
             t0 = time.perf_counter()
             with torch.inference_mode():
                 part = search_chunk(self.clf, self.dec, self.sources[sl], self.cfg, self.plan, self.tuner)
@@ -69,39 +67,18 @@ def unpack_part(payload: bytes) -> dict[str, np.ndarray]:
 
 
 def search(clf, dec, sources: Sources, cfg, plan, store, on_progress, *, pool) -> tuple[list[dict], dict]:
-    """identify's ``search_chunks`` on Ray: same arguments, same parts and progress events, plus Ray's figures."""
-    n, size = len(sources), cfg.chunk_images
-    n_chunks = math.ceil(n / size)
-    parts = {i: store.load(i) for i in range(n_chunks)} if store is not None else {}
-    parts = {i: part for i, part in parts.items() if part is not None}
-    resumed = len(parts)
-    done = sum(_chunk_len(i, n, size) for i in parts)
-    report = ProgressReporter("identify", n, on_progress, start_done=done)
-    found = sum(len(p["latents"]) for p in parts.values())
-    report(done, found=found, images_per_s=None)
-    todo = [i for i in range(n_chunks) if i not in parts]
-    t0, fresh, worker_seconds, batch_size = time.perf_counter(), 0, 0.0, None
-    for row in _stream(pool, todo, clf, dec, sources, cfg, plan):
-        i = int(row["chunk"])
-        parts[i] = unpack_part(row["payload"])
-        if store is not None:
-            store.save(i, parts[i])
-        worker_seconds += float(row["seconds"])
-        batch_size = int(row["batch_size"])
-        done += _chunk_len(i, n, size)
-        fresh += _chunk_len(i, n, size) * cfg.samples_per_image
-        found += len(parts[i]["latents"])
-        report(done, found=found, images_per_s=fresh / (time.perf_counter() - t0), chunk=len(parts))
-    seconds = time.perf_counter() - t0 if todo else 0.0
-    rate = fresh / seconds if seconds else None
-    return [parts[i] for i in range(n_chunks)], {
-        "images_per_s": rate, "sources_per_s": rate / cfg.samples_per_image if rate else None,
-        "search_seconds": seconds, "worker_seconds": worker_seconds, "n_decodes": n * cfg.samples_per_image,
-        "chunks": n_chunks, "chunks_resumed": resumed, "batch_size": batch_size, **pool.describe()}
+    """identify's ``search_chunks`` on Ray: the same chunk loop (``run_chunks``), the chunks searched by actors;
+    the same parts and progress events, plus Ray's figures."""
+    ray_figures = {"worker_seconds": 0.0, "batch_size": None}
 
+    def search_on_ray(todo):
+        for row in _stream(pool, todo, clf, dec, sources, cfg, plan):
+            ray_figures["worker_seconds"] += float(row["seconds"])
+            ray_figures["batch_size"] = int(row["batch_size"])
+            yield int(row["chunk"]), unpack_part(row["payload"]), float(row["seconds"])
 
-def _chunk_len(i: int, n: int, size: int) -> int:
-    return min(size, n - i * size)
+    parts, metrics = run_chunks(len(sources), cfg, store, on_progress, search_on_ray, wall_clock=True)
+    return parts, {**metrics, **ray_figures, **pool.describe()}
 
 
 def _stream(pool, todo: list[int], clf, dec, sources: Sources, cfg, plan):

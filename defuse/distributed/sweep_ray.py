@@ -39,7 +39,7 @@ def _train_group_task(group, packed_template, inp, cfg, device_type: str, events
 
 
 def train_groups(groups, template, inp, cfg, track, *, pool):
-    """Like :func:`defuse.correct.train_groups`, with up to ``pool.workers`` groups training at once.
+    """Like :func:`defuse.correct.training.train_groups`, with up to ``pool.workers`` groups training at once.
 
     Yields (kind, λ, rows, best, state) in the order the groups finish (the caller keys them by λ).
     """

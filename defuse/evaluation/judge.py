@@ -2,9 +2,9 @@
 
 The automatic reviewer labels the review samples, D_f and the baseline's examples, so grading those
 figures with it would measure its agreement with itself. The judge is a different network (a small
-ResNet trained with augmentation, :class:`defuse.nets.SmallResNet`), with its own seed, trained on the
+ResNet trained with augmentation, :class:`defuse.nets.architectures.SmallResNet`), with its own seed, trained on the
 training split only and reported with its own test accuracy. No pipeline step uses it: it exists for
-evaluation (``benchmarks/paper_table.py``, :mod:`defuse.grading`). It is saved as safetensors + JSON
+evaluation (``benchmarks/paper_table.py``, :mod:`defuse.steps.grading`). It is saved as safetensors + JSON
 sidecar under a name keyed by the fingerprint of its data and settings, so a second run reuses it.
 
 The grading arithmetic is here as plain functions over label arrays, so it can be checked by hand.
@@ -30,35 +30,9 @@ from ..nets.architectures import build_classifier
 from ..nets.train import evaluate_accuracy
 from ..runtime.devices import resolve_device
 from ..runtime.progress import ProgressFn, ProgressReporter
+from .config import JudgeConfig
 
 ARCHITECTURE = "small-resnet"
-
-
-@dataclass(frozen=True)
-class JudgeConfig:
-    """The judge's network and training; ``seed`` stays away from the classifier's (0) and reviewers' (1000+)."""
-
-    width: int = 16
-    blocks: int = 1
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 3e-3
-    weight_decay: float = 5e-4
-    shift: int = 2                # augmentation: random translation by up to this many pixels
-    rotate: float = 8.0           # and random rotation by up to this many degrees (no flips: digits)
-    seed: int = 3000
-
-    def __post_init__(self):
-        for name in ("width", "blocks", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-        for name in ("lr", "weight_decay", "shift", "rotate"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 <= value < math.inf or (name == "lr" and value == 0):
-                raise ValueError(f"{name} must be a finite number {'> 0' if name == 'lr' else '>= 0'}; got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0; got {self.seed!r}")
 
 
 # Quick: CPU minutes. Full: the paper's-settings runs (a GPU), a wider, deeper net trained longer.

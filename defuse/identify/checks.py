@@ -7,7 +7,14 @@ import torch
 from torch import nn
 
 from ..nets.architectures import latent_means
+from ..runtime.limits import check_fits, identify_bytes
+from ..runtime.settings import declared, field_name
+from .config import IdentifyConfig
 from .noise import MAX_LATENT_DIM
+
+# The memory check's stand-in for an automatic batch size, which is chosen later, per device (256 on a CPU, up to
+# 65,536 on a GPU): a GPU's largest fp32 batch twice over.
+AUTO_BATCH_ESTIMATE = 16384
 
 
 def check_labels(labels) -> torch.Tensor:
@@ -42,3 +49,17 @@ def check_models(clf: nn.Module, dec: nn.Module, images: torch.Tensor, labels: t
     if int(labels.max()) >= logits.shape[1]:
         raise ValueError(f"labels go up to {int(labels.max())} but the classifier has "
                          f"{logits.shape[1]} outputs")
+
+
+def check_search_fits(cfg: IdentifyConfig, *, latent_dim: int, image_numel: int, device: torch.device,
+                      where: str = "cli") -> None:
+    """Refuse a search whose chunk and batch would exhaust the memory of ``device``, before it starts: the one
+    check the step and the Identify page share. ``where`` ("cli" or "app") names the settings to lower."""
+    need = identify_bytes(batch_size=cfg.batch_size or AUTO_BATCH_ESTIMATE, chunk_images=cfg.chunk_images,
+                          samples=cfg.samples_per_image, latent_dim=latent_dim, image_numel=image_numel)
+    specs = declared(IdentifyConfig)
+    names = [field_name(n, specs[n], where) for n in ("batch_size", "chunk_images", "samples_per_image")
+             if where != "app" or specs[n].label]       # the app has no field for the chunk size
+    batch = f"{cfg.batch_size:,}" if cfg.batch_size else "automatic"
+    check_fits(need, what=f"identify with Q={cfg.samples_per_image:,}, {cfg.chunk_images:,} images per chunk and "
+               f"{batch} decodes per batch", fix=f"lower {', '.join(names[:-1])} or {names[-1]}", device=device)

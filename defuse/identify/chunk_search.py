@@ -11,19 +11,16 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..nets.architectures import perturbed_dims
+from ..nets.inference import InferencePlan, decode_classify
 from ..runtime.progress import ProgressReporter
 from .autotune import CPU_CANDIDATES, BatchTuner
-from .fastpath import InferencePlan, decode_classify
+from .config import IdentifyConfig
 from .noise import beta_noise
-
-if TYPE_CHECKING:  # search.py imports this module: the config's type only
-    from .search import IdentifyConfig
 
 
 @dataclass(frozen=True)
@@ -43,34 +40,64 @@ class Sources:
 
 def search_chunks(clf, dec, sources: Sources, cfg: IdentifyConfig, plan: InferencePlan, store,
                   on_progress) -> tuple[list[dict], dict]:
-    """Search the sources in chunks of ``cfg.chunk_images``; load finished chunks from ``store``."""
-    n, size = len(sources), cfg.chunk_images
-    n_chunks = math.ceil(n / size)
-    saved = {i: store.load(i) for i in range(n_chunks)} if store is not None else {}
-    saved = {i: part for i, part in saved.items() if part is not None}
-    resumed = sum(min(size, n - i * size) for i in saved)
-    report = ProgressReporter("identify", n, on_progress, start_done=resumed)
-    parts, found, fresh, seconds = [], 0, 0, 0.0
+    """Search the sources in chunks of ``cfg.chunk_images``, here, one after another; load finished chunks from
+    ``store``."""
     tuner = batch_tuner(cfg, plan)
-    report(resumed, found=sum(len(p["latents"]) for p in saved.values()), images_per_s=None)
-    for i in range(n_chunks):
-        sl = slice(i * size, min(n, (i + 1) * size))
-        part = saved.get(i)
-        if part is None:
+
+    def search_here(todo):
+        for i in todo:
             t0 = time.perf_counter()
             with torch.inference_mode():
-                part = search_chunk(clf, dec, sources[sl], cfg, plan, tuner)
-            seconds += time.perf_counter() - t0
-            fresh += (sl.stop - sl.start) * cfg.samples_per_image
-            if store is not None:
-                store.save(i, part)
-        parts.append(part)
+                part = search_chunk(clf, dec, sources[chunk_slice(i, len(sources), cfg.chunk_images)], cfg, plan,
+                                    tuner)
+            yield i, part, time.perf_counter() - t0
+
+    parts, metrics = run_chunks(len(sources), cfg, store, on_progress, search_here)
+    return parts, {**metrics, **tuner.summary()}
+
+
+def chunk_slice(i: int, n: int, size: int) -> slice:
+    """The sources of chunk ``i`` of ``n`` sources in chunks of ``size``."""
+    return slice(i * size, min(n, (i + 1) * size))
+
+
+def run_chunks(n: int, cfg: IdentifyConfig, store, on_progress, search, *, wall_clock: bool = False
+               ) -> tuple[list[dict], dict]:
+    """The chunk loop every backend shares: load the finished chunks from ``store``, search the others with
+    ``search(todo)`` (yields ``(chunk, part, seconds)`` in any order), save each, report progress.
+
+    ``wall_clock``: the search rate over the time since the first chunk started (parallel workers), else over the
+    seconds the chunks report. Returns the parts in chunk order and the search's figures.
+    """
+    size = cfg.chunk_images
+    n_chunks = math.ceil(n / size)
+    parts = {i: store.load(i) for i in range(n_chunks)} if store is not None else {}
+    parts = {i: part for i, part in parts.items() if part is not None}
+    resumed = len(parts)
+    done = sum(_chunk_len(i, n, size) for i in parts)
+    report = ProgressReporter("identify", n, on_progress, start_done=done)
+    found = sum(len(p["latents"]) for p in parts.values())
+    report(done, found=found, images_per_s=None)
+    todo = [i for i in range(n_chunks) if i not in parts]
+    t0, fresh, seconds = time.perf_counter(), 0, 0.0
+    for i, part, took in search(todo) if todo else ():
+        parts[i] = part
+        if store is not None:
+            store.save(i, part)
+        seconds = time.perf_counter() - t0 if wall_clock else seconds + took
+        done += _chunk_len(i, n, size)
+        fresh += _chunk_len(i, n, size) * cfg.samples_per_image
         found += len(part["latents"])
-        report(sl.stop, found=found, images_per_s=fresh / seconds if seconds else None, chunk=i + 1)
+        report(done, found=found, images_per_s=fresh / seconds if seconds else None, chunk=len(parts))
     rate = fresh / seconds if seconds else None
-    return parts, {"images_per_s": rate, "sources_per_s": rate / cfg.samples_per_image if rate else None,
-                   "search_seconds": seconds, "n_decodes": n * cfg.samples_per_image,
-                   "chunks": n_chunks, "chunks_resumed": len(saved), **tuner.summary()}
+    return [parts[i] for i in range(n_chunks)], {
+        "images_per_s": rate, "sources_per_s": rate / cfg.samples_per_image if rate else None,
+        "search_seconds": seconds, "n_decodes": n * cfg.samples_per_image, "chunks": n_chunks,
+        "chunks_resumed": resumed}
+
+
+def _chunk_len(i: int, n: int, size: int) -> int:
+    return min(size, n - i * size)
 
 
 def batch_tuner(cfg: IdentifyConfig, plan: InferencePlan) -> BatchTuner:

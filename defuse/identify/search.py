@@ -7,14 +7,12 @@ source (appendix B.2: Q = 500, a = b = 50, M = 100 on MNIST), here the M of smal
 
 Unlike the reference loop (one image at a time), the search runs in chunks of source images, each
 chunk's Q x n_sources decodes in large batches under ``torch.inference_mode()`` at the precision and
-layout of :mod:`defuse.identify.fastpath`; ε is a pure function of (seed, source row, sample), so results do
+layout of :mod:`defuse.nets.inference`; ε is a pure function of (seed, source row, sample), so results do
 not depend on batch size, chunk size or a resume. Finished chunks can be saved to ``resume_dir``.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -22,14 +20,7 @@ import torch
 from torch import nn
 
 from ..nets.architectures import latent_means
-from ..runtime.checks import check_int
-from ..runtime.devices import resolve_device
-from ..runtime.progress import ProgressFn
-from .checks import check_labels, check_models
-from .chunk_search import Sources, search_chunks
-from .chunks import ChunkStore, inputs_fingerprint
-from .failures import FAILURE_ARRAYS, Failures  # noqa: F401  (FAILURE_ARRAYS: re-exported)
-from .fastpath import (  # noqa: F401  (classify, decode_latents: re-exported for the other steps)
+from ..nets.inference import (  # noqa: F401  (classify, decode_latents: re-exported for the other steps)
     PRECISION_CHOICES,
     InferencePlan,
     check_images,
@@ -39,56 +30,16 @@ from .fastpath import (  # noqa: F401  (classify, decode_latents: re-exported fo
     plan_inference,
     prepare_model,
 )
-from .noise import MAX_ROWS, MAX_SAMPLES_PER_IMAGE
+from ..runtime.devices import resolve_device
+from ..runtime.progress import ProgressFn
+from .checks import check_labels, check_models
+from .chunk_search import Sources, search_chunks
+from .chunks import ChunkStore, inputs_fingerprint
+from .config import SUBSET_MODES, IdentifyConfig  # noqa: F401  (re-exported)
+from .failures import FAILURE_ARRAYS, Failures  # noqa: F401  (FAILURE_ARRAYS: re-exported)
+from .noise import MAX_ROWS
 
-SUBSET_MODES = ("first", "random")
 REVIEW_SAMPLE = 500        # failures the reviewer looks at, at most
-
-
-@dataclass(frozen=True)
-class IdentifyConfig:
-    """Settings of the identification step; defaults are the paper's MNIST settings (appendix B.2)."""
-
-    samples_per_image: int = 500      # Q
-    beta_a: float = 50.0              # a of Beta(a, b) (§4.1: 50 for MNIST, 75 for SVHN / German signs)
-    beta_b: float = 50.0              # b
-    max_per_image: int = 100          # M, cap on |ψ| per source
-    # The paper's ε is Beta noise in (0, 1), so every dim shifts by about a/(a+b) = +0.5; centered
-    # subtracts that mean. Off by default for fidelity to the paper.
-    centered: bool = False
-    # ε is multiplied by this (after centring): a style-only (conditional) VAE needs larger moves than
-    # Beta noise in (0, 1) makes, a faithful unconditional one smaller. 1 is the paper's.
-    noise_scale: float = 1.0
-    # Search only sources whose own reconstruction the classifier labels correctly: measured on MNIST,
-    # the share of real failures rose from ~31-56 % to 70-78 %, at the cost of two thirds of the finds.
-    skip_misreconstructed: bool = False
-    subset: int | None = None         # search only N of the images (None: all)
-    subset_mode: str = "random"       # which N: "random" (seeded) or "first"
-    batch_size: int | None = None     # decodes per batch (None: the device's default)
-    precision: str = "auto"           # "auto" | "fp32" | "bf16" | "fp16"
-    seed: int = 0
-    chunk_images: int = 256           # source images per resumable chunk
-
-    def __post_init__(self):
-        check_int("samples_per_image", self.samples_per_image, 1, MAX_SAMPLES_PER_IMAGE)
-        for name in ("beta_a", "beta_b", "noise_scale"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
-                raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-        check_int("max_per_image", self.max_per_image, 1)
-        for name in ("centered", "skip_misreconstructed"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False; got {getattr(self, name)!r}")
-        if self.subset is not None:
-            check_int("subset", self.subset, 1)
-        if self.subset_mode not in SUBSET_MODES:
-            raise ValueError(f"subset_mode must be one of {sorted(SUBSET_MODES)}; got {self.subset_mode!r}")
-        if self.batch_size is not None:
-            check_int("batch_size", self.batch_size, 1)
-        if self.precision not in PRECISION_CHOICES:
-            raise ValueError(f"precision must be one of {sorted(PRECISION_CHOICES)}; got {self.precision!r}")
-        check_int("seed", self.seed, 0, 2**63 - 1)
-        check_int("chunk_images", self.chunk_images, 1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -110,8 +61,8 @@ def identify(classifier: nn.Module, vae: nn.Module, images, labels, cfg: Identif
     cfg : IdentifyConfig
     device : "auto", "cpu", "cuda", "mps" or a torch.device.
     on_progress : callable, optional
-        Receives a :class:`~defuse.progress.Progress` after each chunk (metrics ``found``,
-        ``images_per_s``); may raise :class:`~defuse.progress.Cancelled`, which propagates after the
+        Receives a :class:`~defuse.runtime.progress.Progress` after each chunk (metrics ``found``,
+        ``images_per_s``); may raise :class:`~defuse.runtime.progress.Cancelled`, which propagates after the
         chunk is saved.
     resume_dir : path, optional
         Folder for finished chunks; a re-run with the same inputs and config skips them.

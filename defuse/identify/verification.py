@@ -5,7 +5,7 @@ which the classifier then reads correctly (measured: reviewer A reads 62–75 % 
 does). The filter decodes every UAE and keeps those the reviewer (the annotator stand-in) reads as the
 source's class, so distillation only sees decodes that still show their class and the classifier gets
 wrong. It costs finds; :func:`verify_failures` reports how many. The paper's method is the default;
-this is an option (``identify_step(..., verify=True)``, ``paper_table.py --verify``).
+this is an option (``identify_step(..., verify=True)``, ``benchmarks/paper_table.py --verify``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..distill.sampling import on_device
+from ..nets.inference import on_device
 from ..runtime.devices import resolve_device
 from .search import Failures, decode_latents
 

@@ -1,8 +1,8 @@
 """Who decided each failure scenario: a person's decision always wins over the automatic reviewer's.
 
 The label store holds every annotator's decisions; a decision made by an automatic reviewer carries the
-reviewer's fingerprint (:attr:`defuse.labels.Decision.reviewer`). Per scenario, the decision that counts is
-the people's vote (the paper's rules, :mod:`defuse.verdicts`) whenever at least one person voted; the
+reviewer's fingerprint (:attr:`defuse.label.store.Decision.reviewer`). Per scenario, the decision that counts is
+the people's vote (the paper's rules, :mod:`defuse.label.verdicts`) whenever at least one person voted; the
 reviewer's vote only fills scenarios no person has decided. Disagreements between people, and between the
 people's decision and the reviewer's, are kept as plain-words conflicts for the Label page and the report.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .store import Decision
-from .verdicts import Verdict, sample_verdict, verdicts_of
+from .verdicts import Verdict, sample_verdict, verdicts_from_decisions
 
 HUMAN, REVIEWER = "human", "reviewer"
 
@@ -110,10 +110,10 @@ def scenario_decisions(decisions: Iterable[Decision], *, predictions: Mapping[in
     """The decision that counts for every scenario anyone has voted on, from current decisions.
 
     ``predictions`` (scenario → the classifier's labels on its reviewed samples) are needed only for people's
-    per-sample decisions, as in :func:`defuse.verdicts.verdicts`.
+    per-sample decisions, as in :func:`defuse.label.verdicts.verdicts`.
     """
     current = list(decisions)
-    people = verdicts_of([d for d in current if d.by_person], predictions=predictions, rho=rho)
+    people = verdicts_from_decisions([d for d in current if d.by_person], predictions=predictions, rho=rho)
     groups: dict[int, list[Decision]] = {}
     for d in current:
         groups.setdefault(d.scenario, []).append(d)

@@ -5,7 +5,7 @@ the samples of the other classes teach the classifier a wrong label. The automat
 annotator stand-in) labels each reviewed sample; the share carrying the scenario's majority label is
 its purity. Below :data:`MIXED_BELOW` the app calls the scenario mixed, in plain words, and offers
 per-sample D_f labels (``--failure-labels reviewer``). The independent judge's purity, for evaluation,
-is in :mod:`defuse.grading`.
+is in :mod:`defuse.steps.grading`.
 """
 
 from __future__ import annotations

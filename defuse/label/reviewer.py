@@ -4,7 +4,7 @@ The paper (§4.1) has 5 crowd workers label each of Q = 10 samples per failure s
 failure scenario when more than ρ of the samples' majority labels disagree with the classifier, and its
 label is the majority label. Here the "annotators" are the members of an ensemble trained on the full
 training split (every class, none of the debugged classifier's planted flaw), with other seeds and more
-epochs than the classifier. Its decisions land in the :class:`~defuse.labels.LabelStore` under its own
+epochs than the classifier. Its decisions land in the :class:`~defuse.label.store.LabelStore` under its own
 annotator name, beside any human's, so people can overrule it. Automatic review is future work in the
 paper; treat its verdicts as a first pass.
 """
@@ -225,7 +225,7 @@ class Reviewer:
     def from_classifier_checkpoint(cls, path, *, name: str = "auto-reviewer", rho: float = PAPER_RHO,
                                    samples_per_scenario: int = 10, architecture: str | None = None,
                                    geometry: dict | None = None, trust_code: bool = False) -> Reviewer:
-        """A one-member reviewer from any classifier file :func:`defuse.checkpoints.load_classifier` reads."""
+        """A one-member reviewer from any classifier file :func:`defuse.nets.checkpoints.load_classifier` reads."""
         model, meta = checkpoints.load_classifier(path, architecture=architecture, geometry=geometry,
                                                   trust_code=trust_code)
         return cls([model], [meta], class_names=meta.get("class_names"), name=name, rho=rho,
@@ -290,7 +290,7 @@ def review_scenarios(reviewer: Reviewer, samples: ReviewSamples, store: LabelSto
     For scenario row j, the first Q of ``samples``, drawn from N(μ_j, τ·Σ_j)
     with the stream ``(seed, j)`` and decoded; the reviewer labels each. Each label is recorded in ``store`` as
     one decision (``sample_index`` 0..Q-1, ``is_failure``: the reviewer's label differs from the classifier's).
-    The verdict is :func:`defuse.verdicts.sample_verdict`: a failure scenario when more than ρ of the samples
+    The verdict is :func:`defuse.label.verdicts.sample_verdict`: a failure scenario when more than ρ of the samples
     disagree with the classifier, labelled with the samples' majority. Its ``agreement`` is the mean share of
     members voting for each sample's label, ``agreement_se`` its standard error.
 

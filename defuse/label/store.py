@@ -7,7 +7,7 @@ samples' majority labels disagree with the classifier). Each decision is one row
 committed at once (WAL journal), so a crash loses at most the decision being written. A later decision
 by the same annotator on the same (scenario, sample) supersedes the earlier one; history keeps both.
 A decision made by an automatic reviewer carries that reviewer's fingerprint (``reviewer``); a person's
-carries none, and a person's decision always wins over a reviewer's (:mod:`defuse.provenance`).
+carries none, and a person's decision always wins over a reviewer's (:mod:`defuse.label.provenance`).
 """
 
 from __future__ import annotations

@@ -145,12 +145,13 @@ def verdicts(store: LabelStore, *, predictions: Mapping[int, Sequence[int] | np.
     predictions on its reviewed samples) follows the paper's per-sample rule; otherwise its
     whole-scenario decisions are used. A scenario with neither is left out.
     """
-    return verdicts_of(store.decisions(), predictions=predictions, rho=rho)
+    return verdicts_from_decisions(store.decisions(), predictions=predictions, rho=rho)
 
 
-def verdicts_of(decisions: Iterable[Decision], *, predictions: Mapping[int, Sequence[int] | np.ndarray] | None = None,
-                rho: float = 0.5) -> dict[int, Verdict]:
-    """:func:`verdicts` over given current decisions (e.g. only people's, or only a reviewer's)."""
+def verdicts_from_decisions(decisions: Iterable[Decision], *,
+                            predictions: Mapping[int, Sequence[int] | np.ndarray] | None = None,
+                            rho: float = 0.5) -> dict[int, Verdict]:
+    """:func:`verdicts` over the decisions given instead of a store's (e.g. only people's, or only a reviewer's)."""
     out = {}
     for scenario, ds in _by_scenario(decisions).items():
         whole = [d for d in ds if d.sample_index is None]

@@ -2,7 +2,7 @@
 
 The safe path is safetensors + an architecture by name (built-in, or the user's own ``module:Class``).
 A format that can run code when loaded — a pickle beyond ``weights_only``, TorchScript, torch.export
-(:mod:`defuse.model_files`) — is opened only when :mod:`defuse.trust` says this user trusts that file's
+(:mod:`defuse.nets.model_files`) — is opened only when :mod:`defuse.nets.trust` says this user trusts that file's
 checksum, or the caller passes ``trust_code=True`` for the user's explicit opt-in. The format is read
 from the content, and a sidecar's checksum is verified before the file it names is opened.
 """

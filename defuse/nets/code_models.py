@@ -1,6 +1,6 @@
 """Classifiers that carry their own code: TorchScript and torch.export files, and how to write them back.
 
-Only :mod:`defuse.checkpoints` calls the loaders here, after :func:`defuse.trust.require` has allowed the
+Only :mod:`defuse.nets.checkpoints` calls the loaders here, after :func:`defuse.nets.trust.require` has allowed the
 file. Both formats are then used as the networks they are:
 
 * TorchScript modules train like any module (a *traced* one keeps the train/eval behaviour it was traced

@@ -12,7 +12,7 @@ PyTorch's file formats differ in what *loading* does:
   ``torch.export.load`` calls ``torch.load(weights_only=False)`` and ``pickle.loads`` on its contents.
 
 So the format is decided from the content before a byte is unpickled or compiled, and the loaders ask
-:mod:`defuse.trust` before opening a format that can run code.
+:mod:`defuse.nets.trust` before opening a format that can run code.
 """
 
 from __future__ import annotations

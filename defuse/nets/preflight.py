@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..identify.fastpath import plan_inference, prepare_model
 from ..runtime.devices import resolve_device
 from .architectures import copy_model
+from .inference import plan_inference, prepare_model
 
 ADVICE = ("Save its weights as safetensors and name its class (--architecture module:Class), or convert "
           "the file once with `python -m defuse convert`.")

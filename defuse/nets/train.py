@@ -17,6 +17,14 @@ from ..runtime.progress import ProgressFn, ProgressReporter
 from ..runtime.train_speed import maybe_compile, resident
 from .architectures import build_classifier, build_vae, is_conditional, latent_means, perturbed_dims
 from .class_control import class_control
+from .config import (  # noqa: F401  (re-exported: their old home)
+    _LEGACY_VAE_TRAIN_SPLITS,
+    FIDELITY_MAX_GAP,
+    VAE_TRAIN_SPLITS,
+    TrainConfig,
+    VAEConfig,
+)
+from .vae_recipe import fidelity_gate
 
 PROGRESS_STEPS = 10  # a progress event (and the one loss read back to the host) every this many steps
 OPTIMIZERS = {
@@ -24,77 +32,6 @@ OPTIMIZERS = {
     "adadelta": lambda params, lr: torch.optim.Adadelta(params, lr=lr),  # the paper's MNIST CNN (B.2)
     "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
 }
-
-
-def _check_positive(name: str, value, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}; got {value}")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Classifier training. Paper B.2: Adadelta lr 1.0, 5 epochs, batch 64."""
-
-    architecture: str = "paper-cnn"
-    epochs: int = 5
-    batch_size: int = 64
-    optimizer: str = "adadelta"
-    lr: float = 1.0
-    seed: int = 0
-    # ((class, keep_fraction), ...): train on only part of some classes, to plant a realistic flaw
-    # (a skewed data collection). The demo classifier uses it; see README.
-    class_keep: tuple = ()
-
-    def __post_init__(self):
-        _check_positive("epochs", self.epochs)
-        _check_positive("batch_size", self.batch_size)
-        _check_positive("lr", self.lr)
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}; got {self.optimizer!r}")
-        for pair in self.class_keep:
-            if len(pair) != 2 or not 0.0 <= float(pair[1]) <= 1.0:
-                raise ValueError(f"class_keep entries must be (class, fraction in [0, 1]); got {pair!r}")
-
-
-# The splits a VAE may train on. The test split stays unseen so its figures
-# (fidelity, the judge's grades) are measured on images no model fitted.
-VAE_TRAIN_SPLITS = {"train": ("train",), "train+val": ("train", "val")}
-_LEGACY_VAE_TRAIN_SPLITS = {"all": ("train", "val", "test")}  # recorded by VAEs trained before issue #12
-
-
-@dataclass(frozen=True)
-class VAEConfig:
-    """β-VAE training. Defaults: the recipe measured here to keep reconstructions recognisable
-    (β=0.4, one of the two values in appendix B.2; KL annealed over 2,000 steps), on the training split."""
-
-    beta: float = 0.4
-    latent_dim: int = 10
-    width: int = 32
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 1e-3
-    kl_anneal_steps: int = 2000   # linear from 0 to β (paper: 500 steps at batch 2048)
-    free_bits: float = 0.0        # per-dimension KL floor (nats); 0 = plain β-VAE
-    train_on: str = "train"       # a key of VAE_TRAIN_SPLITS; never the test split
-    seed: int = 0
-    # The decoder also takes the label (ConditionalBetaVAE): identification then changes style, not class.
-    conditional: bool = False
-
-    def __post_init__(self):
-        _check_positive("beta", self.beta, allow_zero=True)
-        _check_positive("latent_dim", self.latent_dim)
-        _check_positive("width", self.width)
-        _check_positive("epochs", self.epochs)
-        _check_positive("batch_size", self.batch_size)
-        _check_positive("lr", self.lr)
-        _check_positive("kl_anneal_steps", self.kl_anneal_steps, allow_zero=True)
-        _check_positive("free_bits", self.free_bits, allow_zero=True)
-        if not isinstance(self.conditional, bool):
-            raise ValueError(f"conditional must be True or False; got {self.conditional!r}")
-        if self.train_on not in VAE_TRAIN_SPLITS:
-            hint = " ('all' included the test split, which the VAE must never see)" if self.train_on == "all" else ""
-            raise ValueError(f"train_on must be one of {sorted(VAE_TRAIN_SPLITS)}; got {self.train_on!r}{hint}")
 
 
 @dataclass
@@ -266,9 +203,6 @@ def train_vae(data: ImageData, cfg: VAEConfig = VAEConfig(), *, device="auto", o
     return TrainResult(vae, history, metrics, arch_kwargs)
 
 
-FIDELITY_MAX_GAP = 0.05  # reconstructions must be recognised within 5 points of the originals
-
-
 @torch.no_grad()
 def vae_fidelity(vae: nn.Module, classifier: nn.Module, data: ImageData, *, split: str = "val", device="auto",
                  batch_size: int = 512) -> dict:
@@ -308,8 +242,6 @@ def vae_fidelity(vae: nn.Module, classifier: nn.Module, data: ImageData, *, spli
 def fidelity_warning(metrics: dict, config: Optional[dict] = None) -> Optional[str]:
     """A plain-words warning when the VAE's reconstructions are not recognisable enough, else None; its advice
     fits the training ``config`` used (see defuse.nets.vae_recipe.fidelity_gate)."""
-    from .vae_recipe import fidelity_gate  # the recipe builds on this module
-
     return fidelity_gate(metrics, config)
 
 

@@ -13,7 +13,7 @@ import math
 from dataclasses import replace
 from typing import Optional
 
-from .train import FIDELITY_MAX_GAP, VAEConfig, vae_images
+from .config import FIDELITY_MAX_GAP, VAE_TRAIN_SPLITS, VAEConfig
 
 MIN_STEPS = 8_000          # the demo recipe's steps, which keep reconstructions recognisable
 SMALL_SOURCE = 5_000       # fewer images than this: batch 32, so an epoch has enough steps
@@ -23,7 +23,7 @@ SMALL_BATCH = 32
 def default_vae_config(n_images, base: VAEConfig = VAEConfig()) -> VAEConfig:
     """The recipe for ``n_images`` training images (or an ImageData, counted as the VAE sees it)."""
     if not isinstance(n_images, int):  # the images the VAE trains on: the training split, or train+val
-        n_images = len(vae_images(n_images, base.train_on))
+        n_images = sum(len(getattr(n_images, split).images) for split in VAE_TRAIN_SPLITS[base.train_on])
     batch = SMALL_BATCH if n_images < SMALL_SOURCE else base.batch_size
     steps_per_epoch = max(1, math.ceil(n_images / batch))
     return replace(base, batch_size=batch, epochs=max(1, math.ceil(MIN_STEPS / steps_per_epoch)))

@@ -12,9 +12,8 @@ import torch
 from ..correct.sweep import CorrectConfig, FailureSet, Sweep, correct
 from ..correct.two_sided import GradedSamples, two_sided
 from ..distill.sampling import FailureSplits, ScenarioDraw, draw_failure_splits
-from ..identify.fastpath import classify
-from ..identify.search import decode_latents
 from ..label.reviewer import CONFIDENT, Reviewer, label_examples
+from ..nets.inference import classify, decode_latents
 from ..runtime.limits import check_fits
 from ..runtime.progress import RunOptions
 from ..workspace import BEST, SWEEP, SWEEP_DIR, Workspace
@@ -128,7 +127,7 @@ def baseline_examples(ws: Workspace, budget: int, *, reviewer: Optional[Reviewer
 def correct_step(ws: Workspace, cfg: CorrectConfig, *, draw: ScenarioDraw = ScenarioDraw(),
                  reviewer: Optional[Reviewer] = None, baseline: bool = True, run: RunOptions = RunOptions()) -> dict:
     """Run the λ sweep (and the UAE-only baseline) on ``draw.n`` samples per scenario and split; resumable
-    from ``correct/sweep/`` (``run.resume_dir`` is set here); ``run.backend`` as :func:`defuse.correct.correct`
+    from ``correct/sweep/`` (``run.resume_dir`` is set here); ``run.backend`` as :func:`defuse.correct.sweep.correct`
     takes it."""
     device = run.device
     left_out: list = []

@@ -1,4 +1,4 @@
-"""Grade a finished workspace with the independent judge (:mod:`defuse.judge`): for evaluation only.
+"""Grade a finished workspace with the independent judge (:mod:`defuse.evaluation.judge`): for evaluation only.
 
 Three figures (four with a class-conditional VAE: its class control), each from samples the judge labels
 and no pipeline step sees it label:
@@ -23,9 +23,9 @@ from torch import nn
 from ..correct.two_sided import DEFAULT_THRESHOLD, GradedSamples, two_sided
 from ..distill.sampling import ReviewSamples, ScenarioDraw, check_taus, draw_failure_splits
 from ..evaluation.judge import Judge, per_sample_accuracy, scenario_purity, uae_shares
-from ..identify.search import decode_latents
 from ..nets.architectures import is_conditional
 from ..nets.class_control import class_control
+from ..nets.inference import decode_latents
 from ..runtime.devices import resolve_device
 from ..workspace import Workspace
 from .correct import SWEEP, load_sweep, sweep_models
@@ -36,7 +36,7 @@ from .project import load_classifier, load_data, load_vae
 
 
 def grade_uaes(ws: Workspace, judge: Judge, *, n: int = 1000, seed: int = 0, device="auto") -> dict:
-    """:func:`defuse.judge.uae_shares` on a random ``n`` of the workspace's UAEs."""
+    """:func:`defuse.evaluation.judge.uae_shares` on a random ``n`` of the workspace's UAEs."""
     failures = load_failures(ws)
     pick = np.sort(np.random.default_rng(seed).choice(len(failures), min(n, len(failures)), replace=False))
     images = decode_latents(load_vae(ws)[0], failures.latents[pick], device=device).cpu()

@@ -7,11 +7,11 @@ from typing import Optional
 
 import torch
 
+from ..identify.checks import check_search_fits
 from ..identify.search import Failures, IdentifyConfig, identify
 from ..identify.verification import verify_failures
 from ..label.reviewer import Reviewer
 from ..runtime.devices import resolve_device
-from ..runtime.limits import check_fits, identify_bytes
 from ..runtime.progress import RunOptions
 from ..workspace import FAILURES, IDENTIFY_CHUNKS, IDENTIFY_METRICS, Workspace
 from .fidelity import check_fidelity
@@ -49,12 +49,8 @@ def identify_step(ws: Workspace, cfg: IdentifyConfig, *, run: RunOptions = RunOp
     classifier, _ = load_classifier(ws)
     vae, _ = load_vae(ws)
     reviewer_model = _EnsembleModule(reviewer) if reviewer is not None else None
-    image_numel = data.channels * data.image_size ** 2
-    need = identify_bytes(batch_size=cfg.batch_size or 16384, chunk_images=cfg.chunk_images,
-                          samples=cfg.samples_per_image, latent_dim=vae.latent_dim, image_numel=image_numel)
-    check_fits(need, what=f"identify with Q={cfg.samples_per_image}, chunk_images={cfg.chunk_images}, "
-               f"batch_size={cfg.batch_size or 'auto'}", fix="lower --batch-size, --chunk-images or "
-               "--samples-per-image", device=resolve_device(run.device))
+    check_search_fits(cfg, latent_dim=vae.latent_dim, image_numel=data.channels * data.image_size ** 2,
+                      device=resolve_device(run.device))
     failures = identify(classifier, vae, data.train.images, data.train.labels, cfg, device=run.device,
                         on_progress=run.on_progress, resume_dir=ws.path(IDENTIFY_CHUNKS), reviewer=reviewer_model,
                         backend=run.backend)

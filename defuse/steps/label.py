@@ -104,7 +104,7 @@ def current_verdicts(ws: Workspace, *, tau: Optional[float] = None, seed: int = 
 
 def decided_scenarios(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, rho: float = 0.5,
                       device="auto") -> dict[int, ScenarioDecision]:
-    """Each decided scenario with who decided it, the votes behind it and any conflicts (defuse.provenance)."""
+    """Each decided scenario with who decided it, the votes behind it and any conflicts (defuse.label.provenance)."""
     if not ws.exists(LABELS):
         return {}
     with LabelStore(ws.path(LABELS)) as store:

@@ -125,7 +125,7 @@ def selection_zip(points: MapPoints, images: torch.Tensor) -> bytes:
 # --- over a workspace (the Explore page and the `select-export` command) -------------------------------
 def point_images(ws, is_failure: np.ndarray, row: np.ndarray, *, device="cpu") -> torch.Tensor:
     """Images (n, C, H, W) in [0, 1] of points: failures decoded from their codes, training images as they are."""
-    from ..identify.fastpath import decode_latents
+    from ..nets.inference import decode_latents
     from .identify import load_failures
     from .project import load_data, load_vae
 

@@ -85,7 +85,7 @@ def import_classifier(ws: Workspace, path, *, architecture: Optional[str] = None
                       arch_kwargs: Optional[dict] = None, trust_code: bool = False, device="auto") -> dict:
     """Check a user's classifier against the workspace data and store it as the project's classifier.
 
-    The check is a dry run of every step the pipeline will ask of it (:mod:`defuse.preflight`), so a
+    The check is a dry run of every step the pipeline will ask of it (:mod:`defuse.nets.preflight`), so a
     network that cannot be searched, fine-tuned or exported is refused here, in seconds.
     """
     data = load_data(ws)

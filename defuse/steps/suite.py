@@ -10,9 +10,9 @@ import numpy as np
 from torch import nn
 
 from ..distill.sampling import ScenarioDraw, sample_scenario, scenario_stream, tau_of
-from ..identify.fastpath import decode_latents
 from ..label.reviewer import Reviewer, label_examples
 from ..label.verdicts import Verdict
+from ..nets.inference import decode_latents
 from ..runtime.progress import Progress, ProgressFn
 from ..suite.regression_suite import RegressionSuite, SuiteScenario, as_float, predict, to_uint8
 from ..workspace import CLASSIFIER, SCENARIOS, SUITE_DIR, SWEEP, VAE, Workspace

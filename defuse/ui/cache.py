@@ -113,7 +113,7 @@ def _decided(root: str, key: str, tau) -> dict:
 
 
 def decided(ws: Workspace, tau: float | None = None) -> dict:
-    """{scenario: defuse.provenance.ScenarioDecision}: who decided, the votes, conflicts (recomputed when a
+    """{scenario: defuse.label.provenance.ScenarioDecision}: who decided, the votes, conflicts (recomputed when a
     decision, the scenarios or τ change)."""
     labels = ws.path(LABELS)
     stamp = [labels.stat().st_mtime_ns if labels.exists() else 0]

@@ -12,6 +12,7 @@ from ..cli.jobs import JobState, config_args
 from ..correct.headline import regression_note
 from ..correct.sweep import PAPER_LAMBDAS, CorrectConfig
 from ..label.purity import mix_words
+from ..runtime.settings import SettingError, declared, parse_text
 from ..steps.correct import check_failure_sets_fit
 from ..steps.label import reviewer_ready
 from ..steps.presets import QUICK
@@ -55,8 +56,8 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
     try:  # every setting is checked before a job starts; the message stands beside the λ field
         cfg = CorrectConfig(lambdas=parse_lambdas(text), epochs=int(ep.value), lr=float(lr.value),
                             failure_labels="reviewer" if per_sample else "scenario")
-    except ValueError as e:
-        lams_note.error(f"Not started: {e}", icon="⚠️")
+    except SettingError as e:
+        lams_note.error(f"Not started: {e.words('app')}", icon="⚠️")
         return None
     try:
         check_memory(ws, int(n.value), n_failing)
@@ -93,14 +94,9 @@ def reviewer_fields(ws: Workspace, choice: str) -> tuple[bool, bool]:
 
 
 def parse_lambdas(text: str) -> tuple:
-    parts = [t for t in text.replace(";", ",").replace(" ", "").split(",") if t]
-    try:
-        values = tuple(float(t) for t in parts)
-    except ValueError:
-        raise ValueError(f"λ values must be numbers separated by commas, e.g. 0.1, 1, 10; got {text!r}") from None
-    if not values:
-        raise ValueError("the λ list is empty: give at least one λ > 0, e.g. 0.1, 1, 10")
-    return values  # CorrectConfig checks the values
+    """The λ values typed on the page, read as the CLI reads ``--lambdas`` (the one parser: commas or semicolons);
+    CorrectConfig checks them."""
+    return parse_text(text, declared(CorrectConfig)["lambdas"])
 
 
 def check_memory(ws: Workspace, n_samples: int, n_failing: int) -> None:

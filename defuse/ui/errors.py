@@ -11,14 +11,16 @@ import streamlit as st
 from ..cli.jobs import JobBusy
 from ..nets.trust import UntrustedCodeError, trust
 from ..runtime.atomic import sha256_file
+from ..runtime.settings import SettingError
 
-# The core's messages name the command line's options; on a page, name the field that sets each instead.
+# A bad setting is named by its declared label (SettingError.words("app"), defuse.runtime.settings). The few
+# messages left that name a CLI option which is no declared setting, or a setting inside a longer message (the
+# fixes a memory check or a step suggests), name the field that sets it on a page instead.
 APP_WORDS = {"--architecture": "“Network of bare weights”", "--trust-code": "the “I trust this file” box",
              "--size": "the “Image size” of a new project (sidebar)", "--samples-per-image": "Q",
-             "--batch-size": "“Decodes per batch”", "--max-per-image": "M", "--subset": "“Images searched”",
-             "--weight-threshold": "ε", "--max-components": "K", "--lambdas": "the λ values",
-             "--samples": "“Samples per scenario and split”", "--epochs": "“Epochs”", "--lr": "“Learning rate”",
-             "--tau": "τ", "--accept-low-fidelity": "the “Search with this VAE anyway” box"}
+             "--batch-size": "“Decodes per batch”", "--weight-threshold": "ε",
+             "--samples": "“Samples per scenario and split”", "--tau": "τ",
+             "--accept-low-fidelity": "the “Search with this VAE anyway” box"}
 
 
 def app_words(message: str) -> str:
@@ -61,6 +63,8 @@ def guard(what: str, *, stop: bool = True):
     except JobBusy as e:
         st.warning(f"One job runs per project at a time: {e}. Its progress is shown on its page and in the "
                    "sidebar.")
+    except SettingError as e:  # a setting's declared label names it (defuse.runtime.settings)
+        st.error(f"Could not {what}: {e.words('app')}")
     except (ValueError, FileNotFoundError) as e:
         st.error(f"Could not {what}: {app_words(str(e))}")
     except Exception as e:  # anything else: never a raw traceback on the page

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ..runtime.settings import declared
+
 
 def _words(x) -> str:
     return f"{x:,}" if isinstance(x, int) else f"{x:g}"
@@ -27,16 +29,19 @@ class NumberField:
     high: Optional[float]
     note: Any                 # st.empty() right under the input
     whole: bool = True        # a whole number is expected
+    low_open: bool = False    # the value must be above ``low``, not equal to it
 
     def problem(self) -> Optional[str]:
         """What is wrong with the value, in plain words with the fix, or None."""
         v, kind = self.value, "a whole number" if self.whole else "a number"
-        span = (f"from {_words(self.low)} to {_words(self.high)}" if self.low is not None and self.high is not None
-                else f"of at least {_words(self.low)}" if self.low is not None
+        between = "above {} and at most {}" if self.low_open else "from {} to {}"
+        span = (between.format(_words(self.low), _words(self.high)) if self.low is not None and self.high is not None
+                else f"{'above' if self.low_open else 'of at least'} {_words(self.low)}" if self.low is not None
                 else f"of at most {_words(self.high)}" if self.high is not None else "")
         if v is None or (isinstance(v, float) and not math.isfinite(v)):
             return f"{self.name} is empty: type {kind} {span}".rstrip()
-        if (self.low is not None and v < self.low) or (self.high is not None and v > self.high):
+        too_low = self.low is not None and (v < self.low or (self.low_open and v == self.low))
+        if too_low or (self.high is not None and v > self.high):
             return f"{self.name} must be {kind} {span}; you typed {_words(v)}. Type a value {span}"
         return None
 
@@ -49,6 +54,23 @@ def number_field(where, label: str, value, *, low=None, high=None, name: Optiona
     """
     got = where.number_input(label, value=value, **number_input)
     return NumberField(name or label.split(" (")[0], got, low, high, where.empty(), whole=isinstance(value, int))
+
+
+def setting_field(where, cls, name: str, value, *, label: Optional[str] = None, high=None,
+                  **number_input) -> NumberField:
+    """A :func:`number_field` for the setting ``name`` of the config class ``cls``, from its one declaration
+    (:mod:`defuse.runtime.settings`): its bounds, its label (the name messages use), its help.
+
+    ``label``: the text above the input (default: the declared label); ``high``: a tighter upper bound that depends
+    on the project (the images it has), never a looser one. An optional count shown as 0 stands for its None
+    ("chosen for the device"): 0 is then the lowest value the field takes."""
+    spec = declared(cls)[name]
+    top = spec.high if high is None else high if spec.high is None else min(high, spec.high)
+    low = 0 if spec.optional and spec.kind is int and value == 0 else spec.low
+    f = number_field(where, label or spec.label.strip("“”"), value, low=low, high=top,
+                     name=spec.label.strip("“”") or name, help=number_input.pop("help", spec.help), **number_input)
+    f.low_open = spec.low_open
+    return f
 
 
 def refused(*fields: NumberField) -> bool:

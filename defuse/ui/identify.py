@@ -6,15 +6,14 @@ import numpy as np
 import streamlit as st
 
 from ..cli.jobs import config_args
-from ..identify.noise import MAX_SAMPLES_PER_IMAGE
+from ..identify.checks import check_search_fits
 from ..identify.search import IdentifyConfig
 from ..runtime.devices import resolve_device
-from ..runtime.limits import check_fits, identify_bytes
 from ..steps.presets import QUICK
 from ..workspace import Workspace
 from . import cache
 from .charts import label_heatmap
-from .fields import number_field, refused
+from .fields import refused, setting_field
 from .gallery import pairs_grid
 
 PAPER = IdentifyConfig()
@@ -30,28 +29,28 @@ def settings_form(n_train: int) -> tuple[IdentifyConfig, list[str]] | None:
     d = CPU if preset == "CPU-friendly" else PAPER
     with st.form("identify-settings", enter_to_submit=False):  # a job starts on its button only, never on Enter
         c = st.columns(3)
-        q = number_field(c[0], f"Q — perturbations per image (paper: {PAPER.samples_per_image})", d.samples_per_image,
-                         low=1, high=MAX_SAMPLES_PER_IMAGE, name="Q", key=f"q-{preset}")
-        m = number_field(c[1], f"M — failures kept per image (paper: {PAPER.max_per_image})", d.max_per_image,
-                         low=1, high=MAX_SAMPLES_PER_IMAGE, name="M", key=f"m-{preset}")
-        subset = number_field(c[2], f"Images searched (all: {n_train:,}; paper: all)",
-                              min(d.subset or n_train, n_train), low=1, high=max(1, n_train), key=f"subset-{preset}")
+        q = setting_field(c[0], IdentifyConfig, "samples_per_image", d.samples_per_image, key=f"q-{preset}",
+                          label=f"Q — perturbations per image (paper: {PAPER.samples_per_image})")
+        m = setting_field(c[1], IdentifyConfig, "max_per_image", d.max_per_image, key=f"m-{preset}",
+                          label=f"M — failures kept per image (paper: {PAPER.max_per_image})")
+        subset = setting_field(c[2], IdentifyConfig, "subset", min(d.subset or n_train, n_train), high=max(1, n_train),
+                               label=f"Images searched (all: {n_train:,}; paper: all)", key=f"subset-{preset}")
         c = st.columns(3)
-        a = number_field(c[0], f"a of Beta(a, b) noise (paper: {PAPER.beta_a:g})", float(d.beta_a), low=0.01, high=1e6,
-                         name="a", key=f"a-{preset}")
-        b = number_field(c[1], f"b of Beta(a, b) noise (paper: {PAPER.beta_b:g})", float(d.beta_b), low=0.01, high=1e6,
-                         name="b", key=f"b-{preset}")
-        batch = number_field(c[2], "Decodes per batch (0: chosen for the device)", 0, low=0, high=1 << 20,
-                             key=f"bs-{preset}")
+        a = setting_field(c[0], IdentifyConfig, "beta_a", float(d.beta_a), key=f"a-{preset}",
+                          label=f"a of Beta(a, b) noise (paper: {PAPER.beta_a:g})")
+        b = setting_field(c[1], IdentifyConfig, "beta_b", float(d.beta_b), key=f"b-{preset}",
+                          label=f"b of Beta(a, b) noise (paper: {PAPER.beta_b:g})")
+        batch = setting_field(c[2], IdentifyConfig, "batch_size", 0, key=f"bs-{preset}",
+                              label="Decodes per batch (0: chosen for the device)")
         c = st.columns(3)
         centered = c[0].checkbox("Centred noise (subtract its mean)", value=d.centered, key=f"centred-{preset}",
                                  help="The paper's Beta noise shifts every latent dimension by about a/(a+b). "
                                       "Centred, it only spreads around the source's code.")
-        scale = number_field(c[1], "Noise scale (paper: 1)", float(d.noise_scale), low=0.01, high=1e3,
-                             name="Noise scale", key=f"scale-{preset}",
-                             help="Multiplies the noise after centring. A class-conditional VAE (Setup) keeps "
-                                  "only style in z and needs larger moves: measured best at centred Beta(2, 2) "
-                                  "×4 (README, 'Side by side').")
+        scale = setting_field(c[1], IdentifyConfig, "noise_scale", float(d.noise_scale), key=f"scale-{preset}",
+                              label="Noise scale (paper: 1)",
+                              help="Multiplies the noise after centring. A class-conditional VAE (Setup) keeps "
+                                   "only style in z and needs larger moves: measured best at centred Beta(2, 2) "
+                                   "×4 (README, 'Side by side').")
         verify = c[2].checkbox("Keep only finds the reviewer reads as the source's class", value=False,
                                key=f"verify-{preset}",
                                help="The verification filter: the automatic reviewer (trained once per project, "
@@ -69,12 +68,8 @@ def settings_form(n_train: int) -> tuple[IdentifyConfig, list[str]] | None:
 def check_memory(ws: Workspace, cfg: IdentifyConfig) -> None:
     """Refuse settings whose job would exhaust memory, before starting it (the job checks the same)."""
     d = cache.data(ws)
-    need = identify_bytes(batch_size=cfg.batch_size or 16384, chunk_images=cfg.chunk_images,
-                          samples=cfg.samples_per_image, latent_dim=cache.vae(ws)[0].latent_dim,
-                          image_numel=d.channels * d.image_size ** 2)
-    batch = f"{cfg.batch_size:,}" if cfg.batch_size else "automatic"
-    check_fits(need, what=f"identify with Q={cfg.samples_per_image:,} and {batch} decodes per batch",
-               fix="lower “Decodes per batch” (0 chooses one for the device) or Q", device=resolve_device("auto"))
+    check_search_fits(cfg, latent_dim=cache.vae(ws)[0].latent_dim, image_numel=d.channels * d.image_size ** 2,
+                      device=resolve_device("auto"), where="app")
 
 
 def render_results(ws: Workspace) -> None:

@@ -1,5 +1,5 @@
 """One tie-break everywhere: the most common label first, a tie going to the smallest label (as the vote rules
-in defuse.verdicts break theirs), so Explore and Label never name the same scenario differently."""
+in defuse.label.verdicts break theirs), so Explore and Label never name the same scenario differently."""
 
 from __future__ import annotations
 

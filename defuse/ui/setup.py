@@ -89,7 +89,7 @@ def vae_source(ws: Workspace) -> None:
                 import_vae(ws, DEMO_VAE)
             st.success("Imported the demo VAE.")
         return
-    d = default_vae_config(cache.data(ws))  # enough steps for this source's size (defuse.vae_recipe)
+    d = default_vae_config(cache.data(ws))  # enough steps for this source's size (defuse.nets.vae_recipe)
     with st.form("vae-train", enter_to_submit=False):  # a job starts on its button only, never on Enter
         c = st.columns(4)
         beta = number_field(c[0], "β (paper: 4 or 0.4 for MNIST)", float(d.beta), low=0.0, high=100.0, name="β")

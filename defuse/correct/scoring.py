@@ -1,17 +1,17 @@
-"""What the λ sweep reads and how it scores a model: D, the evaluation splits, the failure sets, D_f."""
+"""Scoring a model of the λ sweep, and what the sweep reads: D, the evaluation splits, the failure sets, D_f.
+
+(Not the independent judge, which grades a whole project: that is :mod:`defuse.evaluation`.)
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import torch
 
 from ..data.datasets import ImageData
+from .config import CorrectConfig
 from .failure_sets import stack_failure_sets, stack_reviewer_labels
-
-if TYPE_CHECKING:  # sweep.py imports this module: the config's type only
-    from .sweep import CorrectConfig
 
 
 @dataclass

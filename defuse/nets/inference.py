@@ -1,17 +1,17 @@
-"""The identify step's hot path: counter-based Beta noise and batched decode + classify at speed.
+"""Batched inference with the models, shared by every package that decodes or classifies: identify's hot
+path (:func:`plan_inference`, :func:`prepare_model`, :func:`decode_classify`), the steps' and the reviewer's
+:func:`decode_latents`, :func:`classify` and :func:`on_device`, and the import dry run (:mod:`defuse.nets.preflight`).
 
-Two things make the search both fast and reproducible:
+With the noise as a pure function of (seed, source row, sample, latent dim) (:mod:`defuse.identify.noise`),
+what makes identify's search fast is:
 
-* **Noise as a pure function of (seed, source row, sample, latent dim)** (:mod:`defuse.noise`), so a
-  source image's Q perturbations are the same whatever the batch size, the chunk size, the subset or
-  a resume, and no Python loop per image is needed. Raising Q keeps the first Q draws.
 * **An inference plan per device**: precision (fp32, or bf16 / fp16 autocast), channels_last memory
   layout and batch size. Measured for the paper's MNIST CNN + β-VAE decoder on 2 shared AMD EPYC
   cores with avx512_bf16, decodes + classifications per second: plain fp32 0.9k-3.5k; fp32
   channels_last 6-8k at batch 256; bf16 autocast + channels_last 11-14k at batch 256-512 (13.5k-27k
   on a quiet machine). fp32 vs bf16 failure sets of the demo models: Jaccard 1.0 (503 failures).
   The batch size has a default per device and precision; on a CPU identify tunes it online between
-  256 and 1,024 (:mod:`defuse.autotune`), as the best one moves with the machine's load. Measured
+  256 and 1,024 (:mod:`defuse.identify.autotune`), as the best one moves with the machine's load. Measured
   here, the labels of 102,400 decodes were identical at batch 256, 1,000 and 1,024 in bf16 and fp32;
   ``--batch-size`` pins it where bit-exact reruns on other hardware matter.
 
@@ -19,13 +19,14 @@ Big CPU batches churn glibc's mmap (fp32 fell from 7.7k decodes/s at batch 256 t
 starting the process with ``MALLOC_MMAP_MAX_=0`` or a large ``MALLOC_TRIM_THRESHOLD_`` (the CLI may
 set them) lifted fp32 at big batches from 3.5k to 7.5k. They are environment variables read at
 process start, so they cannot be set from here. Nothing here changes torch's thread count either:
-the CLI decides it (see :func:`defuse.devices.configure_threads`).
+the CLI decides it (see :func:`defuse.runtime.devices.configure_threads`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,7 +140,7 @@ def decode_classify(vae: nn.Module, classifier: nn.Module, z: torch.Tensor,
 
 
 # --------------------------------------------------------------------------------------------------
-# Batched inference helpers other steps reuse (re-exported by defuse.identify)
+# Batched inference helpers the other packages reuse
 # --------------------------------------------------------------------------------------------------
 def decode_latents(vae: nn.Module, latents, *, device="auto", batch_size: int = 512) -> torch.Tensor:
     """Decode latent codes to images (for galleries and fine-tuning data), fp32, no grad.
@@ -228,3 +229,17 @@ def _eval_mode(model: nn.Module):
     finally:
         for m, training in flags:
             m.training = training
+
+
+@contextlib.contextmanager
+def on_device(model: nn.Module, device: torch.device) -> Iterator[nn.Module]:
+    """Use ``model`` on ``device`` in eval mode, then restore its device and mode (callers may cache it)."""
+    first = next(iter(model.parameters()), None)
+    home, was_training = (first.device if first is not None else None), model.training
+    model.to(device).eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+        if home is not None:
+            model.to(home)
