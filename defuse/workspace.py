@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -34,6 +35,7 @@ SCENARIOS_META = "distill/meta.json"
 EMBEDDING = "distill/embedding-{method}.npz"  # .format(method=...); its metadata: the same name in .json
 LABELS = "labels.sqlite"
 DECISIONS = "label/decisions.json"          # the current answers, recorded on every change (label step)
+VERDICTS = "label/verdicts.json"            # what the answers mean per scenario (the correction's input)
 REVIEWER_DIR = "reviewer"
 SWEEP = "correct/sweep.json"
 SWEEP_DIR = "correct/sweep"                  # weights per λ, and the sweep's resume state
@@ -60,9 +62,10 @@ STEPS: dict[str, StepSpec] = {
     "vae": StepSpec((VAE,), (PROJECT_FILE,), ()),
     "identify": StepSpec((FAILURES,), (CLASSIFIER, VAE, PROJECT_FILE), ("classifier", "vae")),
     "distill": StepSpec((SCENARIOS,), (FAILURES,), ("identify",)),
-    # Labeling: its record holds the current answers (defuse.steps.label_record), so a changed label stales correct.
+    # Labeling: its record holds the current answers (defuse.steps.label_record). The correction reads what they
+    # mean (VERDICTS): a changed verdict stales it, the same verdict saved again by someone else does not.
     "label": StepSpec((DECISIONS,), (SCENARIOS,), ("distill",)),
-    "correct": StepSpec((BEST,), (SCENARIOS, CLASSIFIER, DECISIONS), ("distill",)),
+    "correct": StepSpec((BEST,), (SCENARIOS, CLASSIFIER, VERDICTS), ("distill",)),
     "export": StepSpec((MODEL_CARD,), (BEST,), ("correct",)),
 }
 
@@ -151,9 +154,15 @@ class Workspace:
         return atomic.read_json(p, fix="it is corrupt: re-run the step that makes it")
 
     def save_arrays(self, rel: str, **arrays) -> Path:
+        """Save arrays as an .npz that np.load reads; the same arrays give the same bytes (no timestamps in
+        the archive), so a step re-run with the same result leaves every later step up to date."""
         # Straight into the temp file: an in-memory buffer held the archive twice (buffer + its bytes).
-        with atomic.atomic_path(self.path(rel)) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+        with atomic.atomic_path(self.path(rel)) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED,
+                                                                         allowZip64=True) as z:
+            for name, value in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with z.open(info, "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
         return self.path(rel)
 
     def load_arrays(self, rel: str) -> dict[str, np.ndarray]:

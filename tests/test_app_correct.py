@@ -104,8 +104,10 @@ def test_per_sample_accuracies_are_shown_when_the_reviewer_labeled(run_page, pro
     (root / "correct/sweep.json").write_text(json.dumps(sweep))
     at = run_page("correct", root)
     assert not at.exception
-    caption = next(c.value for c in at.caption if c.value.startswith("Chosen"))
-    assert "per-sample labels" in caption and "by the automatic reviewer's labels: 75.0%" in caption
+    caption = next(c.value for c in at.caption if c.value.startswith("λ=0 was chosen"))
+    assert "on the reviewer's per-sample labels" in caption
+    said = [w.value for w in at.warning] + [s.value for s in at.success]
+    assert any("scores 75.0% on the failure-test samples per sample (the reviewer's labels)" in t for t in said)
     assert "failure test (per sample)" in at.dataframe[0].value.columns
 
 

@@ -73,9 +73,7 @@ def report_markdown(report: dict) -> str:
             ("Unrestricted adversarial examples", "baseline", report.get("baseline_test_acc"),
              report.get("baseline_failure_acc")),
             ("Defuse", "after", report.get("test_acc_after"), report.get("failure_acc_after"))]
-    lines = [f"Dataset: {report['dataset']} — {report.get('n_failures')} unrestricted adversarial examples, "
-             f"{report.get('n_scenarios')} scenarios, {report.get('n_failure_scenarios')} failure scenarios, "
-             f"λ = {report.get('best_lambda')} ({report.get('selection_rule')})", "",
+    lines = [f"Dataset: {report['dataset']} — {_counts(report)}", "",
              *([f"**Warning:** {report['regression_note']}", ""] if report.get("regression_note") else []),
              "| | Test | Failure scenario (scenario label) | Failure scenario (per-sample reviewer) |",
              "|---|---|---|---|"]
@@ -83,6 +81,17 @@ def report_markdown(report: dict) -> str:
         strict = report.get("baseline_failure_acc_reviewer" if key == "baseline" else f"failure_acc_reviewer_{key}")
         lines.append(f"| {title} | {pct(test)} | {pct(failure)} | {pct(strict)} |")
     return "\n".join(lines + _purity_lines(report)) + "\n"
+
+
+def _counts(report: dict) -> str:
+    """The run in numbers, leaving out what no step has counted yet (never "None")."""
+    parts = [f"{report[k]} {words}" for k, words in (("n_failures", "unrestricted adversarial examples"),
+                                                     ("n_scenarios", "scenarios")) if report.get(k) is not None]
+    lam = report.get("best_lambda")
+    if lam is None:
+        return ", ".join(parts + ["no λ chosen yet (the sweep has not run)"])
+    rule = f" ({report['selection_rule']})" if report.get("selection_rule") else ""
+    return ", ".join(parts + [f"{report.get('n_failure_scenarios')} failure scenarios", f"λ = {lam:g}{rule}"])
 
 
 def _purity_lines(report: dict) -> list[str]:

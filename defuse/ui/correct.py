@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from ..cli.jobs import JobState, config_args
-from ..correct.headline import regression_note
+from ..correct.headline import headline, regression_note
 from ..correct.sweep import PAPER_LAMBDAS, CorrectConfig
 from ..label.purity import mix_words
 from ..steps.correct import check_failure_sets_fit
@@ -123,6 +123,13 @@ def live_chart(state: JobState) -> None:
     st.caption(f"{len(done)} λ finished. 'before correction' is marked when the sweep ends.")
 
 
+def show_headline(ws: Workspace, record: dict) -> None:
+    """The chosen model against the λ=0 control and the baseline, in one sentence (a warning when Defuse does
+    not beat both)."""
+    text = headline(record, n_test_images=len(cache.data(ws).test))
+    (st.success if "loses to" not in text and "ties" not in text else st.warning)(text, icon="⚖️")
+
+
 def render_results(ws: Workspace) -> float | None:
     """The finished sweep: chart, table, and the λ to export (the chosen one preselected)."""
     sweep = ws.load_json(SWEEP)
@@ -134,12 +141,10 @@ def render_results(ws: Workspace) -> float | None:
     by_reviewer = sweep.get("config", {}).get("failure_labels") == "reviewer"  # then λ was chosen per sample
     st.plotly_chart(tradeoff_chart([r for r in rows if r["kind"] == "defuse"], x=x, before=before, chosen=chosen,
                                    baseline=base, per_sample=by_reviewer), width="stretch")
-    also = (f"; per sample, by the automatic reviewer's labels: {chosen['failure_test_acc_reviewer']:.1%} "
-            f"(before {before['failure_test_acc_reviewer']:.1%})") if per_sample else ""
-    on = " (λ chosen on the reviewer's per-sample labels)" if by_reviewer else ""
-    st.caption(f"Chosen: λ={chosen['lambda']:g} by the rule “{chosen.get('rule')}”{on} — test {chosen['test_acc']:.1%} "
-               f"(before {before['test_acc']:.1%}), failure scenarios {chosen['failure_test_acc']:.1%} "
-               f"(before {before['failure_test_acc']:.1%}){also}.")
+    show_headline(ws, sweep)
+    on = " on the reviewer's per-sample labels" if by_reviewer else ""
+    st.caption(f"λ={chosen['lambda']:g} was chosen by the rule “{chosen.get('rule')}”{on}; before correction: test "
+               f"{before['test_acc']:.1%}, failure scenarios {before['failure_test_acc']:.1%} (scenario labels).")
     honest = regression_note(chosen, sweep.get("control"), sweep.get("baseline_chosen"))
     if honest:
         st.warning(honest, icon="📉")
