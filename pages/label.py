@@ -33,7 +33,7 @@ if len(scenarios) == 0:
 
 c = st.columns([2, 2, 1])
 with c[0]:
-    annotator = annotator_name()
+    annotator = annotator_name(ws)
 tau = c[1].slider("τ — sample diversity (paper: 0.5 for MNIST, 0.01 for SVHN/signs)", 0.01, 1.0,
                   float(default_tau(ws)), 0.01)
 if c[2].button("Run auto-reviewer", help="Labels 10 samples per scenario with a reference ensemble of 3 "
@@ -53,21 +53,21 @@ st.progress(len(done) / len(scenarios), text=f"{len(done)} of {len(scenarios)} r
 j = pick_scenario(len(scenarios), done)
 with guard("draw the samples"):
     preds = show_samples(ws, j, 16, tau)
-    suggested, suggested_failure = hint(ws, j, preds, annotator)
+    suggested, suggested_failure, preselected = hint(ws, j, preds, annotator)
     decided_caption(ws, j, tau)
 action = None
 with guard("save the decision"):
     action = quick_decisions(ws.project["class_names"], (suggested, suggested_failure))
-    decision = decision_form(ws.project["class_names"], suggested, j, suggested_failure)
+    decision = decision_form(ws.project["class_names"], suggested, j, preselected)
     if isinstance(action, tuple):
         decision = action
     if decision:
-        record(ws, j, annotator, *decision)
+        saved = record(ws, j, annotator, *decision)
 if action in ("previous", "next"):
     st.session_state["label-next"] = (j + (1 if action == "next" else -1)) % len(scenarios)
     st.rerun()
 if decision:
-    st.toast(f"Saved: scenario #{j}")
+    st.toast(saved)
     left = [k for k in range(len(scenarios)) if k not in done | {j}]
     st.session_state["label-next"] = left[0] if left else j
     st.rerun()

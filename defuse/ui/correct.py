@@ -11,6 +11,7 @@ import streamlit as st
 from ..cli.jobs import JobState, config_args
 from ..correct.headline import headline, regression_note
 from ..correct.sweep import PAPER_LAMBDAS, CorrectConfig
+from ..label.provenance import HUMAN
 from ..label.purity import mix_words
 from ..steps.correct import check_failure_sets_fit
 from ..steps.label import reviewer_ready
@@ -76,14 +77,19 @@ def reviewer_fields(ws: Workspace, choice: str) -> tuple[bool, bool]:
     gives the stricter per-sample accuracy; without it the baseline falls back to the source images' labels."""
     ready = reviewer_ready(ws)
     mixed = mixed_failures(ws, cache.verdicts(ws))
-    if mixed:  # purity is low: offer, and preselect, each sample's own label
+    decided = cache.decided(ws)
+    by_people = [j for j in mixed if j in decided and decided[j].decided_by == HUMAN]
+    if mixed:  # purity is low: offer each sample's own label; preselect it only where no person gave a label
         names = ws.project["class_names"]
-        st.warning("Mixed failure scenarios: " + "; ".join(f"#{j} ({mix_words(p, names)})" for j, p in mixed.items())
-                   + ". One label per scenario would teach their other samples a wrong class: per-sample labels "
-                   "are preselected below.")
+        which = "; ".join(f"#{j} ({mix_words(p, names)})" for j, p in mixed.items())
+        st.warning(f"Mixed failure scenarios: {which}. One label per scenario would teach their other samples a "
+                   "wrong class. " + (f"A person labeled #{', #'.join(map(str, by_people))}: their label is kept "
+                                      "(one label per scenario, preselected); choose per-sample labels below to "
+                                      "replace it with the automatic reviewer's, sample by sample."
+                                      if by_people else "Per-sample labels are preselected below."))
     c = st.columns(2)
     labels = c[0].selectbox("Labels of the failure samples D_f", list(DF_LABELS), format_func=DF_LABELS.get,
-                            index=1 if mixed else 0, key=f"dfl-{choice}",
+                            index=1 if mixed and not by_people else 0, key=f"dfl-{choice}",
                             help="A scenario sampled at τ=0.5 can mix classes: per-sample "
                             "labels teach each sample its own class (see docs/results.md).")
     note = "" if ready else " (it is trained first: a few minutes on a CPU)"
