@@ -48,6 +48,24 @@ HTML_REPORT = "exports/report.html"
 REPORT = "report.json"
 
 
+# Who makes each artifact: (the CLI command, the app's page), so a missing input is named by the step to run.
+MADE_BY = {CLASSIFIER: ("train-classifier", "Setup"), VAE: ("train-vae", "Setup"), VAE_FIDELITY: ("train-vae", "Setup"),
+           FAILURES: ("identify", "Identify"), IDENTIFY_METRICS: ("identify", "Identify"),
+           SCENARIOS: ("distill", "Explore"), SCENARIOS_META: ("distill", "Explore"),
+           DECISIONS: ("label", "Label"), VERDICTS: ("label", "Label"), LABELS: ("label", "Label"),
+           SWEEP: ("correct", "Correct"), BEST: ("correct", "Correct"), MODEL_CARD: ("export", "Correct"),
+           REPORT: ("correct", "Correct")}
+
+
+def missing_message(ws_name: str, rel: str) -> str:
+    """"… has no identify/failures.npz yet: run identify first (…)", naming the step, never an absolute path."""
+    cmd, page = MADE_BY.get(rel) or (("embed", "Explore") if rel.startswith("distill/embedding-") else (None, None))
+    if cmd is None:
+        return f"project {ws_name} has no {rel} yet: run the step that makes it"
+    return (f"project {ws_name} has no {rel} yet: run {cmd} first (the {page} page, or "
+            f"`python -m defuse {cmd} -w {ws_name}`)")
+
+
 @dataclass(frozen=True)
 class StepSpec:
     outputs: tuple[str, ...]   # artifacts the step writes (relative paths)
@@ -150,7 +168,7 @@ class Workspace:
         if not p.exists():
             if default is not None:
                 return default
-            raise ValueError(f"{p} does not exist yet: run the step that makes it")
+            raise ValueError(missing_message(self.name, rel))
         return atomic.read_json(p, fix="it is corrupt: re-run the step that makes it")
 
     def save_arrays(self, rel: str, **arrays) -> Path:
@@ -168,7 +186,7 @@ class Workspace:
     def load_arrays(self, rel: str) -> dict[str, np.ndarray]:
         p = self.path(rel)
         if not p.exists():
-            raise ValueError(f"{p} does not exist yet: run the step that makes it")
+            raise ValueError(missing_message(self.name, rel))
         try:
             with np.load(p, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}

@@ -10,7 +10,8 @@ from defuse.workspace import Workspace
 def test_without_models_the_page_says_what_to_do(run_page, empty_project):
     at = run_page("identify", empty_project)
     assert not at.exception
-    assert "needs a classifier" in at.info[0].value and "Run that step first" in at.info[0].value
+    said = at.info[0].value
+    assert "needs a classifier" in said and "run train-classifier first (on the Setup page)" in said
     assert not at.button  # nothing to run yet
 
 
