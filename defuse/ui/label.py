@@ -8,8 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from ..data.render import prediction_captions
+from ..label.provenance import reviewer_verdict
 from ..label.purity import purity_of, purity_words
-from ..label.verdicts import agreement_table
+from ..label.verdicts import MIXED_FAILURE_SHARE, PAPER_RHO, agreement_table
 from ..steps.label import label_store
 from ..workspace import LABELS, Workspace
 from . import cache
@@ -80,10 +81,15 @@ def hint(ws: Workspace, j: int, preds, annotator: str) -> tuple[int | None, bool
         return earlier or (None, None, VERDICTS[2] if skipped else VERDICTS[0])
     labels = Counter(d.label for d in auto if d.label is not None)
     disagree = sum(bool(d.is_failure) for d in auto)
-    label = labels.most_common(1)[0][0] if labels else None
-    failure = disagree / len(auto) > 0.5
-    st.info(f"Hint — the automatic reviewer sees **{'a failure' if failure else 'not a failure'}**: it labels most "
-            f"samples **{label}** and disagrees with the classifier on {disagree} of {len(auto)}.", icon="🤖")
+    v = reviewer_verdict(auto, PAPER_RHO)
+    failure = bool(v and v.is_failure)
+    label = v.label if failure else labels.most_common(1)[0][0] if labels else None
+    why = (f" — a mixed scenario: {disagree} of {len(auto)} samples misread ({v.disagree_share:.0%}), not a majority, "
+           f"but at least {MIXED_FAILURE_SHARE:.0%} is offered as a failure") if v is not None and v.mixed else ""
+    st.info(f"Hint — the automatic reviewer sees **{'a failure' if failure else 'not a failure'}**{why}: it "
+            f"labels the misread samples **{label}** and disagrees with the classifier on {disagree} of {len(auto)}."
+            if failure else f"Hint — the automatic reviewer sees **not a failure**: it labels most samples **{label}** "
+            f"and disagrees with the classifier on {disagree} of {len(auto)}.", icon="🤖")
     purity = purity_of(d.label for d in auto if d.sample_index is not None and d.label is not None)
     counts = (earlier[1] if earlier else failure) is True  # mixed-scenario advice only where it is a failure
     if purity is not None and purity.mixed and counts:
