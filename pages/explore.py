@@ -22,7 +22,7 @@ if found < 2:
 
 st.subheader("Distill")
 with guard("read the distillation settings"):
-    args = distill_form()
+    args = distill_form(ws)
 jobs.busy_note(ws)
 if args:
     jobs.start(ws, "distill", args)

@@ -18,7 +18,7 @@ accept = confirmation(ws)
 
 submitted = None
 with guard("read the settings", stop=False):  # a bad setting never hides the finished results below
-    form = settings_form(len(cache.data(ws).train))
+    form = settings_form(ws, len(cache.data(ws).train))
     if form:
         check_memory(ws, form[0])
     if form and accept is None:

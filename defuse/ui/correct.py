@@ -22,6 +22,7 @@ from . import cache
 from .charts import tradeoff_chart
 from .fields import number_field, refused, show_beside
 from .jobs import history_metrics
+from .rerun import run_again_box
 
 QUICK_LAMBDAS = QUICK.correct.lambdas  # 0.01, 0.1, 1, 10
 SWEEPS = {"Quick sweep: λ ∈ {0.01, 0.1, 1, 10}, 2 epochs": (QUICK_LAMBDAS, QUICK.correct.epochs, 128),
@@ -38,7 +39,7 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
     """The sweep form; on submit, its CLI arguments (a ValueError names a bad field)."""
     choice = st.radio("Sweep", list(SWEEPS), horizontal=True)
     lams, epochs, samples = SWEEPS[choice]
-    with st.form("correct-settings", enter_to_submit=False):  # a job starts on its button only, never on Enter
+    with st.form("correct-settings", enter_to_submit=True):  # Enter = the button: checked, then started
         text = st.text_input("λ values (comma-separated; λ=0, the control, is always added)",
                              ", ".join(f"{v:g}" for v in lams), key=f"lams-{choice}")
         lams_note = st.empty()  # a bad λ list is named here, beside its field
@@ -50,7 +51,8 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
                          key=f"n-{choice}")
         baseline = c[3].checkbox("Also the baseline (raw adversarial examples)", True, key=f"bl-{choice}")
         per_sample, use_reviewer = reviewer_fields(ws, choice)
-        go = st.form_submit_button("Run the sweep", type="primary")
+        again = run_again_box(ws, "correct")
+        go = st.form_submit_button(again.label("Run the sweep"), type=again.button_type)
     if not go or refused(ep, lr, n):
         return None
     try:  # every setting is checked before a job starts; the message stands beside the λ field
@@ -63,6 +65,8 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
         check_memory(ws, int(n.value), n_failing)
     except ValueError as e:
         return show_beside(n, e)
+    if again.refused():  # every setting is fine: only the confirmation of a re-run is missing
+        return None
     args = config_args(cfg) + ["--samples", str(int(n.value))]
     args += [] if baseline else ["--no-baseline"]
     return args + (["--reviewer", "auto"] if use_reviewer or per_sample else [])
