@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import defuse.ui.boot  # noqa: F401 — first: leaves the pages/ folder mode before the slow imports
 from defuse.steps.distill import default_tau
 from defuse.ui import cache, jobs
 from defuse.ui.decisions import decided_caption, render_conflicts, reserved_name

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import defuse.ui.boot  # noqa: F401 — first: leaves the pages/ folder mode before the slow imports
 from defuse.ui.correct import show_headline
 from defuse.ui.errors import guard
 from defuse.ui.nav import link, open_project, require

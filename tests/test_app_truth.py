@@ -72,3 +72,31 @@ def test_no_page_shows_none_nan_or_null(run_page, project_copy, fresh_demo, page
     assert len(text) > 3, "the walk found no text: it would pass on anything"
     bad = [t for t in text if NO_SHOW.search(t)]
     assert bad == [], f"{page} ({state}) shows {bad}"
+
+
+def test_a_cold_deep_link_gets_the_menu_and_a_spinner_before_the_slow_imports():
+    """Point 7: the router calls st.navigation, then imports torch and the core under a spinner. (The timing itself
+    is measured in a real browser: tests/test_browser.py, the cold deep link test.)"""
+    import ast
+
+    source = (Path(__file__).resolve().parent.parent / "streamlit_app.py").read_text(encoding="utf-8")
+    body = ast.parse(source).body
+    top_imports = [n for n in body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert [a.name for n in top_imports for a in n.names] == ["streamlit"]         # nothing slow before the menu
+    nav = next(i for i, n in enumerate(body) if "st.navigation(" in ast.unparse(n))
+    spin = next(i for i, n in enumerate(body) if isinstance(n, ast.With) and "st.spinner" in ast.unparse(n))
+    assert nav < spin and "import torch" in ast.unparse(body[spin])
+
+
+def test_the_router_still_frames_every_page(tmp_path, monkeypatch, navigation_mode, demo_done):
+    from streamlit.testing.v1 import AppTest
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.setenv("DEFUSE_HOME", str(tmp_path))
+    monkeypatch.chdir(root)
+    at = AppTest.from_file(str(root / "streamlit_app.py"), default_timeout=120)
+    at.session_state["project"] = str(demo_done)
+    at.run()
+    assert not at.exception and at.title[0].value == "Defuse"
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception and at.title[0].value == "Explore"
