@@ -14,6 +14,10 @@ Measured on the failures that belong to a scenario, in 2-D and, as a reference, 
 * ``other_source_agreement``: for each failure, the share of its 10 nearest neighbours *from other source
   images* in its own scenario (``chance``: the same share for random neighbours). A source's near-duplicate
   codes are left out, so this rewards scenarios that gather many sources, not a source's own dot.
+* ``confusion_agreement``: ``other_source_agreement`` with each failure's *confusion* (its scenario's source →
+  label, the map's colour since issue 23) in place of its scenario: how well the colours a user sees group.
+* ``legend`` (once): scenarios, confusions (hues on the map), and names shared by several scenarios in the old
+  legend ("9→7" eight times) against the new one ("9→7 a (#4)", …).
 * ``progress_events``, ``monotonic`` and ``first_eta_s``: the progress the map job reports (codes placed).
 
 One more UMAP row places the codes not fitted with UMAP's own ``transform`` instead of by their nearest
@@ -77,6 +81,7 @@ def demo_codes(root: Path):
     cfg = EmbedConfig()
     _, train, _ = training_codes(ws, cfg)
     failures = load_failures(ws)
+    demo_codes.labels = (failures.true_label, failures.pred_label)   # for the legend
     return train, failures.latents, failures.source_index, load_scenarios(ws).assignment, cfg
 
 
@@ -89,7 +94,28 @@ def warm(method: str) -> None:
     embed_codes(codes[:3000], codes[3000:], EmbedConfig(method=method), sources=np.arange(3000) // 6)
 
 
-def measure(train, fail, source, scenario, cfg) -> dict:
+def legend(fail_true, fail_pred, scenario) -> tuple[dict, np.ndarray]:
+    """The map's legend, old and new, and each failure's confusion index (-1: outside any scenario)."""
+    from collections import Counter
+
+    from defuse.ui.map_style import scenario_categories
+    from defuse.ui.ranking import top_pairs
+
+    n = int(scenario.max() + 1)
+    pairs = top_pairs(scenario, fail_true, fail_pred, n, int(max(fail_true.max(), fail_pred.max()) + 1))
+    sizes = np.bincount(scenario[scenario >= 0], minlength=n)
+    cats = [c for c in scenario_categories(dict(enumerate(pairs)), dict(enumerate(sizes))) if c.key >= 0]
+    groups = sorted({c.group for c in cats})
+    group_of = {c.key: groups.index(c.group) for c in cats}
+    old = Counter("–" if p is None else f"{p[0]}→{p[1]}" for p in pairs)
+    confusion = np.array([group_of.get(int(j), -1) for j in scenario])
+    return {"scenarios": n, "confusions": len(groups),
+            "old_names_shared": sum(v for v in old.values() if v > 1),
+            "old_most_shared": max(old.values()), "new_names_shared": n - len({c.name for c in cats}),
+            "largest_confusion": max(Counter(c.group for c in cats).values())}, confusion
+
+
+def measure(train, fail, source, scenario, cfg, confusion=None) -> dict:
     from defuse.distill.embed import embed_codes
     from defuse.distill.projections import PLACE_NEIGHBOURS
 
@@ -105,6 +131,8 @@ def measure(train, fail, source, scenario, cfg) -> dict:
             f"nearest {PLACE_NEIGHBOURS} fitted codes", "points": len(emb),
             "fitted_on": events[0].metrics["fitted_on"], "seconds": round(seconds, 2),
             **readability(emb.coords[emb.is_failure][keep], scenario[rows][keep], source[rows][keep]),
+            **({} if confusion is None else {"confusion_agreement": round(other_source_agreement(
+                emb.coords[emb.is_failure][keep], confusion[rows][keep], source[rows][keep]), 4)}),
             "progress_events": len(events), "monotonic": bool(np.all(np.diff(done) > 0)),
             "first_eta_s": next((round(e.eta_s, 1) for e in events if e.eta_s is not None), None)}
 
@@ -168,11 +196,13 @@ def main(argv: list[str] | None = None) -> dict:
             "training_codes": len(train), "k": K,
             "chance": round(float(np.sum((np.bincount(scenario[keep]) / keep.sum()) ** 2)), 4),
             "latent_space": readability(fail[keep], scenario[keep], source[keep]), "maps": []}
+        result["legend"], confusion = legend(*demo_codes.labels, scenario)
         print(json.dumps({k: v for k, v in result.items() if k != "maps"}), flush=True)
         for method in args.methods:
             warm(method)
             for per_source in args.per_source:
-                row = measure(train, fail, source, scenario, EmbedConfig(method=method, fit_per_source=per_source))
+                row = measure(train, fail, source, scenario, EmbedConfig(method=method, fit_per_source=per_source),
+                              confusion)
                 result["maps"].append(row)
                 print(json.dumps(row), flush=True)
             if method == "umap" and args.umap_transform:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -35,6 +36,7 @@ TAUS = "distill/tau.json"                    # τ per scenario, chosen by the re
 EMBEDDING = "distill/embedding-{method}.npz"  # .format(method=...); its metadata: the same name in .json
 LABELS = "labels.sqlite"
 DECISIONS = "label/decisions.json"          # the current answers, recorded on every change (label step)
+VERDICTS = "label/verdicts.json"            # what the answers mean per scenario (the correction's input)
 REVIEWER_DIR = "reviewer"
 SWEEP = "correct/sweep.json"
 SWEEP_DIR = "correct/sweep"                  # weights per λ, and the sweep's resume state
@@ -45,6 +47,24 @@ MODEL_CARD_MD = "exports/model-card.md"
 SUITE_DIR = "exports/suite"                  # the regression suite, inside exports/ so the bundle carries it
 HTML_REPORT = "exports/report.html"
 REPORT = "report.json"
+
+
+# Who makes each artifact: (the CLI command, the app's page), so a missing input is named by the step to run.
+MADE_BY = {CLASSIFIER: ("train-classifier", "Setup"), VAE: ("train-vae", "Setup"), VAE_FIDELITY: ("train-vae", "Setup"),
+           FAILURES: ("identify", "Identify"), IDENTIFY_METRICS: ("identify", "Identify"),
+           SCENARIOS: ("distill", "Explore"), SCENARIOS_META: ("distill", "Explore"),
+           DECISIONS: ("label", "Label"), VERDICTS: ("label", "Label"), LABELS: ("label", "Label"),
+           SWEEP: ("correct", "Correct"), BEST: ("correct", "Correct"), MODEL_CARD: ("export", "Correct"),
+           REPORT: ("correct", "Correct")}
+
+
+def missing_message(ws_name: str, rel: str) -> str:
+    """"… has no identify/failures.npz yet: run identify first (…)", naming the step, never an absolute path."""
+    cmd, page = MADE_BY.get(rel) or (("embed", "Explore") if rel.startswith("distill/embedding-") else (None, None))
+    if cmd is None:
+        return f"project {ws_name} has no {rel} yet: run the step that makes it"
+    return (f"project {ws_name} has no {rel} yet: run {cmd} first (the {page} page, or "
+            f"`python -m defuse {cmd} -w {ws_name}`)")
 
 
 @dataclass(frozen=True)
@@ -61,10 +81,11 @@ STEPS: dict[str, StepSpec] = {
     "vae": StepSpec((VAE,), (PROJECT_FILE,), ()),
     "identify": StepSpec((FAILURES,), (CLASSIFIER, VAE, PROJECT_FILE), ("classifier", "vae")),
     "distill": StepSpec((SCENARIOS,), (FAILURES,), ("identify",)),
-    # Labeling: its record holds the current answers (defuse.steps.label_record), so a changed label stales correct.
+    # Labeling: its record holds the current answers (defuse.steps.label_record). The correction reads what they
+    # mean (VERDICTS): a changed verdict stales it, the same verdict saved again by someone else does not.
     # τ per scenario decides which images are reviewed and corrected on: choosing it again stales both.
     "label": StepSpec((DECISIONS,), (SCENARIOS, TAUS), ("distill",)),
-    "correct": StepSpec((BEST,), (SCENARIOS, CLASSIFIER, DECISIONS, TAUS), ("distill",)),
+    "correct": StepSpec((BEST,), (SCENARIOS, CLASSIFIER, VERDICTS, TAUS), ("distill",)),
     "export": StepSpec((MODEL_CARD,), (BEST,), ("correct",)),
 }
 
@@ -149,19 +170,25 @@ class Workspace:
         if not p.exists():
             if default is not None:
                 return default
-            raise ValueError(f"{p} does not exist yet: run the step that makes it")
+            raise ValueError(missing_message(self.name, rel))
         return atomic.read_json(p, fix="it is corrupt: re-run the step that makes it")
 
     def save_arrays(self, rel: str, **arrays) -> Path:
+        """Save arrays as an .npz that np.load reads; the same arrays give the same bytes (no timestamps in
+        the archive), so a step re-run with the same result leaves every later step up to date."""
         # Straight into the temp file: an in-memory buffer held the archive twice (buffer + its bytes).
-        with atomic.atomic_path(self.path(rel)) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+        with atomic.atomic_path(self.path(rel)) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED,
+                                                                         allowZip64=True) as z:
+            for name, value in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with z.open(info, "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
         return self.path(rel)
 
     def load_arrays(self, rel: str) -> dict[str, np.ndarray]:
         p = self.path(rel)
         if not p.exists():
-            raise ValueError(f"{p} does not exist yet: run the step that makes it")
+            raise ValueError(missing_message(self.name, rel))
         try:
             with np.load(p, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}

@@ -3,6 +3,7 @@
 import numpy as np
 import streamlit as st
 
+import defuse.ui.boot  # noqa: F401 — first: leaves the pages/ folder mode before the slow imports
 from defuse.ui import compare, jobs
 from defuse.ui.errors import guard
 from defuse.ui.nav import link, open_project

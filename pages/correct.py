@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import defuse.ui.boot  # noqa: F401 — first: leaves the pages/ folder mode before the slow imports
 from defuse.ui import cache, jobs
 from defuse.ui.correct import live_chart, render_export, render_results, settings_form
 from defuse.ui.errors import guard

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import defuse.ui.boot  # noqa: F401 — first: leaves the pages/ folder mode before the slow imports
 from defuse.ui import jobs
 from defuse.ui.errors import guard
 from defuse.ui.explore import distill_form, map_form, n_failures, render_cards, render_map
@@ -22,7 +23,7 @@ if found < 2:
 
 st.subheader("Distill")
 with guard("read the distillation settings"):
-    args = distill_form()
+    args = distill_form(ws)
 jobs.busy_note(ws)
 if args:
     jobs.start(ws, "distill", args)

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import defuse.ui.boot  # noqa: F401 — first: leaves the pages/ folder mode before the slow imports
 from defuse.ui.home import render_recent_jobs, render_status
 from defuse.ui.nav import open_project
 

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import defuse.ui.boot  # noqa: F401 — first: leaves the pages/ folder mode before the slow imports
 from defuse.ui import cache, jobs
 from defuse.ui.errors import guard
 from defuse.ui.fidelity import confirmation
@@ -18,7 +19,7 @@ accept = confirmation(ws)
 
 submitted = None
 with guard("read the settings", stop=False):  # a bad setting never hides the finished results below
-    form = settings_form(len(cache.data(ws).train))
+    form = settings_form(ws, len(cache.data(ws).train))
     if form:
         check_memory(ws, form[0])
     if form and accept is None:

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import defuse.ui.boot  # noqa: F401 — first: leaves the pages/ folder mode before the slow imports
 from defuse.steps.distill import default_tau
 from defuse.ui import cache, jobs
 from defuse.ui.decisions import decided_caption, render_conflicts, reserved_name
@@ -34,7 +35,7 @@ if len(scenarios) == 0:
 
 c = st.columns([2, 2, 1])
 with c[0]:
-    annotator = annotator_name()
+    annotator = annotator_name(ws)
 tau, tau_args = tau_control(c[1], ws, default_tau(ws))
 if c[2].button("Run auto-reviewer", help="Labels 10 samples per scenario with a reference ensemble of 3 "
                "networks (seconds). Its decisions only fill scenarios no person has decided, and show as hints; a "
@@ -53,21 +54,21 @@ st.progress(len(done) / len(scenarios), text=f"{len(done)} of {len(scenarios)} r
 j = pick_scenario(len(scenarios), done)
 with guard("draw the samples"):
     preds = show_samples(ws, j, 16, tau)
-    suggested, suggested_failure = hint(ws, j, preds, annotator)
+    suggested, suggested_failure, preselected = hint(ws, j, preds, annotator)
     decided_caption(ws, j, tau)
 action = None
 with guard("save the decision"):
     action = quick_decisions(ws.project["class_names"], (suggested, suggested_failure))
-    decision = decision_form(ws.project["class_names"], suggested, j, suggested_failure)
+    decision = decision_form(ws.project["class_names"], suggested, j, preselected)
     if isinstance(action, tuple):
         decision = action
     if decision:
-        record(ws, j, annotator, *decision)
+        saved = record(ws, j, annotator, *decision)
 if action in ("previous", "next"):
     st.session_state["label-next"] = (j + (1 if action == "next" else -1)) % len(scenarios)
     st.rerun()
 if decision:
-    st.toast(f"Saved: scenario #{j}")
+    st.toast(saved)
     left = [k for k in range(len(scenarios)) if k not in done | {j}]
     st.session_state["label-next"] = left[0] if left else j
     st.rerun()

@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+import defuse.ui.boot  # noqa: F401 — first: leaves the pages/ folder mode before the slow imports
+from defuse.ui.correct import show_headline
 from defuse.ui.errors import guard
 from defuse.ui.nav import link, open_project, require
 from defuse.ui.report import (
@@ -29,6 +31,9 @@ with guard("build the report"):
     galleries = scenario_gallery(ws) if ws.exists(SCENARIOS) else []
     fig = tradeoff_figure(ws)
     decisions = decision_rows(ws)
+if ws.exists(SWEEP):
+    with guard("compare the chosen model"):
+        show_headline(ws, ws.load_json(SWEEP))
 st.markdown(table)
 if fig is not None:
     st.subheader("λ trade-off")

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import defuse.ui.boot  # noqa: F401 — first: leaves the pages/ folder mode before the slow imports
 from defuse.ui import jobs
 from defuse.ui.errors import guard
 from defuse.ui.fidelity import fidelity_banner

@@ -32,7 +32,8 @@ def test_a_finished_sweep_shows_the_trade_off_table_and_export(run_page, demo_do
 def test_quick_sweep_starts_the_job(run_page, demo_done, started, job_config):
     at = run_page("correct", demo_done)
     assert at.text_input[0].value == "0.01, 0.1, 1, 10" and at.number_input[0].value == 2
-    next(b for b in at.button if b.label == "Run the sweep").click().run()
+    at.checkbox(key="again-correct").check()                               # a re-run, confirmed
+    next(b for b in at.button if b.label.startswith("Run the sweep")).click().run()
     assert [step for step, _ in started] == ["correct"]
     assert job_config(started[0][1], CorrectConfig) == (CorrectConfig(lambdas=(0.01, 0.1, 1, 10), epochs=2, lr=0.001),
                                                         ["--samples", "128"])
@@ -42,7 +43,8 @@ def test_per_sample_labels_use_the_automatic_reviewer(run_page, demo_done, start
     at = run_page("correct", demo_done)
     assert at.checkbox[1].value is False and "trained first" in at.checkbox[1].label  # no reviewer yet
     at.selectbox[0].set_value("reviewer")
-    next(b for b in at.button if b.label == "Run the sweep").click().run()
+    at.checkbox(key="again-correct").check()                               # a re-run, confirmed
+    next(b for b in at.button if b.label.startswith("Run the sweep")).click().run()
     cfg, others = job_config(started[0][1], CorrectConfig)
     assert cfg.failure_labels == "reviewer" and others[-2:] == ["--reviewer", "auto"]
 
@@ -58,7 +60,8 @@ def test_a_ready_reviewer_labels_the_baseline_by_default(run_page, project_copy,
     ws.save_json("reviewer/stamp.json", _reviewer_stamp(ws, ReviewerConfig()))
     at = run_page("correct", ws.root)
     assert at.checkbox[1].value is True and "trained first" not in at.checkbox[1].label
-    next(b for b in at.button if b.label == "Run the sweep").click().run()
+    at.checkbox(key="again-correct").check()                               # a re-run, confirmed
+    next(b for b in at.button if b.label.startswith("Run the sweep")).click().run()
     assert started[0][1][-2:] == ["--reviewer", "auto"]
 
 
@@ -73,7 +76,7 @@ def test_bad_lambdas_are_explained(run_page, demo_done, started):
     for text, message in (("0.1, x", "the λ values must be a non-empty list of distinct finite numbers > 0"),
                           ("0, 1", "got (0, 1)"), ("", "got ()")):
         at.text_input[0].input(text)
-        next(b for b in at.button if b.label == "Run the sweep").click().run()
+        next(b for b in at.button if b.label.startswith("Run the sweep")).click().run()
         assert message in at.error[0].value and not at.exception
     assert started == []
 
@@ -104,8 +107,10 @@ def test_per_sample_accuracies_are_shown_when_the_reviewer_labeled(run_page, pro
     (root / "correct/sweep.json").write_text(json.dumps(sweep))
     at = run_page("correct", root)
     assert not at.exception
-    caption = next(c.value for c in at.caption if c.value.startswith("Chosen"))
-    assert "per-sample labels" in caption and "by the automatic reviewer's labels: 75.0%" in caption
+    caption = next(c.value for c in at.caption if c.value.startswith("λ=0 was chosen"))
+    assert "on the reviewer's per-sample labels" in caption
+    said = [w.value for w in at.warning] + [s.value for s in at.success]
+    assert any("scores 75.0% on the failure-test samples per sample (the reviewer's labels)" in t for t in said)
     assert "failure test (per sample)" in at.dataframe[0].value.columns
 
 

@@ -32,6 +32,7 @@ def test_map_and_scenario_cards_of_a_finished_project(run_page, demo_done):
 
 def test_distill_and_map_buttons_start_jobs(run_page, demo_done, started, job_config):
     at = run_page("explore", demo_done)
+    at.checkbox(key="again-distill").check()                    # distillation was done: confirm the re-run
     at.button[0].click().run()                                  # the distillation form's submit button
     at.button(key="map-go").click().run()
     assert [step for step, _ in started] == ["distill", "embed"]

@@ -21,20 +21,21 @@ def _form_protos(at):
 
 
 @pytest.mark.parametrize("page", ["identify", "correct", "explore", "setup"])
-def test_job_forms_do_not_submit_on_enter(page, run_page, empty_project, demo_done):
+def test_enter_in_a_job_form_submits_it_with_its_checks(page, run_page, empty_project, demo_done):
+    # Enter used to do nothing and say nothing (issue 23): now it is the form's button, every field checked first
     at = run_page(page, empty_project if page == "setup" else demo_done)
     if page == "setup":                               # the training forms show once "train" is picked
         _train_forms(at)
     forms = _form_protos(at)
     assert len(forms) >= (2 if page == "setup" else 1)
-    assert all(not f.enter_to_submit for f in forms), [f.form_id for f in forms]
+    assert all(f.enter_to_submit for f in forms), [f.form_id for f in forms]
 
 
 def test_a_bad_lambda_list_keeps_the_finished_results_and_names_the_field(run_page, demo_done, started):
     at = run_page("correct", demo_done)
     assert any(s.value == "Trade-off" for s in at.subheader)
     at.text_input[0].input("0.1, x")
-    next(b for b in at.button if b.label == "Run the sweep").click().run()
+    next(b for b in at.button if b.label.startswith("Run the sweep")).click().run()
     assert started == [] and not at.exception
     assert "Not started: the λ values must be" in at.error[0].value
     assert any(s.value == "Trade-off" for s in at.subheader) and any(s.value == "Export" for s in at.subheader)
@@ -98,6 +99,13 @@ OUT_OF_RANGE = [
      "Not started: Epochs must be a whole number from 1 to 1,000; you typed 0."),
     ("setup", "Latent dimensions", 1, "Train the β-VAE",
      "Not started: Latent dimensions must be a whole number from 2 to 256; you typed 1."),
+    # a fraction in a whole-number field is refused, never rounded (issue 23: "1.5" epochs started a 1-epoch job)
+    ("setup", "Epochs (paper: 5)", 1.5, "Train the classifier",
+     "Not started: Epochs must be a whole number from 1 to 1,000; you typed 1.5. Type a whole number"),
+    ("correct", "Epochs per λ", 1.5, "Run the sweep",
+     "Not started: Epochs per λ must be a whole number from 1 to 100; you typed 1.5."),
+    ("identify", "Q — perturbations per image", 2.5, "Run identify",
+     "Not started: Q must be a whole number from 1 to 1,048,576; you typed 2.5."),
 ]
 
 
@@ -110,7 +118,7 @@ def test_an_out_of_range_number_is_named_beside_its_field_and_starts_nothing(
     box = next(n for n in at.number_input if n.label.startswith(field))
     assert box.min is None and box.max is None       # no clamp: what is typed reaches the check, not a red border
     box.set_value(bad)
-    next(b for b in at.button if b.label == button).click().run()
+    next(b for b in at.button if b.label.startswith(button)).click().run()
     assert not at.exception and started == []
     under = _under(at, field)
     assert under is not None and under.type == "error" and under.value.startswith(message), under
@@ -128,3 +136,38 @@ def test_a_number_fields_message_gives_its_range_and_the_fix():
                                                     "Type a value of at most 1")
     assert problem(None, 1, 10) == "Q is empty: type a whole number from 1 to 10"
     assert problem(None, None, None) == "Q is empty: type a whole number"
+    assert problem(1.5, 1, 10) == ("Q must be a whole number from 1 to 10; you typed 1.5. "
+                                   "Type a whole number from 1 to 10")
+    assert problem(2.0, 1, 10) is None
+
+
+# --- a done step: "Run again" is secondary and asks to confirm what becomes stale (issue 23, point 8) ----------
+@pytest.mark.parametrize("page, step, first, stale", [
+    ("explore", "distill", "Run distillation", "Label, Correct, Export will become stale"),
+    ("identify", "identify", "Run identify", "Distill, Label, Correct, Export will become stale"),
+    ("correct", "correct", "Run the sweep", "Export will become stale")])
+def test_a_done_step_runs_again_only_when_confirmed(page, step, first, stale, run_page, demo_done, fresh_demo,
+                                                     started):
+    at = run_page(page, demo_done)
+    button = next(b for b in at.button if b.label.startswith(first))
+    assert button.label == f"{first} again" and button.proto.type == "secondary"
+    box = at.checkbox(key=f"again-{step}")
+    assert stale in box.label
+    button.click().run()
+    assert started == [] and any(e.value.startswith("Not started: tick the box above") and stale.split(" will")[0]
+                                 in e.value for e in at.error)
+    at.checkbox(key=f"again-{step}").check()
+    next(b for b in at.button if b.label.startswith(first)).click().run()
+    assert [s for s, _ in started] == [step]
+
+
+def test_a_first_run_is_the_primary_button_without_a_box(run_page, project_copy):
+    import shutil
+
+    root = project_copy("no-distill")
+    for rel in ("distill",):
+        shutil.rmtree(root / rel)
+    at = run_page("explore", root)
+    button = next(b for b in at.button if b.label.startswith("Run distillation"))
+    assert button.label == "Run distillation" and button.proto.type == "primary"
+    assert not [c for c in at.checkbox if c.key == "again-distill"]

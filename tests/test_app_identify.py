@@ -10,7 +10,8 @@ from defuse.workspace import Workspace
 def test_without_models_the_page_says_what_to_do(run_page, empty_project):
     at = run_page("identify", empty_project)
     assert not at.exception
-    assert "needs a classifier" in at.info[0].value and "Run that step first" in at.info[0].value
+    said = at.info[0].value
+    assert "needs a classifier" in said and "run train-classifier first (on the Setup page)" in said
     assert not at.button  # nothing to run yet
 
 
@@ -42,7 +43,7 @@ def test_centred_scaled_noise_reaches_the_job(run_page, fresh_demo, started, job
     next(n for n in at.number_input if n.label.startswith("Noise scale")).set_value(4.0)
     next(n for n in at.number_input if n.label.startswith("a of Beta")).set_value(2.0)
     next(n for n in at.number_input if n.label.startswith("b of Beta")).set_value(2.0)
-    next(b for b in at.button if b.label == "Run identify").click().run()
+    next(b for b in at.button if b.label.startswith("Run identify")).click().run()
     cfg, others = job_config(started[0][1], IdentifyConfig)
     assert (cfg.centered, cfg.noise_scale, cfg.beta_a, cfg.beta_b) == (True, 4.0, 2.0, 2.0) and others == []
 
@@ -50,7 +51,7 @@ def test_centred_scaled_noise_reaches_the_job(run_page, fresh_demo, started, job
 def test_the_verification_filter_runs_with_the_automatic_reviewer(run_page, fresh_demo, started, job_config):
     at = run_page("identify", fresh_demo)
     next(c for c in at.checkbox if c.label.startswith("Keep only finds")).check()
-    next(b for b in at.button if b.label == "Run identify").click().run()
+    next(b for b in at.button if b.label.startswith("Run identify")).click().run()
     _, others = job_config(started[0][1], IdentifyConfig)
     assert others == ["--reviewer", "auto", "--verify"]
 

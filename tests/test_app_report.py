@@ -25,7 +25,7 @@ def test_report_content_and_html_export(run_page, project_copy):
     assert "| Before fine-tuning |" in table and "| Defuse |" in table and "Control (λ=0" in table
     assert len(at.get("plotly_chart")) == 1
     captions = [c for image in at.get("image") for c in image.captions]
-    assert captions[0].startswith("Scenario #0: failure, true label 6 (2 annotator(s), agreement 100%)")
+    assert captions[0].startswith("Scenario #0: failure, true label 6 (decided by people: alice, bob, agreement 100%)")
     next(b for b in at.button if b.label == "Build the HTML report").click().run()
     assert not at.exception and not at.error
     html = (root / "exports" / "report.html").read_text()
@@ -52,3 +52,7 @@ def test_every_decided_scenario_is_listed_with_who_decided_notes_and_conflicts(r
     assert rows[0]["decided by"] == "people" and rows[0]["annotators"] == "alice, bob"
     assert rows[1]["notes"] == "bob: looks like a 4" and "people disagree" in rows[1]["conflicts"]
     assert rows[2]["decided by"] == "automatic reviewer" and rows[2]["reviewer"] == "auto-reviewer (beef)"
+    captions = {c.split(":")[0]: c for image in at.get("image") for c in image.captions}   # the same in the gallery
+    assert "decided by the automatic reviewer auto-reviewer (beef)" in captions["Scenario #2"]
+    assert "annotator(s)" not in captions["Scenario #2"]
+    assert "conflicts: people disagree — alice: not a failure; bob: failure, true label 4" in captions["Scenario #1"]

@@ -138,7 +138,8 @@ def test_starting_another_job_is_refused_in_the_pages_words(running):
     at.session_state["project"] = str(running)
     at.run()
     at.switch_page("pages/correct.py").run()
-    next(b for b in at.button if b.label == "Run the sweep").click().run()
+    at.checkbox(key="again-correct").check()                 # the sweep was done: a confirmed re-run
+    next(b for b in at.button if b.label.startswith("Run the sweep")).click().run()
     warning = next(w.value for w in at.warning if "still running" in w.value)
     assert warning.startswith("Identify is still running on this project") and "λ sweep job again" in warning
     assert not at.exception and jobs.job_state(Workspace(running), JOB_ID).running

@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "out" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-PAGES = ["Home", "Setup", "Identify", "Explore", "Label", "Correct", "Report"]
+PAGES = ["Home", "Setup", "Identify", "Explore", "Label", "Correct", "Compare", "Report"]
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(CHROMIUM is None, reason="no chromium (apt-get install chromium)")]
@@ -109,6 +109,8 @@ def test_click_through_the_demo(server):
                 _settle(page)
                 assert "1 of" in page.inner_text("body") and "reviewed by carol" in page.inner_text("body")
                 _label_by_keyboard(page)
+            if name == "Compare":  # after Label and Correct were opened and a decision saved (issue 23)
+                assert "was made before" not in page.inner_text("body"), "a false 'stale' warning on Compare"
             if name == "Report":
                 page.get_by_role("button", name="Build the HTML report").click()
                 _settle(page)
@@ -157,6 +159,7 @@ def _lasso(page) -> None:
         _settle(page)
     plot = page.locator(".js-plotly-plot").first
     plot.scroll_into_view_if_needed()
+    _legend_clear_of_the_toolbar(page, plot)
     box = plot.bounding_box()
     x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
     page.mouse.move(x0 + 0.1 * w, y0 + 0.1 * h)
@@ -168,6 +171,53 @@ def _lasso(page) -> None:
     assert "Selected:" in page.inner_text("body"), "a lasso on the map shows the selected points' images"
 
 
+def _overlap(a: dict, b: dict) -> bool:
+    return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+
+
+def _legend_clear_of_the_toolbar(page, plot) -> None:
+    """The map's legend (one entry per scenario, training images their own) is not under plotly's toolbar."""
+    plot.hover()
+    bar = plot.locator(".modebar").first
+    bar.wait_for(state="visible")
+    entries = plot.locator(".legend .traces")
+    assert entries.count() >= 2, "the map has a legend with its scenarios"
+    names = [entries.nth(i).text_content() or "" for i in range(entries.count())]
+    assert any(n.startswith("training images") for n in names), names
+    for i in range(min(entries.count(), 5)):
+        assert not _overlap(bar.bounding_box(), entries.nth(i).bounding_box()), f"the toolbar covers {names[i]}"
+
+
+def test_a_cold_deep_link_shows_something_at_once_and_never_the_file_menu(server):
+    """A fresh server, /explore first: within 3 s a spinner or the page; the pages/ folder's raw file-name
+    menu ("streamlit app, compare, …") should never show (still seen on a loaded machine: xfail)."""
+    url, _ = server
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        start = time.monotonic()
+        page.goto(f"{url}/explore", wait_until="commit")
+        first_sign, usable, raw_menu_seen = None, None, []
+        while time.monotonic() - start < 120 and usable is None:
+            body = page.inner_text("body") if page.locator("body").count() else ""
+            if "streamlit app" in body.lower():
+                raw_menu_seen.append(round(time.monotonic() - start, 2))
+            if first_sign is None and ("Opening Defuse" in body or "Explore" in body
+                                       or page.get_by_test_id("stSpinner").count()):
+                first_sign = time.monotonic() - start
+            if page.get_by_role("heading", name="Explore").count():
+                usable = time.monotonic() - start
+            page.wait_for_timeout(100)
+        browser.close()
+    print(f"cold deep link: first sign {first_sign:.2f} s, Explore's heading {usable:.2f} s, "
+          f"raw menu seen at {raw_menu_seen}")
+    assert first_sign is not None and first_sign <= 3.0, f"nothing shown for {first_sign} s"
+    assert usable is not None
+    if raw_menu_seen:  # known, not fixed yet (issue 23, point 7): see the report; the spinner comes at once
+        pytest.xfail(f"the pages/ folder's file-name menu showed from {raw_menu_seen[0]} to {raw_menu_seen[-1]} s")
+
+
 def _run_a_small_identify(page) -> None:
     """Start a real (small) identify job from the page and follow it to its end."""
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Identify", exact=True).click()
@@ -176,7 +226,8 @@ def _run_a_small_identify(page) -> None:
         box = page.get_by_role("spinbutton", name=label)
         box.fill(value)
         box.press("Tab")
-    page.get_by_role("button", name="Run identify").click()
+    page.get_by_text("Replace the current identify results", exact=False).click()   # identify was done: confirm
+    page.get_by_role("button", name="Run identify again").click()
     page.get_by_text("Identify finished").wait_for(timeout=180_000)
     _settle(page)
     _check_clean(page, "identify job")

@@ -60,12 +60,14 @@ def test_a_persons_skip_leaves_the_scenario_to_the_reviewer(store):
     assert (s.decided_by, s.verdict.label, s.annotators) == (REVIEWER, 4, ())
 
 
-def test_reviewer_verdict_from_its_own_records_follows_the_rho_rule(store):
-    _review(store, 0, [1] * 5 + [2] * 5, [1] * 10)       # 5 of 10 disagree: not more than ρ=0.5
+def test_reviewer_verdict_from_its_own_records_follows_the_rho_rule_and_offers_mixed_ones(store):
+    _review(store, 0, [1] * 8 + [2] * 2, [1] * 10)       # 2 of 10 disagree: not a failure
     _review(store, 1, [1] * 4 + [2] * 6, [1] * 10)       # 6 of 10 disagree: a failure, labeled 2 (6 votes)
+    _review(store, 2, [1] * 5 + [2] * 5, [1] * 10)       # 5 of 10: not more than ρ=0.5, but a mixed failure
     found = scenario_decisions(store.decisions())
     assert found[0].verdict.is_failure is False
-    assert (found[1].verdict.is_failure, found[1].verdict.label) == (True, 2)
+    assert (found[1].verdict.is_failure, found[1].verdict.label, found[1].verdict.mixed) == (True, 2, False)
+    assert (found[2].verdict.is_failure, found[2].verdict.label, found[2].verdict.mixed) == (True, 2, True)
 
 
 def test_a_schema_1_store_is_migrated_and_its_reviewer_rows_recognised(tmp_path):

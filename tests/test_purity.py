@@ -77,4 +77,5 @@ def test_report_names_mixed_scenarios_and_correct_preselects_per_sample_labels(r
     at = run_page("correct", root)
     assert not at.exception and not at.error
     assert any(w.value.startswith("Mixed failure scenarios: #0 ('6' 60%, '5' 40%)") for w in at.warning)
-    assert next(s for s in at.selectbox if s.label == "Labels of the failure samples D_f").value == "reviewer"
+    # #0 was labeled by people (alice, bob): their label is kept unless per-sample labels are chosen (issue 23)
+    assert next(s for s in at.selectbox if s.label == "Labels of the failure samples D_f").value == "scenario"

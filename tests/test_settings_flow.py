@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from defuse.cli import commands_pipeline
+from defuse.cli import commands_correct, commands_pipeline
 from defuse.cli.args import read_config
 from defuse.cli.jobs import config_args
 from defuse.cli.main import main
@@ -34,6 +34,9 @@ def captured(monkeypatch):
 
     monkeypatch.setattr(correct_steps, "correct_step", step)
     monkeypatch.setattr(commands_pipeline, "identify_step", step)
+    # the refusals before any work need models and labels this empty project lacks (tests/test_refusals.py)
+    monkeypatch.setattr(commands_pipeline, "check_identify_inputs", lambda *a, **k: None)
+    monkeypatch.setattr(commands_correct, "check_correct_inputs", lambda *a, **k: None)
     return seen
 
 

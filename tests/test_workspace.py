@@ -54,7 +54,7 @@ def test_corrupt_artifacts_name_the_fix(ws):
     ws.path("identify/failures.npz").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="corrupt.*re-run the step"):
         ws.load_arrays("identify/failures.npz")
-    with pytest.raises(ValueError, match="does not exist yet"):
+    with pytest.raises(ValueError, match="has no distill/none.json yet: run the step that makes it"):
         ws.load_json("distill/none.json")
 
 

@@ -13,7 +13,7 @@ from ..steps import correct, export, project
 from ..steps.distill import distill_step
 from ..steps.fidelity import check_fidelity
 from ..steps.identify import identify_step
-from ..steps.label import get_reviewer, review_step
+from ..steps.label import check_correct_inputs, get_reviewer, review_step
 from ..steps.presets import PRESETS
 from ..steps.report import report_markdown, save_report
 from ..workspace import CLASSIFIER, VAE, Workspace
@@ -40,6 +40,7 @@ def _correct(args, sink):
     cfg = config_from_args(args, CorrectConfig)
     backend = backend_from_args(args)
     ws = open_workspace(args)
+    check_correct_inputs(ws, tau=args.tau, seed=cfg.seed)  # before a reviewer trains
     reviewer = reviewer_from_args(ws, args, sink)
     correct.correct_step(ws, cfg, draw=ScenarioDraw(args.samples, args.tau, cfg.seed), reviewer=reviewer,
                          baseline=not args.no_baseline, run=RunOptions(args.device, sink, backend))

@@ -10,8 +10,8 @@ from ..nets.vae_recipe import ACCEPT_FLAG
 from ..runtime import atomic
 from ..runtime.progress import RunOptions
 from ..steps.distill import default_tau, distill_step, load_scenarios
-from ..steps.identify import identify_step
-from ..steps.label import decided_scenarios, get_reviewer, label_store, review_step
+from ..steps.identify import check_identify_inputs, identify_step
+from ..steps.label import check_review_inputs, decided_scenarios, get_reviewer, label_store, review_step
 from ..steps.project import load_classifier, load_vae
 from ..workspace import Workspace
 from .args import CommandTable, add_setting_flags, config_from_args, open_workspace
@@ -55,6 +55,9 @@ def _identify_args(p):
 def _identify(args, sink):
     cfg, backend = config_from_args(args, IdentifyConfig), backend_from_args(args)
     ws = open_workspace(args)
+    # every refusal before the reviewer trains (minutes): the models, the fidelity gate, --verify's reviewer
+    check_identify_inputs(ws, verify=args.verify, has_reviewer=bool(args.reviewer),
+                          accept_low_fidelity=args.accept_low_fidelity)
     reviewer = reviewer_from_args(ws, args, sink)
     m = identify_step(ws, cfg, run=RunOptions(device=args.device, on_progress=sink, backend=backend),
                       reviewer=reviewer,
@@ -151,6 +154,7 @@ def _label(args, sink):
             store.record(args.scenario, args.annotator, is_failure=args.failure is not None, label=args.failure)
         lines.append(f"recorded scenario {args.scenario}")
     if args.reviewer:
+        check_review_inputs(ws)  # before the reviewer trains
         reviewer = reviewer_from_args(ws, args, sink)
         review_step(ws, reviewer, tau=args.tau, seed=args.seed, device=args.device, on_progress=sink)
     decided = decided_scenarios(ws, tau=args.tau, seed=args.seed, device=args.device)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from .selection import within_noise
+
 PER_SAMPLE = "failure_test_acc_reviewer"
 
 
@@ -34,3 +36,111 @@ def regression_note(chosen: Optional[dict], control: Optional[dict], baseline: O
     return (f"Per sample (each failure-test sample against the automatic reviewer's own label), the chosen "
             f"λ={chosen['lambda']:g} scores {_pct(mine)}: not better than {' or '.join(not_beaten)}. On this "
             "measure Defuse did not fix these failure scenarios; the scenario-label accuracy overstates it.")
+
+
+# --- the one-sentence headline: the chosen model against the λ=0 control and the UAE-only baseline ------------
+
+TIE_STANDARD_ERRORS = 2.0  # differences within this many standard errors are ties (as the λ choice's rule)
+RIVALS = (("control", "the λ=0 control"), ("baseline", "the baseline fine-tuned on raw adversarial examples"))
+
+
+def _compare(mine: float, theirs: float, n: Optional[int], *, higher_is_better: bool = True) -> str:
+    """"beats", "ties" or "loses to": a difference within two standard errors of it (n samples) is a tie."""
+    if not higher_is_better:
+        mine, theirs = 1 - mine, 1 - theirs
+    best, other = max(mine, theirs), min(mine, theirs)
+    if n and within_noise(best, other, n, TIE_STANDARD_ERRORS) or abs(mine - theirs) < 1e-12:
+        return "ties"
+    return "beats" if mine > theirs else "loses to"
+
+
+def _verdict(outcomes: list[tuple]) -> str:
+    """(word, rival[, why]) in one clause, losses first: "Defuse loses to the baseline and ties the λ=0 control"."""
+    order = {"loses to": 0, "ties": 1, "beats": 2}
+    parts = [f"{o[0]} {o[1]}" + (f" ({o[2]})" if len(o) > 2 and o[2] else "")
+             for o in sorted(outcomes, key=lambda o: order[o[0]])]
+    return "Defuse " + " and ".join(parts) if parts else ""
+
+
+def _short(who: str) -> str:
+    return who.split(" fine-tuned")[0]
+
+
+def two_sided_headline(two_sided: Optional[dict]) -> Optional[str]:
+    """The fix rate and collateral of the chosen model against the control and the baseline, graded by the
+    record's two-sided grader (``correct/best.json``'s "two_sided"); None when the record has none.
+
+    A tie on the fix rate is broken by the collateral when that differs beyond noise."""
+    if not isinstance(two_sided, dict) or not isinstance(two_sided.get("models"), dict):
+        return None
+    models = two_sided["models"]
+    chosen = models.get("chosen") or {}
+    if chosen.get("fix_rate") is None:
+        return None
+    n_fail, n_right = two_sided.get("n_real_failures"), two_sided.get("n_right_before")
+
+    def figures(m: dict) -> str:
+        hurt = m.get("collateral")
+        return f"fixes {_pct(m['fix_rate'])}" + (f" and breaks {_pct(hurt)}" if hurt is not None else "")
+
+    said, outcomes = [f"the chosen model {figures(chosen)}"], []
+    for key, who in RIVALS:
+        m = models.get(key) or {}
+        if m.get("fix_rate") is None:
+            continue
+        said.append(f"{_short(who)} {figures(m)}")
+        word, why = _compare(chosen["fix_rate"], m["fix_rate"], n_fail), ""
+        if word == "ties" and None not in (chosen.get("collateral"), m.get("collateral")):
+            hurt = _compare(chosen["collateral"], m["collateral"], n_right, higher_is_better=False)
+            if hurt != "ties":  # same fixes: the one that breaks less wins
+                word, why = hurt, "same fix rate, " + ("less" if hurt == "beats" else "more") + " collateral"
+        outcomes.append((word, _short(who), why))
+    grader = two_sided.get("grader") or "an independent grader"
+    unclear = two_sided.get("n_unclear")
+    scope = f"{n_fail} real failures" if n_fail is not None else "the real failures"
+    right = f" and of {n_right} samples it got right" if n_right is not None else ""
+    about = (f"Of {scope}{right} (graded by {grader}"
+             + (f"; {unclear} unclear samples left out" if unclear else "") + "), ")
+    verdict = _verdict(outcomes)
+    return about + ", ".join(said) + (f": {verdict}." if verdict else ".")
+
+
+def headline(record: dict, *, n_test_images: Optional[int] = None) -> str:
+    """One sentence: the chosen model against the λ=0 control and the UAE-only baseline, saying plainly when
+    Defuse ties or loses. ``record``: ``correct/best.json`` or ``correct/sweep.json``. The two-sided grading
+    leads when the record has it; else the per-sample failure accuracy (the reviewer's labels) when measured,
+    else the scenario-label accuracy; ties are differences within two standard errors."""
+    chosen, before = record.get("chosen") or {}, record.get("before") or {}
+    lam = chosen.get("lambda")
+    lead = two_sided_headline(record.get("two_sided"))
+    key = PER_SAMPLE if chosen.get(PER_SAMPLE) is not None else "failure_test_acc"
+    what = "per sample (the reviewer's labels)" if key == PER_SAMPLE else "by scenario label"
+    n_fail = sum(int(s.get("n_test") or 0) for s in record.get("failure_sets") or []) or None
+    rivals = {"control": record.get("control"), "baseline": record.get("baseline_chosen")}
+    said, outcomes = [], []
+    for name, who in RIVALS:
+        r = rivals[name]
+        if not r or r.get(key) is None or chosen.get(key) is None or (name == "control" and lam == 0):
+            continue
+        test = f", test {_pct(r['test_acc'])}" if r.get("test_acc") is not None else ""
+        said.append(f"{who} {_pct(r[key])}{test}")
+        outcomes.append((_compare(chosen[key], r[key], n_fail), _short(who)))
+    mine = (f"Defuse (λ={lam:g}) scores {_pct(chosen[key])} on the failure-test samples {what}"
+            + (f" (before {_pct(before[key])})" if before.get(key) is not None else "")
+            + (f", test {_pct(chosen['test_acc'])}" if chosen.get("test_acc") is not None else "")
+            if lam is not None and chosen.get(key) is not None else "")
+    if not mine:
+        return lead or "No model chosen yet: the λ sweep has not run."
+    if lam == 0:  # the rule kept the control: no λ > 0 did better on the failure validation samples
+        mine += ", and that is the λ=0 control itself: no λ > 0 improved on fine-tuning without failure samples"
+    text = mine + ("; " + " and ".join(said) if said else "")
+    verdict = _verdict(outcomes)
+    if verdict:
+        test_word = ""
+        if n_test_images and rivals["control"] and rivals["control"].get("test_acc") is not None \
+                and chosen.get("test_acc") is not None:
+            if _compare(chosen["test_acc"], rivals["control"]["test_acc"], n_test_images) == "loses to":
+                test_word = ", at a cost in test accuracy against the control"
+        text += f": {verdict}{test_word} (ties: within two standard errors)"
+    text += "."
+    return f"{lead} {text}" if lead else text

@@ -117,34 +117,3 @@ def fmt_share(value) -> str:
     """"93.8%", or "–" where nothing was graded."""
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}%"
 
-
-def two_sided_words(t: dict | None, lam=None) -> str | None:
-    """One sentence for people: Defuse's fix rate and collateral against the λ=0 control and the UAE-only
-    baseline, saying plainly where it ties or loses; None without a grade."""
-    if not t or t.get("models", {}).get("chosen", {}).get("fix_rate") is None:
-        return None
-    m, n = t["models"], t["n_real_failures"]
-    mine = m["chosen"]
-    head = (f"Of {n} real failures among the failure-test samples (read clearly by {t['grader']}), "
-            f"the corrected model{'' if lam is None else f' (λ={lam:g})'} fixes {fmt_share(mine['fix_rate'])} "
-            f"and breaks {fmt_share(mine['collateral'])} of the {t['n_right_before']} it already got right")
-    rivals = []
-    for key, words in (("control", "the λ=0 control"), ("baseline", "the UAE-only baseline")):
-        r = m.get(key) or {}
-        if r.get("fix_rate") is None:
-            continue
-        verdict = _compare(mine, r)
-        rivals.append(f"{words} fixes {fmt_share(r['fix_rate'])}, breaks {fmt_share(r['collateral'])}: {verdict}")
-    unclear = f" {t['n_unclear']} unclear samples were not graded." if t.get("n_unclear") else ""
-    return head + (" — " + "; ".join(rivals) if rivals else "") + "." + unclear
-
-
-def _compare(mine: dict, rival: dict) -> str:
-    """"Defuse is better" / "a tie" / "Defuse is worse", on fixes first, then on damage (2 points either way)."""
-    fix = (mine["fix_rate"] or 0) - (rival["fix_rate"] or 0)
-    harm = (mine["collateral"] or 0) - (rival["collateral"] or 0)
-    if fix > 0.02 and harm <= 0.01:
-        return "Defuse is better"
-    if fix < -0.02 or harm > 0.02:
-        return "Defuse is worse"
-    return "a tie"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .store import Decision
-from .verdicts import Verdict, sample_verdict, verdicts_from_decisions
+from .verdicts import Verdict, offer_mixed, sample_verdict, verdicts_from_decisions
 
 HUMAN, REVIEWER = "human", "reviewer"
 
@@ -48,10 +48,18 @@ def reviewer_fingerprint(reviewer) -> str:
 
 
 def describe(v: Verdict | None) -> str:
-    """A verdict in words: "failure, true label 2" or "not a failure"."""
+    """A verdict in words: "failure, true label 2", "failure, true label 6 (mixed: 50% of the samples misread)"
+    or "not a failure"."""
     if v is None:
         return "undecided"
-    return f"failure, true label {v.label}" if v.is_failure else "not a failure"
+    if not v.is_failure:
+        return "not a failure"
+    return f"failure, true label {v.label}" + (f" ({mixed_words(v)})" if v.mixed else "")
+
+
+def mixed_words(v: Verdict) -> str:
+    """The share behind a mixed failure: "mixed: 50% of the 10 samples misread"."""
+    return f"mixed: {v.disagree_share:.0%} of the {v.n_samples} samples misread"
 
 
 def _said(d: Decision) -> str:
@@ -73,7 +81,10 @@ def _flag_verdict(decisions: Sequence[Decision], rho: float) -> Verdict | None:
         agreeing = [d for d in votes if d.sample_index == i and d.label == winner]
         if not any(d.is_failure for d in agreeing):
             preds[i] = winner
-    return sample_verdict(labels, preds, rho=rho, scenario=votes[0].scenario)
+    return offer_mixed(sample_verdict(labels, preds, rho=rho, scenario=votes[0].scenario), labels, preds)
+
+
+reviewer_verdict = _flag_verdict  # the automatic reviewer's verdict from its recorded decisions (the Label page's hint)
 
 
 def _people_conflict(whole: Sequence[Decision]) -> str | None:
@@ -160,7 +171,8 @@ def table_rows(found: Mapping[int, ScenarioDecision], class_names: Sequence | No
         if not v.is_failure:
             return "not a failure"
         name = names[v.label] if v.label is not None and v.label < len(names) else v.label
-        return f"failure, true label {v.label}" + (f" ({name})" if str(name) != str(v.label) else "")
+        return (f"failure, true label {v.label}" + (f" ({name})" if str(name) != str(v.label) else "")
+                + (f" ({mixed_words(v)})" if v.mixed else ""))
 
     return [{"scenario": j, "decision": said(s.verdict),
              "decided by": "people" if s.decided_by == HUMAN else "automatic reviewer",

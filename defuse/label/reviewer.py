@@ -32,7 +32,7 @@ from ..runtime.devices import resolve_device
 from ..runtime.progress import ProgressFn, ProgressReporter
 from .provenance import reviewer_fingerprint
 from .store import LabelStore
-from .verdicts import PAPER_RHO, Verdict, check_rho, mean_se, sample_verdict
+from .verdicts import PAPER_RHO, Verdict, check_rho, mean_se, offer_mixed, sample_verdict
 
 # name -> (built-in network, extra constructor kwargs recorded in the member's sidecar)
 ARCHITECTURES = {"paper-cnn": ("paper-cnn", {}), "paper-cnn-wide": ("paper-cnn", {"width": 128}),
@@ -291,7 +291,9 @@ def review_scenarios(reviewer: Reviewer, samples: ReviewSamples, store: LabelSto
     with the stream ``(seed, j)`` and decoded; the reviewer labels each. Each label is recorded in ``store`` as
     one decision (``sample_index`` 0..Q-1, ``is_failure``: the reviewer's label differs from the classifier's).
     The verdict is :func:`defuse.label.verdicts.sample_verdict`: a failure scenario when more than ρ of the samples
-    disagree with the classifier, labelled with the samples' majority. Its ``agreement`` is the mean share of
+    disagree with the classifier, labelled with the samples' majority; or, when at least
+    :data:`~defuse.label.verdicts.MIXED_FAILURE_SHARE` of them do (a mixed scenario), a failure labelled with the
+    misread samples' majority (:func:`defuse.label.verdicts.offer_mixed`). Its ``agreement`` is the mean share of
     members voting for each sample's label, ``agreement_se`` its standard error.
 
     Returns
@@ -311,7 +313,8 @@ def review_scenarios(reviewer: Reviewer, samples: ReviewSamples, store: LabelSto
             store.record(j, annotator, is_failure=bool(label != said), label=int(label), sample_index=i,
                          note=f"{share:.0%} of {len(reviewer)} reviewer members; classifier said {int(said)}",
                          reviewer=fingerprint)
-        verdict = sample_verdict([[int(label)] for label in pred.labels], drawn.predictions, rho=rho, scenario=j)
+        labels = {i: [int(label)] for i, label in enumerate(pred.labels)}
+        verdict = offer_mixed(sample_verdict(labels, drawn.predictions, rho=rho, scenario=j), labels, drawn.predictions)
         agreement, se = mean_se(pred.agreement)
         out[j] = replace(verdict, agreement=agreement, agreement_se=se)
         report(j + 1, scenario=j, is_failure=verdict.is_failure)

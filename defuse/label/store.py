@@ -147,6 +147,8 @@ class LabelStore:
             raise OSError(f"{self.path}: SQLite refused WAL journal mode (got {mode!r}); "
                           "keep the workspace on a local disk")
         c.execute("PRAGMA synchronous = FULL")  # each committed decision survives a crash
+        if c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return  # up to date: opening writes nothing (a page that only reads leaves the file's bytes alone)
         with self._transaction():
             version = c.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:

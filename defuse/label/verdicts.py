@@ -15,6 +15,9 @@ import numpy as np
 from .store import NOT_A_FAILURE, Decision, LabelStore, current_decisions, index_value
 
 PAPER_RHO = 0.5  # ρ: a failure scenario when more than this share of votes (or samples) disagree (§4.1)
+# The automatic reviewer also offers a scenario as a failure when at least this share of its samples are misread,
+# though not a majority: half a scenario of real failures is worth fixing (a mixed scenario; its share is shown).
+MIXED_FAILURE_SHARE = 0.4  # 4 of the paper's 10 samples: beyond what a 10-sample draw shows by chance (s.e. 0.15)
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Verdict:
     n_samples: int         # reviewed samples with a label; 0 for a whole-scenario verdict
     disagree_share: float  # the share compared with ρ: failure votes, or samples the classifier gets wrong
     agreement_se: float = math.nan  # standard error of the per-sample agreement (Fig. 6)
+    mixed: bool = False    # a failure offered on a large share of misread samples (>= MIXED_FAILURE_SHARE), not ρ
 
 
 def check_rho(rho: float) -> float:
@@ -120,6 +124,17 @@ def sample_verdict(sample_labels: Mapping[int, Sequence[int]] | Sequence[Sequenc
     label = _majority(m for m, _, _ in majorities.values())[0] if share > rho else None
     return Verdict(scenario, bool(share > rho), label, agreement, max(map(len, labels.values())), len(labels),
                    float(share), se)
+
+
+def offer_mixed(v: Verdict, sample_labels: Mapping[int, Sequence[int]], classifier_preds,
+                share: float = MIXED_FAILURE_SHARE) -> Verdict:
+    """``v`` (a per-sample verdict) as a failure when at least ``share`` of its samples are misread though not
+    more than ρ: labelled with the majority of the misread samples' labels, ``mixed`` set. Else ``v``."""
+    if v.is_failure or not v.n_samples or not v.disagree_share >= share:
+        return v
+    preds = np.asarray(classifier_preds)
+    misread = [m for i, (m, _, _) in _sample_majorities(sample_labels).items() if m != preds[i]]
+    return replace(v, is_failure=True, label=_majority(misread)[0], mixed=True)
 
 
 def _sample_labels(decisions: Iterable[Decision]) -> dict[int, list[int]]:

@@ -13,7 +13,7 @@ from ..identify.verification import verify_failures
 from ..label.reviewer import Reviewer
 from ..runtime.devices import resolve_device
 from ..runtime.progress import RunOptions
-from ..workspace import FAILURES, IDENTIFY_CHUNKS, IDENTIFY_METRICS, Workspace
+from ..workspace import CLASSIFIER, FAILURES, IDENTIFY_CHUNKS, IDENTIFY_METRICS, VAE, Workspace
 from .fidelity import check_fidelity
 from .project import load_classifier, load_data, load_vae
 
@@ -31,6 +31,18 @@ def load_failures(ws: Workspace) -> Failures:
     return Failures(**{f.name: arrays[f.name] for f in fields(Failures) if f.name in arrays}, metrics=metrics)
 
 
+def check_identify_inputs(ws: Workspace, *, verify: bool, has_reviewer: bool, accept_low_fidelity: bool) -> None:
+    """Every refusal of a search, before any work (the CLI calls it before it trains a reviewer): the models
+    exist, the VAE passes the fidelity gate, the verification filter has a reviewer."""
+    if verify and not has_reviewer:
+        raise ValueError("the verification filter needs a reviewer: pass --reviewer auto (or a reviewer checkpoint)")
+    for rel, cmd in ((CLASSIFIER, "train-classifier"), (VAE, "train-vae")):
+        if not ws.exists(rel):
+            raise ValueError(f"identify needs the project's {'classifier' if rel == CLASSIFIER else 'VAE'}: "
+                             f"run {cmd} first (or import one on the Setup page)")
+    check_fidelity(ws, accept_low_fidelity=accept_low_fidelity)
+
+
 def identify_step(ws: Workspace, cfg: IdentifyConfig, *, run: RunOptions = RunOptions(),
                   reviewer: Optional[Reviewer] = None, accept_low_fidelity: bool = False, verify: bool = False) -> dict:
     """Search the training images; resumes from ``identify/chunks`` after an interruption.
@@ -42,9 +54,8 @@ def identify_step(ws: Workspace, cfg: IdentifyConfig, *, run: RunOptions = RunOp
     (its blur would be reported as failures) unless ``accept_low_fidelity``.
     ``verify``: keep only the UAEs ``reviewer`` reads as the source's class (:mod:`defuse.identify.verification`).
     """
-    if verify and reviewer is None:
-        raise ValueError("the verification filter needs a reviewer: pass --reviewer auto (or a reviewer checkpoint)")
-    check_fidelity(ws, accept_low_fidelity=accept_low_fidelity)
+    check_identify_inputs(ws, verify=verify, has_reviewer=reviewer is not None,
+                          accept_low_fidelity=accept_low_fidelity)
     data = load_data(ws)
     classifier, _ = load_classifier(ws)
     vae, _ = load_vae(ws)

@@ -61,6 +61,21 @@ def reviewer_ready(ws: Workspace, cfg: Optional[ReviewerConfig] = None) -> bool:
     return stamp == want if cfg is not None else stamp.get("dataset") == want["dataset"]
 
 
+def check_review_inputs(ws: Workspace) -> None:
+    """The reviewer's refusals before it trains (minutes): there must be scenarios to review."""
+    if len(load_scenarios(ws)) == 0:  # a missing file is named by its step: "run distill first"
+        raise ValueError("distillation kept no scenario above ε: nothing to review. Lower --weight-threshold "
+                         "or find more failures first.")
+
+
+def check_correct_inputs(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0) -> None:
+    """The correction's refusals before any reviewer trains: scenarios, and at least one labeled a failure."""
+    load_scenarios(ws)
+    if not any(v.is_failure for v in current_verdicts(ws, tau=tau, seed=seed, device="cpu").values()):
+        raise ValueError("no scenario is labeled a failure yet: run label first (the Label page, or "
+                         f"`python -m defuse label -w {ws.name} --reviewer auto`)")
+
+
 def review_step(ws: Workspace, reviewer: Reviewer, *, tau: Optional[float] = None, seed: int = 0,
                 device="auto", on_progress: ProgressFn = None) -> dict[int, Verdict]:
     """The automatic reviewer labels 10 samples per scenario (the paper's protocol) into the label store."""

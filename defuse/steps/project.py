@@ -60,13 +60,15 @@ def _cached_data(spec: DatasetSpec, data: Optional[ImageData] = None) -> ImageDa
 
 def load_classifier(ws: Workspace) -> tuple[nn.Module, dict]:
     if not ws.exists(CLASSIFIER):
-        raise ValueError(f"{ws.root} has no classifier yet: run `train-classifier`, or `init --classifier`")
+        raise ValueError(f"project {ws.name} has no classifier yet: run train-classifier first, or import one "
+                         "(`init --classifier`, the Setup page)")
     return checkpoints.load_model(ws.path(CLASSIFIER), kind="classifier")
 
 
 def load_vae(ws: Workspace) -> tuple[nn.Module, dict]:
     if not ws.exists(VAE):
-        raise ValueError(f"{ws.root} has no VAE yet: run `train-vae`, or `init --vae`")
+        raise ValueError(f"project {ws.name} has no VAE yet: run train-vae first, or import one (`init --vae`, "
+                         "the Setup page)")
     return checkpoints.load_model(ws.path(VAE), kind="vae")
 
 

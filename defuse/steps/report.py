@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Optional
 
-from ..correct.headline import regression_note
-from ..correct.two_sided import two_sided_words
+from ..correct.headline import regression_note, two_sided_headline
 from ..label.purity import MIXED_BELOW
 from ..workspace import IDENTIFY_METRICS, REPORT, SWEEP, Workspace
 from .purity import workspace_purities
@@ -51,7 +50,7 @@ def build_report(ws: Workspace) -> dict:
     report["regression_note"] = regression_note(chosen, control, baseline)
     # the lead figure: fixes and damage apart, graded by the reviewer's grader (a member that labelled nothing)
     report["two_sided"] = sweep.get("two_sided")
-    report["two_sided_words"] = two_sided_words(sweep.get("two_sided"), _get(chosen, "lambda"))
+    report["two_sided_words"] = two_sided_headline(sweep.get("two_sided"))
     report["failure_sets_left_out"] = sweep.get("failure_sets_left_out") or []
     purities = workspace_purities(ws)
     report["reviewer_purity"] = {str(j): {**asdict(p), "mixed": p.mixed} for j, p in purities.items() if p is not None}
@@ -78,9 +77,7 @@ def report_markdown(report: dict) -> str:
             ("Unrestricted adversarial examples", "baseline", report.get("baseline_test_acc"),
              report.get("baseline_failure_acc")),
             ("Defuse", "after", report.get("test_acc_after"), report.get("failure_acc_after"))]
-    lines = [f"Dataset: {report['dataset']} — {report.get('n_failures')} unrestricted adversarial examples, "
-             f"{report.get('n_scenarios')} scenarios, {report.get('n_failure_scenarios')} failure scenarios, "
-             f"λ = {report.get('best_lambda')} ({report.get('selection_rule')})", "",
+    lines = [f"Dataset: {report['dataset']} — {_counts(report)}", "",
              *([f"**Fixes and damage:** {report['two_sided_words']}", ""] if report.get("two_sided_words") else []),
              *([f"**Warning:** {report['regression_note']}", ""] if report.get("regression_note") else []),
              "| | Test | Failure scenario (scenario label) | Failure scenario (per-sample reviewer) |",
@@ -89,6 +86,17 @@ def report_markdown(report: dict) -> str:
         strict = report.get("baseline_failure_acc_reviewer" if key == "baseline" else f"failure_acc_reviewer_{key}")
         lines.append(f"| {title} | {pct(test)} | {pct(failure)} | {pct(strict)} |")
     return "\n".join(lines + _purity_lines(report)) + "\n"
+
+
+def _counts(report: dict) -> str:
+    """The run in numbers, leaving out what no step has counted yet (never "None")."""
+    parts = [f"{report[k]} {words}" for k, words in (("n_failures", "unrestricted adversarial examples"),
+                                                     ("n_scenarios", "scenarios")) if report.get(k) is not None]
+    lam = report.get("best_lambda")
+    if lam is None:
+        return ", ".join(parts + ["no λ chosen yet (the sweep has not run)"])
+    rule = f" ({report['selection_rule']})" if report.get("selection_rule") else ""
+    return ", ".join(parts + [f"{report.get('n_failure_scenarios')} failure scenarios", f"λ = {lam:g}{rule}"])
 
 
 def _purity_lines(report: dict) -> list[str]:

@@ -15,7 +15,7 @@ from ..label.verdicts import Verdict
 from ..nets.inference import decode_latents
 from ..runtime.progress import Progress, ProgressFn
 from ..suite.regression_suite import RegressionSuite, SuiteScenario, as_float, predict, to_uint8
-from ..workspace import CLASSIFIER, SCENARIOS, SUITE_DIR, SWEEP, VAE, Workspace
+from ..workspace import CLASSIFIER, SCENARIOS, SUITE_DIR, SWEEP, VAE, VERDICTS, Workspace
 from .distill import default_tau, load_scenarios
 from .label import LABELS, current_verdicts
 from .project import load_classifier, load_data, load_vae
@@ -133,13 +133,15 @@ def _settings(ws: Workspace, draw: ScenarioDraw, include_test: bool, reviewer: O
             "sample_labels": f"automatic reviewer {reviewer.name!r}" if reviewer is not None else None,
             "includes_test_split": include_test, "project": ws.name, "dataset": ws.project.get("dataset"),
             "original_classifier": {"architecture": meta.get("architecture"), "sha256": meta.get("sha256")},
-            "fingerprints": {rel: ws.fingerprint(rel) for rel in (CLASSIFIER, VAE, SCENARIOS, LABELS)}}
+            "fingerprints": {rel: ws.fingerprint(rel) for rel in (CLASSIFIER, VAE, SCENARIOS, VERDICTS)}}
 
 
 def suite_changes(ws: Workspace, manifest: dict) -> list[str]:
-    """The project's artifacts that changed since the suite was made (empty: it freezes the current state)."""
+    """The project's artifacts that changed in meaning since the suite was made (empty: it freezes the current
+    state). The labels count by their verdicts: ``labels.sqlite``'s bytes change when it is merely opened, so
+    an older suite's fingerprint of it is not compared."""
     made = (manifest.get("settings") or {}).get("fingerprints") or {}
-    return [rel for rel, digest in sorted(made.items()) if ws.fingerprint(rel) != digest]
+    return [rel for rel, digest in sorted(made.items()) if rel != LABELS and ws.fingerprint(rel) != digest]
 
 
 def workspace_reviewer(ws: Workspace) -> Optional[Reviewer]:

@@ -18,7 +18,7 @@ from ..steps.project import load_classifier
 from ..steps.suite import suite_changes as _changes
 from ..suite.compare import ModelOutputs, accuracy_rows, flip_indices, flip_matrix
 from ..suite.regression_suite import RegressionSuite, predict, read_suite, to_uint8
-from ..workspace import CLASSIFIER, EXPORTS, SUITE_DIR, Workspace
+from ..workspace import CLASSIFIER, EXPORTS, SCENARIOS, SUITE_DIR, VAE, VERDICTS, Workspace
 from . import cache
 from .charts import MAP_COLORS
 from .gallery import show_grid
@@ -116,8 +116,12 @@ def page_suite(ws: Workspace) -> RegressionSuite:
     return _suite(str(ws.path(SUITE_DIR)), str(ws.fingerprint(f"{SUITE_DIR}/manifest.json")))
 
 
+CHANGE_WORDS = {CLASSIFIER: "the classifier", VAE: "the VAE", SCENARIOS: "the scenarios", VERDICTS: "the labels"}
+
+
 def suite_changes(ws: Workspace, suite: RegressionSuite) -> list[str]:
-    return _changes(ws, {"settings": suite.settings})
+    """What changed in meaning since the suite was made, in words ("the labels")."""
+    return [CHANGE_WORDS.get(rel, rel) for rel in _changes(ws, {"settings": suite.settings})]
 
 
 def has_suite(ws: Workspace) -> bool:

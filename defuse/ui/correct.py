@@ -9,8 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from ..cli.jobs import JobState, config_args
-from ..correct.headline import regression_note
+from ..correct.headline import headline, regression_note
 from ..correct.sweep import PAPER_LAMBDAS, CorrectConfig
+from ..label.provenance import HUMAN
 from ..label.purity import mix_words
 from ..runtime.settings import SettingError, declared, parse_text
 from ..steps.correct import check_failure_sets_fit
@@ -22,6 +23,7 @@ from . import cache
 from .charts import tradeoff_chart
 from .fields import number_field, refused, show_beside
 from .jobs import history_metrics
+from .rerun import run_again_box
 
 QUICK_LAMBDAS = QUICK.correct.lambdas  # 0.01, 0.1, 1, 10
 SWEEPS = {"Quick sweep: λ ∈ {0.01, 0.1, 1, 10}, 2 epochs": (QUICK_LAMBDAS, QUICK.correct.epochs, 128),
@@ -38,7 +40,7 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
     """The sweep form; on submit, its CLI arguments (a ValueError names a bad field)."""
     choice = st.radio("Sweep", list(SWEEPS), horizontal=True)
     lams, epochs, samples = SWEEPS[choice]
-    with st.form("correct-settings", enter_to_submit=False):  # a job starts on its button only, never on Enter
+    with st.form("correct-settings", enter_to_submit=True):  # Enter = the button: checked, then started
         text = st.text_input("λ values (comma-separated; λ=0, the control, is always added)",
                              ", ".join(f"{v:g}" for v in lams), key=f"lams-{choice}")
         lams_note = st.empty()  # a bad λ list is named here, beside its field
@@ -50,7 +52,8 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
                          key=f"n-{choice}")
         baseline = c[3].checkbox("Also the baseline (raw adversarial examples)", True, key=f"bl-{choice}")
         per_sample, use_reviewer = reviewer_fields(ws, choice)
-        go = st.form_submit_button("Run the sweep", type="primary")
+        again = run_again_box(ws, "correct")
+        go = st.form_submit_button(again.label("Run the sweep"), type=again.button_type)
     if not go or refused(ep, lr, n):
         return None
     try:  # every setting is checked before a job starts; the message stands beside the λ field
@@ -63,6 +66,8 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
         check_memory(ws, int(n.value), n_failing)
     except ValueError as e:
         return show_beside(n, e)
+    if again.refused():  # every setting is fine: only the confirmation of a re-run is missing
+        return None
     args = config_args(cfg) + ["--samples", str(int(n.value))]
     args += [] if baseline else ["--no-baseline"]
     return args + (["--reviewer", "auto"] if use_reviewer or per_sample else [])
@@ -77,14 +82,19 @@ def reviewer_fields(ws: Workspace, choice: str) -> tuple[bool, bool]:
     gives the stricter per-sample accuracy; without it the baseline falls back to the source images' labels."""
     ready = reviewer_ready(ws)
     mixed = mixed_failures(ws, cache.verdicts(ws))
-    if mixed:  # purity is low: offer, and preselect, each sample's own label
+    decided = cache.decided(ws)
+    by_people = [j for j in mixed if j in decided and decided[j].decided_by == HUMAN]
+    if mixed:  # purity is low: offer each sample's own label; preselect it only where no person gave a label
         names = ws.project["class_names"]
-        st.warning("Mixed failure scenarios: " + "; ".join(f"#{j} ({mix_words(p, names)})" for j, p in mixed.items())
-                   + ". One label per scenario would teach their other samples a wrong class: per-sample labels "
-                   "are preselected below.")
+        which = "; ".join(f"#{j} ({mix_words(p, names)})" for j, p in mixed.items())
+        st.warning(f"Mixed failure scenarios: {which}. One label per scenario would teach their other samples a "
+                   "wrong class. " + (f"A person labeled #{', #'.join(map(str, by_people))}: their label is kept "
+                                      "(one label per scenario, preselected); choose per-sample labels below to "
+                                      "replace it with the automatic reviewer's, sample by sample."
+                                      if by_people else "Per-sample labels are preselected below."))
     c = st.columns(2)
     labels = c[0].selectbox("Labels of the failure samples D_f", list(DF_LABELS), format_func=DF_LABELS.get,
-                            index=1 if mixed else 0, key=f"dfl-{choice}",
+                            index=1 if mixed and not by_people else 0, key=f"dfl-{choice}",
                             help="A scenario sampled at τ=0.5 can mix classes: per-sample "
                             "labels teach each sample its own class (see docs/results.md).")
     note = "" if ready else " (it is trained first: a few minutes on a CPU)"
@@ -119,6 +129,13 @@ def live_chart(state: JobState) -> None:
     st.caption(f"{len(done)} λ finished. 'before correction' is marked when the sweep ends.")
 
 
+def show_headline(ws: Workspace, record: dict) -> None:
+    """The chosen model against the λ=0 control and the baseline, in one sentence (a warning when Defuse does
+    not beat both)."""
+    text = headline(record, n_test_images=len(cache.data(ws).test))
+    (st.success if "loses to" not in text and "ties" not in text else st.warning)(text, icon="⚖️")
+
+
 def render_results(ws: Workspace) -> float | None:
     """The finished sweep: chart, table, and the λ to export (the chosen one preselected)."""
     sweep = ws.load_json(SWEEP)
@@ -130,12 +147,10 @@ def render_results(ws: Workspace) -> float | None:
     by_reviewer = sweep.get("config", {}).get("failure_labels") == "reviewer"  # then λ was chosen per sample
     st.plotly_chart(tradeoff_chart([r for r in rows if r["kind"] == "defuse"], x=x, before=before, chosen=chosen,
                                    baseline=base, per_sample=by_reviewer), width="stretch")
-    also = (f"; per sample, by the automatic reviewer's labels: {chosen['failure_test_acc_reviewer']:.1%} "
-            f"(before {before['failure_test_acc_reviewer']:.1%})") if per_sample else ""
-    on = " (λ chosen on the reviewer's per-sample labels)" if by_reviewer else ""
-    st.caption(f"Chosen: λ={chosen['lambda']:g} by the rule “{chosen.get('rule')}”{on} — test {chosen['test_acc']:.1%} "
-               f"(before {before['test_acc']:.1%}), failure scenarios {chosen['failure_test_acc']:.1%} "
-               f"(before {before['failure_test_acc']:.1%}){also}.")
+    show_headline(ws, sweep)
+    on = " on the reviewer's per-sample labels" if by_reviewer else ""
+    st.caption(f"λ={chosen['lambda']:g} was chosen by the rule “{chosen.get('rule')}”{on}; before correction: test "
+               f"{before['test_acc']:.1%}, failure scenarios {before['failure_test_acc']:.1%} (scenario labels).")
     honest = regression_note(chosen, sweep.get("control"), sweep.get("baseline_chosen"))
     if honest:
         st.warning(honest, icon="📉")

@@ -14,13 +14,14 @@ from ..steps.distill import default_tau
 from ..steps.embed import fitted_on_every_code
 from ..steps.purity import workspace_purities
 from ..workspace import EMBEDDING, SCENARIOS, Workspace
-from . import cache
+from . import cache, map_style
 from .charts import latent_map
 from .explore_map import render_points_map
 from .fields import number_field, refused
 from .gallery import show_grid
 from .nav import label_button
 from .ranking import top_counts, top_pairs
+from .rerun import run_again_box
 
 PAPER = DistillConfig()
 PLOT_CAP = 60_000  # points drawn at most (WebGL stays fluid up to about this many)
@@ -30,8 +31,8 @@ METHOD_WORDS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
 DEFAULT_POINTS = {"pca": PLOT_CAP, "umap": PLOT_CAP, "tsne": 20_000}
 
 
-def distill_form() -> list[str] | None:
-    with st.form("distill-settings", enter_to_submit=False):  # a job starts on its button only, never on Enter
+def distill_form(ws: Workspace) -> list[str] | None:
+    with st.form("distill-settings", enter_to_submit=True):  # Enter = the button: checked, then started
         c = st.columns(3)
         k = number_field(c[0], f"K — components at most (paper: {PAPER.max_components})", PAPER.max_components,
                          low=1, high=1000, name="K")
@@ -39,8 +40,9 @@ def distill_form() -> list[str] | None:
                            low=0.0, high=0.99, name="ε", step=0.005, format="%.3f")
         cap = number_field(c[2], f"Codes fitted at most (paper: {PAPER.max_samples:,})", PAPER.max_samples,
                            low=2, high=10_000_000)
-        go = st.form_submit_button("Run distillation", type="primary")
-    if not go or refused(k, eps, cap):
+        again = run_again_box(ws, "distill")
+        go = st.form_submit_button(again.label("Run distillation"), type=again.button_type)
+    if not go or refused(k, eps, cap) or again.refused():
         return None
     cfg = DistillConfig(max_components=int(k.value), weight_threshold=float(eps.value), max_samples=int(cap.value))
     return config_args(cfg)
@@ -72,13 +74,16 @@ def n_failures(ws: Workspace) -> int:
     return int(n) if n is not None else len(cache.failures(ws))
 
 
-def scenario_names(ws: Workspace) -> dict:
+def scenario_categories(ws: Workspace) -> list:
+    """The map's legend (:mod:`defuse.ui.map_style`): a colour per confusion, a shade and symbol per scenario."""
     sc, f = cache.scenarios(ws), cache.failures(ws)
-    names = {-1: "failures outside any scenario (weight ≤ ε)"}
     pairs = top_pairs(sc.assignment, f.true_label, f.pred_label, len(sc), sc.true_label_mix.shape[1])
-    for j, pair in enumerate(pairs):
-        names[j] = f"#{j}: " + ("–" if pair is None else f"{pair[0]}→{pair[1]}")
-    return names
+    return map_style.scenario_categories(dict(enumerate(pairs)), {j: int(n) for j, n in enumerate(sc.sizes)})
+
+
+def scenario_names(ws: Workspace) -> dict:
+    """{scenario: its name on the map and in the filters}: "6→0 a (#3)"."""
+    return {c.key: c.name for c in scenario_categories(ws)}
 
 
 def render_map(ws: Workspace, method: str) -> None:
@@ -97,8 +102,8 @@ def render_map(ws: Workspace, method: str) -> None:
         note = (f"The map holds {int(fail.sum()):,} of {emb.n_failures_total:,} failure codes and "
                 f"{int((~fail).sum()):,} of {emb.n_train_total:,} training codes; at most {PLOT_CAP:,} are drawn "
                 "(down-sampled at random where there were more).")
-        names = scenario_names(ws) if has_scenarios else {-1: "failures"}
-        return render_points_map(ws, method, names, note, max_points=PLOT_CAP)
+        cats = scenario_categories(ws) if has_scenarios else map_style.scenario_categories({}, {})
+        return render_points_map(ws, method, cats, note, max_points=PLOT_CAP)
     st.warning("This map was made from an earlier identify run: recompute it to match the current failures.")
     assignment = cache.scenarios(ws).assignment if has_scenarios else None
     keep = np.arange(len(emb))

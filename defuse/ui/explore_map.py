@@ -15,7 +15,7 @@ from ..steps import map_points as mp
 from ..steps.distill import SCENARIOS
 from ..steps.identify import FAILURES
 from ..workspace import CLASSIFIER, EMBEDDING, VAE, Workspace
-from .charts import MAP_COLORS
+from . import map_style
 from .gallery import show_grid
 
 COLOR_BY = {"scenario": "scenario", "true label": "true_label", "prediction": "prediction",
@@ -57,7 +57,18 @@ def filter_form(p: mp.MapPoints, names: dict) -> tuple[mp.PointFilter, str]:
     return f, color
 
 
-def points_map(p: mp.MapPoints, color_by: str, names: dict) -> go.Figure:
+def categories(p: mp.MapPoints, color_by: str, cats: list[map_style.Category]) -> tuple[list, np.ndarray]:
+    """The legend entries for ``color_by`` (only those with points) and each point's key among them."""
+    if color_by == "scenario":
+        keys = map_style.point_keys(p.scenario, p.is_failure)
+    else:
+        keys = getattr(p, COLOR_BY[color_by])
+        cats = map_style.value_categories(keys, color_by)
+    present = set(np.asarray(keys).tolist())
+    return [c for c in cats if c.key in present], np.asarray(keys)
+
+
+def points_map(p: mp.MapPoints, color_by: str, cats: list[map_style.Category]) -> go.Figure:
     """WebGL scatter; ``customdata[0]`` is the point's position in ``p`` (traces restart their own indices)."""
     info = np.stack([np.arange(len(p)), p.true_label, p.prediction, p.confidence, p.margin, p.scenario,
                      p.is_failure.astype(int)], axis=1)
@@ -69,18 +80,20 @@ def points_map(p: mp.MapPoints, color_by: str, names: dict) -> go.Figure:
                                    marker=dict(size=4, color=p.confidence, colorscale="Viridis", cmin=0, cmax=1,
                                                colorbar=dict(title="confidence")), hovertemplate=hover))
     else:
-        values = getattr(p, COLOR_BY[color_by])
-        for k, v in enumerate(sorted(set(values.tolist()))):
-            m = values == v
-            name = names.get(v, f"#{v}") if color_by == "scenario" else f"{color_by} {v}"
-            faint = color_by == "scenario" and v < 0
-            fig.add_trace(go.Scattergl(x=p.x[m], y=p.y[m], mode="markers", name=name, customdata=info[m],
-                                       marker=dict(size=4, opacity=0.5 if faint else 0.8,
-                                                   color="#c7c7c7" if faint else MAP_COLORS[k % len(MAP_COLORS)]),
+        shown, keys = categories(p, color_by, cats)
+        # training images first (drawn underneath), the legend in the categories' order
+        for rank, c in sorted(enumerate(shown), key=lambda rc: rc[1].key != map_style.TRAINING):
+            m = keys == c.key
+            grey = c.key in (map_style.TRAINING, map_style.OUTSIDE) and color_by == "scenario"
+            fig.add_trace(go.Scattergl(x=p.x[m], y=p.y[m], mode="markers", name=c.name, customdata=info[m],
+                                       legendrank=rank + 1, legendgroup=c.group or c.name,
+                                       marker=dict(size=3 if grey else 5, symbol=c.symbol, color=c.color,
+                                                   opacity=0.5 if grey else 0.85),
                                        hovertemplate=hover))
-    fig.update_layout(height=620, dragmode="lasso", margin=dict(l=10, r=10, t=10, b=10),
-                      legend=dict(itemsizing="constant"), xaxis=dict(showticklabels=False),
-                      yaxis=dict(showticklabels=False))
+    # the legend below the plot: at the right, plotly's toolbar covered its first entries
+    fig.update_layout(height=680, dragmode="lasso", margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(itemsizing="constant", orientation="h", yanchor="top", y=-0.02, x=0),
+                      xaxis=dict(showticklabels=False), yaxis=dict(showticklabels=False))
     return fig
 
 
@@ -99,17 +112,26 @@ def _data_urls(images) -> list[str]:
     return urls
 
 
-def thumbnails_map(p: mp.MapPoints, color_by: str, names: dict, images) -> alt.Chart:
-    """The map as a vega chart whose hover shows each point's image, labels and confidence; a box selects."""
+def thumbnails_map(p: mp.MapPoints, color_by: str, cats: list[map_style.Category], images) -> alt.Chart:
+    """The map as a vega chart whose hover shows each point's image, labels and confidence; a box selects. Its
+    colours and legend order are the WebGL map's (:func:`categories`)."""
     df = pd.DataFrame({"x": p.x, "y": p.y, "position": np.arange(len(p)), "true label": p.true_label,
                        "prediction": p.prediction, "confidence": np.round(p.confidence, 3),
-                       "margin": np.round(p.margin, 3), "kind": np.where(p.is_failure, "failure", "training image"),
-                       "scenario": [names.get(int(s), f"#{s}") for s in p.scenario], "image": _data_urls(images)})
-    field = {"scenario": "scenario:N", "true label": "true label:N", "prediction": "prediction:N",
-             "confidence": "confidence:Q"}[color_by]
+                       "margin": np.round(p.margin, 3), "kind": np.where(p.is_failure, "failure", "training image")})
+    names = {c.key: c.name for c in cats}
+    df["scenario"] = [names.get(int(k), f"#{k}") for k in map_style.point_keys(p.scenario, p.is_failure)]
+    df["image"] = _data_urls(images)
+    tooltip = ["image", "kind", "true label", "prediction", "confidence", "margin", "scenario"]
+    if color_by == "confidence":
+        color = alt.Color("confidence:Q")
+    else:
+        shown, keys = categories(p, color_by, cats)
+        df["legend"] = [next(c.name for c in shown if c.key == k) for k in keys.tolist()]
+        order = [c.name for c in shown]
+        color = alt.Color("legend:N", sort=order, title=color_by,
+                          scale=alt.Scale(domain=order, range=[c.color for c in shown]))
     return alt.Chart(df).mark_circle(size=36, opacity=0.8).encode(
-        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None), color=alt.Color(field),
-        tooltip=["image", "kind", "true label", "prediction", "confidence", "margin", "scenario"],
+        x=alt.X("x:Q", axis=None), y=alt.Y("y:Q", axis=None), color=color, tooltip=tooltip,
     ).add_params(alt.selection_interval(name="box")).properties(height=620)
 
 
@@ -159,7 +181,8 @@ def render_selection(ws: Workspace, sel: mp.MapPoints, what: str) -> None:
                          file_name=f"{ws.name}-selection.zip", mime="application/zip", key="sel-zip")
 
 
-def render_points_map(ws: Workspace, method: str, names: dict, note: str = "", *, max_points: int) -> None:
+def render_points_map(ws: Workspace, method: str, cats: list, note: str = "", *, max_points: int) -> None:
+    names = {c.key: c.name for c in cats}
     p = points(ws, method, max_points)
     f, color = filter_form(p, names)
     keep = f.mask(p)
@@ -172,11 +195,11 @@ def render_points_map(ws: Workspace, method: str, names: dict, note: str = "", *
         help=f"Each point carries its image (at most {THUMB_CAP:,} points); off: the faster WebGL map with lasso")
     if thumbs:
         images = mp.point_images(ws, shown.is_failure, shown.row)
-        event = st.altair_chart(thumbnails_map(shown, color, names, images), on_select="rerun",
+        event = st.altair_chart(thumbnails_map(shown, color, cats, images), on_select="rerun",
                                 key=f"map-thumbs-{method}", width="stretch")
         picked = box_positions(event, shown)
     else:
-        fig = points_map(shown, color, names)
+        fig = points_map(shown, color, cats)
         event = st.plotly_chart(fig, on_select="rerun", selection_mode=("lasso", "box"), key=f"map-{method}",
                                 width="stretch")
         picked = selected_positions(event, fig)

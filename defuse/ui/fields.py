@@ -40,6 +40,8 @@ class NumberField:
                 else f"of at most {_words(self.high)}" if self.high is not None else "")
         if v is None or (isinstance(v, float) and not math.isfinite(v)):
             return f"{self.name} is empty: type {kind} {span}".rstrip()
+        if self.whole and not float(v).is_integer():  # "1.5" epochs: refused, never quietly rounded to 1
+            return f"{self.name} must be {kind} {span}; you typed {v:g}. Type a whole number {span}".rstrip()
         too_low = self.low is not None and (v < self.low or (self.low_open and v == self.low))
         if too_low or (self.high is not None and v > self.high):
             return f"{self.name} must be {kind} {span}; you typed {_words(v)}. Type a value {span}"
@@ -52,8 +54,14 @@ def number_field(where, label: str, value, *, low=None, high=None, name: Optiona
 
     ``name``: the field's name in messages (default: the label up to its first " (").
     """
+    whole = isinstance(value, int)
+    if whole:  # a float input: an integer one rounds "1.5" to 1 in the browser, before any check could see it
+        number_input = {"format": "%.15g", **number_input, "step": float(number_input.get("step", 1))}
+        value = float(value)
     got = where.number_input(label, value=value, **number_input)
-    return NumberField(name or label.split(" (")[0], got, low, high, where.empty(), whole=isinstance(value, int))
+    if whole and isinstance(got, float) and got.is_integer():
+        got = int(got)
+    return NumberField(name or label.split(" (")[0], got, low, high, where.empty(), whole=whole)
 
 
 def setting_field(where, cls, name: str, value, *, label: Optional[str] = None, high=None,

@@ -15,19 +15,20 @@ from . import cache
 from .charts import label_heatmap
 from .fields import refused, setting_field
 from .gallery import pairs_grid
+from .rerun import run_again_box
 
 PAPER = IdentifyConfig()
 CPU = QUICK.identify  # Q=100, M=20, 1,500 images: well under a minute on 2 CPU cores
 
 
-def settings_form(n_train: int) -> tuple[IdentifyConfig, list[str]] | None:
+def settings_form(ws: Workspace, n_train: int) -> tuple[IdentifyConfig, list[str]] | None:
     """The form; on submit with every field in range, the config and its CLI arguments (else None: each bad
     field says what is wrong under it)."""
     preset = st.radio("Settings", ["CPU-friendly", "The paper's (appendix B.2)"], horizontal=True,
                       help="CPU-friendly: a subset of the images and fewer perturbations, so the search takes "
                            "well under a minute on a laptop CPU. The paper's: every image, Q=500, M=100.")
     d = CPU if preset == "CPU-friendly" else PAPER
-    with st.form("identify-settings", enter_to_submit=False):  # a job starts on its button only, never on Enter
+    with st.form("identify-settings", enter_to_submit=True):  # Enter = the button: checked, then started
         c = st.columns(3)
         q = setting_field(c[0], IdentifyConfig, "samples_per_image", d.samples_per_image, key=f"q-{preset}",
                           label=f"Q — perturbations per image (paper: {PAPER.samples_per_image})")
@@ -56,8 +57,9 @@ def settings_form(n_train: int) -> tuple[IdentifyConfig, list[str]] | None:
                                help="The verification filter: the automatic reviewer (trained once per project, "
                                     "minutes on a CPU) reads every find, and finds it gives another class are "
                                     "dropped as decodes that changed class. Costs about half the finds.")
-        go = st.form_submit_button("Run identify", type="primary")
-    if not go or refused(q, m, subset, a, b, batch, scale):
+        again = run_again_box(ws, "identify")
+        go = st.form_submit_button(again.label("Run identify"), type=again.button_type)
+    if not go or refused(q, m, subset, a, b, batch, scale) or again.refused():
         return None
     cfg = IdentifyConfig(samples_per_image=int(q.value), max_per_image=int(m.value), beta_a=float(a.value),
                          beta_b=float(b.value), subset=int(subset.value), batch_size=int(batch.value) or None,

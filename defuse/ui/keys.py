@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 MAX_DIGIT_KEYS = 10  # classes 0-9 get a key; any others are picked in the form below
+ACTION_COLUMNS = 5   # N, S, A, ←, →: wide enough for each label and its key
 
 
 def quick_decisions(names: list, suggestion: tuple) -> tuple | str | None:
@@ -19,23 +20,25 @@ def quick_decisions(names: list, suggestion: tuple) -> tuple | str | None:
     st.caption("Keys: **0-9** failure with that true label · **N** not a failure · **S** skip · "
                "**A** accept the suggestion · **←/→** previous/next scenario")
     n = min(len(names), MAX_DIGIT_KEYS)
-    cols = st.columns(n + 4)
+    cols = st.columns(n)
     for c in range(n):
-        if cols[c].button(str(names[c]), key=f"key-label-{c}", shortcut=str(c), help=f"Failure, true label {c}"):
+        if cols[c].button(str(names[c]), key=f"key-label-{c}", shortcut=str(c), help=f"Failure, true label {c}",
+                          width="stretch"):
             return True, c, None
-    if cols[n].button("Not a failure", key="key-not", shortcut="N"):
+    # the other keys on a row of their own: in one row with ten digits their labels were cut to "S." and "A."
+    cols = st.columns(ACTION_COLUMNS)
+    if cols[0].button("Not a failure", key="key-not", shortcut="N", width="stretch"):
         return False, None, None
-    if cols[n + 1].button("Skip", key="key-skip", shortcut="S"):
+    if cols[1].button("Skip", key="key-skip", shortcut="S", width="stretch"):
         return None, None, None
     label, failure = suggestion
     usable = failure is False or (failure and label is not None)
-    if cols[n + 2].button("Accept", key="key-accept", shortcut="A", disabled=not usable,
-                          help="Save the suggestion: " + (_words(label, failure) if usable else "none yet")):
+    if cols[2].button("Accept", key="key-accept", shortcut="A", disabled=not usable, width="stretch",
+                      help="Save the suggestion: " + (_words(label, failure) if usable else "none yet")):
         return (True, int(label), None) if failure else (False, None, None)
-    c = cols[n + 3].columns(2)
-    if c[0].button("←", key="key-prev", shortcut="Left", help="Previous scenario"):
+    if cols[3].button("← Previous", key="key-prev", shortcut="Left", help="Previous scenario", width="stretch"):
         return "previous"
-    if c[1].button("→", key="key-next", shortcut="Right", help="Next scenario"):
+    if cols[4].button("Next →", key="key-next", shortcut="Right", help="Next scenario", width="stretch"):
         return "next"
     return None
 

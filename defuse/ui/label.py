@@ -9,8 +9,9 @@ import streamlit as st
 
 from ..data.render import prediction_captions
 from ..distill.sampling import tau_of
+from ..label.provenance import reviewer_verdict
 from ..label.purity import purity_of, purity_words
-from ..label.verdicts import agreement_table
+from ..label.verdicts import MIXED_FAILURE_SHARE, PAPER_RHO, agreement_table
 from ..steps.label import label_store
 from ..workspace import LABELS, Workspace
 from . import cache
@@ -20,13 +21,23 @@ from .ranking import top_counts
 VERDICTS = ("Failure", "Not a failure", "Skip")
 
 
-def annotator_name() -> str:
-    # Streamlit drops a widget's state when another page is shown: keep the name in a key of our own.
-    if "annotator" not in st.session_state and st.session_state.get("annotator-kept"):
-        st.session_state["annotator"] = st.session_state["annotator-kept"]
+def annotator_name(ws: Workspace) -> str:
+    """The annotator's name, kept for the session per project and in the address bar (a reload keeps it)."""
+    # Streamlit drops a widget's state when another page is shown: keep the name in keys of our own.
+    kept = st.session_state.setdefault("annotator-by-project", {})
+    if "annotator" not in st.session_state:
+        from_url = st.query_params.get("annotator", "")
+        st.session_state["annotator"] = (kept.get(str(ws.root)) or st.session_state.get("annotator-kept")
+                                         or (from_url if isinstance(from_url, str) else ""))
     name = st.text_input("Your name (annotator)", key="annotator", placeholder="e.g. alice",
-                         help="Decisions are stored per annotator; several annotators give an agreement table.")
+                         help="Decisions are stored per annotator; several annotators give an agreement table. "
+                         "Your name is kept while you work on this project, and in the page's address.")
     st.session_state["annotator-kept"] = name
+    kept[str(ws.root)] = name
+    if name.strip():
+        st.query_params["annotator"] = name.strip()
+    elif "annotator" in st.query_params:
+        del st.query_params["annotator"]
     return name.strip()
 
 
@@ -50,43 +61,58 @@ def pick_scenario(n: int, done: set) -> int:
                         format_func=lambda j: f"#{j}{' ✓' if j in done else ''}")
 
 
-def hint(ws: Workspace, j: int, preds, annotator: str) -> tuple[int | None, bool | None]:
-    """The automatic reviewer's suggestion: (the label, whether a failure) to preselect; (None, None) without it."""
+def hint(ws: Workspace, j: int, preds, annotator: str) -> tuple[int | None, bool | None, str]:
+    """What to preselect: (label, whether a failure, the decision's radio choice). Your earlier decision wins,
+    then the automatic reviewer's suggestion; (None, None, "Failure") without either."""
     said = Counter(int(p) for p in preds).most_common(1)[0]
     st.caption(f"The classifier labels {said[1]} of these {len(preds)} samples as **{said[0]}**.")
     if not ws.exists(LABELS):
-        return None, None
+        return None, None, VERDICTS[0]
     with label_store(ws) as store:
         auto = [d for d in store.decisions(j) if not d.by_person and not d.skipped]
         mine = [d for d in store.decisions(j, annotator=annotator) if d.sample_index is None]
-    earlier = None
+    earlier, skipped = None, bool(mine) and mine[0].skipped
     if mine:
         d = mine[0]
         said_before = "skipped" if d.skipped else f"failure, true label {d.label}" if d.is_failure else "not a failure"
-        st.caption(f"Your decision so far: **{said_before}** (preselected). Saving again replaces it "
+        st.caption(f"Your decision so far: **{said_before}** (preselected below). Saving again replaces it "
                    "(the history keeps both).")
-        earlier = (d.label, d.is_failure) if not d.skipped else None
-    if not auto:
-        return earlier or (None, None)
+        earlier = None if skipped else (d.label, d.is_failure, _choice(d.is_failure))
+    if not auto:  # after a skip, "Skip" stays preselected; A (accept) then has nothing to accept
+        return earlier or (None, None, VERDICTS[2] if skipped else VERDICTS[0])
     labels = Counter(d.label for d in auto if d.label is not None)
     disagree = sum(bool(d.is_failure) for d in auto)
-    label = labels.most_common(1)[0][0] if labels else None
-    failure = disagree / len(auto) > 0.5
-    st.info(f"Hint — the automatic reviewer sees **{'a failure' if failure else 'not a failure'}**: it labels most "
-            f"samples **{label}** and disagrees with the classifier on {disagree} of {len(auto)}.", icon="🤖")
+    v = reviewer_verdict(auto, PAPER_RHO)
+    failure = bool(v and v.is_failure)
+    label = v.label if failure else labels.most_common(1)[0][0] if labels else None
+    why = (f" — a mixed scenario: {disagree} of {len(auto)} samples misread ({v.disagree_share:.0%}), not a majority, "
+           f"but at least {MIXED_FAILURE_SHARE:.0%} is offered as a failure") if v is not None and v.mixed else ""
+    st.info(f"Hint — the automatic reviewer sees **{'a failure' if failure else 'not a failure'}**{why}: it "
+            f"labels the misread samples **{label}** and disagrees with the classifier on {disagree} of {len(auto)}."
+            if failure else f"Hint — the automatic reviewer sees **not a failure**: it labels most samples **{label}** "
+            f"and disagrees with the classifier on {disagree} of {len(auto)}.", icon="🤖")
     purity = purity_of(d.label for d in auto if d.sample_index is not None and d.label is not None)
-    (st.warning if purity is not None and purity.mixed else st.caption)(purity_words(purity, ws.project["class_names"]))
-    return earlier or (label, failure)
+    counts = (earlier[1] if earlier else failure) is True  # mixed-scenario advice only where it is a failure
+    if purity is not None and purity.mixed and counts:
+        st.warning(purity_words(purity, ws.project["class_names"]))
+    elif purity is not None:
+        st.caption(purity_words(purity, ws.project["class_names"]))
+    return earlier or (label, failure, VERDICTS[2] if skipped else _choice(failure))
 
 
-def decision_form(names: list, default_label: int | None, j: int, default_failure: bool | None = None) -> tuple | None:
+def _choice(is_failure: bool | None) -> str:
+    """The decision radio's option for an answer: skipped (None), failure or not."""
+    return VERDICTS[2] if is_failure is None else VERDICTS[0] if is_failure else VERDICTS[1]
+
+
+def decision_form(names: list, default_label: int | None, j: int, default_choice: str = VERDICTS[0]) -> tuple | None:
     """(is_failure or None for skip, label, note) when submitted. Enter in the note field submits too.
 
-    ``default_failure``: the automatic reviewer's verdict, preselected (else "Failure").
+    ``default_choice``: the decision preselected (your earlier one, else the automatic reviewer's; else "Failure").
     """
     with st.form(f"decision-{j}", clear_on_submit=True):
         verdict = st.radio("Decision", VERDICTS, horizontal=True, key=f"verdict-{j}",
-                           index=1 if default_failure is False else 0)
+                           index=VERDICTS.index(default_choice))
         label = st.radio("True label (for a failure)", range(len(names)), horizontal=True, key=f"label-{j}",
                          index=default_label, help="Preselected: the automatic reviewer's label, if it ran.",
                          format_func=lambda c: str(names[c]))
@@ -101,9 +127,12 @@ def decision_form(names: list, default_label: int | None, j: int, default_failur
     return verdict == "Failure", (int(label) if verdict == "Failure" else None), note
 
 
-def record(ws: Workspace, j: int, annotator: str, is_failure, label, note) -> None:
+def record(ws: Workspace, j: int, annotator: str, is_failure, label, note) -> str:
+    """Save a decision; returns what was saved, in words (for the toast)."""
     with label_store(ws) as store:
         store.record(j, annotator, is_failure=is_failure, label=label, note=note or None)
+    said = "skipped" if is_failure is None else f"failure, true label {label}" if is_failure else "not a failure"
+    return f"Scenario #{j}: {said} (saved)"
 
 
 def tau_control(where, ws: Workspace, tau) -> tuple:

@@ -24,7 +24,7 @@ PENDING = "clf-pending-trust"  # a refused code-bearing file waiting for the use
 
 
 def import_form(ws: Workspace, *, upload: bool) -> None:
-    with st.form("clf-import", enter_to_submit=False):
+    with st.form("clf-import", enter_to_submit=True):
         if upload:
             f = st.file_uploader(f"Classifier ({', '.join(MODEL_SUFFIXES)}; at most {MAX_MODEL_UPLOAD_MB} MB)",
                                  type=[s[1:] for s in MODEL_SUFFIXES])
@@ -121,7 +121,7 @@ def convert_form(ws: Workspace) -> None:
         st.write("Every load of it runs the code it carries, and a torch.export program can only be fine-tuned "
                  "in the mode it was exported in. Name the class it was made from and Defuse rewrites it as "
                  "safetensors + that class, after checking both compute the same outputs.")
-        with st.form("clf-convert", enter_to_submit=False):
+        with st.form("clf-convert", enter_to_submit=True):
             arch = st.text_input("Its network class, as module:Class (or paper-cnn, resnet18)")
             kwargs = st.text_input("Constructor arguments beyond channels, image size and classes (JSON)", "")
             go = st.form_submit_button("Convert to safetensors")

@@ -17,6 +17,7 @@ STEP_PAGES = {"classifier": ("pages/setup.py", "Setup", "🛠️"), "vae": ("pag
 STEP_WORDS = {"classifier": "a classifier", "vae": "a β-VAE", "identify": "unrestricted adversarial examples "
               "(Identify)", "distill": "failure scenarios (Explore → distill)", "correct": "the λ sweep (Correct)",
               "export": "an exported model (Correct → export)"}
+STEP_COMMANDS = {"classifier": "train-classifier", "vae": "train-vae"}  # the CLI's name where it is not the step's
 # Each step's title on the Home page, and each job's name (by its CLI command) in messages and the sidebar.
 STEP_TITLES = {"classifier": "Classifier", "vae": "β-VAE", "identify": "Identify", "distill": "Distill",
                "label": "Label", "correct": "Correct", "export": "Export"}
@@ -74,8 +75,8 @@ def require(ws: Workspace, *steps: str) -> None:
     for step in steps:
         if status[step] in ("missing", "corrupt"):
             problem = "was never made" if status[step] == "missing" else "is damaged (its checksum changed)"
-            st.info(f"This page needs {STEP_WORDS[step]}, which {problem} for project **{ws.name}**. "
-                    "Run that step first.")
+            st.info(f"This page needs {STEP_WORDS[step]}, which {problem} for project **{ws.name}**: run "
+                    f"{STEP_COMMANDS.get(step, step)} first (on the {STEP_PAGES[step][1]} page).")
             link(step)
             st.stop()
     stale_note(ws, *steps, status=status)

@@ -8,7 +8,7 @@ import io
 import time
 
 from ..data.render import image_grid, prediction_captions
-from ..label.provenance import table_rows
+from ..label.provenance import HUMAN, ScenarioDecision, table_rows
 from ..label.purity import mix_words
 from ..runtime import atomic
 from ..steps.distill import default_tau
@@ -28,16 +28,16 @@ def figure4(ws: Workspace) -> tuple[dict, str]:
 
 def scenario_gallery(ws: Workspace, max_scenarios: int | None = None) -> list[tuple[str, object]]:
     """(caption, PIL grid) of the labeled scenarios (every one by default), failures first."""
-    verdicts = cache.verdicts(ws)
-    order = sorted(verdicts, key=lambda j: (not verdicts[j].is_failure, j))[:max_scenarios]
+    decided = cache.decided(ws)
+    order = sorted(decided, key=lambda j: (not decided[j].verdict.is_failure, j))[:max_scenarios]
     names, purities = ws.project["class_names"], workspace_purities(ws)
     out = []
     for j in order:
-        v = verdicts[j]
+        v = decided[j].verdict
         images, preds, conf = cache.scenario_samples(ws, j, 16, default_tau(ws))
         what = f"failure, true label {names[v.label]}" if v.is_failure else "not a failure"
-        agree = "" if v.agreement != v.agreement else f", agreement {v.agreement:.0%}"  # nan: no votes
-        caption = (f"Scenario #{j}: {what} ({v.n_annotators} annotator(s){agree}); classifier's labels and "
+        conflicts = f"; conflicts: {'; '.join(decided[j].conflicts)}" if decided[j].conflicts else ""
+        caption = (f"Scenario #{j}: {what} ({who_decided(decided[j])}{conflicts}); classifier's labels and "
                    "confidence drawn")
         p = purities.get(j)
         if p is not None:
@@ -46,6 +46,15 @@ def scenario_gallery(ws: Workspace, max_scenarios: int | None = None) -> list[tu
         out.append((caption, image_grid(as_tensor(images), ncol=8, captions=prediction_captions(preds, conf),
                                         scale=2)))
     return out
+
+
+def who_decided(s: ScenarioDecision) -> str:
+    """"decided by people: alice, bob, agreement 100%" or "decided by the automatic reviewer (name)"."""
+    v = s.verdict
+    if s.decided_by != HUMAN:
+        return f"decided by the automatic reviewer {', '.join(s.reviewers)}".rstrip()
+    agree = "" if v.agreement != v.agreement else f", agreement {v.agreement:.0%}"  # nan: no votes
+    return f"decided by people: {', '.join(s.annotators)}{agree}"
 
 
 def decision_rows(ws: Workspace) -> list[dict]:

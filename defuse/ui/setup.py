@@ -46,7 +46,7 @@ def classifier_source(ws: Workspace) -> None:
 
 def _train_classifier_form(ws: Workspace) -> list[str] | None:
     d = TrainConfig()
-    with st.form("clf-train", enter_to_submit=False):  # a job starts on its button only, never on Enter
+    with st.form("clf-train", enter_to_submit=True):  # Enter = the button: checked, then started
         c = st.columns(4)
         arch = c[0].selectbox("Network", ARCHITECTURES)
         epochs = number_field(c[1], "Epochs (paper: 5)", d.epochs, low=1, high=1000)
@@ -90,7 +90,7 @@ def vae_source(ws: Workspace) -> None:
             st.success("Imported the demo VAE.")
         return
     d = default_vae_config(cache.data(ws))  # enough steps for this source's size (defuse.nets.vae_recipe)
-    with st.form("vae-train", enter_to_submit=False):  # a job starts on its button only, never on Enter
+    with st.form("vae-train", enter_to_submit=True):  # Enter = the button: checked, then started
         c = st.columns(4)
         beta = number_field(c[0], "β (paper: 4 or 0.4 for MNIST)", float(d.beta), low=0.0, high=100.0, name="β")
         dim = number_field(c[1], "Latent dimensions", d.latent_dim, low=2, high=256)
