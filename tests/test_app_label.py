@@ -57,7 +57,8 @@ def test_the_automatic_reviewer_gives_a_hint_and_the_agreement_table(run_page, p
     assert at.radio(key="label-0").value == 6                              # the hint's label preselected
     assert "Agreement between annotators" in [s.value for s in at.subheader] and len(at.dataframe) == 1
     next(b for b in at.button if b.label == "Run auto-reviewer").click().run()
-    assert started == [("label", ["--reviewer", "auto", "--tau", "0.5"])]
+    # the slider was not moved: no --tau, so the reviewer chooses τ per scenario before it labels
+    assert started == [("label", ["--reviewer", "auto"])]
 
 
 def _n(root) -> int:

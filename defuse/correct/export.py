@@ -23,9 +23,9 @@ from ..nets import trust
 from ..nets.checkpoints import save_model
 from ..nets.code_models import WRITERS
 from ..runtime import atomic
-from .headline import regression_note
+from .headline import regression_note, two_sided_headline
 from .sweep import Sweep
-from .two_sided import fmt_share, two_sided_words
+from .two_sided import fmt_share
 
 CARD_NAME = "model-card"  # model-card.json and model-card.md beside the checkpoint
 CARD_METRICS = ("train_acc", "val_acc", "test_acc", "failure_val_acc", "failure_test_acc",
@@ -160,7 +160,7 @@ def card_markdown(card: dict) -> str:
 def _md_fixes(card: dict) -> list:
     """The card leads with what the correction fixed and what it broke, graded by a model that labelled none."""
     t = card.get("two_sided")
-    words = two_sided_words(t, card["correction"]["lambda"])
+    words = two_sided_headline(t)
     if words is None:
         return ["", "## Does it fix the failures?", "", "Not graded: fixes and damage are graded for the sweep's "
                 "chosen λ by the automatic reviewer's grader (a member that labels nothing); this export has no such "

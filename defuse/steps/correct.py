@@ -32,19 +32,20 @@ def check_failure_sets_fit(n_samples: int, n_scenarios: int, channels: int, imag
 
 
 def failure_sets(ws: Workspace, draw: ScenarioDraw = ScenarioDraw(), *, reviewer: Optional[Reviewer] = None,
-                 per_sample_labels: bool = False, agreed_only: bool = True, left_out: Optional[list] = None,
+                 cfg: CorrectConfig = CorrectConfig(), left_out: Optional[list] = None,
                  device="auto") -> list[FailureSet]:
     """D_f, failure-validation and failure-test samples (§4.1: 256 each) of every confirmed failure scenario.
 
-    With a reviewer and ``agreed_only`` (CorrectConfig.fix_set="agreed"), D_f and the failure-validation
+    With a reviewer and ``cfg.fix_set`` "agreed", D_f and the failure-validation
     samples keep only what every member reads confidently as the scenario's label (:meth:`Reviewer.agreed`),
     and D_f gains the scenario's own UAEs that pass the same test (its verified finds); each set's summary
     counts what was dropped. A scenario none of whose samples pass is left out of correction. The
     failure-test samples are never filtered: they are graded two-sided (:mod:`defuse.correct.two_sided`).
 
-    ``per_sample_labels``: the reviewer labels every D_f sample too (CorrectConfig.failure_labels="reviewer").
+    ``cfg.failure_labels`` "reviewer": the reviewer labels every D_f sample too.
     ``left_out``: a list that receives each confirmed scenario left out, with its counts.
     """
+    per_sample_labels, agreed_only = cfg.failure_labels == "reviewer", cfg.fix_set == "agreed"
     if per_sample_labels and reviewer is None:
         raise ValueError("per-sample D_f labels need the automatic reviewer: pass --reviewer auto (or a reviewer "
                          "checkpoint), or keep the paper's scenario labels (--failure-labels scenario)")
@@ -131,8 +132,7 @@ def correct_step(ws: Workspace, cfg: CorrectConfig, *, draw: ScenarioDraw = Scen
     takes it."""
     device = run.device
     left_out: list = []
-    sets = failure_sets(ws, draw, reviewer=reviewer, device=device, per_sample_labels=cfg.failure_labels == "reviewer",
-                        agreed_only=cfg.fix_set == "agreed", left_out=left_out)
+    sets = failure_sets(ws, draw, reviewer=reviewer, cfg=cfg, left_out=left_out, device=device)
     base, base_labels = None, None
     if baseline:
         images, labels, base_labels = baseline_examples(ws, draw.n * len(sets), reviewer=reviewer, seed=draw.seed,
