@@ -97,11 +97,20 @@ def section(path: Path, result: dict) -> str:
               _identify(result)]
     if is_current(result):
         lines += ["", *paper_table.judge_lines(result)]
+    two = result.get("targets_two_sided") or {}
+    if two:
+        lines += ["", "Targets (issue #21, judge, two-sided): " + "; ".join(
+            f"{k}: {'met' if t['met'] else 'missed'} ({_value(t['value'])})" for k, t in two.items())]
     targets = result.get("targets") or {}
     if targets:
         lines += ["", "Targets: " + "; ".join(f"{k}: {'met' if t['met'] else 'missed'} ({paper_table._pct(t['value'])})"
                                              for k, t in targets.items())]
     return "\n".join(lines) + "\n"
+
+
+def _value(v) -> str:
+    """A share as a percentage, a count as it is."""
+    return "–" if v is None else (f"{v:g}" if isinstance(v, int) or abs(v) >= 2 else paper_table._pct(v))
 
 
 def _short_method(result: dict) -> str:
@@ -186,6 +195,49 @@ def comparison(results: list[tuple[Path, dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _distillation(result: dict) -> str:
+    """How scenarios were made and corrected: the paper's way, or issue #21's (per confusion, τ per scenario,
+    the agreed fix set)."""
+    distill = ((result.get("settings") or {}).get("distill") or {}).get("group_by", "none")
+    fix_set = ((result.get("settings") or {}).get("correct") or {}).get("fix_set", "all")
+    words = (result.get("command") or "").split()
+    tau = f"τ={words[words.index('--tau') + 1]}" if "--tau" in words[:-1] else (
+        "τ per scenario" if result.get("taus") else "τ per dataset")
+    return ("paper: one mixture, " if distill == "none" else "per confusion, ") + tau + (
+        ", agreed D_f" if fix_set == "agreed" else ", every D_f sample")
+
+
+def two_sided_table(results: list[tuple[Path, dict]]) -> str:
+    """Issue #21: fix rate and collateral, graded by the judge, for every run that has them."""
+    pct, rows = paper_table._pct, []
+    for path, r in sorted(results, key=lambda pr: (pr[1]["dataset"], pr[0].name)):
+        if "fix_rate_after_judge" not in r:
+            continue
+        fix = " / ".join(pct(r.get(f"fix_rate_{k}_judge")) for k in ("control", "baseline", "after"))
+        harm = " / ".join(pct(r.get(f"collateral_{k}_judge")) for k in ("control", "baseline", "after"))
+        delta = (None if r.get("test_acc_after") is None or r.get("test_acc_control") is None
+                 else r["test_acc_after"] - r["test_acc_control"])
+        marks = " ".join("✓" if t["met"] else "✗" for t in (r.get("targets_two_sided") or {}).values())
+        rows.append(f"| {r['dataset']} | `{path.name}` | {_short_method(r)} | {_distillation(r)} | "
+                    f"{pct(r.get('real_share'))} | {_failure_scenarios(r)} of {r.get('n_scenarios')} | "
+                    f"{r.get('n_real_failures_test')} ({r.get('n_unclear_test')}) | {fix} | {harm} | "
+                    f"{'–' if delta is None else f'{100 * delta:+.1f}'} | {marks} |")
+    if not rows:
+        return ""
+    names = "; ".join(paper_table.TWO_SIDED_TARGETS)
+    return "\n".join([
+        "### The fix, two-sided: fixes of real failures apart from damage (issue #21)", "",
+        "Graded by the independent judge on each confirmed scenario's failure-test samples. *Real failures*: "
+        "samples the judge reads clearly (confidence ≥ the run's `judge_threshold`, 0.9) as the scenario's label "
+        "and the original classifier gets wrong; *fix rate*: the share of them a model now reads as the judge "
+        "does; *collateral*: of the clear samples the original got right, the share a model now gets wrong. "
+        "Unclear samples are counted, never graded.", "",
+        "| Dataset | File | Identification | Distillation and fix set | Real share | Confirmed failure scenarios | "
+        "Real failures (unclear) | Fix rate: control / baseline / Defuse | Collateral: control / baseline / Defuse "
+        "| Test Δ vs control | Targets |",
+        "|---|---|---|---|---|---|---|---|---|---|---|", *rows, "", f"Targets, in order: {names}."]) + "\n"
+
+
 def variants_table(runs: Path) -> str:
     """The identify-only variants (``benchmarks/identify_variants.py``, one ``identify-variants-*.jsonl`` per
     VAE), graded by the judge; empty when there are none."""
@@ -217,7 +269,8 @@ def generate(runs: Path = RUNS) -> str:
         if "command" in result and "n_scenarios" in result:  # a paper_table.py output
             results.append((not is_current(result), path.name, path, result))
     current = [(path, result) for old, _, path, result in results if not old]
-    head = ([comparison(current)] if current else []) + ([variants_table(runs)] if variants_table(runs) else [])
+    head = [t for t in (two_sided_table(current),) if t]
+    head += ([comparison(current)] if current else []) + ([variants_table(runs)] if variants_table(runs) else [])
     return "\n".join(head + [section(path, result) for *_, path, result in sorted(results, key=lambda r: r[:2])])
 
 

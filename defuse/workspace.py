@@ -32,6 +32,7 @@ IDENTIFY_METRICS = "identify/metrics.json"
 IDENTIFY_CHUNKS = "identify/chunks"          # resume state of a search
 SCENARIOS = "distill/scenarios.npz"
 SCENARIOS_META = "distill/meta.json"
+TAUS = "distill/tau.json"                    # τ per scenario, chosen by the reviewer (defuse.distill.tau)
 EMBEDDING = "distill/embedding-{method}.npz"  # .format(method=...); its metadata: the same name in .json
 LABELS = "labels.sqlite"
 DECISIONS = "label/decisions.json"          # the current answers, recorded on every change (label step)
@@ -82,8 +83,9 @@ STEPS: dict[str, StepSpec] = {
     "distill": StepSpec((SCENARIOS,), (FAILURES,), ("identify",)),
     # Labeling: its record holds the current answers (defuse.steps.label_record). The correction reads what they
     # mean (VERDICTS): a changed verdict stales it, the same verdict saved again by someone else does not.
-    "label": StepSpec((DECISIONS,), (SCENARIOS,), ("distill",)),
-    "correct": StepSpec((BEST,), (SCENARIOS, CLASSIFIER, VERDICTS), ("distill",)),
+    # τ per scenario decides which images are reviewed and corrected on: choosing it again stales both.
+    "label": StepSpec((DECISIONS,), (SCENARIOS, TAUS), ("distill",)),
+    "correct": StepSpec((BEST,), (SCENARIOS, CLASSIFIER, VERDICTS, TAUS), ("distill",)),
     "export": StepSpec((MODEL_CARD,), (BEST,), ("correct",)),
 }
 

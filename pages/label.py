@@ -17,6 +17,7 @@ from defuse.ui.label import (
     render_agreement,
     reviewed,
     show_samples,
+    tau_control,
 )
 from defuse.ui.nav import link, open_project, require
 
@@ -35,13 +36,12 @@ if len(scenarios) == 0:
 c = st.columns([2, 2, 1])
 with c[0]:
     annotator = annotator_name(ws)
-tau = c[1].slider("τ — sample diversity (paper: 0.5 for MNIST, 0.01 for SVHN/signs)", 0.01, 1.0,
-                  float(default_tau(ws)), 0.01)
+tau, tau_args = tau_control(c[1], ws, default_tau(ws))
 if c[2].button("Run auto-reviewer", help="Labels 10 samples per scenario with a reference ensemble of 3 "
                "networks (seconds). Its decisions only fill scenarios no person has decided, and show as hints; a "
                "person's decision always wins. The ensemble is trained once per project — about 4 minutes on 2 CPU "
                "cores — except in the demo, which ships one."):
-    jobs.start(ws, "label", ["--reviewer", "auto", "--tau", str(tau)])
+    jobs.start(ws, "label", ["--reviewer", "auto", *tau_args])
 jobs.panel(ws, ["label"], key="label")
 if not annotator:
     st.info("Enter your name to start labeling.")

@@ -302,7 +302,7 @@ def test_stack_failure_sets_labels_each_sample_with_its_scenario():
     assert labels.tolist() == [2] * 3 + [1] * 4 and ids.tolist() == [5] * 3 + [9] * 4
     assert sets[1].summary() == {"scenario_id": 9, "label": 1, "n_finetune": 4, "n_val": 2, "n_test": 2,
                                  "n_reviewed": 0, "finetune_labels": "scenario",
-                                 "finetune_share_scenario_label": None}
+                                 "finetune_share_scenario_label": None, "agreed": None}
 
 
 def test_stack_failure_sets_uses_per_sample_finetune_labels_where_given():

@@ -69,7 +69,7 @@ def test_export_round_trip_and_model_card(original, data, failure_sets, tmp_path
         assert key in card
     assert card["scenarios"][0] == {"scenario_id": 4, "label": 2, "n_finetune": 8, "n_val": 8, "n_test": 8,
                                     "n_reviewed": 0, "finetune_labels": "scenario",
-                                    "finetune_share_scenario_label": None}
+                                    "finetune_share_scenario_label": None, "agreed": None}
     assert card["correction"]["rule"] == "tolerance" and card["correction"]["lambda"] == sweep.chosen["lambda"]
     assert card["correction"]["failure_labels"] == "scenario" and card["correction"]["tie_standard_errors"] == 2.0
     assert "labeled with the scenario's label (the paper)" in card_markdown(card)

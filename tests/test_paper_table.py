@@ -28,12 +28,35 @@ def test_quick_settings_record_every_deviation_from_the_paper(paper_table):
     args = paper_table.parse_args(["--dataset", "fashion-mnist", "--quick"])
     preset = paper_table.build_preset(args, n_train=54_000, n_vae=70_000)
     assert (preset.train.epochs, preset.vae.epochs, preset.reviewer.epochs) == (1, 3, 1)
-    assert preset.correct.lambdas == (1.0,)  # 54,000 images: control, Defuse and baseline at one λ
-    assert paper_table.build_preset(args, n_train=7_000, n_vae=10_000).correct.lambdas == (0.1, 1.0, 10.0)
+    assert preset.correct.lambdas == (0.01, 1.0, 10.0)  # 54,000 images: control, Defuse, baseline at 3 λ
+    assert paper_table.build_preset(args, n_train=7_000, n_vae=10_000).correct.lambdas == (0.01, 0.1, 1.0, 10.0)
+    assert (preset.distill.group_by, preset.correct.fix_set) == ("confusion", "agreed")
     words = "\n".join(paper_table.deviations(preset, args, [str(i) for i in range(10)]))
     for expected in ("identify.samples_per_image (Q): 100", "identify.max_per_image (M): 20",
                      "correct.lambdas (λ list)", "vae.epochs: 3", "10% of the training images of class 5"):
         assert expected in words
+    assert "τ per scenario" in words
+
+
+def test_paper_method_sets_the_papers_distillation_and_fix_set(paper_table):
+    args = paper_table.parse_args(["--dataset", "mnist-idx", "--quick", "--paper-method"])
+    preset = paper_table.build_preset(args, n_train=7_000, n_vae=10_000)
+    assert (preset.distill.group_by, preset.correct.fix_set) == ("none", "all")
+    words = "\n".join(paper_table.deviations(preset, args, [str(i) for i in range(10)]))
+    assert "distill.group_by: none (project default: confusion)" in words and "τ per scenario" not in words
+
+
+def test_two_sided_targets_are_graded_on_the_judges_figures(paper_table):
+    r = {"real_share": 0.85, "fix_rate_after_judge": 0.95, "fix_rate_control_judge": 0.60,
+         "fix_rate_baseline_judge": 0.90, "collateral_after_judge": 0.015, "collateral_control_judge": 0.01,
+         "test_acc_after": 0.970, "test_acc_control": 0.975, "n_failure_scenarios": 4}
+    t = paper_table.check_two_sided_targets(r)
+    met = {k: v["met"] for k, v in t.items()}
+    assert met["fix rate after - control >= 30 points"] and met["collateral after <= 2 %"]
+    assert not met["fix rate after - baseline >= 10 points"]  # 5 points
+    assert not met["test after - control >= -0.3 points"]     # -0.5 points
+    assert met["confirmed failure scenarios >= 4"] and met["collateral after - control <= 1 point"]
+    assert not paper_table.check_two_sided_targets({})["fix rate after >= 90 %"]["met"]
 
 
 @pytest.mark.slow
@@ -52,3 +75,8 @@ def test_smoke_run_writes_the_figure4_json_and_markdown(paper_table, tmp_path):
     assert 0 <= result["real_share"] <= 1 and 0 <= result["judge_test_acc"] <= 1
     assert result["judge"]["metrics"]["trained_on"] == "train" and result["method"].startswith("paper")
     assert result["environment"]["threads"] == 1
+    two = ("fix_rate_after_judge", "fix_rate_control_judge", "fix_rate_baseline_judge", "collateral_after_judge",
+           "collateral_control_judge", "collateral_baseline_judge", "n_real_failures_test", "n_unclear_test",
+           "judge_threshold")
+    assert all(key in result for key in two) and result["judge_threshold"] == 0.9
+    assert set(result["targets_two_sided"]) == set(paper_table.TWO_SIDED_TARGETS)

@@ -34,7 +34,8 @@ def data():
 @pytest.fixture(scope="module")
 def trained(data):
     events = []
-    cfg = ReviewerConfig(members=2, epochs=2, batch_size=32, architectures=("paper-cnn",))
+    # without the grader (its own tests: tests/test_fix_measure.py), so two networks train here
+    cfg = ReviewerConfig(members=2, epochs=2, batch_size=32, architectures=("paper-cnn",), grader=False)
     return train_reviewer(data, cfg, device="cpu", on_progress=events.append), events
 
 

@@ -28,6 +28,14 @@ def test_run_writes_a_complete_report_and_failure_accuracy_rises(run_ws):
     assert report["failure_acc_after"] > report["failure_acc_before"] + 0.2
     assert report["test_acc_after"] > report["test_acc_before"] - 0.03
     assert {row["kind"] for row in report["sweep"]} == {"defuse", "baseline"}
+    # the reviewer's grader (a member that voted on nothing) grades fixes and damage apart
+    two = report["two_sided"]
+    assert two["n_test"] == two["n_unclear"] + two["n_real_failures"] + two["n_right_before"] + two["n_other_misread"]
+    assert set(two["models"]) == {"before", "control", "chosen", "baseline"} and "grader" in two["grader"]
+    assert two["models"]["before"]["fix_rate"] in (0.0, None) and two["models"]["before"]["collateral"] in (0.0, None)
+    assert report["two_sided_words"] is None or "real failures" in report["two_sided_words"]
+    # D_f holds what the reviewer agrees on: each set says how many samples it dropped
+    assert all(s["agreed"] is not None and s["agreed"]["n_drawn_finetune"] == 64 for s in report["failure_scenarios"])
 
 
 def test_run_exports_a_loadable_checkpoint_with_a_model_card(run_ws):
@@ -38,6 +46,7 @@ def test_run_exports_a_loadable_checkpoint_with_a_model_card(run_ws):
     model, meta = load_model(exports / "demo-run-corrected.json", kind="classifier")
     assert meta["correction"]["lambda"] in (0.1, 1.0) and "λ" in (exports / "model-card.md").read_text()
     assert card["name"] == "demo-run-corrected"
+    assert "## Does it fix the failures?" in (exports / "model-card.md").read_text() and "two_sided" in card
 
 
 def test_every_step_is_done_and_a_second_export_of_an_unknown_lambda_is_refused(run_ws, capsys):

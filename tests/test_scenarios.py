@@ -165,8 +165,9 @@ def _shared_rows(a, b) -> int:
     return sum(bytes(np.ascontiguousarray(r).tobytes()) in rows_b for r in np.asarray(a).reshape(len(a), -1))
 
 
-def test_review_finetune_val_test_and_suite_draws_share_no_value(nets):
-    """Whole draws, compared by value: no review sample is a D_f, failure-val, failure-test or suite sample."""
+def test_review_finetune_val_test_suite_and_tau_draws_share_no_value(nets):
+    """Whole draws, compared by value: no review sample is a D_f, failure-val, failure-test, suite or τ-choice
+    sample."""
     vae, clf = nets
     scen = Scenarios(np.stack([np.zeros(4), np.ones(4)]), np.stack([np.eye(4)] * 2))
     n = 300
@@ -177,6 +178,11 @@ def test_review_finetune_val_test_and_suite_draws_share_no_value(nets):
              for j in (0, 1)]   # what steps.suite decodes (before storing it as uint8)
     draws = {f"review{j}": review[j] for j in (0, 1)}
     draws.update({f"suite{j}": suite[j].images.numpy() for j in (0, 1)})
+    # the samples that choose τ (defuse.distill.tau): the same draw as choose_taus makes at τ=0.5
+    for j in (0, 1):
+        eps = np.random.default_rng(scenario_stream(2, j, "tau")).standard_normal((n, 4))
+        draws[f"tau{j}"] = vae.decode(torch.from_numpy((scen.means[j] + np.sqrt(0.5) * eps).astype(np.float32)))\
+            .clamp(0, 1).detach().numpy()
     draws.update({f"{name}{j}": getattr(splits[j], name).numpy()
                   for j in (0, 1) for name in ("finetune", "val", "test")})
     assert all(_shared_rows(x, x) == n for x in draws.values())  # the comparison finds rows that are there
@@ -199,7 +205,7 @@ def test_the_old_split_streams_overlapped_the_review_stream():
 
 def test_scenario_stream_rejects_unknown_purposes():
     with pytest.raises(ValueError, match=r"purpose must be one of \['review', 'finetune', 'failure-val', "
-                                         r"'failure-test', 'suite'\]; got 'train'"):
+                                         r"'failure-test', 'suite', 'tau'\]; got 'train'"):
         scenario_stream(0, 1, "train")
     with pytest.raises(ValueError, match="j must be an integer >= 0; got -1"):
         scenario_stream(0, -1, "review")

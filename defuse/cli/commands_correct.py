@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from ..correct.sweep import FAILURE_LABELS, PAPER_LAMBDAS, CorrectConfig
+from ..correct.sweep import FAILURE_LABELS, FIX_SETS, PAPER_LAMBDAS, CorrectConfig
 from ..distill.sampling import ScenarioDraw
 from ..distributed.cluster import add_backend_args, backend_from_args
 from ..nets.vae_recipe import ACCEPT_FLAG
@@ -47,6 +47,9 @@ def _correct_args(p):
     p.add_argument("--tolerance", type=float, default=d.tolerance, help="validation accuracy a λ may lose vs λ=0")
     p.add_argument("--failure-labels", choices=FAILURE_LABELS, default=d.failure_labels,
                    help="D_f labels: one per scenario (paper) or the reviewer's per sample (needs --reviewer)")
+    p.add_argument("--fix-set", choices=FIX_SETS, default=d.fix_set,
+                   help="D_f: 'agreed' keeps what every reviewer member reads confidently as the scenario's label, "
+                        "plus its verified UAEs (needs --reviewer); 'all': every sample drawn (the paper)")
     p.add_argument("--samples", type=int, default=256, help="samples per scenario for D_f, failure val and test")
     p.add_argument("--tau", type=float, default=None)
     add_reviewer_args(p, "'auto' or a checkpoint: labels the baseline, stricter accuracy")
@@ -58,7 +61,8 @@ def _correct_args(p):
 
 def _correct(args, sink):
     flags = dict(lambdas=parse_lambdas(args.lambdas), epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                 selection=args.selection, tolerance=args.tolerance, seed=args.seed, failure_labels=args.failure_labels)
+                 selection=args.selection, tolerance=args.tolerance, seed=args.seed, failure_labels=args.failure_labels,
+                 fix_set=args.fix_set)
     cfg = config_from_args(args, CorrectConfig, flags=flags)
     backend = backend_from_args(args)
     ws = open_workspace(args)

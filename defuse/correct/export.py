@@ -25,6 +25,7 @@ from ..nets.code_models import WRITERS
 from ..runtime import atomic
 from .headline import regression_note
 from .sweep import Sweep
+from .two_sided import fmt_share, two_sided_words
 
 CARD_NAME = "model-card"  # model-card.json and model-card.md beside the checkpoint
 CARD_METRICS = ("train_acc", "val_acc", "test_acc", "failure_val_acc", "failure_test_acc",
@@ -65,6 +66,7 @@ class CorrectionRecord:
     scenarios: list                     # one dict per fixed scenario, e.g. ``[s.summary() for s in failure_sets]``
     dataset: object                     # :class:`ImageData`, :class:`DatasetSpec` or a dict describing the data
     provenance: Optional[dict] = None   # fingerprints of the classifier, VAE, labels and data it came from
+    two_sided: Optional[dict] = None    # fix rate and collateral of the chosen λ (defuse.correct.two_sided)
 
 
 def export_corrected(model: nn.Module, meta: dict, out_dir, record: CorrectionRecord, *, name: str,
@@ -86,7 +88,8 @@ def export_corrected(model: nn.Module, meta: dict, out_dir, record: CorrectionRe
     out, data, sweep = Path(out_dir), _dataset_dict(record.dataset), record.sweep
     model = model.cpu().eval()
     files = _write_checkpoint(model, meta, out / name, sweep, data, example_input)
-    card = {**_card(meta, name, sweep, record.scenarios, data, files), "provenance": dict(record.provenance or {})}
+    card = {**_card(meta, name, sweep, record.scenarios, data, files), "provenance": dict(record.provenance or {}),
+            "two_sided": record.two_sided}
     atomic.write_json(out / f"{CARD_NAME}.json", card)
     atomic.write_text(out / f"{CARD_NAME}.md", card_markdown(card))
     return card
@@ -150,7 +153,24 @@ def _pct(v) -> str:
 
 def card_markdown(card: dict) -> str:
     """The model card as Markdown, for people."""
-    return "\n".join(_md_data(card) + _md_correction(card) + _md_results(card["metrics"])) + "\n"
+    return "\n".join(_md_data(card)[:1] + _md_fixes(card) + _md_data(card)[1:] + _md_correction(card)
+                     + _md_results(card["metrics"])) + "\n"
+
+
+def _md_fixes(card: dict) -> list:
+    """The card leads with what the correction fixed and what it broke, graded by a model that labelled none."""
+    t = card.get("two_sided")
+    words = two_sided_words(t, card["correction"]["lambda"])
+    if words is None:
+        return ["", "## Does it fix the failures?", "", "Not graded: fixes and damage are graded for the sweep's "
+                "chosen λ by the automatic reviewer's grader (a member that labels nothing); this export has no such "
+                "grade (no reviewer in the correction, or another λ exported)."]
+    rows = [f"| {title} | {fmt_share(t['models'][k]['fix_rate'])} | {fmt_share(t['models'][k]['collateral'])} |"
+            for k, title in (("before", "before correction"), ("control", "control (λ=0)"),
+                             ("baseline", "baseline (raw adversarial examples)"), ("chosen", "after correction"))
+            if t["models"].get(k)]
+    return ["", "## Does it fix the failures?", "", words, "",
+            "| model | fix rate (of real failures) | collateral (of what was right) |", "|---|---|---|", *rows]
 
 
 def _md_data(card: dict) -> list:

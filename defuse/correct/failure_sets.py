@@ -29,6 +29,8 @@ class FailureSet:
     test_reviewer: Optional[torch.Tensor] = None  # (n_t,) int64, -1 = not reviewed
     # Per-sample labels for D_f (CorrectConfig.failure_labels="reviewer"); None: every sample gets ``label``
     finetune_labels: Optional[torch.Tensor] = None  # (n_f,) int64
+    # what the reviewers' agreement filter kept and dropped (defuse.steps.correct.agreed_splits); None: unfiltered
+    agreed: Optional[dict] = None
 
     def __post_init__(self):
         for split in SPLITS:
@@ -54,7 +56,8 @@ class FailureSet:
         return {"scenario_id": int(self.scenario_id), "label": int(self.label), "n_finetune": len(self.finetune),
                 "finetune_labels": "scenario" if own is None else "per-sample",
                 "finetune_share_scenario_label": agree,
-                "n_val": len(self.val), "n_test": len(self.test), "n_reviewed": reviewed}
+                "n_val": len(self.val), "n_test": len(self.test), "n_reviewed": reviewed,
+                "agreed": dict(self.agreed) if self.agreed else None}
 
 
 def stack_failure_sets(sets: list[FailureSet], split: str = "finetune"):

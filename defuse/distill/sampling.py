@@ -19,7 +19,7 @@ import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ Seed = int | Sequence[int] | np.random.SeedSequence
 # so the streams (seed, j) and (seed, j, 0) were one stream: the review samples were the first samples of
 # D_f. A spawn key is hashed apart from the entropy (numpy pads the entropy to its pool size first), which
 # keeps these apart from each other and from the review stream.
-STREAM_KEYS = {"finetune": 1, "failure-val": 2, "failure-test": 3, "suite": 4}
+STREAM_KEYS = {"finetune": 1, "failure-val": 2, "failure-test": 3, "suite": 4, "tau": 5}
 STREAMS = ("review", *STREAM_KEYS)
 _SPLIT_STREAMS = ("finetune", "failure-val", "failure-test")
 _DECODE_BATCH = 512  # codes decoded at once: bounds memory, never changes the images
@@ -74,23 +74,24 @@ class ScenarioDraw:
     """How a step draws samples of the failure scenarios: how many per scenario (and per split of D_f,
     failure validation and failure test), with which diversity τ, on the streams of which seed.
 
-    ``tau=None`` stands for the dataset's τ, which the steps fill in (``steps.distill.default_tau``);
-    a compute function that draws needs it set (:meth:`with_tau`).
+    ``tau`` is one τ for every scenario, or one per scenario row (:mod:`defuse.distill.tau` chooses them);
+    ``None`` stands for the project's τ, which the steps fill in (``steps.distill.default_tau``); a compute
+    function that draws needs it set (:meth:`with_tau`).
     """
 
     n: int = 256                   # §4.1: 256 samples per scenario and split
-    tau: Optional[float] = None    # τ; None: the dataset's
+    tau: Taus = None               # τ, or τ per scenario row; None: the project's
     seed: int = 0
 
     def __post_init__(self):
         check_int("samples per scenario", self.n, 1)
         check_int("seed", self.seed, 0)
         if self.tau is not None:
-            _check_tau(self.tau)
+            object.__setattr__(self, "tau", check_taus(self.tau))
 
-    def with_tau(self, default: float) -> ScenarioDraw:
+    def with_tau(self, default: Taus) -> ScenarioDraw:
         """This draw with τ set: its own, else ``default``."""
-        return self if self.tau is not None else ScenarioDraw(self.n, _check_tau(default), self.seed)
+        return self if self.tau is not None else ScenarioDraw(self.n, check_taus(default), self.seed)
 
 
 class ScenarioDraws(NamedTuple):
@@ -99,6 +100,28 @@ class ScenarioDraws(NamedTuple):
 
 
 # ------------------------------------------------------------------ validation
+
+Taus = float | tuple | None  # one τ for every scenario, or one per scenario row
+
+
+def check_taus(tau) -> float | tuple:
+    """A valid τ, or a tuple of them (one per scenario row; a list is taken as one)."""
+    if isinstance(tau, (list, tuple)):
+        if not tau:
+            raise ValueError("tau per scenario must hold one τ per scenario row; got none")
+        return tuple(_check_tau(t) for t in tau)
+    return _check_tau(tau)
+
+
+def tau_of(tau, j: int) -> float:
+    """Scenario row ``j``'s τ from one τ or a tuple of them."""
+    if isinstance(tau, tuple):
+        if not 0 <= j < len(tau):
+            raise ValueError(f"no τ for scenario row {j}: {len(tau)} per-scenario τ given (distill again, then "
+                             "choose τ again)")
+        return tau[j]
+    return _check_tau(tau)
+
 
 def _check_tau(tau) -> float:
     if isinstance(tau, bool) or not isinstance(tau, (int, float, np.floating)) or not math.isfinite(tau) \
@@ -212,9 +235,9 @@ def sample_scenarios(scenarios, n_per_scenario: int, *, tau: float, seed: int) -
     ScenarioDraws: ``latents`` (m * n, k) float32 and ``scenario_ids`` (m * n,) int64.
     """
     means, covs = scenario_arrays(scenarios)
-    n, tau = check_int("n_per_scenario", n_per_scenario, 1), _check_tau(tau)
+    n, tau = check_int("n_per_scenario", n_per_scenario, 1), check_taus(tau)
     check_int("seed", seed, 0)
-    draws = [sample_scenario(means[j], covs[j], n, tau=tau, seed=scenario_stream(seed, j, "review"))
+    draws = [sample_scenario(means[j], covs[j], n, tau=tau_of(tau, j), seed=scenario_stream(seed, j, "review"))
              for j in range(len(means))]
     latents = np.concatenate(draws) if draws else np.zeros((0, means.shape[1]), np.float32)
     return ScenarioDraws(latents, np.repeat(np.arange(len(means), dtype=np.int64), n))
@@ -287,7 +310,7 @@ def draw_failure_splits(vae: nn.Module, scenarios, j: int, label: int, draw: Sce
         raise ValueError(f"j must be a scenario row in 0..{len(means) - 1}; got {j!r}")
     check_int("label", label, 0)
     mean, cov = _check_gaussian(means[j], covs[j])
-    chol, tau = _cholesky(cov), _check_tau(draw.tau)
+    chol, tau = _cholesky(cov), tau_of(check_taus(draw.tau), int(j))
     latents = np.concatenate([_sample(mean, chol, draw.n, tau, _stream(scenario_stream(draw.seed, int(j), purpose)))
                               for purpose in _SPLIT_STREAMS])
     dev = resolve_device(device)
@@ -306,7 +329,7 @@ class ReviewSamples:
     vae: nn.Module
     classifier: nn.Module
     scenarios: object     # ``means`` (m, k) and ``covariances`` (m, k, k), or that pair
-    tau: float
+    tau: float | tuple    # one τ, or one per scenario row
     seed: int = 0
 
     def __len__(self) -> int:
@@ -315,5 +338,6 @@ class ReviewSamples:
     def render(self, j: int, n: int, *, device="auto") -> ScenarioSamples:
         """The first ``n`` samples of scenario row ``j``."""
         means, covs = scenario_arrays(self.scenarios)
-        latents = sample_scenario(means[j], covs[j], n, tau=self.tau, seed=scenario_stream(self.seed, int(j), "review"))
+        latents = sample_scenario(means[j], covs[j], n, tau=tau_of(check_taus(self.tau), int(j)),
+                                  seed=scenario_stream(self.seed, int(j), "review"))
         return render_scenario(self.vae, self.classifier, latents, device=device)

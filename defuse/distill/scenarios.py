@@ -25,9 +25,14 @@ from ..identify.search import Failures
 from ..runtime.checks import is_int
 from ..runtime.devices import DEVICE_CHOICES, resolve_device
 from ..runtime.progress import ProgressFn, ProgressReporter
+from .confusions import split_by_confusion
 from .dpgmm import DPGaussianMixture, limit_threads
 
 COVARIANCE_TYPES = ("full",)
+# "confusion": each of the paper's components split by confusion (source class -> the classifier's label),
+# so a scenario never holds two confusions (defuse.distill.confusions; measured: the paper's scenarios'
+# samples carried their label only 53% of the time); "none": the paper's mixture as it is (appendix B.1).
+GROUP_BY = ("confusion", "none")
 _PREDICT_BATCH = 65_536  # rows assigned per call: bounds the (rows, K) log-probabilities in memory
 
 
@@ -68,6 +73,7 @@ class DistillConfig:
     backend: str = "torch"             # see BACKENDS
     device: str = "auto"               # torch backend only; MPS (no float64) falls back to CPU
     threads: int | None = 1            # CPU threads of the fit (torch and BLAS); None: as configured
+    group_by: str = "confusion"        # see GROUP_BY; "none" is the paper's
 
     def __post_init__(self):
         _require(is_int(self.max_components) and self.max_components >= 1,
@@ -92,14 +98,16 @@ class DistillConfig:
                  f"one of {sorted(DEVICE_CHOICES)} or 'cuda:N'")
         _require(self.threads is None or (is_int(self.threads) and self.threads >= 1), "threads",
                  self.threads, "None or an integer >= 1")
+        _require(self.group_by in GROUP_BY, "group_by", self.group_by, f"one of {list(GROUP_BY)}")
 
 
 @dataclass
 class Scenarios:
     """Failure scenarios: the mixture components whose weight is above ε, heaviest first.
 
-    ``weights`` are the fitted mixture weights as they are (normalised over all K components), so
-    the kept ones sum to at most 1; they are not renormalised. ``m == 0`` (``len(s) == 0``) when no
+    ``weights`` are the fitted mixture weights as they are (normalised over all K components), or with
+    ``group_by="confusion"`` each scenario's share of the UAEs, so the kept ones sum to at most 1; they are
+    not renormalised. ``m == 0`` (``len(s) == 0``) when no
     component weighs more than ε: every assignment is then -1 and the caller says so.
     """
 
@@ -230,7 +238,8 @@ def _select(model, components: np.ndarray, true: np.ndarray, pred: np.ndarray, n
     kept = kept[np.argsort(-weights[kept], kind="stable")]
     scenario_of = np.full(len(weights), -1, dtype=np.int64)
     scenario_of[kept] = np.arange(len(kept))
-    assignment = scenario_of[components]
+    # -1: a failure of a confusion too small to be fitted (defuse.distill.confusions)
+    assignment = np.where(components >= 0, scenario_of[np.maximum(components, 0)] if len(kept) else -1, -1)
     m, inside = len(kept), assignment >= 0
 
     def mix(labels: np.ndarray) -> np.ndarray:
@@ -282,12 +291,15 @@ def distill(failures: Failures, cfg: DistillConfig = DistillConfig(), *, num_cla
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # re-issued below, once, in our words
         model = BACKENDS[cfg.backend](codes[fitted_index].astype(np.float64, copy=False), k, cfg, on_iter)
+    components = _assign(model, codes, cfg)
+    if cfg.group_by == "confusion":
+        model, components = split_by_confusion(model, components, codes, true, pred, cfg.reg_covar)
     fit_seconds = time.perf_counter() - start
     if not model.converged_:
         warnings.warn(f"distill: the mixture did not converge in {cfg.max_iter} EM iterations (lower-bound "
                       f"change still >= tol={cfg.tol}); the scenarios may shift with a larger max_iter",
                       DistillConvergenceWarning, stacklevel=2)
-    arrays = _select(model, _assign(model, codes, cfg), true, pred, n_classes, cfg.weight_threshold)
+    arrays = _select(model, components, true, pred, n_classes, cfg.weight_threshold)
     report(total, lower_bound=float(model.lower_bound_), scenarios=len(arrays["weights"]))
     return Scenarios(**arrays, fitted_index=fitted_index, converged=bool(model.converged_),
                      n_iter=int(model.n_iter_), lower_bound=float(model.lower_bound_),

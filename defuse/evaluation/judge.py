@@ -75,13 +75,20 @@ class Judge:
         return float(self.meta["metrics"]["test_acc"])
 
     @torch.no_grad()
-    def labels(self, images, *, device="auto", batch_size: int = 512) -> np.ndarray:
-        """The judge's label (n,) int64 for images (n, C, H, W) in [0, 1]."""
+    def read(self, images, *, device="auto", batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+        """The judge's label (n,) int64 and its confidence (n,) float32 (top softmax probability)."""
         x, dev = torch.as_tensor(images).float(), resolve_device(device)
         model = self.model.to(dev).eval()
-        out = [model(x[i:i + batch_size].to(dev)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
+        out = [torch.softmax(model(x[i:i + batch_size].to(dev)).float(), 1).cpu() for i in range(0, len(x), batch_size)]
         self.model.cpu()
-        return torch.cat(out).numpy().astype(np.int64) if out else np.zeros(0, np.int64)
+        if not out:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        conf, labels = torch.cat(out).max(1)
+        return labels.numpy().astype(np.int64), conf.numpy().astype(np.float32)
+
+    def labels(self, images, *, device="auto", batch_size: int = 512) -> np.ndarray:
+        """The judge's label (n,) int64 for images (n, C, H, W) in [0, 1]."""
+        return self.read(images, device=device, batch_size=batch_size)[0]
 
 
 def judge_training_set(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:

@@ -64,6 +64,9 @@ class ReviewerConfig:
     samples_per_scenario: int = 10       # Q reviewed samples per scenario (§4.1)
     rho: float = PAPER_RHO                     # failure scenario when > ρ of the samples disagree
     name: str = "auto-reviewer"          # the annotator name in the label store
+    # One more member, trained like the others with its own seed, that votes on nothing: it grades the
+    # correction (fix rate and collateral, defuse.correct.two_sided) as a reader that labelled no sample.
+    grader: bool = True
 
     def __post_init__(self):
         for field_name in ("members", "epochs", "batch_size"):
@@ -82,6 +85,12 @@ class ReviewerConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0; got {self.seed!r}")
         _check_settings(self.name, self.rho, self.samples_per_scenario)
+        if not isinstance(self.grader, bool):
+            raise ValueError(f"grader must be true or false; got {self.grader!r}")
+
+
+GRADER_SEED_OFFSET = 500  # the grader's seed: away from the members' seed + i
+CONFIDENT = 0.9  # a member's top probability at which its reading counts as confident (D_f's filter)
 
 
 class ReviewerPrediction(NamedTuple):
@@ -114,7 +123,7 @@ class Reviewer:
 
     def __init__(self, members: list, member_meta: list, *, class_names: list | None = None,
                  name: str = "auto-reviewer", rho: float = PAPER_RHO, samples_per_scenario: int = 10,
-                 config: dict | None = None):
+                 config: dict | None = None, grader: tuple | None = None):
         if not members or len(members) != len(member_meta):
             raise ValueError(f"a reviewer needs >= 1 member and one meta dict each; got {len(members)} members "
                              f"and {len(member_meta)} meta dicts")
@@ -122,14 +131,35 @@ class Reviewer:
         self.members, self.member_meta = list(members), [_member_meta(m) for m in member_meta]
         self.class_names, self.name, self.rho = list(class_names or []), name.strip(), float(rho)
         self.samples_per_scenario, self.config = samples_per_scenario, dict(config or {})
+        # (network, meta) of the member that votes on nothing (ReviewerConfig.grader), or None
+        self.grader = None if grader is None else (grader[0], _member_meta(grader[1]))
 
     def __len__(self) -> int:
         return len(self.members)
 
+    def member_probs(self, images, *, device="auto", batch_size: int = 512) -> torch.Tensor:
+        """Every voting member's softmax (M, N, C) on ``images`` (N, C, H, W) in [0, 1]."""
+        x, dev = _check_images(images), resolve_device(device)
+        return torch.stack([_member_probs(m, x, dev, batch_size) for m in self.members])
+
+    def agreed(self, images, label: int, *, confident: float = CONFIDENT, device="auto") -> np.ndarray:
+        """(N,) bool: every member reads the image as ``label`` with a top probability >= ``confident``."""
+        probs = self.member_probs(images, device=device)
+        conf, labels = probs.max(2)
+        return ((labels == int(label)) & (conf >= confident)).all(0).numpy()
+
+    def grade(self, images, *, device="auto", batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+        """The grader's label (N,) int64 and confidence (N,) float32; refused for a reviewer without one."""
+        if self.grader is None:
+            raise ValueError("this reviewer has no grader (a member that votes on nothing): train the project's "
+                             "reviewer again (`python -m defuse label -w W --reviewer auto --reviewer-members 3`)")
+        x, dev = _check_images(images), resolve_device(device)
+        conf, labels = _member_probs(self.grader[0], x, dev, batch_size).max(1)
+        return labels.numpy().astype(np.int64), conf.numpy().astype(np.float32)
+
     def predict(self, images, *, device="auto", batch_size: int = 512) -> ReviewerPrediction:
         """Label ``images`` (N, C, H, W) in [0, 1] by the members' vote."""
-        x, dev = _check_images(images), resolve_device(device)
-        probs = torch.stack([_member_probs(m, x, dev, batch_size) for m in self.members])  # (M, N, C)
+        probs = self.member_probs(images, device=device, batch_size=batch_size)  # (M, N, C)
         mean = probs.mean(0)
         counts = F.one_hot(probs.argmax(2), probs.shape[2]).sum(0).float()  # (N, C) votes
         labels = (counts + 0.5 * mean).argmax(1)  # 0.5 * a probability < one vote: it only breaks ties
@@ -144,19 +174,24 @@ class Reviewer:
         crash leaves the previous reviewer readable; files of earlier saves are then removed.
         """
         folder, token = Path(folder), uuid.uuid4().hex[:8]
-        entries = []
-        for i, (model, meta) in enumerate(zip(self.members, self.member_meta, strict=True)):
+
+        def save(model, meta, stem, member):
             if meta["architecture"] in checkpoints.EXTERNAL_FORMATS or not meta["architecture"]:
-                raise ValueError(f"member {i} is a {meta['architecture'] or 'bare'} network that a Defuse "
+                raise ValueError(f"member {member} is a {meta['architecture'] or 'bare'} network that a Defuse "
                                  "checkpoint cannot rebuild; keep using its original file as --reviewer")
-            side = checkpoints.save_model(model, folder / f"member-{i}-{token}", kind="classifier",
+            side = checkpoints.save_model(model, folder / f"{stem}-{token}", kind="classifier",
                                           architecture=meta["architecture"], arch_kwargs=meta["arch_kwargs"],
                                           class_names=self.class_names, config=meta["config"],
-                                          metrics=meta["metrics"], extra={"reviewer": self.name, "member": i})
-            entries.append({"checkpoint": f"member-{i}-{token}.json", "sha256": side["sha256"]})
+                                          metrics=meta["metrics"], extra={"reviewer": self.name, "member": member})
+            return {"checkpoint": f"{stem}-{token}.json", "sha256": side["sha256"]}
+
+        entries = [save(model, meta, f"member-{i}", i)
+                   for i, (model, meta) in enumerate(zip(self.members, self.member_meta, strict=True))]
         index = {"format_version": FORMAT_VERSION, "kind": "reviewer", "name": self.name, "rho": self.rho,
                  "samples_per_scenario": self.samples_per_scenario, "class_names": self.class_names,
                  "config": self.config, "members": entries}
+        if self.grader is not None:
+            index["grader"] = save(*self.grader, "member-grader", "grader")
         atomic.write_json(folder / REVIEWER_FILE, index)
         for old in folder.glob("member-*"):
             if f"-{token}." not in old.name:
@@ -174,17 +209,17 @@ class Reviewer:
         if index.get("kind") != "reviewer" or not index.get("members"):
             raise ValueError(f"{index_path} is not a reviewer index (kind {index.get('kind')!r}, "
                              f"{len(index.get('members') or [])} members)")
-        members, metas = [], []
-        for entry in index["members"]:
+        def load(entry):
             # checksums first, then loading: the index vouches for each sidecar, the sidecar for its weights
             if checkpoints.read_meta(Path(folder) / entry["checkpoint"]).get("sha256") != entry.get("sha256"):
                 raise ValueError(f"{entry['checkpoint']} does not match the checksum in {index_path}: a member "
                                  "was replaced. Save the reviewer again.")
-            model, meta = checkpoints.load_model(Path(folder) / entry["checkpoint"], kind="classifier")
-            members.append(model)
-            metas.append(meta)
-        return cls(members, metas, class_names=index.get("class_names"), name=index["name"], rho=index["rho"],
-                   samples_per_scenario=index["samples_per_scenario"], config=index.get("config"))
+            return checkpoints.load_model(Path(folder) / entry["checkpoint"], kind="classifier")
+
+        loaded = [load(entry) for entry in index["members"]]
+        return cls([m for m, _ in loaded], [meta for _, meta in loaded], class_names=index.get("class_names"),
+                   name=index["name"], rho=index["rho"], samples_per_scenario=index["samples_per_scenario"],
+                   config=index.get("config"), grader=load(index["grader"]) if index.get("grader") else None)
 
     @classmethod
     def from_classifier_checkpoint(cls, path, *, name: str = "auto-reviewer", rho: float = PAPER_RHO,
@@ -213,9 +248,11 @@ def _member_probs(model: nn.Module, images: torch.Tensor, dev: torch.device, bat
 
 
 def _train_member(data: ImageData, cfg: ReviewerConfig, i: int, device, on_progress) -> tuple[nn.Module, dict]:
+    """Member ``i`` (``i == cfg.members``: the grader, with a seed of its own)."""
     base, extra = ARCHITECTURES[cfg.architectures[i % len(cfg.architectures)]]
+    seed = cfg.seed + (GRADER_SEED_OFFSET if i == cfg.members else i)
     tcfg = TrainConfig(architecture=base, epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer=cfg.optimizer,
-                       lr=cfg.lr, seed=cfg.seed + i)  # class_keep=(): every class, all of its images
+                       lr=cfg.lr, seed=seed)  # class_keep=(): every class, all of its images
     images = data.train.images  # the same input normalisation train_classifier computes
     kwargs = dict(channels=data.channels, image_size=data.image_size, num_classes=data.num_classes,
                   mean=images.mean(dim=(0, 2, 3)).tolist(), std=images.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
@@ -232,17 +269,17 @@ def train_reviewer(data: ImageData, cfg: ReviewerConfig = ReviewerConfig(), *, d
 
     Progress events (step ``"train-reviewer"``) count optimizer steps over all members.
     """
-    steps = cfg.epochs * -(-len(data.train) // cfg.batch_size)
-    report = ProgressReporter("train-reviewer", cfg.members * steps, on_progress)
-    members, metas = [], []
-    for i in range(cfg.members):
+    steps, networks = cfg.epochs * -(-len(data.train) // cfg.batch_size), cfg.members + int(cfg.grader)
+    report = ProgressReporter("train-reviewer", networks * steps, on_progress)
+    trained = []
+    for i in range(networks):
         def forward(p, i=i):
             report(i * steps + p.done, member=i + 1, **p.metrics)
-        model, meta = _train_member(data, cfg, i, device, forward if on_progress else None)
-        members.append(model)
-        metas.append(meta)
-    return Reviewer(members, metas, class_names=data.class_names, name=cfg.name, rho=cfg.rho,
-                    samples_per_scenario=cfg.samples_per_scenario, config=asdict(cfg))
+        trained.append(_train_member(data, cfg, i, device, forward if on_progress else None))
+    voters = trained[:cfg.members]
+    return Reviewer([m for m, _ in voters], [meta for _, meta in voters], class_names=data.class_names,
+                    name=cfg.name, rho=cfg.rho, samples_per_scenario=cfg.samples_per_scenario, config=asdict(cfg),
+                    grader=trained[cfg.members] if cfg.grader else None)
 
 
 def review_scenarios(reviewer: Reviewer, samples: ReviewSamples, store: LabelStore, *, device="auto",

@@ -10,9 +10,11 @@ import numpy as np
 import torch
 
 from ..correct.sweep import CorrectConfig, FailureSet, Sweep, correct
-from ..distill.sampling import ScenarioDraw, draw_failure_splits
+from ..correct.two_sided import GradedSamples, two_sided
+from ..distill.sampling import FailureSplits, ScenarioDraw, draw_failure_splits
+from ..identify.fastpath import classify
 from ..identify.search import decode_latents
-from ..label.reviewer import Reviewer, label_examples
+from ..label.reviewer import CONFIDENT, Reviewer, label_examples
 from ..runtime.limits import check_fits
 from ..runtime.progress import RunOptions
 from ..workspace import BEST, SWEEP, SWEEP_DIR, Workspace
@@ -31,10 +33,18 @@ def check_failure_sets_fit(n_samples: int, n_scenarios: int, channels: int, imag
 
 
 def failure_sets(ws: Workspace, draw: ScenarioDraw = ScenarioDraw(), *, reviewer: Optional[Reviewer] = None,
-                 per_sample_labels: bool = False, device="auto") -> list[FailureSet]:
+                 per_sample_labels: bool = False, agreed_only: bool = True, left_out: Optional[list] = None,
+                 device="auto") -> list[FailureSet]:
     """D_f, failure-validation and failure-test samples (§4.1: 256 each) of every confirmed failure scenario.
 
+    With a reviewer and ``agreed_only`` (CorrectConfig.fix_set="agreed"), D_f and the failure-validation
+    samples keep only what every member reads confidently as the scenario's label (:meth:`Reviewer.agreed`),
+    and D_f gains the scenario's own UAEs that pass the same test (its verified finds); each set's summary
+    counts what was dropped. A scenario none of whose samples pass is left out of correction. The
+    failure-test samples are never filtered: they are graded two-sided (:mod:`defuse.correct.two_sided`).
+
     ``per_sample_labels``: the reviewer labels every D_f sample too (CorrectConfig.failure_labels="reviewer").
+    ``left_out``: a list that receives each confirmed scenario left out, with its counts.
     """
     if per_sample_labels and reviewer is None:
         raise ValueError("per-sample D_f labels need the automatic reviewer: pass --reviewer auto (or a reviewer "
@@ -47,9 +57,18 @@ def failure_sets(ws: Workspace, draw: ScenarioDraw = ScenarioDraw(), *, reviewer
     scenarios, vae = load_scenarios(ws), load_vae(ws)[0]
     check_failure_sets_fit(draw.n, len(found), vae.channels, vae.image_size, fix="lower --samples")
     draw = draw.with_tau(default_tau(ws))
+    failures = load_failures(ws) if reviewer is not None and agreed_only else None
     sets = []
     for j, verdict in sorted(found.items()):
         split = draw_failure_splits(vae, scenarios, j, verdict.label, draw, device=device)
+        agreed = {}
+        if reviewer is not None and agreed_only:
+            split, agreed = agreed_splits(split, reviewer, scenario_uaes(vae, failures, scenarios, j, verdict.label,
+                                                                          device=device), device=device)
+            if split is None:  # nothing the reviewers agree on: counted in the left-out scenarios
+                if left_out is not None:
+                    left_out.append({"scenario_id": int(j), "label": int(verdict.label), "agreed": agreed})
+                continue
         extra = {}
         if reviewer is not None:  # the stricter measure: each sample against the reviewer's own label
             extra = {f"{s}_reviewer": torch.as_tensor(label_examples(reviewer, getattr(split, s), device=device))
@@ -57,8 +76,37 @@ def failure_sets(ws: Workspace, draw: ScenarioDraw = ScenarioDraw(), *, reviewer
         if per_sample_labels:
             extra["finetune_labels"] = torch.as_tensor(label_examples(reviewer, split.finetune, device=device))
         sets.append(FailureSet(scenario_id=j, label=int(verdict.label), finetune=split.finetune, val=split.val,
-                               test=split.test, **extra))
+                               test=split.test, agreed=agreed or None, **extra))
+    if not sets:
+        raise ValueError("the reviewer's members agree confidently on no sample of any confirmed failure scenario: "
+                         "nothing to correct on. Its scenarios may mix classes: label them again at a smaller τ "
+                         "(`label --tau 0.05`), or correct with the paper's unfiltered D_f (no --reviewer)")
     return sets
+
+
+def scenario_uaes(vae, failures, scenarios, j: int, label: int, *, device="auto") -> torch.Tensor:
+    """Decoded UAEs that distillation assigned to scenario row ``j`` and whose source is of class ``label``."""
+    rows = np.flatnonzero((scenarios.assignment == j) & (failures.true_label == label))
+    if len(rows) == 0:
+        return torch.zeros(0, vae.channels, vae.image_size, vae.image_size)
+    return decode_latents(vae, failures.latents[rows], device=device).cpu().clamp(0, 1)
+
+
+def agreed_splits(split: FailureSplits, reviewer: Reviewer, uaes: torch.Tensor, *,
+                  device="auto") -> tuple[Optional[FailureSplits], dict]:
+    """The split with D_f and failure-validation kept to what every reviewer member reads confidently as the
+    scenario's label, D_f joined by the UAEs that pass the same test; and the counts (None: nothing passed)."""
+    keep_f, keep_v = (reviewer.agreed(x, split.label, device=device) for x in (split.finetune, split.val))
+    keep_u = reviewer.agreed(uaes, split.label, device=device) if len(uaes) else np.zeros(0, bool)
+    counts = {"n_drawn_finetune": len(split.finetune), "n_dropped_finetune": int((~keep_f).sum()),
+              "n_uaes_added": int(keep_u.sum()), "n_uaes_dropped": int((~keep_u).sum()),
+              "n_drawn_val": len(split.val), "n_dropped_val": int((~keep_v).sum()),
+              "rule": "every reviewer member reads the scenario's label with probability >= "
+                      f"{CONFIDENT:g}"}
+    finetune = torch.cat([split.finetune[torch.from_numpy(keep_f)], uaes[torch.from_numpy(keep_u)]])
+    if len(finetune) == 0 or not keep_v.any():
+        return None, counts
+    return replace(split, finetune=finetune, val=split.val[torch.from_numpy(keep_v)]), counts
 
 
 def baseline_examples(ws: Workspace, budget: int, *, reviewer: Optional[Reviewer] = None, seed: int = 0,
@@ -83,7 +131,9 @@ def correct_step(ws: Workspace, cfg: CorrectConfig, *, draw: ScenarioDraw = Scen
     from ``correct/sweep/`` (``run.resume_dir`` is set here); ``run.backend`` as :func:`defuse.correct.correct`
     takes it."""
     device = run.device
-    sets = failure_sets(ws, draw, reviewer=reviewer, device=device, per_sample_labels=cfg.failure_labels == "reviewer")
+    left_out: list = []
+    sets = failure_sets(ws, draw, reviewer=reviewer, device=device, per_sample_labels=cfg.failure_labels == "reviewer",
+                        agreed_only=cfg.fix_set == "agreed", left_out=left_out)
     base, base_labels = None, None
     if baseline:
         images, labels, base_labels = baseline_examples(ws, draw.n * len(sets), reviewer=reviewer, seed=draw.seed,
@@ -93,14 +143,41 @@ def correct_step(ws: Workspace, cfg: CorrectConfig, *, draw: ScenarioDraw = Scen
     sweep = correct(classifier, load_data(ws), sets, cfg, baseline=base,
                     run=replace(run, resume_dir=ws.path(SWEEP_DIR)))
     summary = _with_provenance(ws, [s.summary() for s in sets], tau=draw.tau, seed=draw.seed, device=device)
+    graded = grade_two_sided(sweep, classifier, sets, reviewer, device=device)
     ws.save_json(SWEEP, {**sweep.to_dict(), "failure_sets": summary, "baseline_labels": base_labels,
                          "n_samples": draw.n, "tau": draw.tau or default_tau(ws),
-                         "labels_fingerprint": ws.fingerprint(DECISIONS)})
+                         "labels_fingerprint": ws.fingerprint(DECISIONS), "two_sided": graded,
+                         "failure_sets_left_out": left_out})
     best = {"chosen": sweep.chosen, "control": sweep.control, "before": sweep.before,
-            "baseline_chosen": sweep.baseline_chosen, "failure_sets": summary}
+            "baseline_chosen": sweep.baseline_chosen, "failure_sets": summary, "two_sided": graded,
+            "failure_sets_left_out": left_out}
     ws.save_json(BEST, best)
     metrics = {k: sweep.chosen.get(k) for k in ("lambda", "test_acc", "val_acc", "failure_test_acc")}
     return ws.record_step("correct", config={**asdict(cfg), "n_samples": draw.n, "seed": draw.seed}, metrics=metrics)
+
+
+def sweep_models(sweep: Sweep, classifier) -> dict:
+    """The models a two-sided grade compares: before, the λ=0 control, the chosen λ, the UAE-only baseline."""
+    return {"before": classifier, "control": sweep.model(0.0) if sweep.control else None, "chosen": sweep.model(),
+            "baseline": sweep.model(sweep.baseline_chosen["lambda"], "baseline") if sweep.baseline_chosen else None}
+
+
+def grade_two_sided(sweep: Sweep, classifier, sets: list[FailureSet], reviewer: Optional[Reviewer], *,
+                    device="auto") -> Optional[dict]:
+    """Fix rate and collateral on the failure-test samples (drawn on a stream no step trains on), graded by
+    the reviewer's grader, a member that voted on nothing; None without one."""
+    if reviewer is None or reviewer.grader is None:
+        return None
+    images = torch.cat([s.test for s in sets])
+    labels, confidence = reviewer.grade(images, device=device)
+    graded = GradedSamples(labels, confidence, np.concatenate([np.full(len(s.test), s.label) for s in sets]),
+                           classify(classifier, images, device=device)[0].numpy(),
+                           np.concatenate([np.full(len(s.test), s.scenario_id) for s in sets]))
+    predictions = {name: None if m is None else classify(m, images, device=device)[0].numpy()
+                   for name, m in sweep_models(sweep, classifier).items()}
+    arch = reviewer.grader[1].get("architecture") or "network"
+    return two_sided(graded, predictions, grader=f"the reviewer's grader ({arch}, its own seed), which labelled "
+                     "no sample: no review, no D_f, no baseline label")
 
 
 def _with_provenance(ws: Workspace, summary: list[dict], **kw) -> list[dict]:

@@ -27,7 +27,9 @@ def export_step(ws: Workspace, *, lam: Optional[float] = None, name: Optional[st
     provenance = {"classifier_sha256": meta.get("sha256"), "vae_sha256": ws.load_json(VAE).get("sha256"),
                   "labels_sha256": record.get("labels_fingerprint"), "dataset_fingerprint": dataset["fingerprint"]}
     card = export_corrected(sweep.model(lam), meta, ws.path(EXPORTS),
-                            CorrectionRecord(sweep, record.get("failure_sets", []), dataset, provenance),
+                            CorrectionRecord(sweep, record.get("failure_sets", []), dataset, provenance,
+                                             two_sided=record.get("two_sided") if lam is None
+                                             or float(lam) == float(record["chosen"]["lambda"]) else None),
                             name=name or f"{ws.name}-corrected")
     ws.record_step("export", config={"lambda": sweep.chosen["lambda"], "name": name})
     from .suite import export_suite  # the bundle carries the regression suite (exports/suite)

@@ -20,14 +20,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..distill.sampling import ReviewSamples, ScenarioDraw, draw_failure_splits
+from ..correct.two_sided import DEFAULT_THRESHOLD, GradedSamples, two_sided
+from ..distill.sampling import ReviewSamples, ScenarioDraw, check_taus, draw_failure_splits
 from ..evaluation.judge import Judge, per_sample_accuracy, scenario_purity, uae_shares
 from ..identify.search import decode_latents
 from ..nets.architectures import is_conditional
 from ..nets.class_control import class_control
 from ..runtime.devices import resolve_device
 from ..workspace import Workspace
-from .correct import SWEEP, load_sweep
+from .correct import SWEEP, load_sweep, sweep_models
 from .distill import default_tau, load_scenarios
 from .identify import load_failures
 from .label import current_verdicts
@@ -96,8 +97,11 @@ def _predict(model: nn.Module, images: torch.Tensor, device, batch_size: int = 5
     return torch.cat(out).numpy().astype(np.int64)
 
 
-def grade_correction(ws: Workspace, judge: Judge, *, seed: int = 0, device="auto") -> dict:
-    """Per-sample failure-test accuracy by the judge's labels: before, control (λ=0), Defuse, baseline.
+def grade_correction(ws: Workspace, judge: Judge, *, seed: int = 0, threshold: float = DEFAULT_THRESHOLD,
+                     device="auto") -> dict:
+    """Per-sample failure-test accuracy by the judge's labels: before, control (λ=0), Defuse, baseline; and
+    the two-sided grade (:mod:`defuse.correct.two_sided`): fix rate and collateral on the samples the judge
+    reads with a confidence >= ``threshold``, the rest counted as unclear.
 
     The failure-test samples are redrawn from their own stream exactly as correction drew them (the
     sweep's ``n_samples`` and ``tau``, the same ``seed``). Keys are None where a model is missing.
@@ -106,20 +110,30 @@ def grade_correction(ws: Workspace, judge: Judge, *, seed: int = 0, device="auto
         raise ValueError("nothing to grade yet: run the correction first (`python -m defuse correct`)")
     record, sweep = ws.load_json(SWEEP), load_sweep(ws)
     vae, scenarios, n = load_vae(ws)[0], load_scenarios(ws), int(record["n_samples"])
-    draw = ScenarioDraw(n, record["tau"], seed)  # D_f and failure validation come too: their streams are apart
+    # D_f and failure validation come too: their streams are apart
+    draw = ScenarioDraw(n, check_taus(record["tau"]), seed)
     tests = [draw_failure_splits(vae, scenarios, s["scenario_id"], s["label"], draw, device=device)
              for s in record["failure_sets"]]
     images = torch.cat([t.test for t in tests])
     scenario_label = np.concatenate([np.full(len(t.test), t.label, np.int64) for t in tests])
-    judged = judge.labels(images, device=device)
-    models = {"before": load_classifier(ws)[0], "after": sweep.model(),
-              "control": sweep.model(0.0) if sweep.control else None,
-              "baseline": sweep.model(sweep.baseline_chosen["lambda"], "baseline") if sweep.baseline_chosen else None}
+    judged, confidence = judge.read(images, device=device)
+    models = sweep_models(sweep, load_classifier(ws)[0])
+    preds = {name: None if m is None else _predict(m, images, device) for name, m in models.items()}
     out = {"n_failure_test": int(len(images)),
            "failure_test_judge_reads_scenario_label": float(np.mean(judged == scenario_label))}
-    for name, model in models.items():
-        key = "baseline_failure_acc_judge" if name == "baseline" else f"failure_acc_{name}_judge"
-        out[key] = None if model is None else per_sample_accuracy(_predict(model, images, device), judged)
+    for name, p in preds.items():
+        key = {"baseline": "baseline_failure_acc_judge", "chosen": "failure_acc_after_judge"}.get(
+            name, f"failure_acc_{name}_judge")
+        out[key] = None if p is None else per_sample_accuracy(p, judged)
+    ids = np.concatenate([np.full(len(t.test), t.scenario, np.int64) for t in tests])
+    graded = two_sided(GradedSamples(judged, confidence, scenario_label, preds["before"], ids, threshold), preds,
+                       grader="the independent judge")
+    out["two_sided_judge"] = graded
+    for name, key in (("chosen", "after"), ("control", "control"), ("baseline", "baseline")):
+        for measure in ("fix_rate", "collateral"):
+            out[f"{measure}_{key}_judge"] = graded["models"][name][measure]
+    out.update(n_real_failures_test=graded["n_real_failures"], n_unclear_test=graded["n_unclear"],
+               n_right_before_test=graded["n_right_before"], judge_threshold=threshold)
     # every swept λ too, so a rule that kept the control can be compared with what D_f would have done
     out["sweep_judge"] = [{"kind": r["kind"], "lambda": r["lambda"], "failure_acc_judge": per_sample_accuracy(
         _predict(sweep.model(r["lambda"], r["kind"]), images, device), judged)} for r in sweep.best_per_lambda]

@@ -10,13 +10,14 @@ from typing import Optional
 import numpy as np
 
 from ..distill.sampling import ReviewSamples
+from ..distill.tau import TauSearch
 from ..label.provenance import ScenarioDecision, scenario_decisions
 from ..label.reviewer import Reviewer, ReviewerConfig, load_reviewer, review_scenarios, train_reviewer
 from ..label.store import LabelStore
 from ..label.verdicts import PAPER_RHO, Verdict
 from ..runtime.progress import ProgressFn
 from ..workspace import LABELS, REVIEWER_DIR, Workspace
-from .distill import default_tau, load_scenarios
+from .distill import choose_tau_step, chosen_taus, default_tau, load_scenarios
 from .label_record import WorkspaceLabelStore
 from .project import load_classifier, load_data, load_vae
 
@@ -84,9 +85,21 @@ def review_step(ws: Workspace, reviewer: Reviewer, *, tau: Optional[float] = Non
                          "or find more failures first.")
     classifier, _ = load_classifier(ws)
     vae, _ = load_vae(ws)
+    if tau is None and chosen_taus(ws) is None and not people_decided(ws):
+        # τ per scenario, chosen before anyone sees a sample (people's labels describe the images they saw)
+        choose_tau_step(ws, lambda x: reviewer.predict(x, device=device).labels,
+                        reader=f"{reviewer.name} ({len(reviewer)} members)", search=TauSearch(seed=seed), device=device)
     with label_store(ws) as store:
         samples = ReviewSamples(vae, classifier, scenarios, tau=tau or default_tau(ws), seed=seed)
         return review_scenarios(reviewer, samples, store, device=device, on_progress=on_progress)
+
+
+def people_decided(ws: Workspace) -> bool:
+    """Whether any person has recorded a decision in the project."""
+    if not ws.exists(LABELS):
+        return False
+    with LabelStore(ws.path(LABELS)) as store:
+        return any(d.by_person for d in store.decisions())
 
 
 def scenario_predictions(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0, n: int = 10,

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Optional
 
 from ..correct.headline import regression_note
+from ..correct.two_sided import two_sided_words
 from ..label.purity import MIXED_BELOW
 from ..workspace import IDENTIFY_METRICS, REPORT, SWEEP, Workspace
 from .purity import workspace_purities
@@ -48,6 +49,10 @@ def build_report(ws: Workspace) -> dict:
     report["baseline_test_acc"] = _get(baseline, "test_acc")
     report["baseline_lambda"] = _get(baseline, "lambda")
     report["regression_note"] = regression_note(chosen, control, baseline)
+    # the lead figure: fixes and damage apart, graded by the reviewer's grader (a member that labelled nothing)
+    report["two_sided"] = sweep.get("two_sided")
+    report["two_sided_words"] = two_sided_words(sweep.get("two_sided"), _get(chosen, "lambda"))
+    report["failure_sets_left_out"] = sweep.get("failure_sets_left_out") or []
     purities = workspace_purities(ws)
     report["reviewer_purity"] = {str(j): {**asdict(p), "mixed": p.mixed} for j, p in purities.items() if p is not None}
     report["sweep"] = [{k: r.get(k) for k in ("kind", "lambda", "epoch", "val_acc", "test_acc", "failure_val_acc",
@@ -74,6 +79,7 @@ def report_markdown(report: dict) -> str:
              report.get("baseline_failure_acc")),
             ("Defuse", "after", report.get("test_acc_after"), report.get("failure_acc_after"))]
     lines = [f"Dataset: {report['dataset']} — {_counts(report)}", "",
+             *([f"**Fixes and damage:** {report['two_sided_words']}", ""] if report.get("two_sided_words") else []),
              *([f"**Warning:** {report['regression_note']}", ""] if report.get("regression_note") else []),
              "| | Test | Failure scenario (scenario label) | Failure scenario (per-sample reviewer) |",
              "|---|---|---|---|"]

@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 from torch import nn
 
-from ..distill.sampling import ScenarioDraw, sample_scenario, scenario_stream
+from ..distill.sampling import ScenarioDraw, sample_scenario, scenario_stream, tau_of
 from ..identify.fastpath import decode_latents
 from ..label.reviewer import Reviewer, label_examples
 from ..label.verdicts import Verdict
@@ -100,7 +100,7 @@ def build_suite(ws: Workspace, cfg: SuiteConfig = SuiteConfig(), *, device="auto
 
 def _suite_images(vae: nn.Module, scenarios, j: int, draw: ScenarioDraw, device) -> np.ndarray:
     """Scenario row ``j``'s samples from its own "suite" stream, decoded and stored as uint8 (n, C, H, W)."""
-    latents = sample_scenario(scenarios.means[j], scenarios.covariances[j], draw.n, tau=draw.tau,
+    latents = sample_scenario(scenarios.means[j], scenarios.covariances[j], draw.n, tau=tau_of(draw.tau, j),
                               seed=scenario_stream(draw.seed, int(j), "suite"))
     return to_uint8(decode_latents(vae, latents, device=device))
 

@@ -12,7 +12,7 @@ import streamlit as st
 import torch
 
 from ..distill.embed import Embedding
-from ..distill.sampling import ReviewSamples
+from ..distill.sampling import ReviewSamples, check_taus
 from ..identify.search import Failures, decode_latents
 from ..steps.distill import default_tau, load_scenarios
 from ..steps.embed import load_embedding
@@ -80,7 +80,7 @@ def _fingerprints(ws: Workspace) -> str:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def _scenario_samples(root: str, key: str, j: int, n: int, tau: float, seed: int) -> tuple:
+def _scenario_samples(root: str, key: str, j: int, n: int, tau, seed: int) -> tuple:
     ws = Workspace(root)
     s = ReviewSamples(vae(ws)[0], classifier(ws)[0], scenarios(ws), tau=tau, seed=seed).render(j, n, device="cpu")
     return s.images.numpy(), s.predictions, s.confidence
@@ -91,7 +91,7 @@ def scenario_samples(ws: Workspace, j: int, n: int, tau: float, seed: int = 0) -
 
     The draws are the same stream (seed, j) the automatic reviewer labels, so its hint is about these images.
     """
-    return _scenario_samples(str(ws.root), _fingerprints(ws), int(j), int(n), float(tau), int(seed))
+    return _scenario_samples(str(ws.root), _fingerprints(ws), int(j), int(n), check_taus(tau), int(seed))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -108,7 +108,7 @@ def decoded_failures(ws: Workspace, rows) -> torch.Tensor:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _decided(root: str, key: str, tau: float) -> dict:
+def _decided(root: str, key: str, tau) -> dict:
     return decided_scenarios(Workspace(root), tau=tau, device="cpu")
 
 
@@ -120,7 +120,7 @@ def decided(ws: Workspace, tau: float | None = None) -> dict:
     wal = labels.with_name(labels.name + "-wal")
     stamp.append(wal.stat().st_mtime_ns if wal.exists() else 0)  # decisions land in the WAL first
     tau = default_tau(ws) if tau is None else tau
-    return _decided(str(ws.root), f"{stamp}:{_fingerprints(ws)}", float(tau))
+    return _decided(str(ws.root), f"{stamp}:{_fingerprints(ws)}", check_taus(tau))
 
 
 def verdicts(ws: Workspace, tau: float | None = None) -> dict:

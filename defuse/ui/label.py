@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from ..data.render import prediction_captions
+from ..distill.sampling import tau_of
 from ..label.provenance import reviewer_verdict
 from ..label.purity import purity_of, purity_words
 from ..label.verdicts import MIXED_FAILURE_SHARE, PAPER_RHO, agreement_table
@@ -134,14 +135,28 @@ def record(ws: Workspace, j: int, annotator: str, is_failure, label, note) -> st
     return f"Scenario #{j}: {said} (saved)"
 
 
-def show_samples(ws: Workspace, j: int, n: int, tau: float):
+def tau_control(where, ws: Workspace, tau) -> tuple:
+    """τ as the page uses it, and the flags for the reviewer's job. Per-scenario τ (chosen by the reviewer)
+    is shown, not asked; one τ for every scenario is a slider, passed on only when it was moved (else the
+    reviewer chooses τ per scenario before it labels)."""
+    if isinstance(tau, tuple):
+        where.caption(f"τ per scenario, chosen by the reviewer so that 90% of a scenario's samples carry its label "
+                      f"({min(tau):g} to {max(tau):g})")
+        return tau, []
+    picked = where.slider("τ — sample diversity (paper: 0.5 for MNIST, 0.01 for SVHN/signs)", 0.01, 1.0,
+                          float(tau), 0.01)
+    return picked, ([] if picked == float(tau) else ["--tau", str(picked)])
+
+
+def show_samples(ws: Workspace, j: int, n: int, tau):
     sc = cache.scenarios(ws)
     true, pred = sc.true_label_mix[j], sc.pred_label_mix[j]
     st.markdown(f"**Scenario #{j}** · weight {sc.weights[j]:.3f} · {int(sc.sizes[j]):,} failures · their source "
                 f"images' labels: {_top(true)} · the classifier said: {_top(pred)}")
     images, preds, conf = cache.scenario_samples(ws, j, n, tau)
     show_grid(images, captions=prediction_captions(preds, conf), ncol=8, scale=3, toolbar_room=True,
-              caption=f"{n} samples of scenario #{j} at τ={tau:g}; the classifier's label and confidence on each")
+              caption=f"{n} samples of scenario #{j} at τ={tau_of(tau, j):g}; the classifier's label and confidence "
+                      "on each")
     return preds
 
 
