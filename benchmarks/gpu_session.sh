@@ -24,7 +24,7 @@ stamp() { echo "[$1 at $(( $(date +%s) - T0 )) s]" | tee -a "$OUT/session.log"; 
 
 if [ $DRY = 1 ]; then
   DEV=cpu; DATA=(--dataset mnist-sample); THREADS=1
-  SPEED=(--steps 2 --only vae classifier); TABLE=(--smoke); FULL=(--images 64 --samples 10 --max-per-image 5)
+  SPEED=(--steps 2); TABLE=(--smoke); FULL=(--images 64 --samples 10 --max-per-image 5)   # SPEED: every phase, as the real run
   T_SPEED=300; BUDGET=540
 else
   DEV=cuda; THREADS=8

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from defuse.cli.commands_project import add_dataset_args, dataset_spec_from_args  # noqa: E402
-from defuse.correct import sweep as sweep_module  # noqa: E402
+from defuse.correct import training as sweep_training  # noqa: E402  (where the sweep's trainer reads `resident`)
 from defuse.correct.failure_sets import FailureSet  # noqa: E402
 from defuse.data.datasets import ImageData, Split, load_dataset  # noqa: E402
 from defuse.label.reviewer import ARCHITECTURES  # noqa: E402
@@ -129,15 +129,15 @@ def sweep_rate(data: ImageData, dev, steps: int, resident_on: bool) -> float:
                              num_classes=data.num_classes)
     sets = [FailureSet(c, c, *(data.train.images[data.train.labels == c][:64],) * 3) for c in range(2)]
     cfg = CorrectConfig(lambdas=(0.1, 1.0, 10.0, 100.0), epochs=1)
-    saved = sweep_module.resident
+    saved = sweep_training.resident
     if not resident_on:
-        sweep_module.resident = lambda t, d: t
+        sweep_training.resident = lambda t, d: t
     try:
         t0 = time.perf_counter()
         correct(model, data, sets, cfg, run=RunOptions(device=dev))
         _sync(dev)
     finally:
-        sweep_module.resident = saved
+        sweep_training.resident = saved
     return 5 * steps / (time.perf_counter() - t0)  # 5 trainings (4 λ + control) of `steps` steps each
 
 

@@ -74,3 +74,22 @@ def test_a_bad_compile_setting_says_what_is_allowed(monkeypatch):
     monkeypatch.setenv("DEFUSE_COMPILE", "max")
     with pytest.raises(ValueError, match="DEFUSE_COMPILE must be one of 0, 1, default, reduce-overhead"):
         train_speed.compile_mode()
+
+
+@pytest.mark.slow
+def test_the_benchmark_quick_path_runs_every_phase_the_sweep_included(tmp_path):
+    """benchmarks/train_speed.py --quick: the sweep phase once patched a name the package split had moved."""
+    import json
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import train_speed as bench
+
+    out = tmp_path / "speed.json"
+    bench.main(["--quick", "--device", "cpu", "--threads", "1", "--json", str(out)])
+    result = json.loads(out.read_text())
+    assert {p["training"].split()[0] for p in result["phases"]} == {"vae", "classifier", "reviewer", "sweep"}
+    assert all(p["steps_per_s"] > 0 for p in result["phases"])
+    assert set(result["after_over_before"]) == {p["training"] for p in result["phases"]}
