@@ -20,6 +20,7 @@ from defuse.data.datasets import DatasetSpec, ImageData, Split
 from defuse.nets.architectures import PaperCNN
 from defuse.nets.train import shuffled_batches
 from defuse.runtime.progress import Cancelled, RunOptions
+from defuse.runtime.train_speed import train_plan
 from tests.toys import bar_images
 
 CPU = RunOptions(device="cpu")
@@ -120,14 +121,18 @@ def test_model_of_a_lambda_holds_its_weights(sweep, data):
 
 
 def test_control_is_plain_finetuning_without_failure_samples(sweep, classifier, data):
+    plan = train_plan(torch.device("cpu"))  # the precision and layout the sweep's trainer uses here
     model = PaperCNN(1, 32, 4, width=8)
     model.load_state_dict(classifier.state_dict())
+    model = plan.model(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     for _ in range(sweep.control["epoch"]):
         for idx in shuffled_batches(len(data.train), 64, gen):
             model.train()
-            loss = F.cross_entropy(model(data.train.images[idx]), data.train.labels[idx])
+            with plan.autocast():
+                logits = model(plan.inputs(data.train.images[idx]))
+            loss = F.cross_entropy(logits.float(), data.train.labels[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -183,7 +188,8 @@ def test_resume_after_cancel_skips_finished_lambdas_and_matches(sweep, classifie
     assert {e.metrics["lambda"] for e in events if e.metrics.get("event") == "epoch"} == {0.0, 1e-3, 10.0}
 
 
-def test_vmap_path_matches_sequential_path(classifier, data, failure_sets):
+def test_vmap_path_matches_sequential_path(classifier, data, failure_sets, monkeypatch):
+    monkeypatch.setenv("DEFUSE_TRAIN_PRECISION", "fp32")  # the stacked engine trains in fp32: compare like with like
     cfg = dict(lambdas=(1e-3, 1.0, 10.0), epochs=1, batch_size=64)  # no batch norm: the control joins the stack
     seq = correct(classifier, data, failure_sets, CorrectConfig(**cfg, parallel="off"), run=CPU)
     par = correct(classifier, data, failure_sets, CorrectConfig(**cfg, parallel="vmap"), run=CPU)

@@ -38,7 +38,8 @@ def _old_vae_loop(data, cfg):
     return vae, sums / len(images)
 
 
-def test_the_vae_trains_to_the_same_weights_and_losses_as_the_old_loop():
+def test_the_vae_trains_to_the_same_weights_and_losses_as_the_old_loop(monkeypatch):
+    monkeypatch.setenv("DEFUSE_TRAIN_PRECISION", "fp32")  # the fp32 loop is the old one, bit for bit
     torch.set_num_threads(1)
     data, cfg = _tiny_data(), VAEConfig(epochs=2, batch_size=16, width=8, kl_anneal_steps=4, train_on="train")
     old, old_losses = _old_vae_loop(data, cfg)
@@ -54,6 +55,36 @@ def test_the_classifier_reports_a_finite_epoch_loss_and_its_steps_per_second():
     result = train_classifier(_tiny_data(), TrainConfig(epochs=1, batch_size=16), device="cpu")
     assert np.isfinite(result.history[0]["loss"]) and result.history[0]["loss"] > 0
     assert result.metrics["steps_per_s"] > 0
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_both_precisions_train_a_vae_and_a_classifier_that_load_as_plain_fp32_weights(monkeypatch, precision):
+    monkeypatch.setenv("DEFUSE_TRAIN_PRECISION", precision)
+    torch.set_num_threads(1)
+    data = _tiny_data()
+    vae = train_vae(data, VAEConfig(epochs=2, batch_size=16, width=8, kl_anneal_steps=4), device="cpu")
+    clf = train_classifier(data, TrainConfig(epochs=2, batch_size=16), device="cpu")
+    for result in (vae, clf):
+        assert result.metrics["train_precision"] == ("bf16 channels_last" if precision == "bf16" else "fp32")
+        assert np.isfinite(result.history[-1]["loss"]) and result.history[-1]["loss"] > 0
+        weights = result.model.state_dict().values()
+        assert all(w.dtype != torch.bfloat16 and w.is_contiguous() for w in weights)
+    assert vae.history[-1]["loss"] < vae.history[0]["loss"]
+
+
+def test_the_training_plan_follows_the_cpu_and_the_setting(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train_speed, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.delenv("DEFUSE_TRAIN_PRECISION", raising=False)
+    assert train_speed.train_plan(cpu) == train_speed.TrainPlan(cpu, "bf16", channels_last=True)
+    monkeypatch.setenv("DEFUSE_TRAIN_PRECISION", "fp32")
+    assert train_speed.train_plan(cpu) == train_speed.TrainPlan(cpu, "fp32", channels_last=False)
+    monkeypatch.setattr(train_speed, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setenv("DEFUSE_TRAIN_PRECISION", "auto")
+    assert train_speed.train_plan(cpu).precision == "fp32"
+    monkeypatch.setenv("DEFUSE_TRAIN_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="DEFUSE_TRAIN_PRECISION must be one of auto, fp32, bf16; got 'fp16'"):
+        train_speed.train_plan(cpu)
 
 
 def test_on_a_cpu_nothing_moves_and_nothing_compiles(monkeypatch):

@@ -27,6 +27,7 @@ from ..nets.train import (
     vae_architecture,
     vae_fidelity,
 )
+from ..nets.vae_recipe import FidelityStop
 from ..runtime.progress import ProgressFn
 from ..workspace import CLASSIFIER, CLASSIFIER_HISTORY, VAE, VAE_FIDELITY, VAE_HISTORY, Workspace
 
@@ -170,7 +171,9 @@ def train_vae_step(ws: Workspace, cfg: VAEConfig, *, device="auto", on_progress:
     """Train the VAE; when the project has a classifier, measure and record its fidelity."""
     data = load_data(ws)
     classifier = load_classifier(ws)[0] if ws.exists(CLASSIFIER) else None
-    result = train_vae(data, cfg, device=device, on_progress=on_progress, classifier=classifier)
+    # with a classifier, training ends once the validation fidelity passes the gate and stops improving
+    stop = FidelityStop(classifier, data) if classifier is not None and cfg.early_stop else None
+    result = train_vae(data, cfg, device=device, on_progress=on_progress, classifier=classifier, stop=stop)
     ws.save_json(VAE_HISTORY, result.history)
     checkpoints.save_model(result.model, ws.path(VAE), kind="vae", architecture=vae_architecture(cfg),
                            arch_kwargs=result.arch_kwargs, config=asdict(cfg), metrics=result.metrics)
