@@ -22,6 +22,7 @@ QUICK_PATHS = {
     "preflight_time.py": ([], "dry run best of"),
     "gpu_identify_full.py": (["--images", "16", "--samples", "10", "--max-per-image", "5", "--device", "cpu",
                               "--threads", "1"], "full_identify_seconds:"),
+    "train_quality.py": (["--quick"], "vae_steps"),
     "ray_scaling.py": (["--sources", "10", "--samples", "10", "--sweep-train", "200", "--rounds", "1"], "ray"),
 }
 

@@ -368,3 +368,14 @@ def test_selection_can_use_the_reviewer_measure():
     rows = [{**r, "failure_val_acc_reviewer": 1.0 - r["failure_val_acc"]} for r in crafted()]
     chosen = select_lambda(rows, SelectionRule("tolerance", tolerance=0.005, failure_key="failure_val_acc_reviewer"))
     assert chosen["lambda"] == 1e-3
+
+
+def test_a_sweep_heartbeat_gives_a_rate_and_an_eta_before_the_first_epoch_ends():
+    from defuse.correct.training import Tracker
+
+    events = []
+    track = Tracker(6, 0, events.append)
+    track.heartbeat(share=0.5, kind="defuse", lambdas=[1.0], epoch=1, batch=50, steps_per_s=3.0)
+    (event,) = events
+    assert event.done == 0 and event.rate > 0 and event.eta_s == pytest.approx(5.5 / event.rate, rel=1e-6)
+    assert event.metrics["steps_per_s"] == 3.0 and event.metrics["event"] == "batch"

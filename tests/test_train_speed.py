@@ -124,3 +124,28 @@ def test_the_benchmark_quick_path_runs_every_phase_the_sweep_included(tmp_path):
     assert {p["training"].split()[0] for p in result["phases"]} == {"vae", "classifier", "reviewer", "sweep"}
     assert all(p["steps_per_s"] > 0 for p in result["phases"])
     assert set(result["after_over_before"]) == {p["training"] for p in result["phases"]}
+
+
+def test_a_vae_training_shows_its_rate_and_eta_from_its_first_steps():
+    torch.set_num_threads(1)
+    events = []
+    train_vae(_tiny_data(48), VAEConfig(epochs=4, batch_size=4, width=8, kl_anneal_steps=4), device="cpu",
+              on_progress=events.append)
+    first = events[0]  # 12 steps an epoch: the first event comes at step 10, before any epoch ends
+    assert first.done == 10 and first.total == 48 and "loss" not in first.metrics
+    assert first.rate > 0 and first.eta_s == pytest.approx((48 - 10) / first.rate, rel=1e-6)
+
+
+def test_the_progress_sink_shows_the_rate_and_writes_it(tmp_path, capsys):
+    import json
+
+    from defuse.cli.progress_sink import ProgressSink
+    from defuse.runtime.progress import Progress
+
+    sink = ProgressSink(str(tmp_path / "p.jsonl"))
+    sink(Progress("train-vae", 10, 100, eta_s=9.0, rate=10.0))
+    sink(Progress("train-vae", 100, 100, eta_s=0.0, rate=0.5))
+    sink.close()
+    err = capsys.readouterr().err
+    assert "10 it/s ETA 00:09" in err and "2 s/it ETA 00:00" in err
+    assert [json.loads(line)["rate"] for line in (tmp_path / "p.jsonl").read_text().splitlines()] == [10.0, 0.5]

@@ -266,6 +266,8 @@ def train_vae(data: ImageData, cfg: VAEConfig = VAEConfig(), *, device="auto", o
             opt.step()
             sums += torch.stack([loss, rec, kl]).detach().double() * len(idx)  # no host sync per step
             step += 1
+            if step % PROGRESS_STEPS == 0:  # steps/s and an ETA from the first steps; no loss read back (no sync)
+                report(step, epoch=epoch + 1)
         loss_m, rec_m, kl_m = (sums / len(images)).tolist()
         row = {"epoch": epoch + 1, "step": step, "loss": loss_m, "recon": rec_m, "kl": kl_m,
                "seconds": time.perf_counter() - t0}
