@@ -40,8 +40,8 @@ SHARED = Path(os.environ.get("DEFUSE_SHARED_DATA", "/work/shared/data"))
 
 def colour_digits(out: Path) -> Path:
     """An npz of the MNIST test digits, each drawn in a random colour on a random darker background."""
-    spec = load_dataset(DatasetSpec(source="mnist-idx", path=str(SHARED / "mnist-test"), size=28))
-    gray = torch.cat([spec.train.images, spec.val.images, spec.test.images])[:, 0].numpy()  # (N, 28, 28)
+    spec = load_dataset(DatasetSpec(source="mnist-idx", path=str(SHARED / "mnist-test")))
+    gray = torch.cat([spec.train.images, spec.val.images, spec.test.images])[:, 0].numpy()  # (N, 32, 32)
     labels = torch.cat([spec.train.labels, spec.val.labels, spec.test.labels]).numpy()
     rng = np.random.default_rng(0)
     fg, bg = rng.uniform(0.4, 1.0, (len(gray), 3)), rng.uniform(0.0, 0.35, (len(gray), 3))
