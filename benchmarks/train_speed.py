@@ -173,7 +173,8 @@ def raw_variants(dev, threads: int, compile_too: bool) -> list[dict]:
 
     bf16 = dev.type == "cuda" or (dev.type == "cpu" and cpu_has_fast_bf16())
     out = [{"threads": t, "channels_last": cl, "bf16": b, "compile": False}
-           for t in sorted({1, threads}) for cl in (False, True) for b in ((False, True) if bf16 else (False,))]
+           for t in (sorted({1, threads}) if dev.type == "cpu" else [threads])
+           for cl in (False, True) for b in ((False, True) if bf16 else (False,))]
     if compile_too:
         out += [{**v, "compile": True} for v in out if v["threads"] == threads and v["channels_last"] == v["bf16"]]
     return out
@@ -256,9 +257,10 @@ def _networks(data: ImageData, steps: int):
     }
 
 
-def run_phases(data: ImageData, dev, steps: int, compile_too: bool, only=None, rounds: int = 1) -> list[dict]:
+def run_phases(data: ImageData, dev, steps: int, compile_too: tuple, only=None, rounds: int = 1) -> list[dict]:
     """Rows (training, variant, steps_per_s, ...): per network "after" (the product), "before" and the raw
-    variants, every one measured ``rounds`` times in turn; the sweep's before/after once."""
+    variants, every one measured ``rounds`` times in turn; the sweep's before/after once.
+    ``compile_too``: (raw variants under torch.compile, the VAE's trainer under DEFUSE_COMPILE on CUDA)."""
     threads, rows = torch.get_num_threads(), []
     wanted = lambda what: not only or what.split()[0] in only  # noqa: E731
     nets = {k: v for k, v in _networks(data, steps).items() if wanted(k)}
@@ -271,7 +273,7 @@ def run_phases(data: ImageData, dev, steps: int, compile_too: bool, only=None, r
                 phases.append(("before", lambda product=product: _in_fp32(product, dev)))
             elif before is not None:
                 phases.append(("before", lambda before=before: before(dev)))
-            for v in raw_variants(dev, threads, compile_too):
+            for v in raw_variants(dev, threads, compile_too[0]):
                 name = "raw " + ", ".join([f"{v['threads']} thread{'s' * (v['threads'] > 1)}",
                                            "bf16" if v["bf16"] else "fp32"]
                                           + ["channels_last"] * v["channels_last"] + ["compile"] * v["compile"])
@@ -296,7 +298,7 @@ def run_phases(data: ImageData, dev, steps: int, compile_too: bool, only=None, r
             rows.append({"training": "sweep (4 λ + control)", "variant": variant, "steps_per_s": round(rate, 2),
                          "gpu_util_percent": None, "wall_s": round(time.perf_counter() - t0, 1)})
             print(json.dumps(rows[-1]), flush=True)
-    if compile_too and dev.type == "cuda" and wanted("vae"):
+    if compile_too[1] and dev.type == "cuda" and wanted("vae"):
         vcfg = nets_train.VAEConfig(epochs=2, kl_anneal_steps=2 * steps, train_on="train")
         rate = _compiled_vae(_subset(data, steps * vcfg.batch_size), vcfg, dev, steps)
         rows.append({"training": "vae", "variant": "after+compile", "steps_per_s": round(rate, 2),
@@ -342,8 +344,10 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=300, help="optimiser steps per epoch in each phase")
     p.add_argument("--quick", action="store_true", help="4 steps per epoch (a check of the script, not figures)")
     p.add_argument("--rounds", type=int, default=2, help="measure every variant this many times in turn; keep the best")
-    p.add_argument("--compile", action="store_true", help="also raw variants under torch.compile, and on CUDA the "
-                   "VAE's trainer with DEFUSE_COMPILE=reduce-overhead")
+    p.add_argument("--compile", action="store_true", help="also the VAE's trainer with DEFUSE_COMPILE=reduce-overhead "
+                   "(CUDA)")
+    p.add_argument("--raw-compile", action="store_true", help="also raw variants under torch.compile (each compiles "
+                   "first: tens of seconds per network)")
     p.add_argument("--json", default=None, help="also write the result here")
     p.add_argument("--only", nargs="+", default=None, choices=["vae", "classifier", "reviewer", "fine-tuning", "sweep"],
                    help="measure only these trainings")
@@ -358,7 +362,8 @@ def main(argv=None) -> dict:
               "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "load_average": list(os.getloadavg()), "cpu_count": os.cpu_count(),
               "dataset": args.dataset, "steps_per_epoch": steps, "rounds": rounds,
-              "phases": run_phases(data, dev, steps, args.compile, args.only, rounds)}
+              "phases": run_phases(data, dev, steps, (args.raw_compile, args.compile), args.only,
+                                       rounds)}
     result["networks"] = summarise(result["phases"])
     result["load_average_after"] = list(os.getloadavg())
     by = {(r["training"], r["variant"]): r["steps_per_s"] for r in result["phases"]}

@@ -121,9 +121,14 @@ def test_the_benchmark_quick_path_runs_every_phase_the_sweep_included(tmp_path):
     out = tmp_path / "speed.json"
     bench.main(["--quick", "--device", "cpu", "--threads", "1", "--json", str(out)])
     result = json.loads(out.read_text())
-    assert {p["training"].split()[0] for p in result["phases"]} == {"vae", "classifier", "reviewer", "sweep"}
+    trainings = {p["training"].split()[0] for p in result["phases"]}
+    assert trainings == {"vae", "classifier", "reviewer", "fine-tuning", "sweep"}
     assert all(p["steps_per_s"] > 0 for p in result["phases"])
     assert set(result["after_over_before"]) == {p["training"] for p in result["phases"]}
+    for name, net in result["networks"].items():  # issue 24's figures: product, best raw, their ratio
+        if not name.startswith("sweep"):
+            assert net["steps_per_s"] > 0 and net["best_raw_steps_per_s"] > 0 and net["best_raw_variant"]
+            assert net["ratio"] == pytest.approx(net["steps_per_s"] / net["best_raw_steps_per_s"], abs=0.01)
 
 
 def test_a_vae_training_shows_its_rate_and_eta_from_its_first_steps():
