@@ -379,3 +379,27 @@ def test_a_sweep_heartbeat_gives_a_rate_and_an_eta_before_the_first_epoch_ends()
     (event,) = events
     assert event.done == 0 and event.rate > 0 and event.eta_s == pytest.approx(5.5 / event.rate, rel=1e-6)
     assert event.metrics["steps_per_s"] == 3.0 and event.metrics["event"] == "batch"
+
+
+def test_halving_stops_the_worse_half_after_an_epoch_and_trains_the_rest_as_the_full_sweep(classifier, data,
+                                                                                           failure_sets):
+    from defuse.correct.halving import _score
+
+    cfg = dict(lambdas=(1e-3, 0.1, 1.0, 10.0), epochs=2, batch_size=64, parallel="off")
+    full = correct(classifier, data, failure_sets, CorrectConfig(**cfg), run=CPU)
+    events = []
+    half = correct(classifier, data, failure_sets, CorrectConfig(**cfg, halving=True),
+                   run=RunOptions("cpu", events.append))
+    trained = {lam: max(r["epoch"] for r in half.rows if r["lambda"] == lam) for lam in (0.0, *cfg["lambdas"])}
+    first = {r["lambda"]: r for r in full.rows if r["epoch"] == 1 and r["lambda"] > 0}
+    control_1 = next(r for r in full.rows if r["lambda"] == 0 and r["epoch"] == 1)["val_acc"]
+    ranked = sorted(first, key=lambda lam: _score(first[lam], control_1, CorrectConfig(**cfg)), reverse=True)
+    assert trained == {0.0: 2, **{lam: 2 if lam in ranked[:2] else 1 for lam in cfg["lambdas"]}}
+    keys = ("val_acc", "test_acc", "failure_val_acc", "failure_test_acc")
+    for lam, n in trained.items():
+        mine = [[r[k] for k in keys] for r in half.rows if r["lambda"] == lam]
+        assert mine == [[r[k] for k in keys] for r in full.rows if r["lambda"] == lam][:n]
+        if n == 2:
+            for k, v in full.state_dict(lam).items():
+                torch.testing.assert_close(half.state_dict(lam)[k], v)
+    assert events[-1].done == events[-1].total  # the stopped λ's epochs count as done

@@ -25,6 +25,7 @@ from ..runtime.progress import RunOptions
 from .evaluation import SweepInputs, build_inputs, evaluate
 from .failure_sets import SPLITS, FailureSet, stack_failure_sets  # noqa: F401  (stack_failure_sets: re-exported)
 from .finetune import SingleTrainer, SweepStore, copy_model
+from .halving import train_groups_halving
 from .selection import (  # noqa: F401  (re-exported)
     EPOCH_METRICS,
     SELECTIONS,
@@ -75,6 +76,8 @@ class CorrectConfig:
     parallel: str = "auto"                # "vmap": all λ at once (auto: on CUDA); "off": one after another
     max_parallel: int = 18                # models per vmap group (bounds GPU memory): 17 λ + control
     seed: int = 0
+    # successive halving (correct/halving.py): after each epoch the worse half of the λ stop; trains here only
+    halving: bool = False
 
     def __post_init__(self):
         lams = tuple(float(v) for v in self.lambdas)
@@ -237,6 +240,7 @@ def _correct_impl(classifier, data, failure_sets, baseline, cfg, run: RunOptions
     states = {}
     groups = plan_groups([job for job in jobs if job not in results], mode, cfg, template)
     train = train_groups if run.backend is None else run.backend.train_groups
+    train = train_groups_halving if cfg.halving and run.backend is None else train  # correct/halving.py
     for kind, lam, rows, best, state in train(groups, template, inp, cfg, dev, track):
         store.save(kind, lam, rows, best, state)
         results[(kind, lam)] = (rows, best)
