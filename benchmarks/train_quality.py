@@ -100,7 +100,15 @@ def main(argv=None) -> dict:
         reader = reader or clf.model  # the first precision's classifier reads every VAE (fp32 when listed first)
         stop = FidelityStop(reader, data, stop_cfg, observe_only=True)
         t0 = time.perf_counter()
-        vae = train_vae(data, vcfg, device="cpu", stop=stop)
+        def watch(model, row, stop=stop, precision=precision):  # each check printed as it happens
+            done = stop(model, row)
+            if "val_acc_reconstruction" in row:
+                print("   check", json.dumps({"precision": precision, "step": row["step"],
+                                              "val_acc_reconstruction": row["val_acc_reconstruction"],
+                                              "early_stop": row.get("early_stop", False)}), flush=True)
+            return done
+
+        vae = train_vae(data, vcfg, device="cpu", stop=watch)
         vae_s = time.perf_counter() - t0
         fid = vae_fidelity(vae.model, reader, data, split="val", device="cpu")
         curve = [{k: h[k] for k in ("step", "val_acc_original", "val_acc_reconstruction", "seconds")}
