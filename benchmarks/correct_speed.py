@@ -8,7 +8,7 @@ sum. On a CPU it should be about 1 (no overhead); on a GPU ``parallel="vmap"`` t
 and should be well below 1. ``sweep_over_whole_calls`` (the old figure, fixed costs counted N times)
 is printed beside it for comparison.
 
-    python benchmarks/correct_speed.py [--quick] [--device auto] [--parallel auto] [--baseline]
+    python benchmarks/correct_speed.py [--quick] [--device auto] [--parallel auto] [--baseline] [--halving]
 
 Uses the demo classifier and the bundled MNIST sample when ``models/demo-classifier.json`` exists,
 else a random PaperCNN on random mnist-like images. The failure sets are stand-ins (noisy training
@@ -109,6 +109,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--baseline", action="store_true", help="also sweep the UAE baseline")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--halving", action="store_true", help="also the same sweep with successive halving over λ "
+                        "(CorrectConfig.halving): its time over the full sweep's, and the λ each one picks")
     args = parser.parse_args(argv)
     configure_threads(args.threads)
     model, data, source = setup(args.quick)
@@ -141,6 +143,13 @@ def main(argv=None) -> dict:
               "sweep_over_whole_calls": round(sweep_s / (runs * single_s), 3),
               "before_test_acc": sweep.before["test_acc"], "control_test_acc": sweep.control["test_acc"],
               "chosen_lambda": sweep.chosen["lambda"], "chosen_test_acc": sweep.chosen["test_acc"]}
+    if args.halving:
+        half_s, half = timed(model, data, sets, CorrectConfig(lambdas=lambdas, halving=True, **common), args.device,
+                             baseline)
+        result.update(halving_s=round(half_s, 2), halving_over_full=round(half_s / sweep_s, 3),
+                      halving_chosen_lambda=half.chosen["lambda"], halving_chosen_test_acc=half.chosen["test_acc"],
+                      chosen_failure_test_acc=sweep.chosen["failure_test_acc"],
+                      halving_chosen_failure_test_acc=half.chosen["failure_test_acc"])
     print(json.dumps(result, indent=2))
     return result
 

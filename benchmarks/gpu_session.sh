@@ -1,5 +1,5 @@
 #!/bin/bash
-# The whole prepared GPU session, about 9 minutes on an H200; every log goes to $OUT (default ./gpu-out):
+# The whole prepared GPU session, about 10 minutes on an H200; every log goes to $OUT (default ./gpu-out):
 #   1. train_speed.py: steps/s and GPU utilisation of VAE, classifier, reviewer member and λ-sweep training,
 #      before/after the GPU-friendly loops (+ the VAE under torch.compile)   -> train-speed.{json,log}
 #   2. paper_table.py at the paper's settings (no --quick) on Fashion-MNIST: the 60,000 training images
@@ -24,7 +24,7 @@ stamp() { echo "[$1 at $(( $(date +%s) - T0 )) s]" | tee -a "$OUT/session.log"; 
 
 if [ $DRY = 1 ]; then
   DEV=cpu; DATA=(--dataset mnist-sample); THREADS=1
-  SPEED=(--steps 2 --only vae classifier); TABLE=(--smoke); FULL=(--images 64 --samples 10 --max-per-image 5)
+  SPEED=(--steps 2 --rounds 1); TABLE=(--smoke); FULL=(--images 64 --samples 10 --max-per-image 5)   # SPEED: every phase, as the real run
   T_SPEED=300; BUDGET=540
 else
   DEV=cuda; THREADS=8
@@ -33,8 +33,8 @@ else
     FM_ROOT=$WORK/data; mkdir -p "$FM_ROOT/FashionMNIST/raw"
     for f in .gpu/fm/*.gz; do gunzip -c "$f" > "$FM_ROOT/FashionMNIST/raw/$(basename "$f" .gz)"; done
   fi
-  DATA=(--dataset fashion-mnist --root "$FM_ROOT"); SPEED=(--steps 300 --compile); TABLE=(); FULL=()
-  T_SPEED=150; BUDGET=540
+  DATA=(--dataset fashion-mnist --root "$FM_ROOT"); SPEED=(--steps 300 --rounds 1 --compile); TABLE=(); FULL=()
+  T_SPEED=200; BUDGET=590   # train_speed also measures each network's raw step (4 variants, 4 s at most each)
 fi
 
 { date -u +%FT%TZ; hostname; nproc

@@ -20,6 +20,7 @@ from defuse.data.datasets import DatasetSpec, ImageData, Split
 from defuse.nets.architectures import PaperCNN
 from defuse.nets.train import shuffled_batches
 from defuse.runtime.progress import Cancelled, RunOptions
+from defuse.runtime.train_speed import train_plan
 from tests.toys import bar_images
 
 CPU = RunOptions(device="cpu")
@@ -120,14 +121,18 @@ def test_model_of_a_lambda_holds_its_weights(sweep, data):
 
 
 def test_control_is_plain_finetuning_without_failure_samples(sweep, classifier, data):
+    plan = train_plan(torch.device("cpu"))  # the precision and layout the sweep's trainer uses here
     model = PaperCNN(1, 32, 4, width=8)
     model.load_state_dict(classifier.state_dict())
+    model = plan.model(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     for _ in range(sweep.control["epoch"]):
         for idx in shuffled_batches(len(data.train), 64, gen):
             model.train()
-            loss = F.cross_entropy(model(data.train.images[idx]), data.train.labels[idx])
+            with plan.autocast():
+                logits = model(plan.inputs(data.train.images[idx]))
+            loss = F.cross_entropy(logits.float(), data.train.labels[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -183,7 +188,8 @@ def test_resume_after_cancel_skips_finished_lambdas_and_matches(sweep, classifie
     assert {e.metrics["lambda"] for e in events if e.metrics.get("event") == "epoch"} == {0.0, 1e-3, 10.0}
 
 
-def test_vmap_path_matches_sequential_path(classifier, data, failure_sets):
+def test_vmap_path_matches_sequential_path(classifier, data, failure_sets, monkeypatch):
+    monkeypatch.setenv("DEFUSE_TRAIN_PRECISION", "fp32")  # the stacked engine trains in fp32: compare like with like
     cfg = dict(lambdas=(1e-3, 1.0, 10.0), epochs=1, batch_size=64)  # no batch norm: the control joins the stack
     seq = correct(classifier, data, failure_sets, CorrectConfig(**cfg, parallel="off"), run=CPU)
     par = correct(classifier, data, failure_sets, CorrectConfig(**cfg, parallel="vmap"), run=CPU)
@@ -363,3 +369,38 @@ def test_selection_can_use_the_reviewer_measure():
     rows = [{**r, "failure_val_acc_reviewer": 1.0 - r["failure_val_acc"]} for r in crafted()]
     chosen = select_lambda(rows, SelectionRule("tolerance", tolerance=0.005, failure_key="failure_val_acc_reviewer"))
     assert chosen["lambda"] == 1e-3
+
+
+def test_a_sweep_heartbeat_gives_a_rate_and_an_eta_before_the_first_epoch_ends():
+    from defuse.correct.training import Tracker
+
+    events = []
+    track = Tracker(6, 0, events.append)
+    track.heartbeat(share=0.5, kind="defuse", lambdas=[1.0], epoch=1, batch=50, steps_per_s=3.0)
+    (event,) = events
+    assert event.done == 0 and event.rate > 0 and event.eta_s == pytest.approx(5.5 / event.rate, rel=1e-6)
+    assert event.metrics["steps_per_s"] == 3.0 and event.metrics["event"] == "batch"
+
+
+def test_halving_stops_the_worse_half_after_an_epoch_and_trains_the_rest_as_the_full_sweep(classifier, data,
+                                                                                           failure_sets):
+    from defuse.correct.halving import _score
+
+    cfg = dict(lambdas=(1e-3, 0.1, 1.0, 10.0), epochs=2, batch_size=64, parallel="off")
+    full = correct(classifier, data, failure_sets, CorrectConfig(**cfg), run=CPU)
+    events = []
+    half = correct(classifier, data, failure_sets, CorrectConfig(**cfg, halving=True),
+                   run=RunOptions("cpu", events.append))
+    trained = {lam: max(r["epoch"] for r in half.rows if r["lambda"] == lam) for lam in (0.0, *cfg["lambdas"])}
+    first = {r["lambda"]: r for r in full.rows if r["epoch"] == 1 and r["lambda"] > 0}
+    control_1 = next(r for r in full.rows if r["lambda"] == 0 and r["epoch"] == 1)["val_acc"]
+    ranked = sorted(first, key=lambda lam: _score(first[lam], control_1, CorrectConfig(**cfg)), reverse=True)
+    assert trained == {0.0: 2, **{lam: 2 if lam in ranked[:2] else 1 for lam in cfg["lambdas"]}}
+    keys = ("val_acc", "test_acc", "failure_val_acc", "failure_test_acc")
+    for lam, n in trained.items():
+        mine = [[r[k] for k in keys] for r in half.rows if r["lambda"] == lam]
+        assert mine == [[r[k] for k in keys] for r in full.rows if r["lambda"] == lam][:n]
+        if n == 2:
+            for k, v in full.state_dict(lam).items():
+                torch.testing.assert_close(half.state_dict(lam)[k], v)
+    assert events[-1].done == events[-1].total  # the stopped λ's epochs count as done

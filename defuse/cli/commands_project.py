@@ -133,7 +133,10 @@ def _train_vae(args, sink):
     cfg = replace(base, **{k: getattr(recipe, k) for k in ("epochs", "batch_size") if k not in {**flags, **given}})
     m = project.train_vae_step(ws, cfg, device=args.device, on_progress=sink)["metrics"]
     lines = [f"VAE trained: loss {m['loss']:.2f} (reconstruction {m['recon']:.2f}, KL {m['kl']:.2f}), "
-             f"{m['seconds_per_epoch']:.1f} s/epoch"]
+             f"{m['seconds_per_epoch']:.1f} s/epoch, {m.get('steps_per_s', 0):.1f} steps/s"]
+    if m.get("stopped_early"):
+        lines.append(f"stopped after {m['steps']:,} of {cfg.epochs * -(-m['n_images'] // cfg.batch_size):,} steps: "
+                     "the validation fidelity passed the gate and stopped improving (--no-early-stop trains on)")
     if "acc_reconstruction" in m:
         lines.append(f"fidelity: classifier accuracy {m['acc_reconstruction']:.1%} on reconstructions vs "
                      f"{m['acc_original']:.1%} on originals; {m['active_dims']} of {m['latent_dim']} dims active")

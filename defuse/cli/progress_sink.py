@@ -1,7 +1,7 @@
 """Where a CLI command's progress goes: a terminal bar with ETA and/or a JSON-lines file.
 
 The JSON lines are the contract with the app's job runner (:mod:`defuse.cli.jobs`): each line is
-``{"time", "step", "done", "total", "eta_s", "metrics"}`` or an ``{"time", "event", ...}`` record.
+``{"time", "step", "done", "total", "eta_s", "rate", "metrics"}`` or an ``{"time", "event", ...}`` record.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class ProgressSink:
 
     def __call__(self, p: Progress) -> None:
         if self._file:
-            self._write({"step": p.step, "done": p.done, "total": p.total, "eta_s": p.eta_s,
+            self._write({"step": p.step, "done": p.done, "total": p.total, "eta_s": p.eta_s, "rate": p.rate,
                          "metrics": p.metrics})
         if self.terminal:
             self._draw(p)
@@ -55,7 +55,7 @@ class ProgressSink:
         shown = {k: v for k, v in p.metrics.items() if isinstance(v, (int, float, str))}
         metrics = " ".join(f"{k}={_fmt_metric(v)}" for k, v in list(shown.items())[:4])
         sys.stderr.write(f"\r{p.step:<16} [{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} "
-                         f"ETA {fmt_seconds(p.eta_s)} {metrics}"[:160].ljust(100))
+                         f"{_fmt_rate(p)}ETA {fmt_seconds(p.eta_s)} {metrics}"[:160].ljust(100))
         if final:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -66,6 +66,13 @@ class ProgressSink:
         if self._file:
             self._file.close()
             self._file = None
+
+
+def _fmt_rate(p: Progress) -> str:
+    """"12.3 it/s " (steps of a training, decodes of identify...), or nothing before the rate is known."""
+    if p.rate is None:
+        return ""
+    return f"{p.rate:.3g} it/s " if p.rate >= 1 else f"{1 / p.rate:.3g} s/it "
 
 
 def _json_value(v):

@@ -75,6 +75,9 @@ class CorrectConfig:
     max_parallel: int = setting(18, low=1, high=4096, help="models per vmap group (bounds GPU memory): 17 λ + "
                                 "control")
     seed: int = setting(0, low=0, high=2**63 - 1, help="seed of the fine-tuning and of the D_f draws")
+    # successive halving (correct/halving.py): after each epoch the worse half of the λ stop; trains here only
+    halving: bool = setting(False, help="after each epoch stop the worse half of the λ (successive halving; "
+                                        "local training only)")
 
     def __post_init__(self):
         check_settings(self)

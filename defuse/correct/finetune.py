@@ -16,6 +16,7 @@ from torch.nn import functional as F
 
 from ..nets.architectures import copy_model
 from ..runtime import atomic
+from ..runtime.train_speed import train_plan
 
 # ------------------------------------------------------------------ trainers: one λ, or a stack of λ
 
@@ -23,14 +24,20 @@ class SingleTrainer:
     """One fresh copy of the classifier, trained the ordinary way (works for TorchScript too)."""
 
     def __init__(self, template: nn.Module, lams: list, cfg, dev: torch.device):
-        self.lams, self.model = list(lams), copy_model(template).to(dev)
+        self.plan = train_plan(dev)  # bf16 autocast + channels_last on a CPU with native bf16
+        self.lams, self.model = list(lams), self.plan.model(copy_model(template))
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
 
     def step(self, x, y, xf, yf) -> None:
         self.model.train()
-        loss = F.cross_entropy(self.model(x), y)
-        if self.lams[0] > 0:  # the control never sees D_f, not even through batch-norm statistics
-            loss = loss + self.lams[0] * F.cross_entropy(self.model(xf), yf)
+        plan = self.plan
+        with plan.autocast():
+            logits = self.model(plan.inputs(x))
+            # the control never sees D_f, not even through batch-norm statistics
+            logits_f = self.model(plan.inputs(xf)) if self.lams[0] > 0 else None
+        loss = F.cross_entropy(logits.float(), y)
+        if logits_f is not None:
+            loss = loss + self.lams[0] * F.cross_entropy(logits_f.float(), yf)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -41,7 +48,9 @@ class SingleTrainer:
         return self.model(x).unsqueeze(0)
 
     def state(self, k: int) -> dict:
-        return {n: v.detach().cpu().clone() for n, v in self.model.state_dict().items()}
+        # contiguous: a channels_last weight would save (and load) in another memory layout
+        return {n: v.detach().cpu().clone(memory_format=torch.contiguous_format)
+                for n, v in self.model.state_dict().items()}
 
 
 class StackedTrainer:

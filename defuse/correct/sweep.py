@@ -32,6 +32,7 @@ from .config import (  # noqa: F401  (re-exported: their old home)
 )
 from .failure_sets import SPLITS, FailureSet, stack_failure_sets  # noqa: F401  (stack_failure_sets: re-exported)
 from .finetune import SingleTrainer, SweepStore, copy_model
+from .halving import train_groups_halving
 from .scoring import SweepInputs, build_inputs, evaluate
 from .selection import (  # noqa: F401  (re-exported)
     EPOCH_METRICS,
@@ -174,6 +175,7 @@ def _correct_impl(classifier, data, failure_sets, baseline, cfg, run: RunOptions
     states = {}
     groups = plan_groups([job for job in jobs if job not in results], mode, cfg, template)
     train = train_groups if run.backend is None else run.backend.train_groups
+    train = train_groups_halving if cfg.halving and run.backend is None else train  # correct/halving.py
     for kind, lam, rows, best, state in train(groups, template, inp, cfg, dev, track):
         store.save(kind, lam, rows, best, state)
         results[(kind, lam)] = (rows, best)

@@ -52,8 +52,10 @@ class Tracker:
         """The unmodified classifier, so a live trade-off chart can mark it from the start."""
         self.report(self.done, event="before", **{k: row.get(k) for k in _CHART_KEYS})
 
-    def heartbeat(self, **metrics) -> None:
-        self.report(self.done, event="batch", **metrics)
+    def heartbeat(self, *, share: float = 0.0, **metrics) -> None:
+        """A batch event; ``share``: the (λ, epoch) pairs the running epoch has done so far (fractional), so
+        the rate and the ETA are known from the first batches, not only after a whole epoch."""
+        self.report(self.done + share, event="batch", **metrics)
 
 
 def run_group(kind: str, trainer, inp: SweepInputs, cfg: CorrectConfig, dev: torch.device, track: Tracker):
@@ -65,13 +67,16 @@ def run_group(kind: str, trainer, inp: SweepInputs, cfg: CorrectConfig, dev: tor
     stream = _cycle(len(yf), cfg.failure_batch_size or cfg.batch_size, torch.Generator().manual_seed(cfg.seed + 1))
     key, n = epoch_metric(cfg), len(trainer.lams)
     rows, best, states = [[] for _ in range(n)], [None] * n, [None] * n
+    batches = -(-len(y) // cfg.batch_size)
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         for i, idx in enumerate(shuffled_batches(len(y), cfg.batch_size, gen)):
             idx, fidx = idx.to(x.device), next(stream).to(xf.device)
             trainer.step(x[idx].to(dev), y[idx].to(dev), xf[fidx].to(dev), yf[fidx].to(dev))
             if (i + 1) % HEARTBEAT_STEPS == 0:
-                track.heartbeat(kind=kind, lambdas=trainer.lams, epoch=epoch, batch=i + 1)
+                track.heartbeat(kind=kind, lambdas=trainer.lams, epoch=epoch, batch=i + 1,
+                                steps_per_s=round((i + 1) / (time.perf_counter() - t0), 2),
+                                share=n * (i + 1) / batches)
         seconds = (time.perf_counter() - t0) / n  # a vmap group shares its time among its λ
         for k, metrics in enumerate(evaluate(trainer.logits, inp, dev)):
             row = {"kind": kind, "lambda": trainer.lams[k], "epoch": epoch, **metrics, "seconds": seconds}

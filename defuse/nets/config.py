@@ -63,6 +63,10 @@ class VAEConfig:
     # The decoder also takes the label (ConditionalBetaVAE): identification then changes style, not class.
     conditional: bool = setting(False, label="“Class-conditional”", help="a class-conditional β-VAE: the decoder "
                                 "takes the label, so identification changes style, not class")
+    # End before the last epoch once validation fidelity passes the gate and stops improving (train-vae with a
+    # classifier: defuse.nets.early_stop.FidelityStop). The epochs are then a ceiling.
+    early_stop: bool = setting(True, help="end training once the validation fidelity has passed the gate and "
+                                          "stopped improving (with a classifier); the epochs are then a ceiling")
 
     def __post_init__(self):
         if self.train_on in _LEGACY_VAE_TRAIN_SPLITS:  # say why the old value is gone

@@ -25,7 +25,6 @@ the CLI decides it (see :func:`defuse.runtime.devices.configure_threads`).
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -34,7 +33,7 @@ import torch
 from torch import nn
 
 from ..nets.architectures import copy_model
-from ..runtime.devices import resolve_device
+from ..runtime.devices import cpu_has_fast_bf16, resolve_device  # noqa: F401  (re-exported)
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PRECISION_CHOICES = ("auto", *PRECISIONS)
@@ -48,28 +47,6 @@ _DEFAULT_BATCH = {("cpu", "fp32"): 256, ("cpu", "bf16"): 256, ("cpu", "fp16"): 2
 # --------------------------------------------------------------------------------------------------
 # Inference plan: precision, layout, batch size
 # --------------------------------------------------------------------------------------------------
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays off.
-
-    ``torch.backends.cpu.get_cpu_capability()`` often says only "AVX512", which older chips without
-    bf16 units share, so on Linux the CPU flags decide; elsewhere we stay in fp32.
-    """
-    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
-    if "BF16" in capability or "AMX" in capability:
-        return True
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool({"avx512_bf16", "amx_bf16"} & flags)
-    except OSError:
-        pass
-    return False
-
-
 @dataclass(frozen=True)
 class InferencePlan:
     """How the hot loop runs on one device."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -14,7 +15,7 @@ from torch.nn import functional as F
 from ..data.datasets import ImageData
 from ..runtime.devices import resolve_device
 from ..runtime.progress import ProgressFn, ProgressReporter
-from ..runtime.train_speed import maybe_compile, resident
+from ..runtime.train_speed import maybe_compile, resident, train_plan
 from .architectures import build_classifier, build_vae, is_conditional, latent_means, perturbed_dims
 from .class_control import class_control
 from .config import (  # noqa: F401  (re-exported: their old home)
@@ -91,7 +92,8 @@ def train_classifier(data: ImageData, cfg: TrainConfig = TrainConfig(), *, devic
     std = images.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
     arch_kwargs = dict(channels=data.channels, image_size=data.image_size, num_classes=data.num_classes,
                        mean=mean, std=std)
-    model = (model or build_classifier(cfg.architecture, **arch_kwargs)).to(dev)
+    plan = train_plan(dev)  # bf16 autocast + channels_last on a CPU with native bf16 (runtime.train_speed)
+    model = plan.model(model or build_classifier(cfg.architecture, **arch_kwargs))
     opt = OPTIMIZERS[cfg.optimizer](model.parameters(), cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     steps_per_epoch = -(-len(labels) // cfg.batch_size)
@@ -104,8 +106,10 @@ def train_classifier(data: ImageData, cfg: TrainConfig = TrainConfig(), *, devic
         t0, total_loss = time.perf_counter(), torch.zeros((), dtype=torch.float64, device=dev)
         for idx in shuffled_batches(len(labels), cfg.batch_size, gen):
             idx = idx.to(x_all.device)
-            x, y = x_all[idx].to(dev), y_all[idx].to(dev)
-            loss = F.cross_entropy(net(x), y)
+            x, y = plan.inputs(x_all[idx].to(dev)), y_all[idx].to(dev)
+            with plan.autocast():
+                logits = net(x)
+            loss = F.cross_entropy(logits.float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -121,8 +125,8 @@ def train_classifier(data: ImageData, cfg: TrainConfig = TrainConfig(), *, devic
     metrics = {"test_acc": evaluate_accuracy(model, data.test.images, data.test.labels, dev),
                "val_acc": history[-1]["val_acc"], "train_acc": history[-1]["train_acc"],
                "n_train": len(labels), "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])),
-               "steps_per_s": _steps_per_s(steps_per_epoch, history)}
-    return TrainResult(model.cpu().eval(), history, metrics, arch_kwargs)
+               "steps_per_s": _steps_per_s(steps_per_epoch, history), "train_precision": plan.describe()}
+    return TrainResult(plan.release(model).cpu().eval(), history, metrics, arch_kwargs)
 
 
 def vae_loss(recon, x, mu, logvar, beta: float, free_bits: float = 0.0):
@@ -161,14 +165,20 @@ def fidelity_split(train_on: Optional[str]) -> tuple[str, Optional[bool]]:
 
 
 def train_vae(data: ImageData, cfg: VAEConfig = VAEConfig(), *, device="auto", on_progress: ProgressFn = None,
-              classifier: Optional[nn.Module] = None) -> TrainResult:
-    """Train a β-VAE; with ``classifier``, also measure fidelity (see :func:`vae_fidelity`)."""
+              classifier: Optional[nn.Module] = None,
+              stop: Optional[Callable[[nn.Module, dict], bool]] = None) -> TrainResult:
+    """Train a β-VAE; with ``classifier``, also measure fidelity (see :func:`vae_fidelity`).
+
+    ``stop(vae, row)``, when given, is called after every epoch with the VAE (in eval mode) and the epoch's
+    history row, which it may add figures to; True ends the training there (e.g.
+    :class:`defuse.nets.early_stop.FidelityStop`: when the validation fidelity stops improving)."""
     dev = resolve_device(device)
     torch.manual_seed(cfg.seed)
     images, labels = vae_images(data, cfg.train_on), vae_labels(data, cfg.train_on)
     arch_kwargs = dict(channels=data.channels, image_size=data.image_size, latent_dim=cfg.latent_dim,
                        width=cfg.width, **({"num_classes": data.num_classes} if cfg.conditional else {}))
-    vae = build_vae(vae_architecture(cfg), **arch_kwargs).to(dev)
+    plan = train_plan(dev)  # bf16 autocast + channels_last on a CPU with native bf16 (runtime.train_speed)
+    vae = plan.model(build_vae(vae_architecture(cfg), **arch_kwargs))
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     steps_per_epoch = -(-len(images) // cfg.batch_size)
@@ -179,25 +189,32 @@ def train_vae(data: ImageData, cfg: VAEConfig = VAEConfig(), *, device="auto", o
         vae.train()
         t0, sums = time.perf_counter(), torch.zeros(3, dtype=torch.float64, device=dev)
         for idx in shuffled_batches(len(images), cfg.batch_size, gen):
-            x = x_all[idx.to(x_all.device)].to(dev)
+            x = plan.inputs(x_all[idx.to(x_all.device)].to(dev))
             beta = cfg.beta * min(1.0, (step + 1) / cfg.kl_anneal_steps) if cfg.kl_anneal_steps else cfg.beta
-            recon, mu, logvar = net(x, y_all[idx.to(y_all.device)].to(dev)) if cfg.conditional else net(x)
-            loss, rec, kl = vae_loss(recon, x, mu, logvar, beta=beta, free_bits=cfg.free_bits)
+            with plan.autocast():
+                recon, mu, logvar = net(x, y_all[idx.to(y_all.device)].to(dev)) if cfg.conditional else net(x)
+            loss, rec, kl = vae_loss(recon.float(), x, mu.float(), logvar.float(), beta=beta, free_bits=cfg.free_bits)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sums += torch.stack([loss, rec, kl]).detach().double() * len(idx)  # no host sync per step
             step += 1
+            if step % PROGRESS_STEPS == 0:  # steps/s and an ETA from the first steps; no loss read back (no sync)
+                report(step, epoch=epoch + 1)
         loss_m, rec_m, kl_m = (sums / len(images)).tolist()
-        row = {"epoch": epoch + 1, "loss": loss_m, "recon": rec_m, "kl": kl_m,
+        row = {"epoch": epoch + 1, "step": step, "loss": loss_m, "recon": rec_m, "kl": kl_m,
                "seconds": time.perf_counter() - t0}
+        done = stop is not None and bool(stop(vae.eval(), row))
         history.append(row)
         report(step, **row)
-    vae = vae.cpu().eval()
+        if done:
+            break
+    vae = plan.release(vae).cpu().eval()
     metrics = {"loss": history[-1]["loss"], "recon": history[-1]["recon"], "kl": history[-1]["kl"],
                "n_images": len(images), "trained_on": "+".join(VAE_TRAIN_SPLITS[cfg.train_on]),
+               "steps": step, "stopped_early": len(history) < cfg.epochs,
                "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])),
-               "steps_per_s": _steps_per_s(steps_per_epoch, history)}
+               "steps_per_s": _steps_per_s(steps_per_epoch, history), "train_precision": plan.describe()}
     if classifier is not None:
         metrics.update(vae_fidelity(vae, classifier, data, split=fidelity_split(cfg.train_on)[0]))
     return TrainResult(vae, history, metrics, arch_kwargs)

@@ -5,6 +5,9 @@ images, i.e. 8,000 steps) is recognised as often as the originals, while 30 epoc
 (420 steps) left 21% of reconstructions recognised against 91% of originals (issue #17). So the default recipe
 takes enough epochs for :data:`MIN_STEPS` steps, with a smaller batch on small sources (more steps per pass).
 Measured: benchmarks/vae_recipe.py, docs/runs/vae-recipe.jsonl.
+
+Those steps are a ceiling, not a price: :class:`FidelityStop` ends the training once the reconstructions'
+accuracy on validation images has passed the gate and stopped improving (issue 24).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ Streamlit server, too many torch threads thrash: measured on 2 shared cores,
 from __future__ import annotations
 
 import os
+import sys
 
 import torch
 
@@ -55,3 +56,25 @@ def configure_threads(threads: int | None = None) -> int:
         threads = int(os.environ.get("DEFUSE_THREADS", "0")) or (os.cpu_count() or 1)
     torch.set_num_threads(max(1, int(threads)))
     return torch.get_num_threads()
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX), where bf16 autocast pays off.
+
+    ``torch.backends.cpu.get_cpu_capability()`` often says only "AVX512", which older chips without
+    bf16 units share, so on Linux the CPU flags decide; elsewhere we stay in fp32.
+    """
+    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    if "BF16" in capability or "AMX" in capability:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    except OSError:
+        pass
+    return False

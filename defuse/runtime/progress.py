@@ -34,6 +34,7 @@ class Progress:
     total: int
     eta_s: Optional[float] = None
     metrics: dict = field(default_factory=dict)
+    rate: Optional[float] = None       # units of ``done`` per second so far (steps/s of a training), None at first
 
     @property
     def fraction(self) -> float:
@@ -80,8 +81,8 @@ class ProgressReporter:
             return
         elapsed = time.perf_counter() - self._t0
         fresh = done - self._start_done
-        eta = None
+        eta = rate = None
         if fresh > 0 and elapsed > 0:
             end = self.total if self._until is None else min(self.total, self._until)
-            eta = max(0.0, (end - done) * elapsed / fresh)
-        self.on_progress(Progress(self.step, int(done), self.total, eta, dict(metrics)))
+            eta, rate = max(0.0, (end - done) * elapsed / fresh), fresh / elapsed
+        self.on_progress(Progress(self.step, int(done), self.total, eta, dict(metrics), rate))

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..data.datasets import DatasetSpec, ImageData, describe, load_dataset
 from ..nets import checkpoints
+from ..nets.early_stop import FidelityStop
 from ..nets.preflight import check_pipeline_ready
 from ..nets.train import (
     TrainConfig,
@@ -172,7 +173,9 @@ def train_vae_step(ws: Workspace, cfg: VAEConfig, *, device="auto", on_progress:
     """Train the VAE; when the project has a classifier, measure and record its fidelity."""
     data = load_data(ws)
     classifier = load_classifier(ws)[0] if ws.exists(CLASSIFIER) else None
-    result = train_vae(data, cfg, device=device, on_progress=on_progress, classifier=classifier)
+    # with a classifier, training ends once the validation fidelity passes the gate and stops improving
+    stop = FidelityStop(classifier, data) if classifier is not None and cfg.early_stop else None
+    result = train_vae(data, cfg, device=device, on_progress=on_progress, classifier=classifier, stop=stop)
     ws.save_json(VAE_HISTORY, result.history)
     checkpoints.save_model(result.model, ws.path(VAE), kind="vae", architecture=vae_architecture(cfg),
                            arch_kwargs=result.arch_kwargs, config=asdict(cfg), metrics=result.metrics)

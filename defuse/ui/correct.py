@@ -21,6 +21,7 @@ from ..steps.purity import mixed_failures
 from ..workspace import EXPORTS, MODEL_CARD, MODEL_CARD_MD, SUITE_DIR, SWEEP, Workspace
 from . import cache
 from .charts import tradeoff_chart
+from .estimates import job_time_note
 from .fields import number_field, refused, show_beside
 from .jobs import history_metrics
 from .rerun import run_again_box
@@ -40,6 +41,7 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
     """The sweep form; on submit, its CLI arguments (a ValueError names a bad field)."""
     choice = st.radio("Sweep", list(SWEEPS), horizontal=True)
     lams, epochs, samples = SWEEPS[choice]
+    job_time_note(ws, "correct", CorrectConfig(lambdas=lams, epochs=epochs))  # warns when over 10 minutes here
     with st.form("correct-settings", enter_to_submit=True):  # Enter = the button: checked, then started
         text = st.text_input("λ values (comma-separated; λ=0, the control, is always added)",
                              ", ".join(f"{v:g}" for v in lams), key=f"lams-{choice}")

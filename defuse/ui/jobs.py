@@ -89,7 +89,8 @@ def _follow(root: str, job_id: str, live, key: str) -> None:
     name = JOB_WORDS.get(p.get("step") or state.command[0], p.get("step") or state.command[0])
     elapsed = time.time() - state.started
     if p.get("total"):
-        text = (f"{name}: {p['done']:,} of {p['total']:,} · elapsed {fmt_seconds(elapsed)} · "
+        rate = f" · {p['rate']:.3g}/s" if p.get("rate") else ""  # steps/s of a training, from its first steps
+        text = (f"{name}: {p['done']:,} of {p['total']:,} · elapsed {fmt_seconds(elapsed)}{rate} · "
                 f"ETA {fmt_seconds(p.get('eta_s'))}")
     else:
         text = f"{name}: starting… · elapsed {fmt_seconds(elapsed)}"

@@ -13,6 +13,7 @@ from ..nets.vae_recipe import default_vae_config
 from ..steps.project import DEMO_CLASSIFIER, DEMO_VAE, import_classifier, import_vae
 from ..workspace import Workspace
 from . import cache
+from .estimates import job_time_note
 from .fields import number_field, refused
 from .gallery import show_grid
 from .model_import import ARCHITECTURES, import_form
@@ -103,6 +104,7 @@ def vae_source(ws: Workspace) -> None:
                  "perturbation changes how the image is drawn, not its class: fewer finds that are only decodes of "
                  "another class. Its class control (shown after training) says how well the label steers the class.")
         go = st.form_submit_button("Train the β-VAE", type="primary")
+    job_time_note(ws, "vae", d)  # over 10 minutes here: a warning with the settings that shorten it
     if go and not refused(beta, dim, epochs):
         cfg = VAEConfig(beta=float(beta.value), latent_dim=int(dim.value), epochs=int(epochs.value), width=int(width),
                         batch_size=int(d.batch_size), conditional=bool(conditional))
