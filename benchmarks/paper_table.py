@@ -508,7 +508,7 @@ def markdown(result: dict) -> str:
         s = r["reviewer_agreement"][key]
         lines.append(f"| {title} | {_ms(s['failure'])} | {_ms(s['non_failure'])} | {_ms(s['combined'])} |")
     lines += ["", "Targets (issue #21, judge, two-sided): " + "; ".join(
-        f"{k}: {'met' if t['met'] else 'missed'} ({_pct(t['value']) if abs(t['value'] or 0) < 2 else t['value']})"
+        f"{k}: {'met' if t['met'] else 'missed'} ({t['value'] if isinstance(t['value'], int) else _pct(t['value'])})"
         for k, t in r.get("targets_two_sided", {}).items())]
     lines += ["", "Targets: " + "; ".join(f"{k}: {'met' if t['met'] else 'missed'} ({_pct(t['value'])})"
                                           for k, t in r["targets"].items()), "",
