@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, fields, replace
 
 from ..data.datasets import DatasetSpec
+from ..nets.architectures import LABEL_IN
 from ..nets.train import VAE_TRAIN_SPLITS, TrainConfig, VAEConfig, fidelity_warning, parse_class_keep
 from ..nets.vae_recipe import MIN_STEPS, SMALL_BATCH, SMALL_SOURCE, default_vae_config
 from ..steps import project
@@ -137,6 +138,12 @@ def _train_vae_args(p):
     p.add_argument("--conditional", action="store_true", default=None,
                    help="class-conditional β-VAE: the decoder also takes the label, so identify's perturbations "
                         "change style, not class (issue #12; see README)")
+    p.add_argument("--label-in", default=None, choices=sorted(LABEL_IN),
+                   help=f"with --conditional: the layers that take the label (default {d.label_in}: "
+                        f"{LABEL_IN[d.label_in]}; decoder-input is the design of issue #12)")
+    p.add_argument("--class-adversary", type=float, default=None,
+                   help=f"with --conditional: weight of the adversary that reads the label from z (default "
+                        f"{d.class_adversary:g}; 0: none), so z holds style only")
     add_config_option(p, VAEConfig)
 
 

@@ -15,7 +15,7 @@ from ..data.datasets import ImageData
 from ..runtime.devices import resolve_device
 from ..runtime.progress import ProgressFn, ProgressReporter
 from ..runtime.train_speed import maybe_compile, resident
-from .architectures import build_classifier, build_vae, is_conditional, latent_means, perturbed_dims
+from .architectures import LABEL_IN, build_classifier, build_vae, is_conditional, latent_means, perturbed_dims
 from .class_control import class_control
 
 PROGRESS_STEPS = 10  # a progress event (and the one loss read back to the host) every this many steps
@@ -80,6 +80,10 @@ class VAEConfig:
     seed: int = 0
     # The decoder also takes the label (ConditionalBetaVAE): identification then changes style, not class.
     conditional: bool = False
+    # A conditional VAE's design (issue #21): which layers take the label (a key of LABEL_IN), and the weight
+    # of an adversary's loss: a critic learns to read the label from z, and the encoder pays for what it reads
+    label_in: str = "every-layer"
+    class_adversary: float = 10.0
 
     def __post_init__(self):
         _check_positive("beta", self.beta, allow_zero=True)
@@ -92,6 +96,9 @@ class VAEConfig:
         _check_positive("free_bits", self.free_bits, allow_zero=True)
         if not isinstance(self.conditional, bool):
             raise ValueError(f"conditional must be True or False; got {self.conditional!r}")
+        if self.label_in not in LABEL_IN:
+            raise ValueError(f"label_in must be one of {sorted(LABEL_IN)}; got {self.label_in!r}")
+        _check_positive("class_adversary", self.class_adversary, allow_zero=True)
         if self.train_on not in VAE_TRAIN_SPLITS:
             hint = " ('all' included the test split, which the VAE must never see)" if self.train_on == "all" else ""
             raise ValueError(f"train_on must be one of {sorted(VAE_TRAIN_SPLITS)}; got {self.train_on!r}{hint}")
@@ -196,6 +203,32 @@ def vae_loss(recon, x, mu, logvar, beta: float, free_bits: float = 0.0):
     return rec + beta * kl, rec, kl
 
 
+class LabelCritic:
+    """The adversary of a conditional VAE's z (issue #21): an MLP learns to read the label from μ, and
+    :meth:`leak` is what the encoder pays for what it reads, KL(class prior ‖ critic's posterior) in nats:
+    zero exactly when the critic can do no better than the class frequencies, i.e. z tells it nothing
+    of the class. (A reversed gradient of the critic's own loss has no floor: the encoder could push the
+    critic to be confidently wrong, which is class information too.)"""
+
+    def __init__(self, vae: nn.Module, labels: torch.Tensor, cfg: VAEConfig, dev: torch.device):
+        c = vae.num_classes
+        self.net = nn.Sequential(nn.Linear(vae.style_dim, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                                 nn.Linear(256, c)).to(dev)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        prior = torch.bincount(labels.long(), minlength=c).double().clamp_min(1)
+        self.prior = (prior / prior.sum()).float().to(dev)
+
+    def leak(self, mu: torch.Tensor) -> torch.Tensor:
+        log_q = F.log_softmax(self.net(mu), 1)
+        return (self.prior * (self.prior.log() - log_q)).sum(1).mean()
+
+    def learn(self, mu: torch.Tensor, labels: torch.Tensor) -> None:
+        loss = F.cross_entropy(self.net(mu), labels)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+
 def vae_images(data: ImageData, train_on: str) -> torch.Tensor:
     """The images (N, C, H, W) a VAE with ``train_on`` trains on: never the test split."""
     return torch.cat([getattr(data, split).images for split in VAE_TRAIN_SPLITS[train_on]])
@@ -229,10 +262,11 @@ def train_vae(data: ImageData, cfg: VAEConfig = VAEConfig(), *, device="auto", o
     dev = resolve_device(device)
     torch.manual_seed(cfg.seed)
     images, labels = vae_images(data, cfg.train_on), vae_labels(data, cfg.train_on)
-    arch_kwargs = dict(channels=data.channels, image_size=data.image_size, latent_dim=cfg.latent_dim,
-                       width=cfg.width, **({"num_classes": data.num_classes} if cfg.conditional else {}))
+    arch_kwargs = dict(channels=data.channels, image_size=data.image_size, latent_dim=cfg.latent_dim, width=cfg.width,
+                       **({"num_classes": data.num_classes, "label_in": cfg.label_in} if cfg.conditional else {}))
     vae = build_vae(vae_architecture(cfg), **arch_kwargs).to(dev)
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
+    critic = LabelCritic(vae, labels, cfg, dev) if cfg.conditional and cfg.class_adversary > 0 else None
     gen = torch.Generator().manual_seed(cfg.seed)
     steps_per_epoch = -(-len(images) // cfg.batch_size)
     report = ProgressReporter("train-vae", cfg.epochs * steps_per_epoch, on_progress)
@@ -246,9 +280,13 @@ def train_vae(data: ImageData, cfg: VAEConfig = VAEConfig(), *, device="auto", o
             beta = cfg.beta * min(1.0, (step + 1) / cfg.kl_anneal_steps) if cfg.kl_anneal_steps else cfg.beta
             recon, mu, logvar = net(x, y_all[idx.to(y_all.device)].to(dev)) if cfg.conditional else net(x)
             loss, rec, kl = vae_loss(recon, x, mu, logvar, beta=beta, free_bits=cfg.free_bits)
+            if critic is not None:
+                loss = loss + cfg.class_adversary * critic.leak(mu)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if critic is not None:
+                critic.learn(mu.detach(), y_all[idx.to(y_all.device)].to(dev))
             sums += torch.stack([loss, rec, kl]).detach().double() * len(idx)  # no host sync per step
             step += 1
         loss_m, rec_m, kl_m = (sums / len(images)).tolist()
