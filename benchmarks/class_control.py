@@ -86,7 +86,8 @@ def main(argv=None) -> int:
         cfg = VAEConfig(conditional=True, beta=args.beta, epochs=args.epochs, kl_anneal_steps=args.kl_anneal_steps,
                         label_in=label_in, class_adversary=weight, seed=args.seed)
         steps = cfg.epochs * -(-len(data.train) // cfg.batch_size)
-        name = f"class-control-{spec.get('source')}-{label_in}-adv{weight:g}-{steps}steps"
+        name = (f"class-control-{spec.get('source')}-{label_in}-adv{weight:g}-{steps}steps"
+                + (f"-seed{args.seed}" if args.seed else ""))
         saved = Path(args.save) / name if args.save else None
         if saved is not None and saved.with_suffix(".json").is_file():
             vae, meta = checkpoints.load_model(saved, kind="vae")

@@ -83,7 +83,7 @@ class VAEConfig:
     # A conditional VAE's design (issue #21): which layers take the label (a key of LABEL_IN), and the weight
     # of an adversary's loss: a critic learns to read the label from z, and the encoder pays for what it reads
     label_in: str = "every-layer"
-    class_adversary: float = 10.0
+    class_adversary: float = 0.0
 
     def __post_init__(self):
         _check_positive("beta", self.beta, allow_zero=True)
