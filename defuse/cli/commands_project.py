@@ -136,8 +136,8 @@ def _train_vae_args(p):
     p.add_argument("--train-on", default=d.train_on, choices=sorted(VAE_TRAIN_SPLITS), help="never the test split")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--conditional", action="store_true", default=None,
-                   help="class-conditional β-VAE: the decoder also takes the label, so identify's perturbations "
-                        "change style, not class (issue #12; see README)")
+                   help="class-conditional β-VAE: the encoder and decoder also take the label, so identify's "
+                        "perturbations change style, not class (issues #12, #21; see README)")
     p.add_argument("--label-in", default=None, choices=sorted(LABEL_IN),
                    help=f"with --conditional: the layers that take the label (default {d.label_in}: "
                         f"{LABEL_IN[d.label_in]}; decoder-input is the design of issue #12)")

@@ -78,7 +78,7 @@ class VAEConfig:
     free_bits: float = 0.0        # per-dimension KL floor (nats); 0 = plain β-VAE
     train_on: str = "train"       # a key of VAE_TRAIN_SPLITS; never the test split
     seed: int = 0
-    # The decoder also takes the label (ConditionalBetaVAE): identification then changes style, not class.
+    # The encoder and decoder also take the label (ConditionalBetaVAE): identify then changes style, not class.
     conditional: bool = False
     # A conditional VAE's design (issue #21): which layers take the label (a key of LABEL_IN), and the weight
     # of an adversary's loss: a critic learns to read the label from z, and the encoder pays for what it reads
