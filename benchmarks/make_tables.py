@@ -122,6 +122,9 @@ def _short_method(result: dict) -> str:
                                ("skip misrec.", "misreconstructed")) if key in m]
     scale = ((result.get("settings") or {}).get("identify") or {}).get("noise_scale", 1.0)
     extras += [f"noise ×{scale:g}"] if scale != 1.0 else []
+    used = result.get("vae_used") or {}
+    extras += ["label in every layer"] if used.get("label_in", "decoder-input") != "decoder-input" else []
+    extras += [f"adversary ×{used['class_adversary']:g}"] if used.get("class_adversary") else []
     # the VAE trained by the product's recipe (about 8,000 steps) rather than --quick's budget
     extras += [f"{_vae_steps(result):,}-step VAE"] if _recipe_vae(result) else []
     words = (result.get("command") or "").split()

@@ -35,6 +35,7 @@ from defuse.evaluation.judge import JUDGE_PRESETS, Judge, JudgeConfig, fingerpri
 from defuse.identify.search import decode_latents  # noqa: E402
 from defuse.label.reviewer import Reviewer, agreement_summary, review_scenarios, train_reviewer  # noqa: E402
 from defuse.label.store import LabelStore  # noqa: E402
+from defuse.nets.architectures import LABEL_IN  # noqa: E402
 from defuse.nets.train import evaluate_accuracy, fidelity_warning, vae_images  # noqa: E402
 from defuse.nets.vae_recipe import default_vae_config  # noqa: E402
 from defuse.runtime.devices import configure_threads, describe_device  # noqa: E402
@@ -101,7 +102,10 @@ def build_preset(args, n_train: int, n_vae: int) -> Preset:
     identify = replace(PAPER.identify, centered=args.centered, skip_misreconstructed=args.skip_misreconstructed,
                        noise_scale=args.noise_scale,
                        **({"beta_a": args.beta[0], "beta_b": args.beta[1]} if args.beta else {}))
-    vae = replace(PAPER.vae, conditional=args.conditional, **({"beta": args.vae_beta} if args.vae_beta else {}))
+    design = {k: v for k, v in (("label_in", args.label_in), ("class_adversary", args.class_adversary))
+              if v is not None}
+    vae = replace(PAPER.vae, conditional=args.conditional, **({"beta": args.vae_beta} if args.vae_beta else {}),
+                  **design)
     method = {"group_by": "none"} if args.paper_method else {}
     paper = replace(PAPER, name="paper", train=replace(PAPER.train, class_keep=flaw), identify=identify, vae=vae,
                     distill=replace(PAPER.distill, **method),
@@ -109,7 +113,8 @@ def build_preset(args, n_train: int, n_vae: int) -> Preset:
                                     fix_set="all" if args.paper_method else PAPER.correct.fix_set))
     if args.smoke:  # every step on tiny settings, for the test suite; not for results
         return replace(SMOKE, train=replace(SMOKE.train, class_keep=flaw),
-                       vae=replace(SMOKE.vae, epochs=2, kl_anneal_steps=100, conditional=args.conditional),
+                       vae=replace(SMOKE.vae, epochs=2, kl_anneal_steps=100, conditional=args.conditional,
+                                   **design),
                        reviewer=replace(SMOKE.reviewer, epochs=1), identify=replace(SMOKE.identify, subset=200),
                        distill=replace(SMOKE.distill, **method),
                        correct=replace(SMOKE.correct, lambdas=(1.0,), train_eval_size=1000,
@@ -313,6 +318,13 @@ def vae_used(ws: Workspace) -> dict:
             "conditional": meta.get("architecture") == "conditional-beta-vae"}
 
 
+def conditional_design(vae: dict) -> str:
+    """", label in every layer, adversary ×2" for a conditional VAE of issue #21; "" for the first design."""
+    label_in, weight = vae.get("label_in", "decoder-input"), vae.get("class_adversary") or 0
+    return ("" if label_in == "decoder-input" else ", label in every layer") + (f", adversary ×{weight:g}" if weight
+                                                                              else "")
+
+
 def identification_method(preset: Preset, verify: bool = False, vae: dict | None = None) -> str:
     """Which identification produced the UAEs, in words (the paper's method and its options); ``vae``: the
     settings of the VAE actually used (:func:`vae_used`), else the preset's."""
@@ -322,8 +334,8 @@ def identification_method(preset: Preset, verify: bool = False, vae: dict | None
     skip = "; misreconstructed sources skipped" if i.skip_misreconstructed else ""
     check = "; verification filter: only UAEs reviewer A reads as the source's class" if verify else ""
     beta = vae.get("beta", preset.vae.beta)
-    kind = (f"class-conditional β-VAE (β={beta:g}), decoded with the source's label" if vae.get("conditional")
-            else f"paper: unconditional β-VAE (β={beta:g})")
+    kind = (f"class-conditional β-VAE (β={beta:g}{conditional_design(vae)}), decoded with the source's label"
+            if vae.get("conditional") else f"paper: unconditional β-VAE (β={beta:g})")
     return f"{kind}, {noise}{skip}{check}"
 
 
@@ -532,6 +544,11 @@ def parse_args(argv=None):
     p.add_argument("--conditional", action="store_true",
                    help="a class-conditional β-VAE (decoded with the source's label); trains its own VAE even "
                         "with --models-from")
+    p.add_argument("--label-in", default=None, choices=sorted(LABEL_IN),
+                   help="with --conditional: the layers that take the label (default: the product's, every-layer)")
+    p.add_argument("--class-adversary", type=float, default=None,
+                   help="with --conditional: the weight of the adversary that reads the label from z "
+                        "(default: the product's; 0: none)")
     p.add_argument("--vae-beta", type=float, default=None, help="the VAE's β (default: the project's 0.4)")
     p.add_argument("--vae-recipe", action="store_true",
                    help="with --quick: train the VAE by the product's recipe (about 8,000 steps), not the quick budget")

@@ -157,3 +157,130 @@ def test_a_conditional_vae_for_other_classes_is_refused_at_import(tmp_path):
     with pytest.raises(ValueError, match="num_classes=3 but the data has num_classes=10"):
         project.import_vae(ws, tmp_path / "vae.json")
     assert not ws.exists("vae/model.json")
+
+
+# --- issue #21: a class-free z (the label in every layer, an adversary on z) ---------------------------------
+
+@pytest.mark.parametrize("channels,size,classes", [(1, 32, 2), (3, 32, 43), (3, 64, 5)])
+def test_every_layer_design_keeps_the_code_layout_for_any_classes_channels_and_size(channels, size, classes):
+    torch.manual_seed(0)
+    vae = ConditionalBetaVAE(channels=channels, image_size=size, latent_dim=4, width=8, num_classes=classes,
+                             label_in="every-layer").eval()
+    x, y = torch.rand(5, channels, size, size), torch.arange(5) % classes
+    code = latent_means(vae, x, y)
+    assert code.shape == (5, 4 + classes - 1) and torch.equal(vae.code_labels(code[:, 4:]), y)
+    with torch.no_grad():
+        assert vae.decode(code).shape == x.shape
+        recon, mu, logvar = vae.train()(x, y)
+    assert recon.shape == x.shape and mu.shape == logvar.shape == (5, 4)
+
+
+def test_every_layer_encoder_and_decoder_stages_depend_on_the_label():
+    torch.manual_seed(0)
+    vae = ConditionalBetaVAE(channels=1, image_size=32, latent_dim=4, width=8, num_classes=3, label_in="every-layer")
+    torch.nn.init.normal_(vae.decoder_film.weight)  # zero at the start of training: give it a value
+    vae.eval()
+    x = torch.rand(4, 1, 32, 32)
+    with torch.no_grad():
+        mu0, mu1 = vae.encode(x, torch.zeros(4))[0][:, :4], vae.encode(x, torch.ones(4))[0][:, :4]
+        assert not torch.allclose(mu0, mu1)  # the encoder reads the label, so z need not hold the class
+        one_hot = vae._one_hot(torch.ones(4), x)
+        with_film = vae._decode_style(mu0, one_hot)
+        vae.decoder_film.weight.zero_()      # the conv stages' per-class scale and shift are used
+        assert not torch.allclose(with_film, vae._decode_style(mu0, one_hot))
+
+
+def test_label_in_and_class_adversary_are_validated_with_the_choices():
+    with pytest.raises(ValueError, match=r"label_in must be one of \['decoder-input', 'every-layer'\]"):
+        ConditionalBetaVAE(label_in="film")
+    with pytest.raises(ValueError, match=r"label_in must be one of"):
+        VAEConfig(conditional=True, label_in="everywhere")
+    with pytest.raises(ValueError, match="class_adversary must be >= 0; got -1"):
+        VAEConfig(class_adversary=-1.0)
+
+
+def test_a_checkpoint_saved_before_issue_21_still_loads_as_the_decoder_input_design(tmp_path):
+    """Its arch_kwargs have no label_in: it must rebuild the first design, weights and decodes alike."""
+    torch.manual_seed(0)
+    old_kwargs = dict(channels=1, image_size=32, latent_dim=4, width=8, num_classes=3)
+    old = ConditionalBetaVAE(**old_kwargs).eval()
+    checkpoints.save_model(old, tmp_path / "vae", kind="vae", architecture="conditional-beta-vae",
+                           arch_kwargs=old_kwargs)
+    loaded, meta = checkpoints.load_model(tmp_path / "vae.json", kind="vae")
+    assert loaded.label_in == "decoder-input" and "label_in" not in meta["arch_kwargs"]
+    assert not hasattr(loaded, "decoder_film")
+    x, y = torch.rand(6, 1, 32, 32), torch.arange(6) % 3
+    with torch.no_grad():
+        assert torch.allclose(loaded.decode(latent_means(loaded, x, y)), old.decode(latent_means(old, x, y)))
+
+
+def test_the_default_conditional_vae_is_the_every_layer_design(trained):
+    """Measured on Fashion-MNIST (docs/runs/class-control-*.json): every-layer beat the first design and
+    every adversary weight tried, so the adversary is an option, off by default."""
+    _, result = trained
+    assert result.arch_kwargs["label_in"] == "every-layer" and VAEConfig().class_adversary == 0
+    assert result.model.label_in == "every-layer"
+
+
+def test_the_critic_charges_nothing_when_it_reads_only_the_class_frequencies():
+    from defuse.nets.train import LabelCritic
+
+    vae = ConditionalBetaVAE(channels=1, image_size=32, latent_dim=4, width=8, num_classes=3)
+    critic = LabelCritic(vae, torch.tensor([0, 0, 1, 2]), VAEConfig(conditional=True), torch.device("cpu"))
+    assert torch.allclose(critic.prior, torch.tensor([0.5, 0.25, 0.25]))
+    last = critic.net[-1]
+    torch.nn.init.zeros_(last.weight)
+    with torch.no_grad():
+        last.bias.copy_(critic.prior.log())
+    assert critic.leak(torch.randn(8, 4)).abs().item() < 1e-6
+    with torch.no_grad():
+        last.bias.copy_(torch.tensor([0.0, 5.0, 0.0]))
+    assert critic.leak(torch.randn(8, 4)).item() > 1.0
+
+
+def _probe_accuracy(z_train, y_train, z_test, y_test) -> float:
+    from sklearn.linear_model import LogisticRegression
+
+    probe = LogisticRegression(max_iter=2000).fit(z_train, y_train)
+    return float(probe.score(z_test, y_test))
+
+
+def test_the_adversary_takes_the_class_out_of_z():
+    """Blobs whose class is their position, a plain-decoder VAE that must store the class in z to place the
+    blob: with the adversary, a probe reads the class from z far less often."""
+    gen = torch.Generator().manual_seed(0)
+    n, c = 384, 4
+    y = torch.arange(n) % c
+    x = torch.rand(n, 1, 32, 32, generator=gen) * 0.1
+    for k in range(c):  # class k: a square in quadrant k, its size (the style) random
+        r0, c0 = 16 * (k // 2), 16 * (k % 2)
+        for i in torch.nonzero(y == k).flatten().tolist():
+            s = int(torch.randint(4, 14, (1,), generator=gen))
+            x[i, :, r0 + 1:r0 + 1 + s, c0 + 1:c0 + 1 + s] = 0.9
+    from defuse.data.datasets import DatasetSpec, ImageData, Split
+
+    data = ImageData(Split(x[:256], y[:256]), Split(x[256:320], y[256:320]), Split(x[320:], y[320:]),
+                     class_names=[f"c{i}" for i in range(c)], spec=DatasetSpec(source="npz"))
+    accs = {}
+    for weight in (0.0, 20.0):
+        cfg = VAEConfig(epochs=25, batch_size=32, latent_dim=4, width=8, kl_anneal_steps=20, beta=1.0,
+                        conditional=True, label_in="decoder-input", class_adversary=weight)
+        vae = train_vae(data, cfg, device="cpu").model
+        with torch.no_grad():
+            z_tr, z_te = (vae.encode(s.images, s.labels)[0][:, :4].numpy() for s in (data.train, data.test))
+        accs[weight] = _probe_accuracy(z_tr, data.train.labels.numpy(), z_te, data.test.labels.numpy())
+    assert accs[20.0] < accs[0.0] - 0.2, accs
+
+
+def test_train_vae_flags_choose_the_design_and_the_sidecar_records_it(tmp_path):
+    from defuse.cli.main import main
+    from defuse.steps import project
+    from defuse.workspace import Workspace
+
+    root = str(tmp_path / "proj")
+    assert main(["init", "-w", root, "--dataset", "digits", "--quiet"]) == 0
+    assert main(["train-vae", "-w", root, "--conditional", "--label-in", "decoder-input", "--class-adversary", "2",
+                 "--epochs", "1", "--width", "8", "--quiet"]) == 0
+    vae, meta = project.load_vae(Workspace.open(root))
+    assert vae.label_in == "decoder-input" and meta["arch_kwargs"]["label_in"] == "decoder-input"
+    assert meta["config"]["class_adversary"] == 2.0

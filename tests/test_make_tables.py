@@ -92,3 +92,16 @@ def test_identify_variants_become_one_row_each(make_tables, tmp_path):
                      "| 28.9 | 25.1 |",
                      "| `identify-variants-x.jsonl` | conditional β-VAE (β=4) | Beta(50, 50) | 0 | 0 | – | – |"]
     assert make_tables.variants_table(tmp_path / "none") == ""
+
+
+def test_the_side_by_side_table_names_a_class_free_conditional_design(make_tables):
+    """Issue #21's VAE: the label in every layer (and an adversary, when one was used) shows in the row."""
+    base = {"dataset": "fashion-mnist", "n_failures": 10, "n_scenarios": 4, "n_failure_scenarios": 1,
+            "method": "class-conditional β-VAE (β=4, label in every layer), decoded with the source's label",
+            "settings": {"vae": {"beta": 4.0}}}
+    new = {**base, "vae_used": {"beta": 4.0, "label_in": "every-layer", "class_adversary": 0.0}}
+    adv = {**base, "vae_used": {"beta": 4.0, "label_in": "every-layer", "class_adversary": 2.0}}
+    old = {**base, "vae_used": {"beta": 4.0}}
+    assert make_tables._short_method(new) == "conditional β-VAE (β=4), label in every layer"
+    assert make_tables._short_method(adv) == "conditional β-VAE (β=4), label in every layer, adversary ×2"
+    assert make_tables._short_method(old) == "conditional β-VAE (β=4)"

@@ -59,6 +59,20 @@ def test_two_sided_targets_are_graded_on_the_judges_figures(paper_table):
     assert not paper_table.check_two_sided_targets({})["fix rate after >= 90 %"]["met"]
 
 
+def test_conditional_design_flags_reach_the_vae_and_the_method_names_them(paper_table):
+    args = paper_table.parse_args(["--dataset", "fashion-mnist", "--quick", "--conditional", "--vae-beta", "4",
+                                   "--label-in", "decoder-input", "--class-adversary", "2"])
+    preset = paper_table.build_preset(args, n_train=54_000, n_vae=54_000)
+    assert (preset.vae.conditional, preset.vae.label_in, preset.vae.class_adversary) == (True, "decoder-input", 2.0)
+    default = paper_table.build_preset(paper_table.parse_args(["--quick", "--conditional"]), 54_000, 54_000)
+    assert (default.vae.label_in, default.vae.class_adversary) == ("every-layer", 0.0)
+    method = paper_table.identification_method(default, vae={"conditional": True, "beta": 4.0,
+                                                             "label_in": "every-layer", "class_adversary": 0.0})
+    assert method.startswith("class-conditional β-VAE (β=4, label in every layer), decoded")
+    old = paper_table.identification_method(default, vae={"conditional": True, "beta": 4.0})  # a pre-#21 VAE
+    assert old.startswith("class-conditional β-VAE (β=4), decoded")
+
+
 @pytest.mark.slow
 def test_smoke_run_writes_the_figure4_json_and_markdown(paper_table, tmp_path):
     out = tmp_path / "table.json"

@@ -187,6 +187,17 @@ class BetaVAE(nn.Module):
 CLASS_CODE_SCALE = 3.0
 
 
+# Where a conditional VAE takes the label (its ``label_in`` kwarg). A checkpoint without the kwarg predates
+# issue #21 and is "decoder-input"; train_vae records its choice, so the default here only serves old files.
+LABEL_IN = {
+    # issue #12: the label joins z at the decoder's first FC layer only; the encoder never sees it
+    "decoder-input": "the decoder's first layer",
+    # issue #21: the encoder's FC layers see the label (it need not store the class in z), and the decoder's
+    # FC layers and every transposed-conv stage (a per-class scale and shift of its channels, FiLM)
+    "every-layer": "the encoder's FC layers and every decoder layer",
+}
+
+
 class ConditionalBetaVAE(BetaVAE):
     """A class-conditional β-VAE: the decoder takes the label next to z, so z is free to hold only style.
 
@@ -198,25 +209,46 @@ class ConditionalBetaVAE(BetaVAE):
     so a code sampled from a scenario decodes to one clean class. The label code is
     ``CLASS_CODE_SCALE · one-hot`` without its last entry (the last class is the zero vector): a full
     one-hot sums to a constant, which makes the codes' covariance singular and the mixture's fit fail.
+
+    ``label_in`` (a key of :data:`LABEL_IN`) says which layers take the label: "every-layer" (issue #21)
+    lets the encoder know the class, so z need not hold it, and gives the decoder the label at each stage,
+    so it can draw another class from the same z; "decoder-input" is the design of issue #12, kept so its
+    checkpoints load (their ``arch_kwargs`` have no ``label_in``).
     """
 
     conditional = True
 
     def __init__(self, channels: int = 1, image_size: int = 32, latent_dim: int = 10, width: int = 32,
-                 num_classes: int = 10):
+                 num_classes: int = 10, label_in: str = "decoder-input"):
         super().__init__(channels, image_size, latent_dim, width)
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2; got {num_classes}")
-        self.style_dim, self.num_classes = latent_dim, num_classes
+        if label_in not in LABEL_IN:
+            raise ValueError(f"label_in must be one of {sorted(LABEL_IN)}; got {label_in!r}")
+        self.style_dim, self.num_classes, self.label_in = latent_dim, num_classes, label_in
         self.latent_dim = latent_dim + num_classes - 1
         self.decoder_fc[0] = nn.Linear(latent_dim + num_classes, 256)
+        if label_in == "every-layer":
+            for seq in (self.encoder, self.decoder_fc):
+                for i, m in enumerate(seq):
+                    if isinstance(m, nn.Linear) and not (seq is self.decoder_fc and i == 0):
+                        seq[i] = nn.Linear(m.in_features + num_classes, m.out_features)
+            stages = sum(isinstance(m, nn.ReLU) for m in self.decoder_conv)
+            # per class, a scale and a shift of each hidden stage's channels; zero: training starts from plain
+            self.decoder_film = nn.Linear(num_classes, 2 * width * stages, bias=False)
+            nn.init.zeros_(self.decoder_film.weight)
 
-    def _style(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder(x)
+    def _style(self, x: torch.Tensor, one_hot: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.label_in == "decoder-input":
+            h = self.encoder(x)
+        else:
+            h = x
+            for m in self.encoder:
+                h = m(torch.cat([h, one_hot], 1)) if isinstance(m, nn.Linear) else m(h)
         return h[:, : self.style_dim], h[:, self.style_dim:]
 
     def _one_hot(self, labels: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return nn.functional.one_hot(labels.long(), self.num_classes).to(like.dtype)
+        return nn.functional.one_hot(labels.long().to(like.device), self.num_classes).to(like.dtype)
 
     def label_code(self, labels: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """The code's label part (N, num_classes - 1) for ``labels`` (N,), in ``like``'s dtype and device."""
@@ -229,15 +261,26 @@ class ConditionalBetaVAE(BetaVAE):
         return torch.cat([part, half], 1).argmax(1)
 
     def _decode_style(self, z: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
-        h = self.decoder_fc(torch.cat([z, one_hot], 1)).view(-1, self._seed_channels, 2, 2)
-        return self.decoder_conv(h)
+        if self.label_in == "decoder-input":
+            h = self.decoder_fc(torch.cat([z, one_hot], 1)).view(-1, self._seed_channels, 2, 2)
+            return self.decoder_conv(h)
+        h = z
+        for m in self.decoder_fc:
+            h = m(torch.cat([h, one_hot], 1)) if isinstance(m, nn.Linear) else m(h)
+        h = h.view(-1, self._seed_channels, 2, 2)
+        film = iter(self.decoder_film(one_hot).split(self.decoder_conv[0].out_channels, 1))
+        for m in self.decoder_conv:
+            if isinstance(m, nn.ReLU):  # a hidden stage: its channels scaled and shifted for the class
+                h = h * (1 + next(film)[:, :, None, None]) + next(film)[:, :, None, None]
+            h = m(h)
+        return h
 
     def encode(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images and their labels -> (code mean, code log-variance), each (N, style_dim + num_classes)."""
+        """Images and their labels -> (code mean, code log-variance), each (N, style_dim + num_classes - 1)."""
         if labels is None:
             raise ValueError("a class-conditional VAE encodes each image together with its label; "
                              "pass the labels (defuse.nets.architectures.latent_means does)")
-        mu, logvar = self._style(x)
+        mu, logvar = self._style(x, self._one_hot(labels, x))
         part = self.label_code(labels, mu)
         # the label part of the code is exact: a log-variance far below any learnt one
         return torch.cat([mu, part], 1), torch.cat([logvar, torch.full_like(part, -30.0)], 1)
@@ -251,9 +294,10 @@ class ConditionalBetaVAE(BetaVAE):
         """Training pass: (reconstruction, μ, log σ²) of z alone (the label is given, so it costs no KL)."""
         if labels is None:
             raise ValueError("a class-conditional VAE trains on images with their labels")
-        mu, logvar = self._style(x)
+        one_hot = self._one_hot(labels, x)
+        mu, logvar = self._style(x, one_hot)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        return self._decode_style(z, self._one_hot(labels.to(x.device), mu)), mu, logvar
+        return self._decode_style(z, one_hot), mu, logvar
 
 
 def is_conditional(vae: nn.Module) -> bool:

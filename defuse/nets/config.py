@@ -20,6 +20,7 @@ def _class_fraction(pair) -> bool:
     return (len(pair) == 2 and isinstance(pair[0], numbers.Integral) and not isinstance(pair[0], bool)
             and isinstance(pair[1], numbers.Real) and not isinstance(pair[1], bool) and 0.0 <= pair[1] <= 1.0)
 
+LABEL_IN_NAMES = ("every-layer", "decoder-input")  # the keys of defuse.nets.architectures.LABEL_IN
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -63,6 +64,14 @@ class VAEConfig:
     # The decoder also takes the label (ConditionalBetaVAE): identification then changes style, not class.
     conditional: bool = setting(False, label="“Class-conditional”", help="a class-conditional β-VAE: the decoder "
                                 "takes the label, so identification changes style, not class")
+    # A conditional VAE's design (issue #21): which layers take the label (a key of
+    # defuse.nets.architectures.LABEL_IN), and the weight of an adversary's loss: a critic learns to read the label
+    # from z, and the encoder pays for what it reads
+    label_in: str = setting("every-layer", choices=LABEL_IN_NAMES, label="“The label enters”",
+                            help="with conditional: the layers that take the label (every-layer; decoder-input is the "
+                                 "design of issue #12)")
+    class_adversary: float = setting(0.0, low=0.0, high=1e3, help="with conditional: weight of the adversary that "
+                                     "reads the label from z (0: none)")
     # End before the last epoch once validation fidelity passes the gate and stops improving (train-vae with a
     # classifier: defuse.nets.early_stop.FidelityStop). The epochs are then a ceiling.
     early_stop: bool = setting(True, help="end training once the validation fidelity has passed the gate and "

@@ -137,6 +137,32 @@ def vae_loss(recon, x, mu, logvar, beta: float, free_bits: float = 0.0):
     return rec + beta * kl, rec, kl
 
 
+class LabelCritic:
+    """The adversary of a conditional VAE's z (issue #21): an MLP learns to read the label from μ, and
+    :meth:`leak` is what the encoder pays for what it reads, KL(class prior ‖ critic's posterior) in nats:
+    zero exactly when the critic can do no better than the class frequencies, i.e. z tells it nothing
+    of the class. (A reversed gradient of the critic's own loss has no floor: the encoder could push the
+    critic to be confidently wrong, which is class information too.)"""
+
+    def __init__(self, vae: nn.Module, labels: torch.Tensor, cfg: VAEConfig, dev: torch.device):
+        c = vae.num_classes
+        self.net = nn.Sequential(nn.Linear(vae.style_dim, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                                 nn.Linear(256, c)).to(dev)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        prior = torch.bincount(labels.long(), minlength=c).double().clamp_min(1)
+        self.prior = (prior / prior.sum()).float().to(dev)
+
+    def leak(self, mu: torch.Tensor) -> torch.Tensor:
+        log_q = F.log_softmax(self.net(mu), 1)
+        return (self.prior * (self.prior.log() - log_q)).sum(1).mean()
+
+    def learn(self, mu: torch.Tensor, labels: torch.Tensor) -> None:
+        loss = F.cross_entropy(self.net(mu), labels)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+
 def vae_images(data: ImageData, train_on: str) -> torch.Tensor:
     """The images (N, C, H, W) a VAE with ``train_on`` trains on: never the test split."""
     return torch.cat([getattr(data, split).images for split in VAE_TRAIN_SPLITS[train_on]])
@@ -175,11 +201,12 @@ def train_vae(data: ImageData, cfg: VAEConfig = VAEConfig(), *, device="auto", o
     dev = resolve_device(device)
     torch.manual_seed(cfg.seed)
     images, labels = vae_images(data, cfg.train_on), vae_labels(data, cfg.train_on)
-    arch_kwargs = dict(channels=data.channels, image_size=data.image_size, latent_dim=cfg.latent_dim,
-                       width=cfg.width, **({"num_classes": data.num_classes} if cfg.conditional else {}))
+    arch_kwargs = dict(channels=data.channels, image_size=data.image_size, latent_dim=cfg.latent_dim, width=cfg.width,
+                       **({"num_classes": data.num_classes, "label_in": cfg.label_in} if cfg.conditional else {}))
     plan = train_plan(dev)  # bf16 autocast + channels_last on a CPU with native bf16 (runtime.train_speed)
     vae = plan.model(build_vae(vae_architecture(cfg), **arch_kwargs))
     opt = torch.optim.Adam(vae.parameters(), lr=cfg.lr)
+    critic = LabelCritic(vae, labels, cfg, dev) if cfg.conditional and cfg.class_adversary > 0 else None
     gen = torch.Generator().manual_seed(cfg.seed)
     steps_per_epoch = -(-len(images) // cfg.batch_size)
     report = ProgressReporter("train-vae", cfg.epochs * steps_per_epoch, on_progress)
@@ -194,9 +221,13 @@ def train_vae(data: ImageData, cfg: VAEConfig = VAEConfig(), *, device="auto", o
             with plan.autocast():
                 recon, mu, logvar = net(x, y_all[idx.to(y_all.device)].to(dev)) if cfg.conditional else net(x)
             loss, rec, kl = vae_loss(recon.float(), x, mu.float(), logvar.float(), beta=beta, free_bits=cfg.free_bits)
+            if critic is not None:
+                loss = loss + cfg.class_adversary * critic.leak(mu.float())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if critic is not None:
+                critic.learn(mu.detach(), y_all[idx.to(y_all.device)].to(dev))
             sums += torch.stack([loss, rec, kl]).detach().double() * len(idx)  # no host sync per step
             step += 1
             if step % PROGRESS_STEPS == 0:  # steps/s and an ETA from the first steps; no loss read back (no sync)

@@ -99,7 +99,7 @@ def vae_source(ws: Workspace) -> None:
                               d.epochs, low=1, high=5000)
         width = c[3].selectbox("Width", [32, 64], help="32 for MNIST-like data, 64 for SVHN and signs")
         conditional = st.checkbox(
-            "Class-conditional: the decoder also takes the label", value=d.conditional,
+            "Class-conditional: the encoder and the decoder also take the label", value=d.conditional,
             help="Identify then encodes each image with its own label and decodes with the same label, so a "
                  "perturbation changes how the image is drawn, not its class: fewer finds that are only decodes of "
                  "another class. Its class control (shown after training) says how well the label steers the class.")
