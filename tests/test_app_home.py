@@ -47,7 +47,7 @@ def test_a_failed_job_is_listed_with_its_log(run_page, project_copy):
     at = run_page("home", root)
     assert "Recent jobs" in [s.value for s in at.subheader]
     assert any("Identify — failed" in e.label for e in at.expander)
-    assert any("samples_per_image must be" in e.value for e in at.error)
+    assert any("Q must be an integer in [1, 1048576]; got 0" in e.value for e in at.error)
 
 
 def test_with_no_scenario_above_epsilon_distilling_again_is_next_not_labeling():

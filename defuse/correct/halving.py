@@ -19,8 +19,8 @@ import torch
 
 from ..nets.train import shuffled_batches
 from ..runtime.train_speed import resident
-from .evaluation import evaluate
 from .finetune import SingleTrainer
+from .scoring import evaluate
 from .selection import epoch_metric, failure_measure
 from .training import HEARTBEAT_STEPS, _cycle
 

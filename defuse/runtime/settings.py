@@ -4,7 +4,8 @@ A step's config is a frozen dataclass whose fields are made with :func:`setting`
 :func:`check_settings`. Everything else is read from those declarations: the checks (one message shape,
 :class:`SettingError`), the CLI's flags (``defuse.cli.args.add_setting_flags``), the app's number fields and
 their bounds (``defuse.ui.fields.setting_field``), the words an error uses on a page or on the command line
-(:meth:`SettingError.words`) and the JSON a page sends to its job (:func:`settings_json`).
+(:meth:`SettingError.words`), and the JSON a page sends to its job (``defuse.cli.jobs.config_args``), read back
+by ``defuse.cli.args.config_from_args`` into the same checks.
 
 Why not pydantic or attrs: the configs are plain frozen dataclasses that the steps already record, compare and
 ``replace``; a field's metadata carries the declaration, so nothing about them changes and nothing is installed.
@@ -181,15 +182,6 @@ def check_settings(obj) -> None:
     for name, spec in declared(obj).items():
         value = check_value(name, getattr(obj, name), spec)
         object.__setattr__(obj, name, value)
-
-
-def settings_json(obj) -> dict:
-    """The declared fields of ``obj`` as JSON values (tuples as lists): what a page sends to its job."""
-    out = {}
-    for name in declared(obj):
-        value = getattr(obj, name)
-        out[name] = [list(v) if isinstance(v, tuple) else v for v in value] if isinstance(value, tuple) else value
-    return out
 
 
 def parse_text(text: str, spec: Setting):
