@@ -31,6 +31,7 @@ from defuse.cli.commands_project import add_dataset_args, dataset_spec_from_args
 from defuse.correct.two_sided import DEFAULT_THRESHOLD  # noqa: E402
 from defuse.data.datasets import ImageData  # noqa: E402
 from defuse.distill.sampling import ReviewSamples, ScenarioDraw  # noqa: E402
+from defuse.distill.tau import TAU_AUTO  # noqa: E402
 from defuse.evaluation.judge import JUDGE_PRESETS, Judge, JudgeConfig, fingerprint, load_or_train_judge  # noqa: E402
 from defuse.identify.search import decode_latents  # noqa: E402
 from defuse.label.reviewer import Reviewer, agreement_summary, review_scenarios, train_reviewer  # noqa: E402
@@ -106,11 +107,11 @@ def build_preset(args, n_train: int, n_vae: int) -> Preset:
               if v is not None}
     vae = replace(PAPER.vae, conditional=args.conditional, **({"beta": args.vae_beta} if args.vae_beta else {}),
                   **design)
-    method = {"group_by": "none"} if args.paper_method else {}
+    method = {"group_by": "confusion"} if args.new_route else {"group_by": "none"}
     paper = replace(PAPER, name="paper", train=replace(PAPER.train, class_keep=flaw), identify=identify, vae=vae,
                     distill=replace(PAPER.distill, **method),
                     correct=replace(PAPER.correct, failure_labels=args.failure_labels,
-                                    fix_set="all" if args.paper_method else PAPER.correct.fix_set))
+                                    fix_set="agreed" if args.new_route else "all"))
     if args.smoke:  # every step on tiny settings, for the test suite; not for results
         return replace(SMOKE, train=replace(SMOKE.train, class_keep=flaw),
                        vae=replace(SMOKE.vae, epochs=2, kl_anneal_steps=100, conditional=args.conditional,
@@ -150,12 +151,12 @@ def deviations(preset: Preset, args, class_names: list) -> list[str]:
             out.append(f"{label}: {ours[key]} ({source}: {theirs[key]})")
     if args.tau is not None:
         out.append(f"τ (review and correction samples): {args.tau} (paper: 0.5 for MNIST, 0.01 for SVHN/signs)")
-    elif not args.paper_method:
+    elif args.new_route:
         out.append("τ per scenario: the widest τ at which reviewer A reads 90 % of a scenario's samples as its label "
                    "(paper: 0.5 for MNIST, 0.01 for SVHN/signs)")
-    if args.paper_method:
-        out.append("the paper's method: one mixture over every UAE, τ per dataset, every D_f sample kept (project "
-                   "defaults: scenarios split by confusion, τ chosen for each scenario, D_f the reviewers agree on)")
+    if args.new_route:
+        out.append("issue #21's route: scenarios split by confusion, τ chosen for each scenario, D_f the reviewers "
+                   "agree on (paper and project defaults: one mixture over every UAE, τ per dataset, every D_f sample)")
     if args.accept_low_fidelity:
         out.append("identify: searches even when the VAE fails the fidelity gate (the product refuses without "
                    "--accept-low-fidelity); its fidelity is printed with the results")
@@ -251,12 +252,13 @@ def run_method(ws: Workspace, preset: Preset, reviewer: Reviewer, tau, device, l
     Without any failure scenario there is nothing to correct: the table then holds the "before" row only.
     """
     # only the smoke preset searches with a VAE that fails the fidelity gate (its 2-epoch VAE is blurry)
+    drawn = None if tau == TAU_AUTO else tau  # τ "auto" is chosen by the review; correction reads it from the project
     steps = [("identify", lambda: identify_step(ws, preset.identify, run=RunOptions(device=device, on_progress=log),
                                                 reviewer=reviewer, accept_low_fidelity=preset.accept_low_fidelity,
                                                 verify=verify)),
              ("distill", lambda: distill_step(ws, preset.distill, on_progress=log)),
              ("review", lambda: review_step(ws, reviewer, tau=tau, device=device, on_progress=log)),
-             ("correct", lambda: correct.correct_step(ws, preset.correct, draw=ScenarioDraw(preset.n_samples, tau),
+             ("correct", lambda: correct.correct_step(ws, preset.correct, draw=ScenarioDraw(preset.n_samples, drawn),
                                                       reviewer=reviewer, run=RunOptions(device, log)))]
     out = {name: _timed(times, name, step) for name, step in steps[:3]}
     if any(v.is_failure for v in out["review"].values()):
@@ -559,10 +561,13 @@ def parse_args(argv=None):
     p.add_argument("--accept-low-fidelity", action="store_true",
                    help="identify even with a VAE that fails the fidelity gate (--quick's short VAE training may)")
     p.add_argument("--tau", type=float, default=None,
-                   help="one sample diversity τ for every scenario (default: τ per scenario, chosen by reviewer A)")
+                   help="one sample diversity τ for every scenario (default: the dataset's, 0.5; SVHN, signs 0.01)")
+    p.add_argument("--new-route", action="store_true",
+                   help="issue #21's options: scenarios split by confusion, τ per scenario chosen by reviewer A, D_f "
+                        "the reviewers agree on (measured, not the default: docs/results.md)")
     p.add_argument("--paper-method", action="store_true",
-                   help="the paper's distillation and correction: one mixture over every UAE, τ per dataset (0.5; "
-                        "SVHN, signs 0.01), every D_f sample kept")
+                   help="the paper's distillation and correction (one mixture over every UAE, τ per dataset, every "
+                        "D_f sample kept): the default since issue #21's comparison; kept so recorded commands run")
     p.add_argument("--judge-threshold", type=float, default=DEFAULT_THRESHOLD,
                    help="the judge's confidence at which it reads a sample clearly (two-sided grade)")
     p.add_argument("--failure-labels", choices=("scenario", "reviewer"), default="scenario",
@@ -606,8 +611,9 @@ def main(argv=None) -> int:
     _print_models(models)
     rev_a, rev_b = _timed(times, "reviewers", lambda: get_reviewers(ws, preset, args, args.device, log))
     judge = _timed(times, "judge", lambda: get_judge(ws, args, args.device, log))
-    tau = args.tau if args.tau is not None or not args.paper_method else dataset_tau(ws)
+    tau = args.tau if args.tau is not None else (TAU_AUTO if args.new_route else dataset_tau(ws))
     verdicts = run_method(ws, preset, rev_a, tau, args.device, log, times, verify=args.verify)
+    tau = None if tau == TAU_AUTO else tau  # chosen now: every later draw reads the project's τ per scenario
     report = save_report(ws)
     grades = _timed(times, "grading", lambda: judge_grades(ws, judge, (rev_a, rev_b), tau, args.device,
                                                            ws.exists(correct.SWEEP), args.judge_threshold))

@@ -78,8 +78,8 @@ def _two_confusions_in_one_cloud(n=400, seed=0):
 
 def test_a_mixture_per_confusion_keeps_every_scenario_to_one_confusion():
     failures = _two_confusions_in_one_cloud()
-    cfg = DistillConfig(max_components=5, weight_threshold=0.05)
-    paper = distill(failures, DistillConfig(max_components=5, weight_threshold=0.05, group_by="none"), num_classes=10)
+    cfg = DistillConfig(max_components=5, weight_threshold=0.05, group_by="confusion")
+    paper = distill(failures, DistillConfig(max_components=5, weight_threshold=0.05), num_classes=10)  # the default
     mixed = [(row > 0).sum() for row in paper.pred_label_mix]
     assert max(mixed) > 1  # the paper's mixture holds two confusions in one scenario
     ours = distill(failures, cfg, num_classes=10)

@@ -30,20 +30,20 @@ def test_quick_settings_record_every_deviation_from_the_paper(paper_table):
     assert (preset.train.epochs, preset.vae.epochs, preset.reviewer.epochs) == (1, 3, 1)
     assert preset.correct.lambdas == (0.01, 1.0, 10.0)  # 54,000 images: control, Defuse, baseline at 3 λ
     assert paper_table.build_preset(args, n_train=7_000, n_vae=10_000).correct.lambdas == (0.01, 0.1, 1.0, 10.0)
-    assert (preset.distill.group_by, preset.correct.fix_set) == ("confusion", "agreed")
+    assert (preset.distill.group_by, preset.correct.fix_set) == ("none", "all")  # the paper's, the default
     words = "\n".join(paper_table.deviations(preset, args, [str(i) for i in range(10)]))
     for expected in ("identify.samples_per_image (Q): 100", "identify.max_per_image (M): 20",
                      "correct.lambdas (λ list)", "vae.epochs: 3", "10% of the training images of class 5"):
         assert expected in words
-    assert "τ per scenario" in words
+    assert "τ per scenario" not in words
 
 
-def test_paper_method_sets_the_papers_distillation_and_fix_set(paper_table):
-    args = paper_table.parse_args(["--dataset", "mnist-idx", "--quick", "--paper-method"])
+def test_the_new_route_sets_issue_21s_distillation_tau_and_fix_set(paper_table):
+    args = paper_table.parse_args(["--dataset", "mnist-idx", "--quick", "--new-route"])
     preset = paper_table.build_preset(args, n_train=7_000, n_vae=10_000)
-    assert (preset.distill.group_by, preset.correct.fix_set) == ("none", "all")
+    assert (preset.distill.group_by, preset.correct.fix_set) == ("confusion", "agreed")
     words = "\n".join(paper_table.deviations(preset, args, [str(i) for i in range(10)]))
-    assert "distill.group_by: none (project default: confusion)" in words and "τ per scenario" not in words
+    assert "distill.group_by: confusion (project default: none)" in words and "τ per scenario" in words
 
 
 def test_two_sided_targets_are_graded_on_the_judges_figures(paper_table):

@@ -34,8 +34,8 @@ def test_run_writes_a_complete_report_and_failure_accuracy_rises(run_ws):
     assert set(two["models"]) == {"before", "control", "chosen", "baseline"} and "grader" in two["grader"]
     assert two["models"]["before"]["fix_rate"] in (0.0, None) and two["models"]["before"]["collateral"] in (0.0, None)
     assert report["two_sided_words"] is None or "real failures" in report["two_sided_words"]
-    # D_f holds what the reviewer agrees on: each set says how many samples it dropped
-    assert all(s["agreed"] is not None and s["agreed"]["n_drawn_finetune"] == 64 for s in report["failure_scenarios"])
+    # the paper's D_f by default (every sample drawn); fix_set="agreed" records what it dropped (test_fix_measure)
+    assert all(s["agreed"] is None and s["n_finetune"] == 64 for s in report["failure_scenarios"])
 
 
 def test_run_exports_a_loadable_checkpoint_with_a_model_card(run_ws):
@@ -63,3 +63,22 @@ def test_steps_before_their_inputs_explain_what_to_run(tmp_path, capsys):
     assert "run the step that makes it" in capsys.readouterr().err
     assert main(["correct", "-w", str(tmp_path / "p"), "--quiet"]) == 2
     assert "no scenario is labeled a failure yet" in capsys.readouterr().err
+
+
+def test_the_agreed_fix_set_records_what_it_dropped_and_the_grader_grades_it(run_ws, tmp_path):
+    """`correct --fix-set agreed`: D_f keeps what every reviewer member reads confidently as the scenario's label,
+    plus its verified UAEs; each set (or each scenario left out) says how many it dropped."""
+    import shutil
+
+    ws = tmp_path / "agreed"
+    shutil.copytree(run_ws, ws)
+    code = main(["correct", "-w", str(ws), "--fix-set", "agreed", "--reviewer", "auto", "--lambdas", "1",
+                 "--epochs", "1", "--samples", "32", "--no-baseline", "--quiet"])
+    assert code == 0
+    record = json.loads((ws / "correct" / "sweep.json").read_text())
+    counted = record["failure_sets"] + record["failure_sets_left_out"]
+    assert counted and all(s["agreed"]["n_drawn_finetune"] == 32 for s in counted)
+    for s in record["failure_sets"]:
+        a = s["agreed"]
+        assert s["n_finetune"] == 32 - a["n_dropped_finetune"] + a["n_uaes_added"]
+    assert record["two_sided"] is None or set(record["two_sided"]["models"]) >= {"before", "chosen"}

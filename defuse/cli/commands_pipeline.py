@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..distill.scenarios import DistillConfig
+from ..distill.tau import TAU_AUTO
 from ..identify.search import IdentifyConfig
 from ..label import provenance
 from ..label.reviewer import ReviewerConfig
@@ -127,10 +128,22 @@ def _sample(args, sink):
 register("sample", "decode samples of one failure scenario into an image grid", _sample_args, _sample)
 
 
+def tau_or_auto(text: str):
+    """``--tau``: a number, or 'auto' (τ per scenario, chosen by the reviewer)."""
+    if text.strip().lower() == TAU_AUTO:
+        return TAU_AUTO
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--tau must be a number > 0 or 'auto'; got {text!r}") from None
+
+
 # --- label -----------------------------------------------------------------------------------------------
 def _label_args(p):
     add_reviewer_args(p, "'auto' (train/reuse the reference ensemble) or a checkpoint")
-    p.add_argument("--tau", type=float, default=None)
+    p.add_argument("--tau", type=tau_or_auto, default=None,
+                   help="one τ for every scenario; 'auto': the reviewer first chooses τ per scenario, the widest at "
+                        "which it reads 90%% of a scenario's samples as its label (default: the project's τ)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--import", dest="import_csv", default=None, help="import decisions from CSV")
     p.add_argument("--export", dest="export_csv", default=None, help="export all decisions to CSV")
@@ -157,7 +170,8 @@ def _label(args, sink):
         check_review_inputs(ws)  # before the reviewer trains
         reviewer = reviewer_from_args(ws, args, sink)
         review_step(ws, reviewer, tau=args.tau, seed=args.seed, device=args.device, on_progress=sink)
-    decided = decided_scenarios(ws, tau=args.tau, seed=args.seed, device=args.device)
+    tau = None if args.tau == TAU_AUTO else args.tau
+    decided = decided_scenarios(ws, tau=tau, seed=args.seed, device=args.device)
     failing = {j: s.verdict for j, s in decided.items() if s.verdict.is_failure}
     lines.append(f"{len(decided)} scenarios reviewed, {len(failing)} failure scenarios: "
                  + ", ".join(f"#{j}→{v.label}" for j, v in failing.items()))

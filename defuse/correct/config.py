@@ -64,7 +64,7 @@ class CorrectConfig:
     failure_labels: str = setting("scenario", choices=FAILURE_LABELS, paper="scenario",
                                   help="D_f labels: one per scenario (paper) or the reviewer's per sample "
                                        "(needs --reviewer)")
-    fix_set: str = setting("agreed", choices=FIX_SETS, paper="all", label="“Failure samples D_f”",
+    fix_set: str = setting("all", choices=FIX_SETS, paper="all", label="“Failure samples D_f”",
                            help="D_f: 'agreed' keeps what every reviewer member reads confidently as the "
                                 "scenario's label, plus its verified UAEs (needs --reviewer); 'all': every sample "
                                 "drawn (the paper)")

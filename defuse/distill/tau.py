@@ -39,6 +39,7 @@ from .sampling import (
 TAU_GRID = (1.0, 0.5, 0.25, 0.1, 0.05, 0.02, 0.01)  # widest first; the paper's 0.5 and 0.01 are on it
 TAU_TARGET = 0.9   # share of samples that must carry the scenario's label
 TAU_SAMPLES = 64   # samples per scenario and τ
+TAU_AUTO = "auto"  # the word that asks for τ per scenario (review_step, `label --tau auto`)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 
 from ..distill.sampling import ReviewSamples
-from ..distill.tau import TauSearch
+from ..distill.tau import TAU_AUTO, TauSearch
 from ..label.provenance import ScenarioDecision, scenario_decisions
 from ..label.reviewer import Reviewer, ReviewerConfig, load_reviewer, review_scenarios, train_reviewer
 from ..label.store import LabelStore
@@ -76,19 +76,25 @@ def check_correct_inputs(ws: Workspace, *, tau: Optional[float] = None, seed: in
                          f"`python -m defuse label -w {ws.name} --reviewer auto`)")
 
 
-def review_step(ws: Workspace, reviewer: Reviewer, *, tau: Optional[float] = None, seed: int = 0,
+def review_step(ws: Workspace, reviewer: Reviewer, *, tau: Optional[float | str] = None, seed: int = 0,
                 device="auto", on_progress: ProgressFn = None) -> dict[int, Verdict]:
-    """The automatic reviewer labels 10 samples per scenario (the paper's protocol) into the label store."""
+    """The automatic reviewer labels 10 samples per scenario (the paper's protocol) into the label store.
+
+    ``tau``: one τ for every scenario; None: the project's (per scenario where it was chosen, else the dataset's);
+    "auto": first choose τ per scenario with this reviewer (:mod:`defuse.distill.tau`), unless people have
+    labelled already (their labels describe the images they saw)."""
     scenarios = load_scenarios(ws)
     if len(scenarios) == 0:
         raise ValueError("distillation kept no scenario above ε: nothing to review. Lower --weight-threshold "
                          "or find more failures first.")
     classifier, _ = load_classifier(ws)
     vae, _ = load_vae(ws)
-    if tau is None and chosen_taus(ws) is None and not people_decided(ws):
-        # τ per scenario, chosen before anyone sees a sample (people's labels describe the images they saw)
-        choose_tau_step(ws, lambda x: reviewer.predict(x, device=device).labels,
-                        reader=f"{reviewer.name} ({len(reviewer)} members)", search=TauSearch(seed=seed), device=device)
+    if tau == TAU_AUTO:
+        if chosen_taus(ws) is None and not people_decided(ws):
+            choose_tau_step(ws, lambda x: reviewer.predict(x, device=device).labels,
+                            reader=f"{reviewer.name} ({len(reviewer)} members)", search=TauSearch(seed=seed),
+                            device=device)
+        tau = None
     with label_store(ws) as store:
         samples = ReviewSamples(vae, classifier, scenarios, tau=tau or default_tau(ws), seed=seed)
         return review_scenarios(reviewer, samples, store, device=device, on_progress=on_progress)
