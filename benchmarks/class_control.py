@@ -57,6 +57,7 @@ def load_judge(models_from: Path, data) -> Judge | None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models-from", required=True, help="a workspace with the classifier (and judge/) for the data")
+    p.add_argument("--judge-from", default=None, help="a workspace whose judge/ to read (default: --models-from)")
     p.add_argument("--root", default=None, help="the data root, if the workspace's is relative to elsewhere")
     p.add_argument("--path", default=None, help="the data path, if the workspace's is relative to elsewhere")
     p.add_argument("--designs", nargs="+", default=["decoder-input:0", "every-layer:0"],
@@ -77,7 +78,7 @@ def main(argv=None) -> int:
     spec.update({k: v for k, v in (("root", args.root), ("path", args.path)) if v is not None})
     data = load_dataset(DatasetSpec(**spec))
     clf = checkpoints.load_model(src / "classifier/model.json", kind="classifier")[0].eval()
-    judge = load_judge(src, data)
+    judge = load_judge(Path(args.judge_from or src), data)
     pick = torch.from_numpy(np.sort(np.random.default_rng(args.seed).choice(
         len(data.test), min(args.n, len(data.test)), replace=False)))
     x, y = data.test.images[pick], data.test.labels[pick]
@@ -108,7 +109,9 @@ def main(argv=None) -> int:
                    vae, lambda im: judge.labels(im, device="cpu"), x, y, seed=args.seed),
                "judge_test_acc": None if judge is None else judge.test_acc,
                "n_class_control": len(y), **fid, "passes_fidelity_gate": fidelity_gate(fid) is None,
-               "config": asdict(replace(cfg)), "models_from": str(src), "device": "cpu", "threads": args.threads,
+               "config": asdict(replace(cfg)), "models_from": str(src),
+               "judge_from": None if judge is None else str(args.judge_from or src), "command": " ".join(sys.argv),
+               "device": "cpu", "threads": args.threads,
                "torch": torch.__version__, "python": platform.python_version(),
                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         Path(args.out).mkdir(parents=True, exist_ok=True)

@@ -164,7 +164,8 @@ def _md_fixes(card: dict) -> list:
     if words is None:
         return ["", "## Does it fix the failures?", "", "Not graded: fixes and damage are graded for the sweep's "
                 "chosen λ by the automatic reviewer's grader (a member that labels nothing); this export has no such "
-                "grade (no reviewer in the correction, or another λ exported)."]
+                "grade (no reviewer in the correction, a reviewer trained before it had a grader — train it again with "
+                "`label --reviewer auto --reviewer-members 3` — or another λ exported)."]
     rows = [f"| {title} | {fmt_share(t['models'][k]['fix_rate'])} | {fmt_share(t['models'][k]['collateral'])} |"
             for k, title in (("before", "before correction"), ("control", "control (λ=0)"),
                              ("baseline", "baseline (raw adversarial examples)"), ("chosen", "after correction"))
