@@ -44,7 +44,25 @@ def test_every_benchmark_script_is_covered_by_a_test():
     tests = "".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
     # no quick path of their own: end-to-end logs made by hand (map_job.sh, suite_example.sh), a driver of the
     # others (run_all.py), and identify_variants.py, which needs a finished paper_table workspace and its judge
-    by_hand = {"map_job.sh", "suite_example.sh", "run_all.py", "identify_variants.py"}
+    # map_screenshot.py drives the app in headless Chromium, as tests/test_browser.py does (the same map)
+    by_hand = {"map_job.sh", "suite_example.sh", "run_all.py", "identify_variants.py", "map_screenshot.py"}
     missing = [p.name for p in sorted((ROOT / "benchmarks").iterdir())
                if p.suffix in (".py", ".sh") and p.name not in by_hand and p.name not in tests]
     assert missing == [], f"benchmarks without a test of their quick path: {missing}"
+
+
+@pytest.mark.slow
+def test_class_control_quick_path_writes_one_json_per_design(demo_done, tmp_path):
+    """benchmarks/class_control.py on a finished project (the demo's classifier, no judge there): one design,
+    one epoch; its JSON names the design, the class control and the fidelity."""
+    import json
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "class_control.py"), "--models-from",
+                           str(demo_done), "--designs", "every-layer:0", "--epochs", "1", "--n", "40", "--out",
+                           str(tmp_path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (out,) = tmp_path.glob("class-control-*.json")
+    result = json.loads(out.read_text())
+    assert 0 <= result["class_control_classifier_test"] <= 1 and result["class_control_judge_test"] is None
+    assert result["design"] == "every-layer:0" and "acc_reconstruction" in result
