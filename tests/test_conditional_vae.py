@@ -195,7 +195,7 @@ def test_label_in_and_class_adversary_are_validated_with_the_choices():
         ConditionalBetaVAE(label_in="film")
     with pytest.raises(ValueError, match=r"label_in must be one of"):
         VAEConfig(conditional=True, label_in="everywhere")
-    with pytest.raises(ValueError, match="class_adversary must be >= 0; got -1"):
+    with pytest.raises(ValueError, match=r"class_adversary must be a finite number in \[0, 1000\]; got -1"):
         VAEConfig(class_adversary=-1.0)
 
 
