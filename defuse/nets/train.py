@@ -227,7 +227,7 @@ def train_vae(data: ImageData, cfg: VAEConfig = VAEConfig(), *, device="auto", o
             loss.backward()
             opt.step()
             if critic is not None:
-                critic.learn(mu.detach(), y_all[idx.to(y_all.device)].to(dev))
+                critic.learn(mu.detach().float(), y_all[idx.to(y_all.device)].to(dev))  # fp32 under bf16 autocast
             sums += torch.stack([loss, rec, kl]).detach().double() * len(idx)  # no host sync per step
             step += 1
             if step % PROGRESS_STEPS == 0:  # steps/s and an ETA from the first steps; no loss read back (no sync)
