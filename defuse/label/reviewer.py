@@ -123,7 +123,7 @@ class Reviewer:
 
     def __init__(self, members: list, member_meta: list, *, class_names: list | None = None,
                  name: str = "auto-reviewer", rho: float = PAPER_RHO, samples_per_scenario: int = 10,
-                 config: dict | None = None, grader: tuple | None = None):
+                 config: dict | None = None):
         if not members or len(members) != len(member_meta):
             raise ValueError(f"a reviewer needs >= 1 member and one meta dict each; got {len(members)} members "
                              f"and {len(member_meta)} meta dicts")
@@ -131,8 +131,13 @@ class Reviewer:
         self.members, self.member_meta = list(members), [_member_meta(m) for m in member_meta]
         self.class_names, self.name, self.rho = list(class_names or []), name.strip(), float(rho)
         self.samples_per_scenario, self.config = samples_per_scenario, dict(config or {})
-        # (network, meta) of the member that votes on nothing (ReviewerConfig.grader), or None
+        # (network, meta) of the member that votes on nothing (ReviewerConfig.grader), or None: with_grader
+        self.grader = None
+
+    def with_grader(self, grader: tuple | None) -> Reviewer:
+        """This reviewer with ``grader`` = (network, meta), a member that votes on nothing (or None); returns it."""
         self.grader = None if grader is None else (grader[0], _member_meta(grader[1]))
+        return self
 
     def __len__(self) -> int:
         return len(self.members)
@@ -219,7 +224,7 @@ class Reviewer:
         loaded = [load(entry) for entry in index["members"]]
         return cls([m for m, _ in loaded], [meta for _, meta in loaded], class_names=index.get("class_names"),
                    name=index["name"], rho=index["rho"], samples_per_scenario=index["samples_per_scenario"],
-                   config=index.get("config"), grader=load(index["grader"]) if index.get("grader") else None)
+                   config=index.get("config")).with_grader(load(index["grader"]) if index.get("grader") else None)
 
     @classmethod
     def from_classifier_checkpoint(cls, path, *, name: str = "auto-reviewer", rho: float = PAPER_RHO,
@@ -278,8 +283,8 @@ def train_reviewer(data: ImageData, cfg: ReviewerConfig = ReviewerConfig(), *, d
         trained.append(_train_member(data, cfg, i, device, forward if on_progress else None))
     voters = trained[:cfg.members]
     return Reviewer([m for m, _ in voters], [meta for _, meta in voters], class_names=data.class_names,
-                    name=cfg.name, rho=cfg.rho, samples_per_scenario=cfg.samples_per_scenario, config=asdict(cfg),
-                    grader=trained[cfg.members] if cfg.grader else None)
+                    name=cfg.name, rho=cfg.rho, samples_per_scenario=cfg.samples_per_scenario,
+                    config=asdict(cfg)).with_grader(trained[cfg.members] if cfg.grader else None)
 
 
 def review_scenarios(reviewer: Reviewer, samples: ReviewSamples, store: LabelStore, *, device="auto",
