@@ -60,7 +60,7 @@ def test_every_step_is_done_and_a_second_export_of_an_unknown_lambda_is_refused(
 def test_steps_before_their_inputs_explain_what_to_run(tmp_path, capsys):
     assert main(["init", "-w", str(tmp_path / "p"), "--dataset", "mnist-sample", "--demo-models", "--quiet"]) == 0
     assert main(["distill", "-w", str(tmp_path / "p"), "--quiet"]) == 2
-    assert "run the step that makes it" in capsys.readouterr().err
+    assert "run identify first" in capsys.readouterr().err  # the missing input named by its step
     assert main(["correct", "-w", str(tmp_path / "p"), "--quiet"]) == 2
     assert "no scenario is labeled a failure yet" in capsys.readouterr().err
 
