@@ -62,7 +62,7 @@ def test_steps_before_their_inputs_explain_what_to_run(tmp_path, capsys):
     assert main(["distill", "-w", str(tmp_path / "p"), "--quiet"]) == 2
     assert "run identify first" in capsys.readouterr().err  # the missing input named by its step
     assert main(["correct", "-w", str(tmp_path / "p"), "--quiet"]) == 2
-    assert "no scenario is labeled a failure yet" in capsys.readouterr().err
+    assert "run distill first" in capsys.readouterr().err  # the first missing input, before any reviewer trains
 
 
 def test_the_agreed_fix_set_records_what_it_dropped_and_the_grader_grades_it(run_ws, tmp_path):
