@@ -188,3 +188,28 @@ def test_the_fix_set_keeps_what_every_member_reads_confidently(reviewer):
     none, counts = agreed_splits(FailureSplits(0, 2, ones[:4], ones[4:6], ones[:2]), reviewer, ones[:0],
                                  device="cpu")
     assert none is None and counts["n_dropped_finetune"] == 4
+
+
+@pytest.mark.slow
+def test_label_tau_auto_chooses_tau_per_scenario_before_the_reviewer_labels(tmp_path, monkeypatch):
+    """`label --reviewer auto --tau auto` on the demo (its shipped first look): τ per scenario is saved and every
+    later draw reads it; choosing τ makes the label and correct steps depend on it."""
+    from conftest import HAVE_DEMO
+
+    if not HAVE_DEMO:
+        pytest.skip("demo models not built")
+    from defuse.cli.main import main
+    from defuse.steps.demo import open_demo_project
+    from defuse.steps.distill import default_tau, load_scenarios
+    from defuse.workspace import TAUS, Workspace
+
+    ws = open_demo_project(tmp_path / "demo")
+    assert not isinstance(default_tau(ws), tuple)  # the dataset's τ until one is chosen
+    assert main(["label", "-w", str(ws.root), "--reviewer", "auto", "--tau", "auto", "--quiet"]) == 0
+    ws = Workspace.open(ws.root)
+    taus, record = default_tau(ws), ws.load_json(TAUS)
+    assert isinstance(taus, tuple) and len(taus) == len(load_scenarios(ws)) == len(record["choices"])
+    assert all(t in TauSearch().grid for t in taus) and record["reader"].startswith("auto-reviewer")
+    assert ws.step_record("label")["inputs"][TAUS] == ws.fingerprint(TAUS)
+    with pytest.raises(SystemExit):
+        main(["label", "-w", str(ws.root), "--tau", "wide"])  # a bad τ: argparse's plain message, no traceback
