@@ -5,20 +5,11 @@ import streamlit as st
 st.set_page_config(page_title="Defuse", page_icon="🧯", layout="wide")
 
 
-def _leave_pages_folder_mode() -> None:
-    """A fresh server starts in Streamlit's pages/ folder mode, whose menu lists the raw file names ("streamlit
-    app, compare, …"); leave it and rerun before anything slow (defuse.ui.nav.leave_pages_folder_mode's twin,
-    without importing the core first)."""
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:
-        return
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
+# A fresh server starts in Streamlit's pages/ folder mode, whose menu lists the raw file names ("streamlit app,
+# compare, …"): leave it and rerun before anything slow. defuse.ui.boot imports only Streamlit, and does it on import.
+from defuse.ui.boot import leave_pages_folder_mode  # noqa: E402
 
-
-_leave_pages_folder_mode()
+leave_pages_folder_mode()
 PAGES = [
     st.Page("pages/home.py", title="Home", icon="🏠", default=True),
     st.Page("pages/setup.py", title="Setup", icon="🛠️"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from defuse.correct.two_sided import GradedSamples, fmt_share, rates, two_sided
 from defuse.distill.sampling import FailureSplits, ScenarioDraw, check_taus, draw_failure_splits, tau_of
@@ -15,7 +14,7 @@ from defuse.distill.tau import TauSearch, choose_taus
 from defuse.identify.failures import Failures
 from defuse.label.reviewer import Reviewer, ReviewerConfig, train_reviewer
 from defuse.steps.correct import agreed_splits
-from tests.toys import tiny_image_data
+from tests.toys import BarDecoder, tiny_image_data
 
 CLASSES, SIZE, BAND = 4, 32, 8
 
@@ -97,19 +96,6 @@ def test_group_by_is_validated():
 
 
 # --- τ per scenario ---------------------------------------------------------------------------------------
-class BarDecoder(nn.Module):
-    """Stub VAE: code z (n, 2) decodes to the toy image of class round(z[:, 0]): a bright bar in that band."""
-
-    def __init__(self):
-        super().__init__()
-        self.anchor = nn.Parameter(torch.zeros(1))  # on_device needs a parameter to move
-
-    def decode(self, z):
-        cls = z[:, 0].round().clamp(0, CLASSES - 1).long()
-        images = torch.full((len(z), 1, SIZE, SIZE), 0.1)
-        for c in range(CLASSES):
-            images[cls == c, :, c * BAND:(c + 1) * BAND, :] = 0.8
-        return images
 
 
 def read_bars(images: torch.Tensor) -> np.ndarray:

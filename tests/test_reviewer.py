@@ -21,7 +21,7 @@ from defuse.label.reviewer import (
 from defuse.label.store import LabelStore
 from defuse.label.verdicts import verdicts
 from defuse.nets import checkpoints
-from tests.toys import tiny_image_data
+from tests.toys import BarDecoder, tiny_image_data
 
 CLASSES, SIZE, BAND = 4, 32, 8
 
@@ -42,17 +42,6 @@ def trained(data):
 @pytest.fixture(scope="module")
 def reviewer(trained):
     return trained[0]
-
-
-class BarDecoder(nn.Module):
-    """Stub VAE: code z (n, 2) decodes to the toy image of class round(z[:, 0]): a bright bar in that band."""
-
-    def decode(self, z):
-        cls = z[:, 0].round().clamp(0, CLASSES - 1).long()
-        images = torch.full((len(z), 1, SIZE, SIZE), 0.1)
-        for c in range(CLASSES):
-            images[cls == c, :, c * BAND:(c + 1) * BAND, :] = 0.8
-        return images
 
 
 class BandClassifier(nn.Module):

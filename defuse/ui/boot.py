@@ -10,6 +10,9 @@ import streamlit as st
 
 
 def leave_pages_folder_mode() -> None:
+    """Make sure the router (streamlit_app.py) runs, with its sidebar, around every page: a fresh Streamlit
+    process stays in its old `pages/` folder mode until st.navigation is called once, so a refresh on /identify
+    after a restart would show the bare page. Leave that mode and rerun: the rerun goes through the router."""
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # a Streamlit without the old mode

@@ -7,6 +7,7 @@ from streamlit.errors import StreamlitAPIException
 
 from ..workspace import Workspace
 from . import state
+from .boot import leave_pages_folder_mode
 from .errors import guard
 
 # The page that runs each step of defuse.workspace.STEPS.
@@ -25,22 +26,6 @@ JOB_WORDS = {"identify": "Identify", "distill": "Distillation", "embed": "2-D ma
              "correct": "λ sweep", "export": "Export", "train-classifier": "Classifier training",
              "train-vae": "VAE training", "train-reviewer": "Reviewer training", "review": "Review",
              "suite": "Regression suite"}
-
-
-def leave_pages_folder_mode() -> None:
-    """Make sure the router (streamlit_app.py) runs, with its sidebar, around every page.
-
-    A fresh Streamlit process starts in its old `pages/` folder mode (each file in pages/ a page of its own,
-    without the router) until st.navigation is called once; a browser refresh on /identify after a server
-    restart would show the bare page. Leave that mode and rerun: the rerun goes through the router.
-    """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a Streamlit without the old mode
-        return
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
 
 
 def open_project() -> Workspace:
