@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,10 +81,16 @@ def test_a_cold_deep_link_gets_the_menu_and_a_spinner_before_the_slow_imports():
     is measured in a real browser: tests/test_browser.py, the cold deep link test.)"""
     import ast
 
-    source = (Path(__file__).resolve().parent.parent / "streamlit_app.py").read_text(encoding="utf-8")
+    source_dir = Path(__file__).resolve().parent.parent
+    source = (source_dir / "streamlit_app.py").read_text(encoding="utf-8")
     body = ast.parse(source).body
     top_imports = [n for n in body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    assert [a.name for n in top_imports for a in n.names] == ["streamlit"]         # nothing slow before the menu
+    modules = [n.module if isinstance(n, ast.ImportFrom) else a.name for n in top_imports for a in n.names]
+    assert modules == ["streamlit", "defuse.ui.boot"]                             # nothing slow before the menu
+    loaded = subprocess.run([sys.executable, "-c", "import sys, defuse.ui.boot; print(' '.join(sys.modules))"],
+                            capture_output=True, text=True, check=True, cwd=source_dir).stdout.split()
+    assert "torch" not in loaded and not [m for m in loaded if m.startswith("defuse.") and m not in
+                                          ("defuse.ui", "defuse.ui.boot")]   # the boot module stays light
     nav = next(i for i, n in enumerate(body) if "st.navigation(" in ast.unparse(n))
     spin = next(i for i, n in enumerate(body) if isinstance(n, ast.With) and "st.spinner" in ast.unparse(n))
     assert nav < spin and "import torch" in ast.unparse(body[spin])

@@ -3,9 +3,11 @@ the λ sweep give the local backend's results bit for bit, survive a killed work
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +78,27 @@ def _kill_one(title: str) -> int | None:
     return None
 
 
+@contextlib.contextmanager
+def _killing_the_first(title: str):
+    """While the block runs, poll for this session's Ray process titled so and SIGKILL the first one seen."""
+    killed, done = [], threading.Event()
+
+    def watch():
+        while not done.is_set() and not killed:
+            pid = _kill_one(title)
+            if pid is not None:
+                killed.append(pid)
+            done.wait(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield killed
+    finally:
+        done.set()
+        watcher.join()
+
+
 def _descends_from_me(pid: int) -> bool:
     while pid > 1:
         pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -142,16 +165,13 @@ def _without_seconds(rows):
 def test_sweep_on_ray_equals_local_and_survives_a_killed_task(local_ray, sweep_inputs, tmp_path):
     clf, data, sets, uae = sweep_inputs
     here = correct(clf, data, sets, SWEEP, baseline=uae, run=RunOptions(device="cpu"))
-    killed, events = [], []
-
-    def kill_on_first_epoch(event):
-        events.append(event)
-        if event.metrics.get("event") == "epoch" and not killed:
-            killed.append(_kill_one("ray::_train_group_task"))
-
-    remote = correct(clf, data, sets, SWEEP, baseline=uae,
-                     run=RunOptions("cpu", kill_on_first_epoch, RayBackend(), resume_dir=tmp_path))
-    assert killed[0] is not None
+    events = []
+    # A watcher kills the first training task it sees running: the job hears of a task's epochs only when it
+    # polls, often after that task ended, so killing on the first event raced the task's end.
+    with _killing_the_first("ray::_train_group_task") as killed:
+        remote = correct(clf, data, sets, SWEEP, baseline=uae,
+                         run=RunOptions("cpu", events.append, RayBackend(), resume_dir=tmp_path))
+    assert killed, "no training task was seen running, so none was killed"
     assert _without_seconds(remote.rows) == _without_seconds(here.rows)
     assert _without_seconds([remote.chosen]) == _without_seconds([here.chosen])
     assert remote.chosen["lambda"] == here.chosen["lambda"]
