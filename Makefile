@@ -20,8 +20,11 @@ $(STAMP): requirements.txt
 run: install
 	$(VENV)/bin/streamlit run streamlit_app.py
 
+# Two workers (pytest-xdist), one per core of the 2-core reference machine, each on one torch thread
+# (tests/conftest.py); the Ray tests share one worker (--dist loadgroup), so one Ray runs at a time.
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 lint: install
 	$(VENV)/bin/ruff check .

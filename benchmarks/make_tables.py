@@ -210,6 +210,14 @@ def _distillation(result: dict) -> str:
         ", agreed D_f" if fix_set == "agreed" else ", every D_f sample")
 
 
+def _lambda_choice(result: dict) -> str:
+    """Which rule chose λ and what it chose; which D the fine-tuning used (issue #21: the classifier's own)."""
+    rule = ((result.get("settings") or {}).get("correct") or {}).get("selection", "tolerance")
+    own = "own D" if "own training images" in (result.get("d_source") or "") else "whole split"
+    lam = result.get("best_lambda")
+    return f"{rule.replace('_', '-')}, λ={'–' if lam is None else f'{lam:g}'}; {own}"
+
+
 def two_sided_table(results: list[tuple[Path, dict]]) -> str:
     """Issue #21: fix rate and collateral, graded by the judge, for every run that has them."""
     pct, rows = paper_table._pct, []
@@ -222,6 +230,7 @@ def two_sided_table(results: list[tuple[Path, dict]]) -> str:
                  else r["test_acc_after"] - r["test_acc_control"])
         marks = " ".join("✓" if t["met"] else "✗" for t in (r.get("targets_two_sided") or {}).values())
         rows.append(f"| {r['dataset']} | `{path.name}` | {_short_method(r)} | {_distillation(r)} | "
+                    f"{_lambda_choice(r)} | "
                     f"{pct(r.get('real_share'))} | {_failure_scenarios(r)} of {r.get('n_scenarios')} | "
                     f"{r.get('n_real_failures_test')} ({r.get('n_unclear_test')}) | {fix} | {harm} | "
                     f"{'–' if delta is None else f'{100 * delta:+.1f}'} | {marks} |")
@@ -234,11 +243,13 @@ def two_sided_table(results: list[tuple[Path, dict]]) -> str:
         "samples the judge reads clearly (confidence ≥ the run's `judge_threshold`, 0.9) as the scenario's label "
         "and the original classifier gets wrong; *fix rate*: the share of them a model now reads as the judge "
         "does; *collateral*: of the clear samples the original got right, the share a model now gets wrong. "
-        "Unclear samples are counted, never graded.", "",
-        "| Dataset | File | Identification | Distillation and fix set | Real share | Confirmed failure scenarios | "
-        "Real failures (unclear) | Fix rate: control / baseline / Defuse | Collateral: control / baseline / Defuse "
-        "| Test Δ vs control | Targets |",
-        "|---|---|---|---|---|---|---|---|---|---|---|", *rows, "", f"Targets, in order: {names}."]) + "\n"
+        "Unclear samples are counted, never graded. *Own D*: the classifier fine-tuned on the images it was trained "
+        "on (its planted flaw kept out, as since issue #21); *whole split*: on every training image, the flawed "
+        "class's held-back images included.", "",
+        "| Dataset | File | Identification | Distillation and fix set | λ rule, chosen λ; fine-tuning D | Real share | "
+        "Confirmed failure scenarios | Real failures (unclear) | Fix rate: control / baseline / Defuse | "
+        "Collateral: control / baseline / Defuse | Test Δ vs control | Targets |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|", *rows, "", f"Targets, in order: {names}."]) + "\n"
 
 
 def variants_table(runs: Path) -> str:

@@ -28,7 +28,8 @@ QUICK_PATHS = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", sorted(QUICK_PATHS))
+@pytest.mark.parametrize("script", [pytest.param(s, marks=pytest.mark.xdist_group("ray")) if s == "ray_scaling.py"
+                                    else s for s in sorted(QUICK_PATHS)])   # one Ray at a time on 2 cores
 def test_the_quick_path_runs_to_the_end(script, tmp_path):
     if script == "ray_scaling.py":
         pytest.importorskip("ray")

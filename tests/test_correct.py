@@ -404,3 +404,45 @@ def test_halving_stops_the_worse_half_after_an_epoch_and_trains_the_rest_as_the_
             for k, v in full.state_dict(lam).items():
                 torch.testing.assert_close(half.state_dict(lam)[k], v)
     assert events[-1].done == events[-1].total  # the stopped λ's epochs count as done
+
+
+TWO_SIDED = [  # (λ, val_acc, failure_val_fix_rate, failure_val_collateral): crafted to tell the rules apart
+    (0.0, 0.950, 0.20, 0.010), (0.01, 0.951, 0.80, 0.015), (1.0, 0.949, 0.95, 0.300), (10.0, 0.930, 1.00, 0.500),
+]
+
+
+def two_sided_rows():
+    return [{"lambda": lam, "val_acc": v, "failure_val_acc": f, "failure_val_fix_rate": f,
+             "failure_val_collateral": c} for lam, v, f, c in TWO_SIDED]
+
+
+def test_two_sided_rule_takes_the_best_fix_whose_collateral_stays_near_the_controls():
+    # λ=1 fixes more, but damages 30% of what the original got right: the netted rule would take it
+    assert select_lambda(two_sided_rows(), SelectionRule("tolerance", failure_key="failure_val_acc"))["lambda"] == 1.0
+    rule = SelectionRule("two_sided", reference_collateral=0.010)
+    assert select_lambda(two_sided_rows(), rule)["lambda"] == 0.01
+    loose = SelectionRule("two_sided", reference_collateral=0.010, collateral_margin=0.5)
+    assert select_lambda(two_sided_rows(), loose)["lambda"] == 1.0       # λ=10 is out on validation accuracy
+    # fix rates within noise on 20 real failures are ties: the lower collateral wins
+    tied = SelectionRule("two_sided", reference_collateral=0.010, collateral_margin=0.5, n_failure_val=20,
+                         tie_standard_errors=2.0)
+    assert select_lambda(two_sided_rows(), tied)["lambda"] == 0.01
+    without = [{k: v for k, v in r.items() if k != "failure_val_fix_rate"} for r in two_sided_rows()]
+    with pytest.raises(ValueError, match="--reviewer auto"):
+        select_lambda(without, rule)
+
+
+def test_two_sided_sweep_measures_fixes_and_damage_on_failure_validation(classifier, data):
+    ones = bar_images(64, seed=21)
+    ones = ones[0][ones[1] == 1][:16]
+    val = torch.cat([dotted_zeros(32, 11), ones])   # real failures (read 0, the original says 1) and 1s it gets right
+    clear = torch.cat([torch.zeros(32, dtype=torch.int64), torch.ones(len(ones), dtype=torch.int64)])
+    clear[:4] = -1                                    # four samples the reviewer's members do not agree on
+    sets = [FailureSet(3, 0, dotted_zeros(48, 10), val, dotted_zeros(48, 12), val_reviewer=clear)]
+    sweep = correct(classifier, data, sets, CorrectConfig(**{**FAST, "selection": "two_sided"}), run=CPU)
+    before, control, chosen = sweep.before, sweep.control, sweep.chosen
+    assert before["failure_val_fix_rate"] == 0.0 and before["failure_val_collateral"] == 0.0
+    assert before["n_failure_val_real"] == 28 and before["n_failure_val_right_before"] > 0
+    assert control["failure_val_fix_rate"] < 0.2 and chosen["lambda"] == 10.0
+    assert chosen["failure_val_fix_rate"] > 0.9
+    assert chosen["failure_val_collateral"] <= control["failure_val_collateral"] + 0.01

@@ -174,6 +174,16 @@ def test_the_fix_set_keeps_what_every_member_reads_confidently(reviewer):
     none, counts = agreed_splits(FailureSplits(0, 2, ones[:4], ones[4:6], ones[:2]), reviewer, ones[:0],
                                  device="cpu")
     assert none is None and counts["n_dropped_finetune"] == 4
+    kept, counts = agreed_splits(split, reviewer, twos[10:13], filter_val=False, device="cpu")
+    assert len(kept.val) == 7 and counts["n_dropped_val"] == 0   # the two-sided λ choice sees the other classes
+
+
+def test_clear_labels_grade_only_what_every_member_reads_confidently(reviewer):
+    data = tiny_image_data(num_classes=CLASSES)
+    twos, ones = data.test.images[data.test.labels == 2][:5], data.test.images[data.test.labels == 1][:5]
+    blurred = torch.full_like(twos[:3], 0.3)
+    clear = reviewer.clear_labels(torch.cat([twos, ones, blurred]), device="cpu")
+    assert clear.tolist() == [2] * 5 + [1] * 5 + [-1] * 3
 
 
 @pytest.mark.slow
@@ -199,3 +209,22 @@ def test_label_tau_auto_chooses_tau_per_scenario_before_the_reviewer_labels(tmp_
     assert ws.step_record("label")["inputs"][TAUS] == ws.fingerprint(TAUS)
     with pytest.raises(SystemExit):
         main(["label", "-w", str(ws.root), "--tau", "wide"])  # a bad τ: argparse's plain message, no traceback
+
+
+def test_correction_fine_tunes_on_the_images_the_classifier_learnt_from():
+    """A planted flaw (class_keep) must stay out of D too, or the λ=0 control fixes it without D_f."""
+    from defuse.nets.train import TrainConfig, train_classifier
+    from defuse.steps.correct import correction_data
+
+    data = tiny_image_data(num_classes=CLASSES)
+    cfg = TrainConfig(epochs=1, batch_size=64, class_keep=((1, 0.25),), seed=3)
+    trained = train_classifier(data, cfg, device="cpu")
+    d, said = correction_data(data, {"config": {"class_keep": [[1, 0.25]], "seed": 3}})
+    n1 = int((data.train.labels == 1).sum())
+    assert int((d.train.labels == 1).sum()) == round(0.25 * n1)
+    assert int((d.train.labels != 1).sum()) == int((data.train.labels != 1).sum())
+    # the classifier's input normalisation was measured on its own training images: the same images
+    assert np.allclose(d.train.images.mean(dim=(0, 2, 3)).tolist(), trained.arch_kwargs["mean"], atol=1e-6)
+    assert "as it was trained" in said and d.val is data.val and d.test is data.test
+    same, said = correction_data(data, {"config": {}})
+    assert same is data and "training split" in said

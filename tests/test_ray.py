@@ -23,6 +23,7 @@ from defuse.runtime.progress import Cancelled, RunOptions
 from tests.toys import bar_images
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.xdist_group("ray")   # under pytest-xdist every Ray test runs in one worker: one Ray
 from defuse.distributed.backend import RayBackend  # noqa: E402
 from defuse.distributed.cluster import check_address, init_kwargs  # noqa: E402
 

@@ -17,7 +17,7 @@ FAILURE_LABELS = ("scenario", "reviewer")
 # scenario's UAEs that pass the same test (needs a reviewer; without one every sample is kept); "all": every
 # sample drawn (the paper). Measured: at τ=0.5 only 53% of a scenario's samples carried its label.
 FIX_SETS = ("agreed", "all")
-SELECTION_NAMES = ("tolerance", "paper")                 # the keys of defuse.correct.selection.SELECTIONS
+SELECTION_NAMES = ("tolerance", "paper", "two_sided")               # the keys of defuse.correct.selection.SELECTIONS
 EPOCH_METRIC_NAMES = ("val", "failure_val", "train")     # the keys of defuse.correct.selection.EPOCH_METRICS
 LAMBDA = Setting(kind=float, low=0.0, low_open=True)
 
@@ -49,7 +49,9 @@ class CorrectConfig:
     failure_batch_size: Optional[int] = setting(None, kind=int, low=1, high=1 << 20,
                                                 help="D_f samples per step, cycled (default: batch_size)")
     selection: str = setting("tolerance", choices=SELECTION_NAMES, paper="paper",
-                             help="how λ is chosen: tolerance (default) or paper")
+                             help="how λ is chosen: tolerance (default), paper, or two_sided (the best fix rate "
+                                  "on failure validation whose collateral stays within 1 point of the control's; "
+                                  "needs --reviewer)")
     tolerance: float = setting(0.005, low=0.0, high=1.0, help="validation accuracy a λ may lose against λ=0")
     per_lambda_epoch_choice: str = setting("val", choices=EPOCH_METRIC_NAMES,
                                            help="the epoch kept per λ: best val, failure_val or train accuracy")

@@ -22,23 +22,39 @@ def within_noise(best: float, other: float, n: Optional[int], standard_errors: f
     return best - other <= standard_errors * math.sqrt(pooled * (1 - pooled) * 2 / n) + 1e-12
 
 
-def _select_tolerance(rows, ref, tolerance, failure_key, tied):
-    ok = [r for r in rows if r["val_acc"] >= ref - tolerance - 1e-12]
+def _select_tolerance(rows, ref, rule, tied):
+    ok = [r for r in rows if r["val_acc"] >= ref - rule.tolerance - 1e-12]
     if not ok:  # only possible without a control row: keep the least harmful λ, and say so
         return max(rows, key=lambda r: (r["val_acc"], -r["lambda"])), False
-    top = max(r[failure_key] for r in ok)
+    key = rule.failure_key
+    top = max(r[key] for r in ok)
     # failure accuracies within noise of the best are ties: then the better validation accuracy wins
-    ties = [r for r in ok if tied(top, r[failure_key])]
-    return max(ties, key=lambda r: (r["val_acc"], r[failure_key], -r["lambda"])), True
+    ties = [r for r in ok if tied(top, r[key])]
+    return max(ties, key=lambda r: (r["val_acc"], r[key], -r["lambda"])), True
 
 
-def _select_paper(rows, ref, tolerance, failure_key, tied):
+def _select_paper(rows, ref, rule, tied):
     pool = [r for r in rows if r["lambda"] > 0] or rows  # the paper swept λ > 0 only
     best = max(pool, key=lambda r: (r["val_acc"], -r["lambda"]))
-    return best, best["val_acc"] >= ref - tolerance - 1e-12
+    return best, best["val_acc"] >= ref - rule.tolerance - 1e-12
 
 
-SELECTIONS = {"tolerance": _select_tolerance, "paper": _select_paper}
+def _select_two_sided(rows, ref, rule, tied):
+    """Fixes apart from damage (issue #21): among the λ within ``tolerance`` on validation accuracy whose
+    collateral on failure validation stays within ``collateral_margin`` of the control's, the best fix rate
+    there; ties (within noise on the real failures) go to the lower collateral, then the smaller λ. The
+    netted failure accuracy rewarded a λ that taught a scenario's region one label, other classes included."""
+    limit = (rule.reference_collateral or 0.0) + rule.collateral_margin + 1e-12
+    ok = [r for r in rows if r["val_acc"] >= ref - rule.tolerance - 1e-12 and (r["failure_val_collateral"] or 0.0)
+          <= limit]
+    if not ok:  # without a control row nothing may qualify: the least damaging λ, said so
+        return min(rows, key=lambda r: ((r["failure_val_collateral"] or 0.0), -r["val_acc"], r["lambda"])), False
+    top = max(r["failure_val_fix_rate"] or 0.0 for r in ok)
+    ties = [r for r in ok if tied(top, r["failure_val_fix_rate"] or 0.0)]
+    return min(ties, key=lambda r: ((r["failure_val_collateral"] or 0.0), -r["val_acc"], r["lambda"])), True
+
+
+SELECTIONS = {"tolerance": _select_tolerance, "paper": _select_paper, "two_sided": _select_two_sided}
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,9 @@ class SelectionRule:
     standard errors of the best are tied too. If none qualifies, the highest val_acc
     (``within_tolerance`` False).
     "paper": the highest val_acc among λ > 0 (§4.1); ties go to the smaller λ.
+    "two_sided": among the λ within ``tolerance`` whose ``failure_val_collateral`` is at most
+    ``reference_collateral`` (the control's) + ``collateral_margin``, the best ``failure_val_fix_rate``
+    (ties within ``tie_standard_errors`` on ``n_failure_val`` real failures: lower collateral, smaller λ).
     """
 
     name: str = "tolerance"
@@ -60,6 +79,8 @@ class SelectionRule:
     failure_key: str = "failure_val_acc"
     n_failure_val: Optional[int] = None
     tie_standard_errors: float = 0.0
+    reference_collateral: Optional[float] = None
+    collateral_margin: float = 0.01
 
     def __post_init__(self):
         if self.name not in SELECTIONS:
@@ -82,7 +103,11 @@ def select_lambda(rows: list[dict], rule: SelectionRule = SelectionRule()) -> di
     if rule.name == "tolerance" and any(r.get(failure_key) is None for r in rows):
         raise ValueError(f"rows lack {failure_key!r} (no labeled failure validation samples): nothing to choose "
                          "λ on; label them, or choose on the scenario labels (failure_val_acc)")
-    best, ok = SELECTIONS[rule.name](rows, reference_val_acc, rule.tolerance, failure_key,
+    if rule.name == "two_sided" and any(r.get("failure_val_fix_rate") is None for r in rows):
+        raise ValueError("the two-sided λ choice needs the reviewer's clear readings of the failure-validation "
+                         "samples, and real failures among them: correct with --reviewer auto, or choose λ by "
+                         "--selection tolerance")
+    best, ok = SELECTIONS[rule.name](rows, reference_val_acc, rule,
                                      lambda best, acc: within_noise(best, acc, rule.n_failure_val,
                                                                     rule.tie_standard_errors))
     return {**best, "rule": rule.name, "within_tolerance": bool(ok)}

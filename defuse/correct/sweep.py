@@ -33,7 +33,7 @@ from .config import (  # noqa: F401  (re-exported: their old home)
 from .failure_sets import SPLITS, FailureSet, stack_failure_sets  # noqa: F401  (stack_failure_sets: re-exported)
 from .finetune import SingleTrainer, SweepStore, copy_model
 from .halving import train_groups_halving
-from .scoring import SweepInputs, build_inputs, evaluate
+from .scoring import SweepInputs, build_inputs, evaluate, predict_labels
 from .selection import (  # noqa: F401  (re-exported)
     EPOCH_METRICS,
     SELECTIONS,
@@ -168,8 +168,10 @@ def _correct_impl(classifier, data, failure_sets, baseline, cfg, run: RunOptions
     results = {job: store.load(*job) for job in jobs}
     results = {job: r for job, r in results.items() if r is not None}
     track = Tracker(len(jobs) * cfg.epochs, len(results) * cfg.epochs, run.on_progress)
-    before = {"kind": "before", "lambda": None, "epoch": 0, **evaluate(SingleTrainer(template, [0.0], cfg, dev).logits,
-                                                                        inp, dev)[0]}
+    original = SingleTrainer(template, [0.0], cfg, dev).logits
+    if bool((inp.failure["val"][3] >= 0).any()):  # reviewed: every model's fix rate and collateral there too
+        inp.failure_val_before = predict_labels(original, inp.failure["val"][0], dev)[0]
+    before = {"kind": "before", "lambda": None, "epoch": 0, **evaluate(original, inp, dev)[0]}
     track.before(before)
     mode = parallel_mode(cfg, template, data.train.images[:2], dev)
     states = {}
@@ -197,8 +199,11 @@ def _choose(best: list[dict], before: dict, inp: SweepInputs, cfg: CorrectConfig
     defuse = [r for r in best if r["kind"] == "defuse"]
     control = next((r for r in defuse if r["lambda"] == 0), None)
     ref = (control or before)["val_acc"]
+    if cfg.selection == "two_sided":  # noise is counted on the real failures the fix rate is measured on
+        n_val = (control or before).get("n_failure_val_real") or 0
     rule = SelectionRule(cfg.selection, cfg.tolerance, reference_val_acc=ref, failure_key=failure_measure(cfg),
-                         n_failure_val=n_val, tie_standard_errors=cfg.tie_standard_errors)
+                         n_failure_val=n_val, tie_standard_errors=cfg.tie_standard_errors,
+                         reference_collateral=(control or before).get("failure_val_collateral"))
     base = [r for r in best if r["kind"] == "baseline"]
     return {"control": control, "chosen": select_lambda(defuse, rule),
             "baseline_chosen": select_lambda(base, rule) if base else None}

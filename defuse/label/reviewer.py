@@ -153,6 +153,13 @@ class Reviewer:
         conf, labels = probs.max(2)
         return ((labels == int(label)) & (conf >= confident)).all(0).numpy()
 
+    def clear_labels(self, images, *, confident: float = CONFIDENT, device="auto") -> np.ndarray:
+        """(N,) int64: the label every member reads with a top probability >= ``confident``, -1 where they
+        do not all agree confidently (unclear: such samples are counted, never graded)."""
+        conf, labels = self.member_probs(images, device=device).max(2)
+        clear = (labels == labels[0]).all(0) & (conf >= confident).all(0)
+        return torch.where(clear, labels[0], -1).numpy().astype(np.int64)
+
     def grade(self, images, *, device="auto", batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
         """The grader's label (N,) int64 and confidence (N,) float32; refused for a reviewer without one."""
         if self.grader is None:

@@ -43,6 +43,13 @@ class TrainResult:
     arch_kwargs: dict = field(default_factory=dict)
 
 
+def classifier_training_split(split, class_keep, seed: int):
+    """The images and labels a classifier trained by :func:`train_classifier` with these ``class_keep`` and
+    ``seed`` learnt from: the same draw, so that correction fine-tunes on the classifier's own D."""
+    return _apply_class_keep(split.images, split.labels, tuple(tuple(p) for p in class_keep),
+                             np.random.default_rng(seed))
+
+
 def _apply_class_keep(images, labels, class_keep, rng):
     if not class_keep:
         return images, labels

@@ -11,9 +11,11 @@ import torch
 
 from ..correct.sweep import CorrectConfig, FailureSet, Sweep, correct
 from ..correct.two_sided import GradedSamples, two_sided
+from ..data.datasets import ImageData, Split
 from ..distill.sampling import FailureSplits, ScenarioDraw, draw_failure_splits
 from ..label.reviewer import CONFIDENT, Reviewer, label_examples
 from ..nets.inference import classify, decode_latents
+from ..nets.train import classifier_training_split
 from ..runtime.limits import check_fits
 from ..runtime.progress import RunOptions
 from ..workspace import BEST, SWEEP, SWEEP_DIR, Workspace
@@ -46,9 +48,13 @@ def failure_sets(ws: Workspace, draw: ScenarioDraw = ScenarioDraw(), *, reviewer
     ``left_out``: a list that receives each confirmed scenario left out, with its counts.
     """
     per_sample_labels, agreed_only = cfg.failure_labels == "reviewer", cfg.fix_set == "agreed"
+    two_sided = cfg.selection == "two_sided"
     if per_sample_labels and reviewer is None:
         raise ValueError("per-sample D_f labels need the automatic reviewer: pass --reviewer auto (or a reviewer "
                          "checkpoint), or keep the paper's scenario labels (--failure-labels scenario)")
+    if two_sided and reviewer is None:
+        raise ValueError("the two-sided λ choice reads the failure-validation samples with the automatic reviewer: "
+                         "pass --reviewer auto (or a reviewer checkpoint), or choose λ by --selection tolerance")
     found = {j: v for j, v in current_verdicts(ws, tau=draw.tau, seed=draw.seed, device=device).items()
              if v.is_failure}
     if not found:
@@ -64,7 +70,8 @@ def failure_sets(ws: Workspace, draw: ScenarioDraw = ScenarioDraw(), *, reviewer
         agreed = {}
         if reviewer is not None and agreed_only:
             split, agreed = agreed_splits(split, reviewer, scenario_uaes(vae, failures, scenarios, j, verdict.label,
-                                                                          device=device), device=device)
+                                                                          device=device),
+                                          filter_val=not two_sided, device=device)
             if split is None:  # nothing the reviewers agree on: counted in the left-out scenarios
                 if left_out is not None:
                     left_out.append({"scenario_id": int(j), "label": int(verdict.label), "agreed": agreed})
@@ -73,6 +80,8 @@ def failure_sets(ws: Workspace, draw: ScenarioDraw = ScenarioDraw(), *, reviewer
         if reviewer is not None:  # the stricter measure: each sample against the reviewer's own label
             extra = {f"{s}_reviewer": torch.as_tensor(label_examples(reviewer, getattr(split, s), device=device))
                      for s in ("val", "test")}
+        if reviewer is not None and two_sided:  # only what every member reads clearly is graded (-1: unclear)
+            extra["val_reviewer"] = torch.as_tensor(reviewer.clear_labels(split.val, device=device))
         if per_sample_labels:
             extra["finetune_labels"] = torch.as_tensor(label_examples(reviewer, split.finetune, device=device))
         sets.append(FailureSet(scenario_id=j, label=int(verdict.label), finetune=split.finetune, val=split.val,
@@ -92,11 +101,14 @@ def scenario_uaes(vae, failures, scenarios, j: int, label: int, *, device="auto"
     return decode_latents(vae, failures.latents[rows], device=device).cpu().clamp(0, 1)
 
 
-def agreed_splits(split: FailureSplits, reviewer: Reviewer, uaes: torch.Tensor, *,
+def agreed_splits(split: FailureSplits, reviewer: Reviewer, uaes: torch.Tensor, *, filter_val: bool = True,
                   device="auto") -> tuple[Optional[FailureSplits], dict]:
-    """The split with D_f and failure-validation kept to what every reviewer member reads confidently as the
-    scenario's label, D_f joined by the UAEs that pass the same test; and the counts (None: nothing passed)."""
-    keep_f, keep_v = (reviewer.agreed(x, split.label, device=device) for x in (split.finetune, split.val))
+    """The split with D_f (and failure-validation, unless ``filter_val`` is False: the two-sided λ choice
+    needs the samples of other classes there to see collateral) kept to what every reviewer member reads
+    confidently as the scenario's label, D_f joined by the UAEs that pass the same test; and the counts
+    (None: nothing passed)."""
+    keep_f = reviewer.agreed(split.finetune, split.label, device=device)
+    keep_v = reviewer.agreed(split.val, split.label, device=device) if filter_val else np.ones(len(split.val), bool)
     keep_u = reviewer.agreed(uaes, split.label, device=device) if len(uaes) else np.zeros(0, bool)
     counts = {"n_drawn_finetune": len(split.finetune), "n_dropped_finetune": int((~keep_f).sum()),
               "n_uaes_added": int(keep_u.sum()), "n_uaes_dropped": int((~keep_u).sum()),
@@ -138,21 +150,36 @@ def correct_step(ws: Workspace, cfg: CorrectConfig, *, draw: ScenarioDraw = Scen
         images, labels, base_labels = baseline_examples(ws, draw.n * len(sets), reviewer=reviewer, seed=draw.seed,
                                                         device=device)
         base = (images, labels)
-    classifier, _ = load_classifier(ws)
-    sweep = correct(classifier, load_data(ws), sets, cfg, baseline=base,
-                    run=replace(run, resume_dir=ws.path(SWEEP_DIR)))
+    classifier, meta = load_classifier(ws)
+    data, d_source = correction_data(load_data(ws), meta)
+    sweep = correct(classifier, data, sets, cfg, baseline=base, run=replace(run, resume_dir=ws.path(SWEEP_DIR)))
     summary = _with_provenance(ws, [s.summary() for s in sets], tau=draw.tau, seed=draw.seed, device=device)
     graded = grade_two_sided(sweep, classifier, sets, reviewer, device=device)
     ws.save_json(SWEEP, {**sweep.to_dict(), "failure_sets": summary, "baseline_labels": base_labels,
                          "n_samples": draw.n, "tau": draw.tau or default_tau(ws),
                          "labels_fingerprint": ws.fingerprint(DECISIONS), "two_sided": graded,
-                         "failure_sets_left_out": left_out})
+                         "failure_sets_left_out": left_out, "d_source": d_source})
     best = {"chosen": sweep.chosen, "control": sweep.control, "before": sweep.before,
             "baseline_chosen": sweep.baseline_chosen, "failure_sets": summary, "two_sided": graded,
             "failure_sets_left_out": left_out}
     ws.save_json(BEST, best)
     metrics = {k: sweep.chosen.get(k) for k in ("lambda", "test_acc", "val_acc", "failure_test_acc")}
     return ws.record_step("correct", config={**asdict(cfg), "n_samples": draw.n, "seed": draw.seed}, metrics=metrics)
+
+
+def correction_data(data: ImageData, classifier_meta: dict) -> tuple[ImageData, str]:
+    """D for L(D) + λ·CE(D_f): the images the classifier learnt from. A classifier Defuse trained with a planted
+    flaw (``class_keep``) saw only part of some classes; fine-tuning it on the whole split would hand the λ=0
+    control the very images the flaw left out, and the control "fixed" it without D_f (issue #21: 97% of the
+    real failures on Fashion-MNIST). A classifier trained elsewhere: the project's training split."""
+    config = (classifier_meta or {}).get("config") or {}
+    keep = config.get("class_keep") or ()
+    if not keep:
+        return data, "the project's training split"
+    images, labels = classifier_training_split(data.train, keep, int(config.get("seed", 0)))
+    kept = ", ".join(f"{data.class_names[int(c)]} at {float(f):.0%}" for c, f in keep)
+    return (replace(data, train=Split(images, labels)),
+            f"the classifier's own training images ({len(labels):,} of {len(data.train):,}: {kept}, as it was trained)")
 
 
 def sweep_models(sweep: Sweep, classifier) -> dict:

@@ -31,10 +31,12 @@ SWEEPS = {"Quick sweep: λ ∈ {0.01, 0.1, 1, 10}, 2 epochs": (QUICK_LAMBDAS, QU
           "The paper's 17 λ, 3 epochs (appendix B.2)": (PAPER_LAMBDAS, CorrectConfig().epochs, 256)}
 TABLE_COLUMNS = ["kind", "lambda", "epoch", "val_acc", "test_acc", "failure_val_acc", "failure_test_acc"]
 REVIEWER_COLUMNS = ["failure_val_acc_reviewer", "failure_test_acc_reviewer"]  # shown when the reviewer labeled
+TWO_SIDED_COLUMNS = ["failure_val_fix_rate", "failure_val_collateral"]  # shown when the reviewer read validation
 COLUMN_TITLES = {"kind": "model", "lambda": "λ", "val_acc": "validation", "test_acc": "test",
                  "failure_val_acc": "failure val", "failure_test_acc": "failure test",
                  "failure_val_acc_reviewer": "failure val (per sample)",
-                 "failure_test_acc_reviewer": "failure test (per sample)"}
+                 "failure_test_acc_reviewer": "failure test (per sample)",
+                 "failure_val_fix_rate": "fix rate (failure val)", "failure_val_collateral": "collateral (failure val)"}
 
 
 def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
@@ -157,6 +159,7 @@ def render_results(ws: Workspace) -> float | None:
     if honest:
         st.warning(honest, icon="📉")
     columns = TABLE_COLUMNS + (REVIEWER_COLUMNS if per_sample else [])
+    columns += [c for c in TWO_SIDED_COLUMNS if any(r.get(c) is not None for r in rows)]
     table = pd.DataFrame([{**before, "kind": "before"}] + rows).reindex(columns=columns)
     fmt = {COLUMN_TITLES.get(c, c): "{:.1%}" for c in columns[3:]} | {"λ": "{:g}"}
     table = table.rename(columns=COLUMN_TITLES)
