@@ -9,7 +9,7 @@ from dataclasses import asdict, replace
 from ..data.datasets import DatasetSpec
 from ..nets.train import TrainConfig, VAEConfig, fidelity_warning, parse_class_keep
 from ..nets.vae_recipe import MIN_STEPS, SMALL_BATCH, SMALL_SOURCE, default_vae_config
-from ..steps import project
+from ..steps import project, status
 from .args import (
     CommandTable,
     add_setting_flags,
@@ -159,7 +159,7 @@ def _info_args(p):
 
 def _info(args, sink):
     ws = open_workspace(args)
-    info = project.project_info(ws)
+    info = status.project_info(ws)
     if args.json:
         return info
     lines = [f"workspace {ws.root}", f"dataset   {info['dataset']}"]
