@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..nets.inference import on_device  # noqa: F401  (re-exported: its old home)
+from ..nets.inference import classify, decode_latents, on_device
 from ..runtime.checks import check_int, is_int
 from ..runtime.devices import resolve_device
 
@@ -245,20 +245,6 @@ def sample_scenarios(scenarios, n_per_scenario: int, *, tau: float, seed: int) -
 
 # ------------------------------------------------------------------ decoding
 
-@torch.no_grad()
-def _decode(vae: nn.Module, latents: np.ndarray, dev: torch.device, batch_size: int,
-            classifier: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Decode (n, k) codes in batches; with a classifier, also its softmax (n, C) on the decoded images."""
-    images, probs = [], []
-    z_all = torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32))
-    for i in range(0, len(z_all), batch_size):
-        x = vae.decode(z_all[i:i + batch_size].to(dev)).clamp(0, 1)
-        if classifier is not None:
-            probs.append(torch.softmax(classifier(x).float(), dim=1).cpu())
-        images.append(x.float().cpu())
-    return torch.cat(images), (torch.cat(probs) if classifier is not None else None)
-
-
 def render_scenario(vae: nn.Module, classifier: nn.Module, latents: np.ndarray, *, device="auto",
                     batch_size: int = _DECODE_BATCH) -> ScenarioSamples:
     """Decode a scenario's codes (from :func:`sample_scenario`) and let the classifier label them.
@@ -270,8 +256,10 @@ def render_scenario(vae: nn.Module, classifier: nn.Module, latents: np.ndarray, 
     """
     latents = np.asarray(latents, dtype=np.float32)
     dev = resolve_device(device)
+    batch_size = check_int("batch_size", batch_size, 1)
     with on_device(vae, dev), on_device(classifier, dev):
-        images, probs = _decode(vae, latents, dev, check_int("batch_size", batch_size, 1), classifier)
+        images = decode_latents(vae, latents, device=dev, batch_size=batch_size)
+        _, probs = classify(classifier, images, device=dev, batch_size=batch_size)
     conf, preds = probs.max(dim=1)
     return ScenarioSamples(latents, images, preds.numpy().astype(np.int64), conf.numpy().astype(np.float32),
                            probs.numpy().astype(np.float32))
@@ -301,7 +289,7 @@ def draw_failure_splits(vae: nn.Module, scenarios, j: int, label: int, draw: Sce
                               for purpose in _SPLIT_STREAMS])
     dev = resolve_device(device)
     with on_device(vae, dev):
-        images, _ = _decode(vae, latents, dev, _DECODE_BATCH)
+        images = decode_latents(vae, latents, device=dev, batch_size=_DECODE_BATCH)
     finetune, val, test = torch.split(images, draw.n)
     return FailureSplits(int(j), int(label), finetune, val, test)
 

@@ -23,9 +23,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.datasets import ImageData
-from ..distill.sampling import ReviewSamples, on_device
+from ..distill.sampling import ReviewSamples
 from ..nets import checkpoints
 from ..nets.architectures import build_classifier
+from ..nets.inference import on_device
 from ..nets.train import OPTIMIZERS, TrainConfig, train_classifier
 from ..runtime import atomic
 from ..runtime.devices import resolve_device

@@ -129,7 +129,7 @@ def decode_latents(vae: nn.Module, latents, *, device="auto", batch_size: int = 
 
     Returns
     -------
-    (n, C, H, W) float32 CPU tensor in [0, 1].
+    (n, C, H, W) float32 CPU tensor in [0, 1] (clamped: a decoder's rounding never leaves that range).
     """
     z = latents if isinstance(latents, torch.Tensor) else torch.as_tensor(np.asarray(latents))
     k = getattr(vae, "latent_dim", None)
@@ -141,7 +141,7 @@ def decode_latents(vae: nn.Module, latents, *, device="auto", batch_size: int = 
     with _eval_mode(model), torch.no_grad():
         if len(z) == 0:
             return model.decode(torch.zeros(1, z.shape[1], device=dev))[:0].float().cpu()
-        return torch.cat([model.decode(z[s:s + batch_size].to(dev)).float().cpu()
+        return torch.cat([model.decode(z[s:s + batch_size].to(dev)).clamp(0, 1).float().cpu()
                           for s in range(0, len(z), batch_size)])
 
 
