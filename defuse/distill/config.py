@@ -11,6 +11,7 @@ from ..runtime.settings import check_settings, setting
 
 PROJECTION_NAMES = ("umap", "tsne", "pca")   # the keys of defuse.distill.projections.PROJECTIONS
 MAX_POINTS = 10**8
+MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,34 @@ COVARIANCE_TYPES = ("full",)
 # 76-86% of what was right, where the paper's mixture confirmed one real failure scenario and fixed it cleanly.
 GROUP_BY = ("confusion", "none")
 FIT_BACKENDS = ("torch", "sklearn")     # the keys of defuse.distill.scenarios.BACKENDS
+
+
+@dataclass(frozen=True)
+class ScenarioDraw:
+    """How a step draws samples of the failure scenarios: how many per scenario (and per split of D_f,
+    failure validation and failure test), with which diversity τ, on the streams of which seed.
+
+    ``tau`` is one τ for every scenario, or one per scenario row (:mod:`defuse.distill.tau` chooses them);
+    ``None`` stands for the project's τ, which the steps fill in (``steps.distill.default_tau``); a compute
+    function that draws needs it set (:meth:`with_tau`).
+    """
+
+    n: int = setting(256, low=1, high=1 << 20, paper=256, cli="samples", label="“Samples per scenario and split”",
+                     help="samples per scenario for D_f, failure validation and failure test (paper: 256 each)")
+    tau: float | tuple | None = setting(None, kind=float, low=0.0, low_open=True, per_row=True, label="τ",
+                                        help="sample diversity τ, one for every scenario or one per scenario row "
+                                             "(default: the project's; paper: 0.5 MNIST, 0.01 SVHN and signs)")
+    seed: int = setting(0, low=0, high=MAX_SEED, help="seed of the draws' streams")
+
+    def __post_init__(self):
+        check_settings(self)
+
+    def with_tau(self, default) -> ScenarioDraw:
+        """This draw with τ set: its own, else ``default`` (one τ, or one per scenario row)."""
+        if default is None:
+            raise ValueError("tau must be a finite number > 0 (the paper: 0.5 for MNIST, 0.01 for SVHN/GTSRB); "
+                             "got None")
+        return self if self.tau is not None else ScenarioDraw(self.n, default, self.seed)
 
 
 def _device_name(device: str) -> bool:

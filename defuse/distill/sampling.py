@@ -27,6 +27,7 @@ from torch import nn
 from ..nets.inference import classify, decode_latents, on_device
 from ..runtime.checks import check_int, is_int
 from ..runtime.devices import resolve_device
+from .config import ScenarioDraw  # noqa: F401  (re-exported: the draws' settings, declared with the others)
 
 PAPER_TAU = {"mnist": 0.5, "svhn": 0.01, "gtsrb": 0.01}  # §4.1: sample diversity per dataset
 _JITTERS = (0.0, 1e-10, 1e-8, 1e-6)  # relative to the mean variance, tried in turn for a singular Σ
@@ -67,31 +68,6 @@ class FailureSplits:
     finetune: torch.Tensor    # (n_finetune, C, H, W) float32 in [0, 1]: the failure instances D_f
     val: torch.Tensor         # (n_val, C, H, W): for choosing λ
     test: torch.Tensor        # (n_test, C, H, W): held out, failure-scenario test accuracy
-
-
-@dataclass(frozen=True)
-class ScenarioDraw:
-    """How a step draws samples of the failure scenarios: how many per scenario (and per split of D_f,
-    failure validation and failure test), with which diversity τ, on the streams of which seed.
-
-    ``tau`` is one τ for every scenario, or one per scenario row (:mod:`defuse.distill.tau` chooses them);
-    ``None`` stands for the project's τ, which the steps fill in (``steps.distill.default_tau``); a compute
-    function that draws needs it set (:meth:`with_tau`).
-    """
-
-    n: int = 256                   # §4.1: 256 samples per scenario and split
-    tau: Taus = None               # τ, or τ per scenario row; None: the project's
-    seed: int = 0
-
-    def __post_init__(self):
-        check_int("samples per scenario", self.n, 1)
-        check_int("seed", self.seed, 0)
-        if self.tau is not None:
-            object.__setattr__(self, "tau", check_taus(self.tau))
-
-    def with_tau(self, default: Taus) -> ScenarioDraw:
-        """This draw with τ set: its own, else ``default``."""
-        return self if self.tau is not None else ScenarioDraw(self.n, check_taus(default), self.seed)
 
 
 class ScenarioDraws(NamedTuple):
