@@ -124,7 +124,7 @@ def test_per_scenario_tau_reaches_every_draw():
     assert taus == (0.5, 0.01) and tau_of(taus, 1) == 0.01 and tau_of(0.3, 7) == 0.3
     with pytest.raises(ValueError, match="no τ for scenario row 2"):
         tau_of(taus, 2)
-    with pytest.raises(ValueError, match="tau must be a finite number > 0"):
+    with pytest.raises(ValueError, match=r"tau must be None or a finite number > 0, .*; got \(0.5, -1.0\)"):
         ScenarioDraw(8, (0.5, -1.0))
     means, covs = np.array([[2.0, 0.0], [2.0, 0.0]]), np.stack([np.eye(2)] * 2)
     draw = ScenarioDraw(64, (1e-6, 1.0), seed=1)
@@ -156,7 +156,7 @@ def test_the_grader_is_trained_apart_and_votes_on_nothing(reviewer, tmp_path):
     with pytest.raises(ValueError, match="no grader"):
         without.grade(x, device="cpu")
     assert ReviewerConfig(grader=False).grader is False
-    with pytest.raises(ValueError, match="grader must be true or false"):
+    with pytest.raises(ValueError, match="grader must be True or False; got .yes."):
         ReviewerConfig(grader="yes")
 
 
