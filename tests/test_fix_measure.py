@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from defuse.correct.two_sided import GradedSamples, fmt_share, rates, two_sided
-from defuse.distill.sampling import FailureSplits, ScenarioDraw, check_taus, draw_failure_splits, tau_of
+from defuse.distill.sampling import DrawnSplits, ScenarioDraw, check_taus, draw_failure_splits, tau_of
 from defuse.distill.scenarios import DistillConfig, distill
 from defuse.distill.tau import TauSearch, choose_taus
 from defuse.identify.failures import Failures
@@ -164,14 +164,14 @@ def test_the_fix_set_keeps_what_every_member_reads_confidently(reviewer):
     data = tiny_image_data(num_classes=CLASSES)
     twos, ones = data.test.images[data.test.labels == 2], data.test.images[data.test.labels == 1]
     blurred = torch.full_like(twos[:4], 0.3)   # no bar at all: nobody reads it confidently
-    split = FailureSplits(0, 2, torch.cat([twos[:6], ones[:5], blurred]), torch.cat([twos[6:10], ones[5:8]]),
+    split = DrawnSplits(0, 2, torch.cat([twos[:6], ones[:5], blurred]), torch.cat([twos[6:10], ones[5:8]]),
                           ones[:3])
     agreed = reviewer.agreed(split.finetune, 2, device="cpu")
     assert agreed[:6].all() and not agreed[6:].any()
     kept, counts = agreed_splits(split, reviewer, twos[10:13], device="cpu")
     assert len(kept.finetune) == 6 + 3 and len(kept.val) == 4 and kept.test is split.test
     assert (counts["n_dropped_finetune"], counts["n_uaes_added"], counts["n_dropped_val"]) == (9, 3, 3)
-    none, counts = agreed_splits(FailureSplits(0, 2, ones[:4], ones[4:6], ones[:2]), reviewer, ones[:0],
+    none, counts = agreed_splits(DrawnSplits(0, 2, ones[:4], ones[4:6], ones[:2]), reviewer, ones[:0],
                                  device="cpu")
     assert none is None and counts["n_dropped_finetune"] == 4
 

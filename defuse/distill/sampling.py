@@ -60,8 +60,10 @@ class ScenarioSamples:
 
 
 @dataclass
-class FailureSplits:
-    """Images of one failure scenario for correction, all labelled with the scenario's true label."""
+class DrawnSplits:
+    """The decoded images of one failure scenario's three correction draws, with the scenario's true label: the
+    raw material of the correction's :class:`defuse.correct.failure_sets.FailureSet` (which adds the reviewer's
+    per-sample labels and what its agreement filter kept)."""
 
     scenario: int
     label: int
@@ -70,7 +72,9 @@ class FailureSplits:
     test: torch.Tensor        # (n_test, C, H, W): held out, failure-scenario test accuracy
 
 
-class ScenarioDraws(NamedTuple):
+class ScenarioCodes(NamedTuple):
+    """The codes :func:`sample_scenarios` drew (a :class:`ScenarioDraw` is how to draw, this is what was drawn)."""
+
     latents: np.ndarray       # (m * n, k) float32, scenario by scenario
     scenario_ids: np.ndarray  # (m * n,) int64: the row j of the scenario each code came from
 
@@ -194,7 +198,7 @@ def _sample(mean: np.ndarray, chol: np.ndarray, n: int, tau: float, rng: np.rand
     return (mean + math.sqrt(tau) * eps @ chol.T).astype(np.float32)
 
 
-def sample_scenarios(scenarios, n_per_scenario: int, *, tau: float, seed: int) -> ScenarioDraws:
+def sample_scenarios(scenarios, n_per_scenario: int, *, tau: float, seed: int) -> ScenarioCodes:
     """``n_per_scenario`` codes from every scenario; row j's come from its review stream.
 
     Scenario j's codes equal ``sample_scenario(means[j], covariances[j], n, tau=tau,
@@ -208,7 +212,7 @@ def sample_scenarios(scenarios, n_per_scenario: int, *, tau: float, seed: int) -
 
     Returns
     -------
-    ScenarioDraws: ``latents`` (m * n, k) float32 and ``scenario_ids`` (m * n,) int64.
+    ScenarioCodes: ``latents`` (m * n, k) float32 and ``scenario_ids`` (m * n,) int64.
     """
     means, covs = scenario_arrays(scenarios)
     n, tau = check_int("n_per_scenario", n_per_scenario, 1), check_taus(tau)
@@ -216,7 +220,7 @@ def sample_scenarios(scenarios, n_per_scenario: int, *, tau: float, seed: int) -
     draws = [sample_scenario(means[j], covs[j], n, tau=tau_of(tau, j), seed=scenario_stream(seed, j, "review"))
              for j in range(len(means))]
     latents = np.concatenate(draws) if draws else np.zeros((0, means.shape[1]), np.float32)
-    return ScenarioDraws(latents, np.repeat(np.arange(len(means), dtype=np.int64), n))
+    return ScenarioCodes(latents, np.repeat(np.arange(len(means), dtype=np.int64), n))
 
 
 # ------------------------------------------------------------------ decoding
@@ -242,7 +246,7 @@ def render_scenario(vae: nn.Module, classifier: nn.Module, latents: np.ndarray, 
 
 
 def draw_failure_splits(vae: nn.Module, scenarios, j: int, label: int, draw: ScenarioDraw, *,
-                        device="auto") -> FailureSplits:
+                        device="auto") -> DrawnSplits:
     """The fine-tuning, validation and test images of failure scenario ``j``, ``draw.n`` each (§4.1: 256).
 
     Each split has its own stream (:func:`scenario_stream` "finetune", "failure-val", "failure-test"),
@@ -267,7 +271,7 @@ def draw_failure_splits(vae: nn.Module, scenarios, j: int, label: int, draw: Sce
     with on_device(vae, dev):
         images = decode_latents(vae, latents, device=dev, batch_size=_DECODE_BATCH)
     finetune, val, test = torch.split(images, draw.n)
-    return FailureSplits(int(j), int(label), finetune, val, test)
+    return DrawnSplits(int(j), int(label), finetune, val, test)
 
 
 @dataclass(frozen=True)
