@@ -22,7 +22,7 @@ class EmbedConfig:
     # the same scenario: 74%, PCA 17%, UMAP fitted on every code 9%; docs/runs/map-readability-cpu.json).
     method: str = setting("umap", choices=PROJECTION_NAMES, label="“Projection”",
                           help="the projection: umap, tsne or pca")
-    max_points: int = setting(60_000, low=10, high=MAX_POINTS, label="“Points at most”",
+    max_points: int = setting(60_000, low=10, high=MAX_POINTS, label="“Codes projected at most”",
                               help="codes projected at most (down-sampled), training codes included")
     train_points: int = setting(5_000, low=0, high=MAX_POINTS, label="“Training codes”",
                                 help="training codes (the background) at most")
@@ -91,7 +91,7 @@ class DistillConfig:
                                   help="K, components at most: the truncation of the stick-breaking prior (paper: 100)")
     weight_threshold: float = setting(0.01, low=0.0, high=1.0, high_open=True, paper=0.01, label="ε",
                                       help="ε: components with weight <= ε are dropped (paper: 0.01)")
-    max_samples: int = setting(50_000, low=2, high=10**9, paper=50_000,
+    max_samples: int = setting(50_000, low=2, high=10**9, paper=50_000, label="“Codes fitted at most”",
                                help="codes fitted at most, down-sampled without replacement (paper: 50,000)")
     covariance_type: str = setting("full", choices=COVARIANCE_TYPES, flag=False, help="component covariances")
     max_iter: int = setting(100, low=1, high=10**6, help="EM iterations per initialisation")
