@@ -17,15 +17,8 @@ from ..steps.label import check_correct_inputs, get_reviewer, review_step
 from ..steps.presets import PRESETS
 from ..steps.report import report_markdown, save_report
 from ..workspace import CLASSIFIER, VAE, Workspace
-from .args import (
-    CommandTable,
-    add_setting_flags,
-    config_from_args,
-    open_workspace,
-    resolve_workspace,
-    setting_values,
-    status_lines,
-)
+from . import args as cli_args
+from .args import CommandTable, add_setting_flags, config_from_args, open_workspace, resolve_workspace, status_lines
 from .backend_args import add_backend_args, backend_from_args
 from .commands_pipeline import add_reviewer_args, reviewer_config_from_args, reviewer_from_args
 from .commands_project import add_architecture_args, add_dataset_args, dataset_spec_from_args
@@ -45,7 +38,7 @@ def _correct_args(p):
 
 def _correct(args, sink):
     cfg = config_from_args(args, CorrectConfig)
-    draw = ScenarioDraw(**setting_values(args, ScenarioDraw, skip=("seed",)), seed=cfg.seed)
+    draw = ScenarioDraw(**cli_args.setting_values(args, ScenarioDraw, skip=("seed",)), seed=cfg.seed)
     backend = backend_from_args(args)
     reviewer_config_from_args(args)  # a bad reviewer flag is refused before any work
     ws = open_workspace(args)
