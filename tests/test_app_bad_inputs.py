@@ -146,9 +146,9 @@ CASES = [
     Case("Q = 0", "identify", "fresh", _number("Q — perturbations", 0, "Run identify"),
          r"Q must be a whole number from 1 to 1,048,576; you typed 0\. Type a value from 1 to 1,048,576"),
     Case("samples beyond the cap", "correct", "done", _number("Samples per scenario", 100_000_000, "Run the sweep"),
-         r"Samples per scenario and split must be a whole number from 8 to 4,096; you typed 100,000,000"),
+         r"Samples per scenario and split must be a whole number from 1 to 1,048,576; you typed 100,000,000"),
     Case("zero epochs", "setup", "fresh", _number("Epochs", 0, "Train the classifier", train=True),
-         r"Epochs must be a whole number from 1 to 1,000; you typed 0"),
+         r"Epochs must be a whole number from 1 to 10,000; you typed 0"),
     Case("missing workspace", "app", "fresh", _open_missing,
          r"could not be opened \(.*is not a Defuse workspace.*create one in the sidebar"),
 ]

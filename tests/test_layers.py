@@ -20,11 +20,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "defuse"
 COMPUTE_ORDER = ("runtime", "data", "nets", "identify", "distill", "label", "correct", "distributed", "suite",
                  "evaluation")
 COMPUTE = COMPUTE_ORDER
-# circles inside a package not untied yet (issue #22): this list may only shrink
-KNOWN_CIRCLES = {
-    ("defuse.steps.demo", "defuse.steps.demo_precomputed", "defuse.steps.distill", "defuse.steps.embed",
-     "defuse.steps.identify", "defuse.steps.label", "defuse.steps.project", "defuse.steps.status"),
-}
 # layer -> what it may not import (a module prefix; "streamlit" is the third-party package)
 FORBIDDEN = {
     "runtime": ("defuse.data", "defuse.nets", "defuse.identify", "defuse.distill", "defuse.label",
@@ -139,10 +134,8 @@ def test_compute_packages_import_only_earlier_ones():
     assert order_violations(PACKAGE) == []
 
 
-def test_no_new_circle_inside_a_package():
-    found = circles(PACKAGE)
-    assert found - KNOWN_CIRCLES == set(), "a circle of imports inside a package: move what both need to a third module"
-    assert KNOWN_CIRCLES - found == set(), "a known circle is gone: remove it from KNOWN_CIRCLES"
+def test_no_circle_inside_a_package():
+    assert circles(PACKAGE) == set(), "a circle of imports inside a package: move what both need to a third module"
 
 
 def test_every_module_belongs_to_a_named_layer():

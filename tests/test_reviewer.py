@@ -196,15 +196,15 @@ def test_agreement_summary_splits_failure_and_other_samples():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(members=0), "members must be an integer >= 1; got 0"),
-    (dict(epochs=0), "epochs must be an integer >= 1; got 0"),
-    (dict(architectures=("vgg",)), r"architectures must be a non-empty tuple of \['paper-cnn', 'paper-cnn-wide'"),
-    (dict(architectures=()), "architectures must be a non-empty tuple"),
+    (dict(members=0), r"members must be an integer in \[1, 100\]; got 0"),
+    (dict(epochs=0), r"epochs must be an integer in \[1, 10000\]; got 0"),
+    (dict(architectures=("vgg",)), r"architectures must be a non-empty list of \['paper-cnn', 'paper-cnn-wide'"),
+    (dict(architectures=()), "architectures must be a non-empty list"),
     (dict(optimizer="lbfgs"), r"optimizer must be one of \['adadelta', 'adam', 'sgd'\]; got 'lbfgs'"),
-    (dict(lr=0), "lr must be > 0; got 0"),
-    (dict(seed=-1), "seed must be an integer >= 0; got -1"),
+    (dict(lr=0), r"lr must be a finite number in \(0, 1000\]; got 0"),
+    (dict(seed=-1), r"seed must be an integer in \[0, 9223372036854775807\]; got -1"),
     (dict(rho=1.0), r"rho must be a share in \[0, 1\) \(the paper: 0.5\); got 1.0"),
-    (dict(samples_per_scenario=0), "samples_per_scenario must be an integer >= 1"),
+    (dict(samples_per_scenario=0), r"samples_per_scenario must be an integer in \[1, 1048576\]"),
     (dict(name=" "), "name must be a non-empty annotator name"),
 ])
 def test_bad_configs_are_refused(kwargs, match):

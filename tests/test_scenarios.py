@@ -144,10 +144,11 @@ def test_failure_splits_have_their_sizes_and_own_streams(nets):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(n=0), "samples per scenario must be an integer >= 1; got 0"),
-    (dict(n=2.5), "samples per scenario must be an integer >= 1; got 2.5"),
-    (dict(tau=0.0), "tau must be a finite number > 0"),
-    (dict(seed=-1), "seed must be an integer >= 0; got -1"),
+    (dict(n=0), r"n must be an integer in \[1, 1048576\]; got 0"),
+    (dict(n=2.5), r"n must be an integer in \[1, 1048576\]; got 2.5"),
+    (dict(tau=0.0), "tau must be None or a finite number > 0, or a non-empty list of finite numbers > 0"),
+    (dict(tau=()), r"tau must be None or a finite number > 0, .*; got \(\)"),
+    (dict(seed=-1), r"seed must be an integer in \[0, 9223372036854775807\]; got -1"),
 ])
 def test_a_bad_draw_is_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):

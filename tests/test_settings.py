@@ -14,19 +14,28 @@ import pytest
 from defuse.cli.main import main
 from defuse.correct.config import EPOCH_METRIC_NAMES, SELECTION_NAMES, CorrectConfig
 from defuse.correct.selection import EPOCH_METRICS, SELECTIONS
-from defuse.distill.config import FIT_BACKENDS, PROJECTION_NAMES, DistillConfig, EmbedConfig
+from defuse.data.config import DatasetSpec
+from defuse.distill.config import FIT_BACKENDS, PROJECTION_NAMES, DistillConfig, EmbedConfig, ScenarioDraw
 from defuse.distill.projections import PROJECTIONS
 from defuse.distill.scenarios import BACKENDS
 from defuse.evaluation.config import JudgeConfig
 from defuse.identify.config import IdentifyConfig
+from defuse.label.config import ARCHITECTURE_NAMES, ReviewerConfig
+from defuse.label.reviewer import ARCHITECTURES
 from defuse.nets.config import OPTIMIZER_NAMES, TrainConfig, VAEConfig
 from defuse.nets.train import OPTIMIZERS
-from defuse.runtime.settings import Setting, SettingError, check_value, declared, parse_text, setting
+from defuse.runtime.settings import Setting, SettingError, check_value, declared, flag_of, parse_text, setting
+from defuse.steps.suite import SuiteConfig
 
 # config -> the command that reads it with --config (None: no command takes it)
 CONFIGS = {IdentifyConfig: "identify", TrainConfig: "train-classifier", VAEConfig: "train-vae",
-           EmbedConfig: "embed", DistillConfig: "distill", CorrectConfig: "correct",
-           JudgeConfig: None}
+           EmbedConfig: "embed", DistillConfig: "distill", CorrectConfig: "correct", SuiteConfig: "suite",
+           JudgeConfig: None, ReviewerConfig: None, ScenarioDraw: None, DatasetSpec: None}
+# config -> the command whose own flags set its fields (beside or instead of --config); every flag is fed BAD as text
+FLAG_COMMANDS = {IdentifyConfig: "identify", CorrectConfig: "correct", ScenarioDraw: "correct", SuiteConfig: "suite",
+                 ReviewerConfig: "label", DatasetSpec: "init"}
+BAD_TEXT = {"wrong type": "text", "bool": "True", "nan": "nan", "inf": "inf", "negative": "-1", "huge": str(10**30),
+            "huge float": "1e300"}
 BAD = {"wrong type": "text", "bool": True, "nan": math.nan, "inf": math.inf, "negative": -1, "huge": 10**30,
        "huge float": 1e300}
 SHAPE = r"(?P<name>\w+) must be (?P<allowed>.+); got (?P<got>.+)"
@@ -57,7 +66,7 @@ def test_a_bad_value_is_refused_in_one_shape(cls, command, name, value):
     except SettingError as e:
         m = re.fullmatch(SHAPE, str(e))
         assert m and m["name"] == name and m["got"] == repr(value), str(e)
-        assert e.words("cli").startswith("--" + name.replace("_", "-") + " must be ")
+        assert e.words("cli").startswith("--" + flag_of(name, declared(cls)[name]) + " must be ")
         return
     # accepted: only a value the declaration allows (a huge count where the field has no upper bound)
     assert check_value(name, getattr(cfg, name), declared(cls)[name]) == getattr(cfg, name)
@@ -75,6 +84,26 @@ def test_a_bad_value_in_config_json_is_a_plain_error_on_the_cli(cls, command, na
     assert err.startswith(refused) or accepted in err, err
 
 
+def _flag_cases():
+    for cls, command in FLAG_COMMANDS.items():
+        for name, spec in declared(cls).items():
+            free_text = spec.kind is str and spec.choices is None and spec.valid is None   # any text is a path
+            if not spec.flag or spec.kind is bool or free_text:    # a bool flag takes no value
+                continue
+            for what, text in BAD_TEXT.items():
+                yield pytest.param(command, flag_of(name, spec), text, id=f"{command} --{flag_of(name, spec)}={what}")
+
+
+@pytest.mark.parametrize("command, flag, text", list(_flag_cases()))
+def test_a_bad_flag_is_a_plain_error_in_one_shape(command, flag, text, capsys, tmp_path):
+    code = main([command, "-w", str(tmp_path / "none"), f"--{flag}", text, "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    refused = re.fullmatch(rf"error: --{flag} must be (.+); got (.+)", err.strip())
+    assert refused or "is not a Defuse workspace" in err, err    # accepted: the missing project is the next problem
+    assert not (refused is None and text in ("text", "nan", "inf")), err
+
+
 @pytest.mark.parametrize("command, flag, text, message", [
     ("identify", "--samples-per-image", "2.5", "--samples-per-image must be an integer in [1, 1048576]; got 2.5"),
     ("identify", "--beta-a", "x", "--beta-a must be a finite number in (0, 1000000]; got 'x'"),
@@ -86,6 +115,14 @@ def test_a_bad_value_in_config_json_is_a_plain_error_on_the_cli(cls, command, na
     ("correct", "--lambdas", "0.1, x", "--lambdas must be a non-empty list of distinct finite numbers > 0, e.g. 0.1, "
                                        "1, 10 (λ=0 is the control); got (0.1, 'x')"),
     ("correct", "--epochs", "2.5", "--epochs must be an integer in [1, 10000]; got 2.5"),
+    ("correct", "--samples", "0", "--samples must be an integer in [1, 1048576]; got 0"),
+    ("correct", "--tau", "0.5, -1", "--tau must be None or a finite number > 0, or a non-empty list of finite numbers "
+                                   "> 0 (one per scenario row); got (0.5, -1)"),
+    ("suite", "--samples", "x", "--samples must be None or an integer in [1, 1048576]; got 'x'"),
+    ("label", "--reviewer-members", "2.5", "--reviewer-members must be an integer in [1, 100]; got 2.5"),
+    ("init", "--size", "50", "--size must be None or one of (32, 64, 128) (the models' input sizes); got 50"),
+    ("init", "--dataset", "cifar", "--dataset must be one of ['digits', 'fashion-mnist', 'folder', 'gtsrb', 'mnist', "
+                                   "'mnist-idx', 'mnist-sample', 'npz', 'svhn']; got 'cifar'"),
 ])
 def test_a_bad_flag_names_the_flag(command, flag, text, message, capsys, tmp_path):
     assert main([command, "-w", str(tmp_path / "none"), flag, text, "--quiet"]) == 2
@@ -94,7 +131,7 @@ def test_a_bad_flag_names_the_flag(command, flag, text, message, capsys, tmp_pat
 
 def test_the_lists_of_names_match_their_tables():
     assert set(PROJECTION_NAMES) == set(PROJECTIONS) and set(OPTIMIZER_NAMES) == set(OPTIMIZERS)
-    assert set(FIT_BACKENDS) == set(BACKENDS)
+    assert set(FIT_BACKENDS) == set(BACKENDS) and set(ARCHITECTURE_NAMES) == set(ARCHITECTURES)
     assert set(SELECTION_NAMES) == set(SELECTIONS) and set(EPOCH_METRIC_NAMES) == set(EPOCH_METRICS)
 
 

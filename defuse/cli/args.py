@@ -7,7 +7,7 @@ import os
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from ..runtime.settings import SettingError, declared, parse_text
+from ..runtime.settings import SettingError, declared, flag_of, parse_text
 
 
 class CommandTable(dict):
@@ -74,36 +74,40 @@ def read_config(text: str, cls) -> dict:
     return values
 
 
-def add_setting_flags(p, cls, *, skip=()) -> None:
-    """``--config`` and one ``--flag`` per declared field of ``cls`` (:mod:`defuse.runtime.settings`): its help and
-    default from the declaration. Flags read text (left unset: the config's default), which
-    :func:`config_from_args` turns into the field's kind; the config's check then names a bad one."""
-    add_config_option(p, cls)
+def add_setting_flags(p, cls, *, skip=(), config: bool = True) -> None:
+    """``--config`` (unless ``config`` is False) and one ``--flag`` per declared field of ``cls``
+    (:mod:`defuse.runtime.settings`): its name, help and default from the declaration. Flags read text (left unset:
+    the config's default), which :func:`config_from_args` turns into the field's kind; the config's check then names
+    a bad one. A flag's value lands in ``args.<flag with _>``, the field's name unless the declaration names the
+    flag otherwise (``cli``)."""
+    if config:
+        add_config_option(p, cls)
     defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
     for name, spec in declared(cls).items():
         if name in skip or not spec.flag:
             continue
-        flag, default = "--" + name.replace("_", "-"), defaults.get(name)
+        flag, default = flag_of(name, spec), defaults.get(name)
+        dest = flag.replace("-", "_")
         paper = f"; paper: {spec.paper}" if spec.paper is not None and spec.paper != default else ""
         if spec.kind is bool:
             negate = bool(default)
-            p.add_argument("--no-" + flag[2:] if negate else flag, dest=name, action="store_const", default=None,
+            p.add_argument(f"--no-{flag}" if negate else f"--{flag}", dest=dest, action="store_const", default=None,
                            const=not negate, help=f"{spec.help}{paper}")
         else:
             shown = ",".join(f"{v:g}" for v in default) if spec.kind is tuple and default else default
-            choices = f"; one of {', '.join(spec.choices)}" if spec.choices else ""
-            p.add_argument(flag, dest=name, default=None, metavar=name.upper(),
+            choices = f"; one of {', '.join(map(str, spec.choices))}" if spec.choices else ""
+            p.add_argument(f"--{flag}", dest=dest, default=None, metavar=dest.upper(),
                            help=f"{spec.help} (default: {shown}{paper}{choices})")
 
 
-def setting_values(args, cls) -> dict:
+def setting_values(args, cls, *, skip=()) -> dict:
     """The fields of ``cls`` that the command's flags set, each read in its declared kind (unset flags: none)."""
     specs, out = declared(cls), {}
     for f in fields(cls):
-        value = getattr(args, f.name, None)
+        spec = specs.get(f.name)
+        value = getattr(args, flag_of(f.name, spec).replace("-", "_"), None) if f.name not in skip else None
         if value is None:
             continue
-        spec = specs.get(f.name)
         out[f.name] = parse_text(value, spec) if spec is not None and isinstance(value, str) else value
     return out
 

@@ -17,9 +17,10 @@ from ..steps.label import check_correct_inputs, get_reviewer, review_step
 from ..steps.presets import PRESETS
 from ..steps.report import report_markdown, save_report
 from ..workspace import CLASSIFIER, VAE, Workspace
+from . import args as cli_args
 from .args import CommandTable, add_setting_flags, config_from_args, open_workspace, resolve_workspace, status_lines
 from .backend_args import add_backend_args, backend_from_args
-from .commands_pipeline import add_reviewer_args, reviewer_from_args
+from .commands_pipeline import add_reviewer_args, reviewer_config_from_args, reviewer_from_args
 from .commands_project import add_architecture_args, add_dataset_args, dataset_spec_from_args
 
 COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the tables
@@ -29,8 +30,7 @@ register = COMMANDS.register
 # --- correct --------------------------------------------------------------------------------------------
 def _correct_args(p):
     add_setting_flags(p, CorrectConfig)
-    p.add_argument("--samples", type=int, default=256, help="samples per scenario for D_f, failure val and test")
-    p.add_argument("--tau", type=float, default=None)
+    add_setting_flags(p, ScenarioDraw, skip=("seed",), config=False)   # --samples, --tau (the seed: --seed)
     add_reviewer_args(p, "'auto' or a checkpoint: labels the baseline, stricter accuracy")
     p.add_argument("--no-baseline", action="store_true", help="skip the UAE-only baseline sweep")
     add_backend_args(p)
@@ -38,11 +38,13 @@ def _correct_args(p):
 
 def _correct(args, sink):
     cfg = config_from_args(args, CorrectConfig)
+    draw = ScenarioDraw(**cli_args.setting_values(args, ScenarioDraw, skip=("seed",)), seed=cfg.seed)
     backend = backend_from_args(args)
+    reviewer_config_from_args(args)  # a bad reviewer flag is refused before any work
     ws = open_workspace(args)
-    check_correct_inputs(ws, tau=args.tau, seed=cfg.seed)  # before a reviewer trains
+    check_correct_inputs(ws, tau=draw.tau, seed=cfg.seed)  # before a reviewer trains
     reviewer = reviewer_from_args(ws, args, sink)
-    correct.correct_step(ws, cfg, draw=ScenarioDraw(args.samples, args.tau, cfg.seed), reviewer=reviewer,
+    correct.correct_step(ws, cfg, draw=draw, reviewer=reviewer,
                          baseline=not args.no_baseline, run=RunOptions(args.device, sink, backend))
     return report_markdown(save_report(ws))
 

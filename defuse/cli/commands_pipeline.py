@@ -15,7 +15,7 @@ from ..steps.identify import check_identify_inputs, identify_step
 from ..steps.label import check_review_inputs, decided_scenarios, get_reviewer, label_store, review_step
 from ..steps.project import load_classifier, load_vae
 from ..workspace import Workspace
-from .args import CommandTable, add_setting_flags, config_from_args, open_workspace
+from .args import CommandTable, add_setting_flags, config_from_args, open_workspace, setting_values
 from .backend_args import add_backend_args, backend_from_args
 
 COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the tables
@@ -24,22 +24,21 @@ register = COMMANDS.register
 
 # --- the automatic reviewer, shared by identify, label and correct ------------------------------------------
 def add_reviewer_args(p, help_text: str) -> None:
-    d = ReviewerConfig()
     p.add_argument("--reviewer", default=None, help=help_text)
-    p.add_argument("--reviewer-members", type=int, default=None,
-                   help=f"networks in the 'auto' ensemble (default {d.members}; unset: reuse the project's reviewer)")
-    p.add_argument("--reviewer-epochs", type=int, default=None,
-                   help=f"training epochs of each member (default {d.epochs}; unset: reuse the project's reviewer)")
+    add_setting_flags(p, ReviewerConfig, config=False)     # --reviewer-members, --reviewer-epochs
+
+
+def reviewer_config_from_args(args) -> ReviewerConfig | None:
+    """The reviewer's settings the flags ask for, checked before any work; None: reuse the project's reviewer,
+    whatever its settings."""
+    asked = setting_values(args, ReviewerConfig)
+    return ReviewerConfig(**asked) if asked else None
 
 
 def reviewer_from_args(ws: Workspace, args, sink):
     if not args.reviewer:
         return None
-    cfg = None  # reuse the project's reviewer, whatever its settings, unless some are asked for
-    if args.reviewer_members is not None or args.reviewer_epochs is not None:
-        d = ReviewerConfig()
-        cfg = ReviewerConfig(members=args.reviewer_members or d.members, epochs=args.reviewer_epochs or d.epochs)
-    return get_reviewer(ws, args.reviewer, cfg=cfg, device=args.device, on_progress=sink)
+    return get_reviewer(ws, args.reviewer, cfg=reviewer_config_from_args(args), device=args.device, on_progress=sink)
 
 
 # --- identify -----------------------------------------------------------------------------------------
@@ -55,6 +54,7 @@ def _identify_args(p):
 
 def _identify(args, sink):
     cfg, backend = config_from_args(args, IdentifyConfig), backend_from_args(args)
+    reviewer_config_from_args(args)  # a bad reviewer flag is refused before any work
     ws = open_workspace(args)
     # every refusal before the reviewer trains (minutes): the models, the fidelity gate, --verify's reviewer
     check_identify_inputs(ws, verify=args.verify, has_reviewer=bool(args.reviewer),
@@ -156,6 +156,7 @@ def _label_args(p):
 
 
 def _label(args, sink):
+    reviewer_config_from_args(args)  # a bad reviewer flag is refused before any work
     ws, lines = open_workspace(args), []
     if args.import_csv:
         with label_store(ws) as store:

@@ -9,7 +9,7 @@ from dataclasses import asdict, replace
 from ..data.datasets import DatasetSpec
 from ..nets.train import TrainConfig, VAEConfig, fidelity_warning, parse_class_keep
 from ..nets.vae_recipe import MIN_STEPS, SMALL_BATCH, SMALL_SOURCE, default_vae_config
-from ..steps import project
+from ..steps import project, status
 from .args import (
     CommandTable,
     add_setting_flags,
@@ -32,20 +32,12 @@ def _no_workspace(fn):
 
 # --- init ---------------------------------------------------------------------------------------
 def add_dataset_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("data")
-    g.add_argument("--dataset", default="mnist-sample",
-                   help="mnist-sample (embedded), digits, mnist, fashion-mnist, svhn, gtsrb, mnist-idx, folder, npz")
-    g.add_argument("--root", default=None, help="folder for torchvision sources and `folder`")
-    g.add_argument("--path", default=None, help="npz train file, or IDX folder/images file")
-    g.add_argument("--test-path", default=None, help="npz test file")
-    g.add_argument("--size", type=int, default=None, help="image size 32, 64 or 128 (default: the paper's)")
-    g.add_argument("--download", action="store_true", help="let torchvision download the data (needs network)")
-    g.add_argument("--data-seed", type=int, default=0, help="seed of the train/val/test split")
+    # --dataset, --root, --path, --test-path, --size, --download, --data-seed
+    add_setting_flags(p.add_argument_group("data"), DatasetSpec, config=False)
 
 
 def dataset_spec_from_args(args) -> DatasetSpec:
-    return DatasetSpec(source=args.dataset, root=args.root, path=args.path, test_path=args.test_path,
-                       size=args.size, download=args.download, seed=args.data_seed)
+    return DatasetSpec(**setting_values(args, DatasetSpec))
 
 
 @_no_workspace
@@ -159,7 +151,7 @@ def _info_args(p):
 
 def _info(args, sink):
     ws = open_workspace(args)
-    info = project.project_info(ws)
+    info = status.project_info(ws)
     if args.json:
         return info
     lines = [f"workspace {ws.root}", f"dataset   {info['dataset']}"]

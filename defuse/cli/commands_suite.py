@@ -9,7 +9,7 @@ from ..runtime import atomic
 from ..steps.suite import SuiteConfig, export_suite
 from ..suite.check import LABEL_MODES, CheckResult, Thresholds, check_model
 from ..suite.regression_suite import read_suite
-from .args import CommandTable, Failed, open_workspace
+from .args import CommandTable, Failed, add_setting_flags, config_from_args, open_workspace
 
 COMMANDS = CommandTable()  # this module's commands; defuse.cli.main lists the tables
 register = COMMANDS.register
@@ -18,19 +18,12 @@ register = COMMANDS.register
 # --- suite -----------------------------------------------------------------------------------------------
 def _suite_args(p):
     p.add_argument("--out", default=None, help="folder to write (default: <workspace>/exports/suite)")
-    p.add_argument("--samples", type=int, default=None,
-                   help="test samples per scenario (default: the correction's, else 256)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the draws (default: the correction's, else 0)")
-    p.add_argument("--tau", type=float, default=None, help="sample diversity τ (default: the correction's)")
-    p.add_argument("--with-test", action="store_true", help="also freeze the project's test split")
-    p.add_argument("--no-reviewer", action="store_true",
-                   help="leave per-sample labels out even when the project has an automatic reviewer")
+    add_setting_flags(p, SuiteConfig)   # --samples, --seed, --tau, --with-test, --no-reviewer
 
 
 def _suite(args, sink):
+    cfg = config_from_args(args, SuiteConfig)
     ws = open_workspace(args)
-    cfg = SuiteConfig(n_per_scenario=args.samples, seed=args.seed, tau=args.tau, include_test=args.with_test,
-                      use_reviewer=not args.no_reviewer)
     suite, out = export_suite(ws, args.out, cfg, device=args.device, on_progress=sink)
     lines = [f"suite written to {out}: {len(suite.scenarios)} failure scenario(s), {len(suite):,} samples"
              + (f", {len(suite.test_images):,} test images" if suite.has_test else "")]

@@ -2,57 +2,50 @@
 
 from __future__ import annotations
 
-import numbers
 import os
 from dataclasses import asdict, dataclass
 from typing import Optional
 
-from ..runtime.checks import is_int
+from ..runtime.settings import check_settings, setting
 
 SIZES = (32, 64, 128)  # input sizes the models support
 # the keys of defuse.data.sources.SOURCES (tests/test_settings.py checks they match)
 SOURCE_NAMES = ("mnist-sample", "digits", "mnist", "fashion-mnist", "svhn", "gtsrb", "mnist-idx", "folder", "npz")
 
 
+def _path_text(help: str, **declared):
+    return setting(None, kind=str, help=help, **declared)
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """What to load. Saved in a workspace's project.json, so plain values only."""
 
-    source: str = "mnist-sample"
-    root: Optional[str] = None        # torchvision sources, folder
-    path: Optional[str] = None        # npz (train), mnist-idx (folder or images file)
-    test_path: Optional[str] = None   # npz test file
-    size: Optional[int] = None        # target H = W; None: the paper's size (28 -> 32 by padding)
-    download: bool = False            # torchvision sources only, and only when asked
-    val_fraction: float = 0.1         # carved from train when the source has no validation split
-    test_fraction: float = 0.2        # carved when the source has no test split
-    seed: int = 0
+    source: str = setting("mnist-sample", choices=SOURCE_NAMES, cli="dataset", label="“Dataset”",
+                          help="where the images come from (mnist-sample is embedded)")
+    root: Optional[str] = _path_text("folder for torchvision sources and `folder`")
+    path: Optional[str] = _path_text("npz train file, or IDX folder/images file")
+    test_path: Optional[str] = _path_text("npz test file")
+    # target H = W; None: the paper's size (28 -> 32 by padding)
+    size: Optional[int] = setting(None, kind=int, choices=SIZES, label="“Image size”",
+                                  allowed=f"None or one of {SIZES} (the models' input sizes)",
+                                  help="image height and width (default: the paper's)")
+    download: bool = setting(False, help="let torchvision download the data (needs network; torchvision sources only)")
+    val_fraction: float = setting(0.1, low=0.0, high=1.0, low_open=True, high_open=True, flag=False,
+                                  help="carved from train when the source has no validation split")
+    test_fraction: float = setting(0.2, low=0.0, high=1.0, low_open=True, high_open=True, flag=False,
+                                   help="carved from train when the source has no test split")
+    seed: int = setting(0, low=0, high=2**63 - 1, cli="data_seed", help="seed of the train/val/test split")
 
     def __post_init__(self):
-        if self.source not in SOURCE_NAMES:
-            raise ValueError(f"Unknown dataset source {self.source!r}; expected one of {sorted(SOURCE_NAMES)}")
         for name in ("root", "path", "test_path"):  # accept Path objects, store plain strings
             value = getattr(self, name)
             if isinstance(value, os.PathLike):
                 object.__setattr__(self, name, os.fspath(value))
-        if self.size is not None and self.size not in SIZES:
-            raise ValueError(f"size must be None or one of {SIZES} (the models' input sizes), "
-                             f"got {self.size!r}")
-        if self.size is not None:
-            object.__setattr__(self, "size", int(self.size))
-        if not isinstance(self.download, bool):
-            raise ValueError(f"download must be True or False, got {self.download!r}")
-        for name in ("val_fraction", "test_fraction"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 < value < 1:
-                raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
-            object.__setattr__(self, name, float(value))  # plain JSON values, even from numpy
+        check_settings(self)   # numbers stored as plain JSON values, even from numpy
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError(f"val_fraction + test_fraction must be < 1 to leave training data, got "
                              f"{self.val_fraction} + {self.test_fraction}")
-        if not is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
-        object.__setattr__(self, "seed", int(self.seed))
 
     def to_dict(self) -> dict:
         return asdict(self)

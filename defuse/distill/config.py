@@ -11,6 +11,7 @@ from ..runtime.settings import check_settings, setting
 
 PROJECTION_NAMES = ("umap", "tsne", "pca")   # the keys of defuse.distill.projections.PROJECTIONS
 MAX_POINTS = 10**8
+MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class EmbedConfig:
     # the same scenario: 74%, PCA 17%, UMAP fitted on every code 9%; docs/runs/map-readability-cpu.json).
     method: str = setting("umap", choices=PROJECTION_NAMES, label="“Projection”",
                           help="the projection: umap, tsne or pca")
-    max_points: int = setting(60_000, low=10, high=MAX_POINTS, label="“Points at most”",
+    max_points: int = setting(60_000, low=10, high=MAX_POINTS, label="“Codes projected at most”",
                               help="codes projected at most (down-sampled), training codes included")
     train_points: int = setting(5_000, low=0, high=MAX_POINTS, label="“Training codes”",
                                 help="training codes (the background) at most")
@@ -49,6 +50,34 @@ GROUP_BY = ("confusion", "none")
 FIT_BACKENDS = ("torch", "sklearn")     # the keys of defuse.distill.scenarios.BACKENDS
 
 
+@dataclass(frozen=True)
+class ScenarioDraw:
+    """How a step draws samples of the failure scenarios: how many per scenario (and per split of D_f,
+    failure validation and failure test), with which diversity τ, on the streams of which seed.
+
+    ``tau`` is one τ for every scenario, or one per scenario row (:mod:`defuse.distill.tau` chooses them);
+    ``None`` stands for the project's τ, which the steps fill in (``steps.distill.default_tau``); a compute
+    function that draws needs it set (:meth:`with_tau`).
+    """
+
+    n: int = setting(256, low=1, high=1 << 20, paper=256, cli="samples", label="“Samples per scenario and split”",
+                     help="samples per scenario for D_f, failure validation and failure test (paper: 256 each)")
+    tau: float | tuple | None = setting(None, kind=float, low=0.0, low_open=True, per_row=True, label="τ",
+                                        help="sample diversity τ, one for every scenario or one per scenario row "
+                                             "(default: the project's; paper: 0.5 MNIST, 0.01 SVHN and signs)")
+    seed: int = setting(0, low=0, high=MAX_SEED, help="seed of the draws' streams")
+
+    def __post_init__(self):
+        check_settings(self)
+
+    def with_tau(self, default) -> ScenarioDraw:
+        """This draw with τ set: its own, else ``default`` (one τ, or one per scenario row)."""
+        if default is None:
+            raise ValueError("tau must be a finite number > 0 (the paper: 0.5 for MNIST, 0.01 for SVHN/GTSRB); "
+                             "got None")
+        return self if self.tau is not None else ScenarioDraw(self.n, default, self.seed)
+
+
 def _device_name(device: str) -> bool:
     base, _, index = device.lower().partition(":")
     return base in DEVICE_CHOICES and (not index or (base == "cuda" and index.isdigit()))
@@ -62,7 +91,7 @@ class DistillConfig:
                                   help="K, components at most: the truncation of the stick-breaking prior (paper: 100)")
     weight_threshold: float = setting(0.01, low=0.0, high=1.0, high_open=True, paper=0.01, label="ε",
                                       help="ε: components with weight <= ε are dropped (paper: 0.01)")
-    max_samples: int = setting(50_000, low=2, high=10**9, paper=50_000,
+    max_samples: int = setting(50_000, low=2, high=10**9, paper=50_000, label="“Codes fitted at most”",
                                help="codes fitted at most, down-sampled without replacement (paper: 50,000)")
     covariance_type: str = setting("full", choices=COVARIANCE_TYPES, flag=False, help="component covariances")
     max_iter: int = setting(100, low=1, high=10**6, help="EM iterations per initialisation")

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..nets.inference import on_device  # noqa: F401  (re-exported: its old home)
+from ..nets.inference import classify, decode_latents, on_device
 from ..runtime.checks import check_int, is_int
 from ..runtime.devices import resolve_device
+from .config import ScenarioDraw  # noqa: F401  (re-exported: the draws' settings, declared with the others)
 
 PAPER_TAU = {"mnist": 0.5, "svhn": 0.01, "gtsrb": 0.01}  # §4.1: sample diversity per dataset
 _JITTERS = (0.0, 1e-10, 1e-8, 1e-6)  # relative to the mean variance, tried in turn for a singular Σ
@@ -59,8 +60,10 @@ class ScenarioSamples:
 
 
 @dataclass
-class FailureSplits:
-    """Images of one failure scenario for correction, all labelled with the scenario's true label."""
+class DrawnSplits:
+    """The decoded images of one failure scenario's three correction draws, with the scenario's true label: the
+    raw material of the correction's :class:`defuse.correct.failure_sets.FailureSet` (which adds the reviewer's
+    per-sample labels and what its agreement filter kept)."""
 
     scenario: int
     label: int
@@ -69,32 +72,9 @@ class FailureSplits:
     test: torch.Tensor        # (n_test, C, H, W): held out, failure-scenario test accuracy
 
 
-@dataclass(frozen=True)
-class ScenarioDraw:
-    """How a step draws samples of the failure scenarios: how many per scenario (and per split of D_f,
-    failure validation and failure test), with which diversity τ, on the streams of which seed.
+class ScenarioCodes(NamedTuple):
+    """The codes :func:`sample_scenarios` drew (a :class:`ScenarioDraw` is how to draw, this is what was drawn)."""
 
-    ``tau`` is one τ for every scenario, or one per scenario row (:mod:`defuse.distill.tau` chooses them);
-    ``None`` stands for the project's τ, which the steps fill in (``steps.distill.default_tau``); a compute
-    function that draws needs it set (:meth:`with_tau`).
-    """
-
-    n: int = 256                   # §4.1: 256 samples per scenario and split
-    tau: Taus = None               # τ, or τ per scenario row; None: the project's
-    seed: int = 0
-
-    def __post_init__(self):
-        check_int("samples per scenario", self.n, 1)
-        check_int("seed", self.seed, 0)
-        if self.tau is not None:
-            object.__setattr__(self, "tau", check_taus(self.tau))
-
-    def with_tau(self, default: Taus) -> ScenarioDraw:
-        """This draw with τ set: its own, else ``default``."""
-        return self if self.tau is not None else ScenarioDraw(self.n, check_taus(default), self.seed)
-
-
-class ScenarioDraws(NamedTuple):
     latents: np.ndarray       # (m * n, k) float32, scenario by scenario
     scenario_ids: np.ndarray  # (m * n,) int64: the row j of the scenario each code came from
 
@@ -218,7 +198,7 @@ def _sample(mean: np.ndarray, chol: np.ndarray, n: int, tau: float, rng: np.rand
     return (mean + math.sqrt(tau) * eps @ chol.T).astype(np.float32)
 
 
-def sample_scenarios(scenarios, n_per_scenario: int, *, tau: float, seed: int) -> ScenarioDraws:
+def sample_scenarios(scenarios, n_per_scenario: int, *, tau: float, seed: int) -> ScenarioCodes:
     """``n_per_scenario`` codes from every scenario; row j's come from its review stream.
 
     Scenario j's codes equal ``sample_scenario(means[j], covariances[j], n, tau=tau,
@@ -232,7 +212,7 @@ def sample_scenarios(scenarios, n_per_scenario: int, *, tau: float, seed: int) -
 
     Returns
     -------
-    ScenarioDraws: ``latents`` (m * n, k) float32 and ``scenario_ids`` (m * n,) int64.
+    ScenarioCodes: ``latents`` (m * n, k) float32 and ``scenario_ids`` (m * n,) int64.
     """
     means, covs = scenario_arrays(scenarios)
     n, tau = check_int("n_per_scenario", n_per_scenario, 1), check_taus(tau)
@@ -240,24 +220,10 @@ def sample_scenarios(scenarios, n_per_scenario: int, *, tau: float, seed: int) -
     draws = [sample_scenario(means[j], covs[j], n, tau=tau_of(tau, j), seed=scenario_stream(seed, j, "review"))
              for j in range(len(means))]
     latents = np.concatenate(draws) if draws else np.zeros((0, means.shape[1]), np.float32)
-    return ScenarioDraws(latents, np.repeat(np.arange(len(means), dtype=np.int64), n))
+    return ScenarioCodes(latents, np.repeat(np.arange(len(means), dtype=np.int64), n))
 
 
 # ------------------------------------------------------------------ decoding
-
-@torch.no_grad()
-def _decode(vae: nn.Module, latents: np.ndarray, dev: torch.device, batch_size: int,
-            classifier: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Decode (n, k) codes in batches; with a classifier, also its softmax (n, C) on the decoded images."""
-    images, probs = [], []
-    z_all = torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32))
-    for i in range(0, len(z_all), batch_size):
-        x = vae.decode(z_all[i:i + batch_size].to(dev)).clamp(0, 1)
-        if classifier is not None:
-            probs.append(torch.softmax(classifier(x).float(), dim=1).cpu())
-        images.append(x.float().cpu())
-    return torch.cat(images), (torch.cat(probs) if classifier is not None else None)
-
 
 def render_scenario(vae: nn.Module, classifier: nn.Module, latents: np.ndarray, *, device="auto",
                     batch_size: int = _DECODE_BATCH) -> ScenarioSamples:
@@ -270,15 +236,17 @@ def render_scenario(vae: nn.Module, classifier: nn.Module, latents: np.ndarray, 
     """
     latents = np.asarray(latents, dtype=np.float32)
     dev = resolve_device(device)
+    batch_size = check_int("batch_size", batch_size, 1)
     with on_device(vae, dev), on_device(classifier, dev):
-        images, probs = _decode(vae, latents, dev, check_int("batch_size", batch_size, 1), classifier)
+        images = decode_latents(vae, latents, device=dev, batch_size=batch_size)
+        _, probs = classify(classifier, images, device=dev, batch_size=batch_size)
     conf, preds = probs.max(dim=1)
     return ScenarioSamples(latents, images, preds.numpy().astype(np.int64), conf.numpy().astype(np.float32),
                            probs.numpy().astype(np.float32))
 
 
 def draw_failure_splits(vae: nn.Module, scenarios, j: int, label: int, draw: ScenarioDraw, *,
-                        device="auto") -> FailureSplits:
+                        device="auto") -> DrawnSplits:
     """The fine-tuning, validation and test images of failure scenario ``j``, ``draw.n`` each (§4.1: 256).
 
     Each split has its own stream (:func:`scenario_stream` "finetune", "failure-val", "failure-test"),
@@ -301,9 +269,9 @@ def draw_failure_splits(vae: nn.Module, scenarios, j: int, label: int, draw: Sce
                               for purpose in _SPLIT_STREAMS])
     dev = resolve_device(device)
     with on_device(vae, dev):
-        images, _ = _decode(vae, latents, dev, _DECODE_BATCH)
+        images = decode_latents(vae, latents, device=dev, batch_size=_DECODE_BATCH)
     finetune, val, test = torch.split(images, draw.n)
-    return FailureSplits(int(j), int(label), finetune, val, test)
+    return DrawnSplits(int(j), int(label), finetune, val, test)
 
 
 @dataclass(frozen=True)

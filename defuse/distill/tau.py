@@ -23,14 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..nets.inference import on_device
+from ..nets.inference import decode_latents, on_device
 from ..runtime.checks import check_int
 from ..runtime.devices import resolve_device
 from .sampling import (
     _check_gaussian,
     _check_tau,
     _cholesky,
-    _decode,
     _stream,
     scenario_arrays,
     scenario_stream,
@@ -98,7 +97,7 @@ def choose_taus(vae: nn.Module, read: Callable[[torch.Tensor], np.ndarray], scen
             eps = _stream(scenario_stream(search.seed, j, "tau")).standard_normal((search.n, mean.size))
             spread = eps @ _cholesky(cov).T
             codes = np.concatenate([mean + math.sqrt(t) * spread for t in search.grid]).astype(np.float32)
-            images, _ = _decode(vae, codes, dev, 512)
+            images = decode_latents(vae, codes, device=dev, batch_size=512)
             labels = np.asarray(read(images)).reshape(len(search.grid), search.n)
             label = int(np.bincount(labels[-1]).argmax())  # what the scenario shows next to its mean
             purities = tuple(float(np.mean(row == label)) for row in labels)

@@ -11,9 +11,8 @@ paper; treat its verdicts as a first pass.
 
 from __future__ import annotations
 
-import math
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,16 +22,19 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..data.datasets import ImageData
-from ..distill.sampling import ReviewSamples, on_device
+from ..distill.sampling import ReviewSamples
 from ..nets import checkpoints
 from ..nets.architectures import build_classifier
-from ..nets.train import OPTIMIZERS, TrainConfig, train_classifier
+from ..nets.inference import on_device
+from ..nets.train import TrainConfig, train_classifier
 from ..runtime import atomic
 from ..runtime.devices import resolve_device
 from ..runtime.progress import ProgressFn, ProgressReporter
+from ..runtime.settings import check_value, declared
+from .config import ARCHITECTURE_NAMES, ReviewerConfig  # noqa: F401  (re-exported: its old home)
 from .provenance import reviewer_fingerprint
 from .store import LabelStore
-from .verdicts import PAPER_RHO, Verdict, check_rho, mean_se, offer_mixed, sample_verdict
+from .verdicts import PAPER_RHO, Verdict, mean_se, offer_mixed, sample_verdict
 
 # name -> (built-in network, extra constructor kwargs recorded in the member's sidecar)
 ARCHITECTURES = {"paper-cnn": ("paper-cnn", {}), "paper-cnn-wide": ("paper-cnn", {"width": 128}),
@@ -42,51 +44,10 @@ FORMAT_VERSION = 1
 
 
 def _check_settings(name, rho, samples_per_scenario) -> None:
-    if not isinstance(name, str) or not 0 < len(name.strip()) <= 100:
-        raise ValueError(f"name must be a non-empty annotator name of <= 100 characters; got {name!r}")
-    check_rho(rho)
-    if isinstance(samples_per_scenario, bool) or not isinstance(samples_per_scenario, int) \
-            or samples_per_scenario < 1:
-        raise ValueError(f"samples_per_scenario must be an integer >= 1 (the paper: 10); got {samples_per_scenario!r}")
-
-
-@dataclass(frozen=True)
-class ReviewerConfig:
-    """The reviewer ensemble: member i is ``architectures[i % len]`` trained with seed ``seed + i``."""
-
-    members: int = 3                     # the paper has 5 workers per image; 3 networks keep CPUs quick
-    architectures: tuple = ("paper-cnn", "paper-cnn-wide")
-    epochs: int = 8                      # longer than the debugged classifier's 5 (appendix B.2)
-    batch_size: int = 128
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    seed: int = 1000                     # away from the classifier's seeds
-    samples_per_scenario: int = 10       # Q reviewed samples per scenario (§4.1)
-    rho: float = PAPER_RHO                     # failure scenario when > ρ of the samples disagree
-    name: str = "auto-reviewer"          # the annotator name in the label store
-    # One more member, trained like the others with its own seed, that votes on nothing: it grades the
-    # correction (fix rate and collateral, defuse.correct.two_sided) as a reader that labelled no sample.
-    grader: bool = True
-
-    def __post_init__(self):
-        for field_name in ("members", "epochs", "batch_size"):
-            value = getattr(self, field_name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{field_name} must be an integer >= 1; got {value!r}")
-        if not isinstance(self.architectures, (tuple, list)) or not self.architectures \
-                or any(a not in ARCHITECTURES for a in self.architectures):
-            raise ValueError(f"architectures must be a non-empty tuple of {sorted(ARCHITECTURES)}; "
-                             f"got {self.architectures!r}")
-        object.__setattr__(self, "architectures", tuple(self.architectures))
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}; got {self.optimizer!r}")
-        if not isinstance(self.lr, (int, float)) or not 0 < self.lr < math.inf:
-            raise ValueError(f"lr must be > 0; got {self.lr!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0; got {self.seed!r}")
-        _check_settings(self.name, self.rho, self.samples_per_scenario)
-        if not isinstance(self.grader, bool):
-            raise ValueError(f"grader must be true or false; got {self.grader!r}")
+    """The reviewer's own settings, checked by their declarations in :class:`ReviewerConfig`."""
+    specs = declared(ReviewerConfig)
+    for field, value in (("name", name), ("rho", rho), ("samples_per_scenario", samples_per_scenario)):
+        check_value(field, value, specs[field])
 
 
 GRADER_SEED_OFFSET = 500  # the grader's seed: away from the members' seed + i

@@ -119,17 +119,23 @@ def decode_classify(vae: nn.Module, classifier: nn.Module, z: torch.Tensor,
 # --------------------------------------------------------------------------------------------------
 # Batched inference helpers the other packages reuse
 # --------------------------------------------------------------------------------------------------
-def decode_latents(vae: nn.Module, latents, *, device="auto", batch_size: int = 512) -> torch.Tensor:
+# ``device=MODEL_DEVICE``: run where the model's weights already are. Its own word: "auto" means what it means
+# everywhere else (defuse.runtime.devices.resolve_device: CUDA, then MPS, then the CPU).
+MODEL_DEVICE = "model"
+
+
+def decode_latents(vae: nn.Module, latents, *, device=MODEL_DEVICE, batch_size: int = 512) -> torch.Tensor:
     """Decode latent codes to images (for galleries and fine-tuning data), fp32, no grad.
 
     Parameters
     ----------
     latents : (n, k) array or tensor
-    device : "auto" runs where the VAE's weights are; another device runs a copy of the VAE there.
+    device : "model" (:data:`MODEL_DEVICE`) runs where the VAE's weights are; another device ("auto" included,
+        resolved by ``resolve_device``) runs a copy of the VAE there.
 
     Returns
     -------
-    (n, C, H, W) float32 CPU tensor in [0, 1].
+    (n, C, H, W) float32 CPU tensor in [0, 1] (clamped: a decoder's rounding never leaves that range).
     """
     z = latents if isinstance(latents, torch.Tensor) else torch.as_tensor(np.asarray(latents))
     k = getattr(vae, "latent_dim", None)
@@ -141,16 +147,16 @@ def decode_latents(vae: nn.Module, latents, *, device="auto", batch_size: int = 
     with _eval_mode(model), torch.no_grad():
         if len(z) == 0:
             return model.decode(torch.zeros(1, z.shape[1], device=dev))[:0].float().cpu()
-        return torch.cat([model.decode(z[s:s + batch_size].to(dev)).float().cpu()
+        return torch.cat([model.decode(z[s:s + batch_size].to(dev)).clamp(0, 1).float().cpu()
                           for s in range(0, len(z), batch_size)])
 
 
-def classify(classifier: nn.Module, images, *, device="auto",
+def classify(classifier: nn.Module, images, *, device=MODEL_DEVICE,
              batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
     """Labels and softmax probabilities of ``images`` (N, C, H, W) in [0, 1]; fp32, eval mode.
 
     Runs under ``torch.no_grad()`` rather than ``inference_mode`` so the results may feed training.
-    ``device="auto"`` runs where the classifier's weights are; another device runs a copy there.
+    ``device="model"`` runs where the classifier's weights are; another device ("auto": the best one) runs a copy.
 
     Returns
     -------
@@ -189,7 +195,7 @@ def _on_device(model: nn.Module, device) -> tuple[nn.Module, torch.device]:
     """The model and its device; an explicit other device gets a copy (the caller's model stays put)."""
     param = next(iter(model.parameters()), None)
     here = param.device if param is not None else torch.device("cpu")
-    if device is None or device == "auto":
+    if device is None or device == MODEL_DEVICE:
         return model, here
     dev = resolve_device(device)
     same = dev.type == here.type and (dev.index is None or dev.index == here.index)

@@ -36,10 +36,12 @@ class Setting:
     choices: Optional[tuple] = None    # the allowed strings
     optional: bool = False             # None is allowed (it means: chosen elsewhere, or "all")
     item: Optional[Setting] = None   # tuples: each item's declaration
+    per_row: bool = False              # also a non-empty list of such values, one per row (τ per scenario)
     paper: Any = None                  # the paper's value, where the paper gives one
     help: str = ""                     # one line, for ``--help`` and the app's tooltip
     label: str = ""                    # the app's short name for the field (Q, M, ε, “Epochs”)
     flag: bool = True                  # the CLI has a ``--flag`` for it
+    cli: str = ""                      # the flag's name where it is not the field's (``samples`` for ``n``)
     valid: Optional[Callable[[Any], bool]] = None  # an extra rule, described by ``allowed``
     allowed: str = ""                  # the words for what is allowed (default: built from the above)
 
@@ -56,6 +58,8 @@ class Setting:
         else:
             noun = "an integer" if self.kind is int else "a finite number" if self.kind is float else "text"
             words = noun + _span(self)
+        if self.per_row:
+            words += f", or a non-empty list of {_plural(words)} (one per scenario row)"
         return f"None or {words}" if self.optional and not words.startswith("None") else words
 
 
@@ -117,10 +121,15 @@ class SettingError(ValueError):
 def field_name(name: str, spec: Setting | None, where: str) -> str:
     """How ``where`` ("code", "cli", "app") names the field ``name``."""
     if where == "cli":
-        return "--" + name.replace("_", "-")
+        return "--" + flag_of(name, spec)
     if where == "app" and spec is not None and spec.label:
         return spec.label
     return name
+
+
+def flag_of(name: str, spec: Setting | None) -> str:
+    """The CLI flag of field ``name``, without its dashes: the declared ``cli`` name, else the field's."""
+    return (spec.cli if spec is not None and spec.cli else name).replace("_", "-")
 
 
 def declared(cls) -> dict[str, Setting]:
@@ -137,6 +146,14 @@ def check_value(name: str, value, spec: Setting):
 
     if value is None:
         return None if spec.optional else refuse()
+    if spec.per_row and isinstance(value, (tuple, list)):
+        one = dataclasses.replace(spec, per_row=False, optional=False)
+        try:
+            if value:
+                return tuple(check_value(name, v, one) for v in value)
+        except SettingError:
+            pass
+        refuse()
     kind = spec.kind
     if kind is bool:
         if not isinstance(value, bool):
@@ -190,8 +207,8 @@ def parse_text(text: str, spec: Setting):
     t = text.strip()
     if spec.optional and t.lower() in ("", "none"):
         return None
-    if spec.kind is tuple:
-        item = spec.item or Setting(kind=str)
+    if spec.kind is tuple or (spec.per_row and any(c in t for c in ",;")):
+        item = spec.item or (dataclasses.replace(spec, per_row=False) if spec.per_row else Setting(kind=str))
         return tuple(parse_text(p, item) for p in t.replace(";", ",").split(",") if p.strip())
     if spec.kind is bool:
         return {"true": True, "false": False}.get(t.lower(), t)

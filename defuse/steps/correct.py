@@ -12,7 +12,7 @@ import torch
 from ..correct.sweep import CorrectConfig, FailureSet, Sweep, correct
 from ..correct.two_sided import GradedSamples, two_sided
 from ..data.datasets import ImageData, Split
-from ..distill.sampling import FailureSplits, ScenarioDraw, draw_failure_splits
+from ..distill.sampling import DrawnSplits, ScenarioDraw, draw_failure_splits
 from ..label.reviewer import CONFIDENT, Reviewer, label_examples
 from ..nets.inference import classify, decode_latents
 from ..nets.train import classifier_training_split
@@ -101,8 +101,8 @@ def scenario_uaes(vae, failures, scenarios, j: int, label: int, *, device="auto"
     return decode_latents(vae, failures.latents[rows], device=device).cpu().clamp(0, 1)
 
 
-def agreed_splits(split: FailureSplits, reviewer: Reviewer, uaes: torch.Tensor, *, filter_val: bool = True,
-                  device="auto") -> tuple[Optional[FailureSplits], dict]:
+def agreed_splits(split: DrawnSplits, reviewer: Reviewer, uaes: torch.Tensor, *, filter_val: bool = True,
+                  device="auto") -> tuple[Optional[DrawnSplits], dict]:
     """The split with D_f (and failure-validation, unless ``filter_val`` is False: the two-sided λ choice
     needs the samples of other classes there to see collateral) kept to what every reviewer member reads
     confidently as the scenario's label, D_f joined by the UAEs that pass the same test; and the counts

@@ -18,14 +18,13 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Optional
 
-from ..data.datasets import DatasetSpec, load_dataset
+from ..data.datasets import load_dataset
 from ..nets import checkpoints
 from ..nets.train import TrainConfig, VAEConfig, train_classifier, train_vae
 from ..runtime.progress import ProgressFn
 from ..workspace import Workspace
-from .project import DEMO_CLASSIFIER, DEMO_VAE, MODELS_DIR, init_project
+from .project import DEMO_CLASSIFIER, DEMO_DATASET, DEMO_VAE, MODELS_DIR, init_project
 
-DEMO_DATASET = DatasetSpec(source="mnist-sample")
 DEMO_WEAK_CLASS = 6
 DEMO_KEEP_FRACTION = 0.15
 DEMO_CLASSIFIER_CONFIG = TrainConfig(epochs=5, class_keep=((DEMO_WEAK_CLASS, DEMO_KEEP_FRACTION),), seed=0)
@@ -83,7 +82,7 @@ def open_demo_project(root, *, precomputed: bool = True) -> Workspace:
         raise ValueError(f"the demo models are missing from {MODELS_DIR}: run `python -m defuse demo --rebuild`")
     ws = init_project(root, DEMO_DATASET, classifier=DEMO_CLASSIFIER, vae=DEMO_VAE)
     if precomputed:
-        from .demo_precomputed import install_precomputed
+        from .demo_precomputed import install_precomputed  # late: it imports every first-look step
 
         install_precomputed(ws)
     return ws

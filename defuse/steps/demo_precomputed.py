@@ -30,14 +30,13 @@ from .distill import distill_step
 from .embed import EMBEDDING, embed_step
 from .identify import identify_step
 from .label import REVIEWER_DIR, get_reviewer
+from .precomputed_record import INSTALLED, files_intact  # noqa: F401  (files_intact re-exported)
 from .presets import QUICK
-from .project import MODELS_DIR
+from .project import DEMO_DATASET, MODELS_DIR, init_project
 
 PRECOMPUTED_DIR = MODELS_DIR / "demo-precomputed"
 MANIFEST = "manifest.json"
-INSTALLED = "precomputed.json"  # in the workspace: what was installed, with sha256s (corruption shows later)
 FORMAT_VERSION = 1
-
 
 
 @dataclass(frozen=True)
@@ -85,9 +84,6 @@ def build_precomputed(models_dir=None, *, out=None, first_look: FirstLook = DEMO
                       on_progress: ProgressFn = None) -> dict:
     """Run the first-look steps on the demo models in ``models_dir``; write ``out`` (default
     ``<models_dir>/demo-precomputed``) with the artifacts and their manifest. Returns the manifest."""
-    from .demo import DEMO_DATASET
-    from .project import init_project
-
     models_dir = Path(models_dir) if models_dir else MODELS_DIR
     out = Path(out) if out else models_dir / PRECOMPUTED_DIR.name
     seconds = {}
@@ -166,10 +162,3 @@ def install_precomputed(ws: Workspace, src=None, models_dir=None) -> dict[str, s
     ws.save_json(INSTALLED, {"source": str(src), "installed": installed, "result": result})
     return result
 
-
-def files_intact(ws: Workspace, group: str) -> bool:
-    """False when a precomputed file of ``group`` no longer matches the sha256 it was installed with."""
-    if not ws.exists(INSTALLED):
-        return True
-    files = ws.load_json(INSTALLED).get("installed", {}).get(group, {})
-    return all(ws.fingerprint(rel) in (digest, None) for rel, digest in files.items())

@@ -19,6 +19,7 @@ from ..runtime.progress import ProgressFn
 from ..workspace import LABELS, REVIEWER_DIR, Workspace
 from .distill import choose_tau_step, chosen_taus, default_tau, load_scenarios
 from .label_record import WorkspaceLabelStore
+from .precomputed_record import files_intact
 from .project import load_classifier, load_data, load_vae
 
 
@@ -53,8 +54,6 @@ def _reviewer_stamp(ws: Workspace, cfg: ReviewerConfig) -> dict:
 
 def reviewer_ready(ws: Workspace, cfg: Optional[ReviewerConfig] = None) -> bool:
     """Whether the workspace's automatic reviewer exists for this data (and ``cfg``, unless None)."""
-    from .demo_precomputed import files_intact  # late: that module builds on this one
-
     if not (ws.path(REVIEWER_DIR) / "reviewer.json").exists() or not files_intact(ws, "reviewer"):
         return False  # a shipped reviewer whose files changed is trained afresh
     stamp, want = ws.load_json(f"{REVIEWER_DIR}/stamp.json", default={}), _reviewer_stamp(ws, cfg or ReviewerConfig())

@@ -14,7 +14,7 @@ from typing import Optional
 
 from torch import nn
 
-from ..data.datasets import DatasetSpec, ImageData, describe, load_dataset
+from ..data.datasets import DatasetSpec, ImageData, load_dataset
 from ..nets import checkpoints
 from ..nets.early_stop import FidelityStop
 from ..nets.preflight import check_pipeline_ready
@@ -22,7 +22,6 @@ from ..nets.train import (
     TrainConfig,
     VAEConfig,
     fidelity_split,
-    fidelity_warning,
     train_classifier,
     train_vae,
     vae_architecture,
@@ -34,6 +33,7 @@ from ..workspace import CLASSIFIER, CLASSIFIER_HISTORY, VAE, VAE_FIDELITY, VAE_H
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 DEMO_CLASSIFIER = MODELS_DIR / "demo-classifier.json"
 DEMO_VAE = MODELS_DIR / "demo-vae.json"
+DEMO_DATASET = DatasetSpec(source="mnist-sample")   # the demo models' data
 
 # The process's one data cache, by dataset spec: the steps of one `run` and the app's sessions share it.
 # A few entries: the app may show a few projects at once; the lock keeps two sessions from loading twice.
@@ -190,23 +190,3 @@ def measure_fidelity(ws: Workspace, *, device="auto") -> dict:
                 "fidelity_split_unseen_by_vae": unseen}
     ws.save_json(VAE_FIDELITY, fidelity)
     return fidelity
-
-
-def project_info(ws: Workspace) -> dict:
-    """What the workspace holds: dataset, models and their metrics, step status, warnings."""
-    from .status import cache_status  # late: it builds on the step modules, which build on this one
-
-    # "status": the recorded pipeline steps (the Home page walks them); the map and the reviewer are caches
-    info = {"workspace": str(ws.root), "dataset": ws.project.get("dataset"), "status": ws.status(),
-            "cache_status": cache_status(ws)}
-    try:
-        info["data"] = describe(load_data(ws))
-    except ValueError as e:
-        info["data_error"] = str(e)
-    for step in ("classifier", "vae"):
-        rec = ws.step_record(step)
-        if rec:
-            info[f"{step}_metrics"] = rec.get("metrics", {})
-    warning = fidelity_warning(info.get("vae_metrics", {}), (ws.step_record("vae") or {}).get("config"))
-    info["warnings"] = [warning] if warning else []
-    return info

@@ -9,11 +9,13 @@ from typing import Optional
 import numpy as np
 from torch import nn
 
+from ..distill.config import MAX_SEED
 from ..distill.sampling import ScenarioDraw, sample_scenario, scenario_stream, tau_of
 from ..label.reviewer import Reviewer, label_examples
 from ..label.verdicts import Verdict
 from ..nets.inference import decode_latents
 from ..runtime.progress import Progress, ProgressFn
+from ..runtime.settings import check_settings, setting
 from ..suite.regression_suite import RegressionSuite, SuiteScenario, as_float, predict, to_uint8
 from ..workspace import CLASSIFIER, SCENARIOS, SUITE_DIR, SWEEP, VAE, VERDICTS, Workspace
 from .distill import default_tau, load_scenarios
@@ -46,16 +48,21 @@ class SuiteConfig:
     """What a regression suite freezes. Unset draw settings follow the correction (its samples per
     scenario, seed and τ), else 256, 0 and the dataset's τ."""
 
-    n_per_scenario: Optional[int] = None
-    seed: Optional[int] = None
-    tau: Optional[float] = None
-    include_test: bool = False   # the project's test split goes in too, so a check reports test accuracy
-    use_reviewer: bool = True    # the project's automatic reviewer, where it has one, labels every sample
+    n_per_scenario: Optional[int] = setting(None, kind=int, low=1, high=1 << 20, cli="samples",
+                                            label="“Samples per scenario”", help="test samples per scenario "
+                                            "(default: the correction's, else 256)")
+    seed: Optional[int] = setting(None, kind=int, low=0, high=MAX_SEED,
+                                  help="seed of the draws (default: the correction's, else 0)")
+    tau: Optional[float] = setting(None, kind=float, low=0.0, low_open=True, label="τ",
+                                   help="sample diversity τ (default: the correction's)")
+    # the project's test split goes in too, so a check reports test accuracy
+    include_test: bool = setting(False, cli="with_test", help="also freeze the project's test split")
+    # the project's automatic reviewer, where it has one, labels every sample
+    use_reviewer: bool = setting(True, cli="reviewer", help="per-sample labels by the project's automatic reviewer, "
+                                 "where it has one (--no-reviewer leaves them out)")
 
     def __post_init__(self):
-        # the draw's checks, before any work
-        ScenarioDraw(1 if self.n_per_scenario is None else self.n_per_scenario, self.tau,
-                     0 if self.seed is None else self.seed)
+        check_settings(self)
 
     def draw(self, ws: Workspace) -> ScenarioDraw:
         """The draw: these settings, the unset ones from the correction (or the defaults)."""

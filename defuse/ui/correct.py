@@ -11,6 +11,7 @@ import streamlit as st
 from ..cli.jobs import JobState, config_args
 from ..correct.headline import headline, regression_note
 from ..correct.sweep import PAPER_LAMBDAS, CorrectConfig
+from ..distill.config import ScenarioDraw
 from ..label.provenance import HUMAN
 from ..label.purity import mix_words
 from ..runtime.settings import SettingError, declared, parse_text
@@ -22,7 +23,7 @@ from ..workspace import EXPORTS, MODEL_CARD, MODEL_CARD_MD, SUITE_DIR, SWEEP, Wo
 from . import cache
 from .charts import tradeoff_chart
 from .estimates import job_time_note
-from .fields import number_field, refused, show_beside
+from .fields import refused, setting_field, show_beside
 from .jobs import history_metrics
 from .rerun import run_again_box
 
@@ -49,11 +50,12 @@ def settings_form(ws: Workspace, n_failing: int) -> list[str] | None:
                              ", ".join(f"{v:g}" for v in lams), key=f"lams-{choice}")
         lams_note = st.empty()  # a bad λ list is named here, beside its field
         c = st.columns(4)
-        ep = number_field(c[0], "Epochs per λ (paper: 3 on MNIST)", epochs, low=1, high=100, key=f"ep-{choice}")
-        lr = number_field(c[1], "Learning rate (Adam)", CorrectConfig().lr, low=1e-6, high=1.0, format="%.0e",
-                          key=f"lr-{choice}")
-        n = number_field(c[2], "Samples per scenario and split (paper: 256)", samples, low=8, high=4096,
-                         key=f"n-{choice}")
+        ep = setting_field(c[0], CorrectConfig, "epochs", epochs, label="Epochs per λ (paper: 3 on MNIST)",
+                           key=f"ep-{choice}")
+        lr = setting_field(c[1], CorrectConfig, "lr", CorrectConfig().lr, label="Learning rate (Adam)", format="%.0e",
+                           key=f"lr-{choice}")
+        n = setting_field(c[2], ScenarioDraw, "n", samples, label="Samples per scenario and split (paper: 256)",
+                          key=f"n-{choice}")
         baseline = c[3].checkbox("Also the baseline (raw adversarial examples)", True, key=f"bl-{choice}")
         per_sample, use_reviewer = reviewer_fields(ws, choice)
         again = run_again_box(ws, "correct")

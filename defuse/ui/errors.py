@@ -9,18 +9,23 @@ from contextlib import contextmanager
 import streamlit as st
 
 from ..cli.jobs import JobBusy
+from ..data.config import DatasetSpec
+from ..distill.config import DistillConfig, ScenarioDraw
+from ..identify.config import IdentifyConfig
 from ..nets.trust import UntrustedCodeError, trust
 from ..runtime.atomic import sha256_file
-from ..runtime.settings import SettingError
+from ..runtime.settings import SettingError, declared, flag_of
 
-# A bad setting is named by its declared label (SettingError.words("app"), defuse.runtime.settings). The few
-# messages left that name a CLI option which is no declared setting, or a setting inside a longer message (the
-# fixes a memory check or a step suggests), name the field that sets it on a page instead.
-APP_WORDS = {"--architecture": "“Network of bare weights”", "--trust-code": "the “I trust this file” box",
-             "--size": "the “Image size” of a new project (sidebar)", "--samples-per-image": "Q",
-             "--batch-size": "“Decodes per batch”", "--weight-threshold": "ε",
-             "--samples": "“Samples per scenario and split”", "--tau": "τ",
-             "--accept-low-fidelity": "the “Search with this VAE anyway” box"}
+# A bad setting is named by its declared label (SettingError.words("app"), defuse.runtime.settings). A setting named
+# inside a longer message (the fix a memory check or a step suggests: "lower --samples") is named by the same
+# declaration: its flag -> its label, for the settings the app's pages set.
+PAGE_SETTINGS = (IdentifyConfig, DistillConfig, ScenarioDraw, DatasetSpec)
+# Only these are written here: they are CLI options, not settings of any config, so no declaration carries the
+# words of the page's control that does the same.
+NOT_SETTINGS = {"--architecture": "“Network of bare weights”", "--trust-code": "the “I trust this file” box",
+                "--accept-low-fidelity": "the “Search with this VAE anyway” box"}
+APP_WORDS = {**{"--" + flag_of(name, spec): spec.label for cls in PAGE_SETTINGS for name, spec in declared(cls).items()
+                if spec.label}, **NOT_SETTINGS}
 
 
 def app_words(message: str) -> str:

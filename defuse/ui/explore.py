@@ -17,7 +17,7 @@ from ..workspace import EMBEDDING, SCENARIOS, Workspace
 from . import cache, map_style
 from .charts import latent_map
 from .explore_map import render_points_map
-from .fields import number_field, refused
+from .fields import refused, setting_field
 from .gallery import show_grid
 from .nav import label_button
 from .ranking import top_counts, top_pairs
@@ -34,12 +34,12 @@ DEFAULT_POINTS = {"pca": PLOT_CAP, "umap": PLOT_CAP, "tsne": 20_000}
 def distill_form(ws: Workspace) -> list[str] | None:
     with st.form("distill-settings", enter_to_submit=True):  # Enter = the button: checked, then started
         c = st.columns(3)
-        k = number_field(c[0], f"K — components at most (paper: {PAPER.max_components})", PAPER.max_components,
-                         low=1, high=1000, name="K")
-        eps = number_field(c[1], f"ε — weight threshold (paper: {PAPER.weight_threshold:g})", PAPER.weight_threshold,
-                           low=0.0, high=0.99, name="ε", step=0.005, format="%.3f")
-        cap = number_field(c[2], f"Codes fitted at most (paper: {PAPER.max_samples:,})", PAPER.max_samples,
-                           low=2, high=10_000_000)
+        k = setting_field(c[0], DistillConfig, "max_components", PAPER.max_components,
+                          label=f"K — components at most (paper: {PAPER.max_components})")
+        eps = setting_field(c[1], DistillConfig, "weight_threshold", PAPER.weight_threshold, step=0.005, format="%.3f",
+                            label=f"ε — weight threshold (paper: {PAPER.weight_threshold:g})")
+        cap = setting_field(c[2], DistillConfig, "max_samples", PAPER.max_samples,
+                            label=f"Codes fitted at most (paper: {PAPER.max_samples:,})")
         again = run_again_box(ws, "distill")
         go = st.form_submit_button(again.label("Run distillation"), type=again.button_type)
     if not go or refused(k, eps, cap) or again.refused():
@@ -55,8 +55,8 @@ def map_form(ws: Workspace) -> tuple[str, list[str] | None]:
     default = EmbedConfig().method  # UMAP, fitted per source: it shows the scenarios as clusters (#17)
     method = c[0].radio("Projection", methods, format_func=METHOD_WORDS.get, horizontal=True, key="map-method",
                         index=methods.index(default if default in made or not made else made[0]))
-    points = number_field(c[1], "Codes projected at most", DEFAULT_POINTS[method], low=100, high=1_000_000,
-                          step=1000, key=f"map-points-{method}")
+    points = setting_field(c[1], EmbedConfig, "max_points", DEFAULT_POINTS[method], label="Codes projected at most",
+                           step=1000, key=f"map-points-{method}")
     go = c[2].button(f"Compute the {METHOD_WORDS[method]} map", key="map-go",
                      help="A background job; the map is kept in the project. It is fitted on the training codes and "
                           "3 failure codes per source image, then places the others. Measured on 2 busy CPU cores "

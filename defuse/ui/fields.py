@@ -30,11 +30,13 @@ class NumberField:
     note: Any                 # st.empty() right under the input
     whole: bool = True        # a whole number is expected
     low_open: bool = False    # the value must be above ``low``, not equal to it
+    high_open: bool = False   # the value must be below ``high``, not equal to it
 
     def problem(self) -> Optional[str]:
         """What is wrong with the value, in plain words with the fix, or None."""
         v, kind = self.value, "a whole number" if self.whole else "a number"
-        between = "above {} and at most {}" if self.low_open else "from {} to {}"
+        between = ("above {} and " if self.low_open else "from {} to ") + ("below {}" if self.high_open else
+                                                                         "at most {}" if self.low_open else "{}")
         span = (between.format(_words(self.low), _words(self.high)) if self.low is not None and self.high is not None
                 else f"{'above' if self.low_open else 'of at least'} {_words(self.low)}" if self.low is not None
                 else f"of at most {_words(self.high)}" if self.high is not None else "")
@@ -43,7 +45,7 @@ class NumberField:
         if self.whole and not float(v).is_integer():  # "1.5" epochs: refused, never quietly rounded to 1
             return f"{self.name} must be {kind} {span}; you typed {v:g}. Type a whole number {span}".rstrip()
         too_low = self.low is not None and (v < self.low or (self.low_open and v == self.low))
-        if too_low or (self.high is not None and v > self.high):
+        if too_low or (self.high is not None and (v > self.high or (self.high_open and v == self.high))):
             return f"{self.name} must be {kind} {span}; you typed {_words(v)}. Type a value {span}"
         return None
 
@@ -77,7 +79,7 @@ def setting_field(where, cls, name: str, value, *, label: Optional[str] = None, 
     low = 0 if spec.optional and spec.kind is int and value == 0 else spec.low
     f = number_field(where, label or spec.label.strip("“”"), value, low=low, high=top,
                      name=spec.label.strip("“”") or name, help=number_input.pop("help", spec.help), **number_input)
-    f.low_open = spec.low_open
+    f.low_open, f.high_open = spec.low_open, spec.high_open
     return f
 
 

@@ -8,7 +8,7 @@ import streamlit as st
 
 from ..cli import jobs
 from ..runtime.progress import fmt_seconds
-from ..steps.project import project_info
+from ..steps.status import project_info
 from ..workspace import CLASSIFIER, Workspace
 from .fidelity import fidelity_banner
 from .nav import JOB_WORDS, STEP_TITLES, link

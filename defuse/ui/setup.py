@@ -14,7 +14,7 @@ from ..steps.project import DEMO_CLASSIFIER, DEMO_VAE, import_classifier, import
 from ..workspace import Workspace
 from . import cache
 from .estimates import job_time_note
-from .fields import number_field, refused
+from .fields import refused, setting_field
 from .gallery import show_grid
 from .model_import import ARCHITECTURES, import_form
 
@@ -50,9 +50,9 @@ def _train_classifier_form(ws: Workspace) -> list[str] | None:
     with st.form("clf-train", enter_to_submit=True):  # Enter = the button: checked, then started
         c = st.columns(4)
         arch = c[0].selectbox("Network", ARCHITECTURES)
-        epochs = number_field(c[1], "Epochs (paper: 5)", d.epochs, low=1, high=1000)
+        epochs = setting_field(c[1], TrainConfig, "epochs", d.epochs, label="Epochs (paper: 5)")
         opt = c[2].selectbox("Optimizer", ["adadelta", "adam", "sgd"], help="paper: Adadelta, lr 1")
-        lr = number_field(c[3], "Learning rate", float(d.lr), low=1e-6, high=10.0, format="%g")
+        lr = setting_field(c[3], TrainConfig, "lr", float(d.lr), label="Learning rate", format="%g")
         keep = st.text_input("Plant a flaw: keep only part of a class, e.g. 6:0.15", "")
         keep_note = st.empty()  # a bad flaw is named here, beside its field, before any job starts
         go = st.form_submit_button("Train the classifier", type="primary")
@@ -93,10 +93,10 @@ def vae_source(ws: Workspace) -> None:
     d = default_vae_config(cache.data(ws))  # enough steps for this source's size (defuse.nets.vae_recipe)
     with st.form("vae-train", enter_to_submit=True):  # Enter = the button: checked, then started
         c = st.columns(4)
-        beta = number_field(c[0], "β (paper: 4 or 0.4 for MNIST)", float(d.beta), low=0.0, high=100.0, name="β")
-        dim = number_field(c[1], "Latent dimensions", d.latent_dim, low=2, high=256)
-        epochs = number_field(c[2], f"Epochs (at batch {d.batch_size}; fewer than {d.epochs} leave it blurry)",
-                              d.epochs, low=1, high=5000)
+        beta = setting_field(c[0], VAEConfig, "beta", float(d.beta), label="β (paper: 4 or 0.4 for MNIST)")
+        dim = setting_field(c[1], VAEConfig, "latent_dim", d.latent_dim, label="Latent dimensions")
+        epochs = setting_field(c[2], VAEConfig, "epochs", d.epochs,
+                               label=f"Epochs (at batch {d.batch_size}; fewer than {d.epochs} leave it blurry)")
         width = c[3].selectbox("Width", [32, 64], help="32 for MNIST-like data, 64 for SVHN and signs")
         conditional = st.checkbox(
             "Class-conditional: the encoder and the decoder also take the label", value=d.conditional,
