@@ -125,11 +125,14 @@ def build_preset(args, n_train: int, n_vae: int) -> Preset:
                                        failure_labels=args.failure_labels, fix_set=paper.correct.fix_set,
                                        selection=args.selection))
     paper = replace(paper, accept_low_fidelity=args.accept_low_fidelity)
+    if args.classifier_epochs:
+        paper = replace(paper, train=replace(paper.train, epochs=args.classifier_epochs))
     if not args.quick:
         return paper
     return replace(
         paper, name="quick",
-        train=replace(paper.train, epochs=_epochs(QUICK["classifier_images"], n_train, paper.train.epochs)),
+        train=replace(paper.train, epochs=args.classifier_epochs or _epochs(QUICK["classifier_images"], n_train,
+                                                                            paper.train.epochs)),
         # --vae-recipe: the product's own recipe (about 8,000 steps), else the quick budget with the paper's
         # 500 annealing steps (the default 2,000 outlasts a short run)
         vae=default_vae_config(n_vae, paper.vae) if args.vae_recipe else replace(
@@ -547,6 +550,9 @@ def parse_args(argv=None):
     p.add_argument("--models-from", default=None, help="workspace whose classifier, VAE and reviewers to reuse")
     p.add_argument("--train-classifier", action="store_true",
                    help="with --models-from: train this run's own classifier by the preset (reuse the rest)")
+    p.add_argument("--classifier-epochs", type=int, default=None,
+                   help="train the classifier this many epochs (default: the paper's 5); an under-trained "
+                        "classifier lets the λ=0 control fix its errors by training longer")
     p.add_argument("--centered", action="store_true", help="identify: subtract the Beta noise's mean")
     p.add_argument("--beta", type=float, nargs=2, default=None, metavar=("A", "B"),
                    help="identify: Beta(A, B) noise (paper: 50 50); with --centered, A=B=2 spreads ±0.5")

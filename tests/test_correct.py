@@ -267,7 +267,7 @@ def test_selection_needs_a_reference():
     (dict(lambdas=(1.0, 1.0)), r"lambdas must be a non-empty list of distinct .*; got \(1.0, 1.0\)"),
     (dict(lambdas=(0.0,)), "control"),
     (dict(epochs=0), r"epochs must be an integer in \[1, 10000\]; got 0"),
-    (dict(selection="best"), r"selection must be one of \['paper', 'tolerance'\]; got 'best'"),
+    (dict(selection="best"), r"selection must be one of \['paper', 'tolerance', 'two_sided'\]; got 'best'"),
     (dict(per_lambda_epoch_choice="last"), "per_lambda_epoch_choice must be one of"),
     (dict(parallel="gpu"), "parallel must be one of"),
     (dict(tolerance=2.0), r"tolerance must be a finite number in \[0, 1\]; got 2.0"),
