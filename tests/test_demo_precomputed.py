@@ -132,3 +132,21 @@ def test_the_app_shows_the_shipped_map_without_computing(run_page, tmp_path, sta
     assert at.radio(key="map-method").value == EmbedConfig().method  # the default projection, already made
     assert len(at.get("plotly_chart")) == 1
     assert started == []                                    # no job was needed
+
+
+def test_rebuilding_only_the_reviewer_keeps_the_other_groups_byte_for_byte(built, tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(built, models)
+    out = models / "demo-precomputed"
+    before = json.loads((out / "manifest.json").read_text())
+    tiny = pre.FirstLook(TINY_IDENTIFY, DistillConfig(max_components=10, max_iter=100), ("pca",),
+                         ReviewerConfig(members=1, epochs=1, seed=7))
+    after = pre.build_precomputed(models, first_look=tiny, device="cpu", only=("reviewer",))
+    for group in ("identify", "distill", "map"):
+        assert after["groups"][group] == before["groups"][group]    # the same files, config and metrics
+    assert after["groups"]["reviewer"]["files"] != before["groups"]["reviewer"]["files"]
+    assert any("grader" in rel for rel in after["groups"]["reviewer"]["files"])
+    result = pre.install_precomputed(_fresh(tmp_path, models), out, models)
+    assert result == dict.fromkeys(FIRST_LOOK, "installed")
+    with pytest.raises(ValueError, match="--only takes the groups"):
+        pre.build_precomputed(models, first_look=tiny, device="cpu", only=("maps",))

@@ -179,6 +179,9 @@ def _demo_args(p):
     p.add_argument("--vae-epochs", type=int, default=None, help="override the demo VAE's epochs (testing)")
     p.add_argument("--classifier-epochs", type=int, default=None)
     p.add_argument("--out", default=None, help="where --rebuild writes (default: models/)")
+    p.add_argument("--only", default=None,
+                   help="with --rebuild --precomputed-only: remake just these first-look groups, comma-separated "
+                        "(identify, distill, map, reviewer); the others are kept, verified")
 
 
 def _demo(args, sink):
@@ -190,7 +193,10 @@ def _demo(args, sink):
         summary = {} if args.precomputed_only else demo.rebuild_demo_models(
             out=args.out, vae_epochs=args.vae_epochs, classifier_epochs=args.classifier_epochs,
             device=args.device, on_progress=sink)
-        manifest = build_precomputed(args.out, device=args.device, on_progress=sink)
+        if args.only and not args.precomputed_only:
+            raise ValueError("--only remakes part of models/demo-precomputed: give it with --precomputed-only")
+        only = tuple(g.strip() for g in args.only.split(",") if g.strip()) if args.only else None
+        manifest = build_precomputed(args.out, device=args.device, on_progress=sink, only=only)
         return {**summary, "precomputed": {g: {k: v for k, v in e.items() if k != "config"}
                                            for g, e in manifest["groups"].items()},
                 "precomputed_seconds": manifest["seconds"]}

@@ -81,16 +81,34 @@ def _model_shas(models_dir: Path) -> dict:
 
 
 def build_precomputed(models_dir=None, *, out=None, first_look: FirstLook = DEMO_FIRST_LOOK, device="auto",
-                      on_progress: ProgressFn = None) -> dict:
+                      on_progress: ProgressFn = None, only: Optional[tuple] = None) -> dict:
     """Run the first-look steps on the demo models in ``models_dir``; write ``out`` (default
-    ``<models_dir>/demo-precomputed``) with the artifacts and their manifest. Returns the manifest."""
+    ``<models_dir>/demo-precomputed``) with the artifacts and their manifest. Returns the manifest.
+
+    ``only``: remake just these groups (e.g. ("reviewer",) after the reviewer gained its grader) and keep
+    the others from the existing ``out``, verified against its manifest; refused where one does not verify.
+    """
     models_dir = Path(models_dir) if models_dir else MODELS_DIR
     out = Path(out) if out else models_dir / PRECOMPUTED_DIR.name
+    unknown = sorted(set(only or ()) - set(GROUPS))
+    if unknown:
+        raise ValueError(f"--only takes the groups {', '.join(GROUPS)}; got {', '.join(unknown)}")
     seconds = {}
     with tempfile.TemporaryDirectory(prefix="defuse-demo-") as tmp:
         ws = init_project(Path(tmp) / "demo", DEMO_DATASET, classifier=models_dir / "demo-classifier.json",
                           vae=models_dir / "demo-vae.json")
         look = first_look
+        if only:
+            kept = install_precomputed(ws, out, models_dir)
+            broken = {g: why for g, why in kept.items() if g not in only and why != "installed"}
+            if broken:
+                raise ValueError("cannot keep the other groups of " + str(out) + ": " + "; ".join(
+                    f"{g}: {why}" for g, why in broken.items()) + " (rebuild them too, or drop --only)")
+            old = atomic.read_json(out / MANIFEST, fix="rebuild it whole: `python -m defuse demo --rebuild`")
+            seconds.update({g: t for g, t in old.get("seconds", {}).items() if g not in only})
+            for group in only:   # made anew, not reused (a reviewer found in the project would be)
+                for rel in old["groups"].get(group, {}).get("files", {}):
+                    ws.path(rel).unlink(missing_ok=True)
         runs = {"identify": lambda: identify_step(ws, look.identify,
                                                   run=RunOptions(device=device, on_progress=on_progress)),
                 "distill": lambda: distill_step(ws, look.distill, on_progress=on_progress),
@@ -98,6 +116,8 @@ def build_precomputed(models_dir=None, *, out=None, first_look: FirstLook = DEMO
                 "reviewer": lambda: get_reviewer(ws, "auto", cfg=look.reviewer, device=device,
                                                  on_progress=on_progress)}
         for group, run in runs.items():
+            if only and group not in only:
+                continue
             t = time.perf_counter()
             run()
             seconds[group] = round(time.perf_counter() - t, 2)
@@ -110,7 +130,8 @@ def build_precomputed(models_dir=None, *, out=None, first_look: FirstLook = DEMO
             entry = {"files": {rel: ws.fingerprint(rel) for rel in files}}
             if group in RECORDED_STEPS:
                 record = ws.step_record(group)
-                entry.update(config=record["config"], metrics=record["metrics"])
+                entry.update(config=record["config"],
+                             metrics={k: v for k, v in record["metrics"].items() if k != "precomputed"})
             manifest["groups"][group] = entry
             for rel in files:
                 (staging / rel).parent.mkdir(parents=True, exist_ok=True)
