@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from defuse.cli.commands_project import add_dataset_args, dataset_spec_from_args  # noqa: E402
-from defuse.correct.config import SELECTION_NAMES  # noqa: E402
+from defuse.correct.config import FIX_SETS, SELECTION_NAMES  # noqa: E402
 from defuse.correct.two_sided import DEFAULT_THRESHOLD  # noqa: E402
 from defuse.data.datasets import ImageData  # noqa: E402
 from defuse.distill.sampling import ReviewSamples, ScenarioDraw  # noqa: E402
@@ -114,7 +114,7 @@ def build_preset(args, n_train: int, n_vae: int) -> Preset:
     paper = replace(PAPER, name="paper", train=replace(PAPER.train, class_keep=flaw), identify=identify, vae=vae,
                     distill=replace(PAPER.distill, **method),
                     correct=replace(PAPER.correct, failure_labels=args.failure_labels, selection=args.selection,
-                                    fix_set="agreed" if args.new_route else "all"))
+                                    fix_set=args.fix_set or ("agreed" if args.new_route else "all")))
     if args.smoke:  # every step on tiny settings, for the test suite; not for results
         return replace(SMOKE, train=replace(SMOKE.train, class_keep=flaw),
                        vae=replace(SMOKE.vae, epochs=2, kl_anneal_steps=100, conditional=args.conditional,
@@ -586,6 +586,9 @@ def parse_args(argv=None):
     p.add_argument("--selection", choices=SELECTION_NAMES, default=PAPER.correct.selection,
                    help="correct: how λ is chosen (two_sided: the best fix rate on failure validation, read by "
                         "reviewer A, whose collateral stays within 1 point of the control's)")
+    p.add_argument("--fix-set", choices=FIX_SETS, default=None,
+                   help="correct: D_f every sample drawn (all, the paper) or what reviewer A's members agree on "
+                        "(agreed; default: all, agreed with --new-route)")
     p.add_argument("--failure-labels", choices=("scenario", "reviewer"), default="scenario",
                    help="correct: D_f labeled per scenario (paper) or per sample by reviewer A")
     p.add_argument("--judge", choices=sorted(JUDGE_PRESETS), default=None,
