@@ -200,12 +200,12 @@ def _shown(at) -> list[str]:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.row for c in CASES])
 def test_bad_input_is_answered_on_its_page_and_changes_nothing(case, request, tmp_path, monkeypatch, started):
-    if case.free_gib is not None:
-        monkeypatch.setattr(limits, "available_bytes", lambda device=None: int(case.free_gib * GiB))
     if case.page == "app":  # the project in the demo's slot of DEFUSE_HOME: the app makes no other one
         root = _project(case.project, request.getfixturevalue("app_home") / "demo", request)
     else:
         root = _project(case.project, tmp_path / "proj", request)
+    if case.free_gib is not None:  # after the project: a session fixture built here must not see the small memory
+        monkeypatch.setattr(limits, "available_bytes", lambda device=None: int(case.free_gib * GiB))
     (tmp_path / "inputs").mkdir()
     projects_before = sorted(p.name for p in root.parent.iterdir())
     before = _snapshot(root)
