@@ -427,7 +427,9 @@ def test_two_sided_rule_takes_the_best_fix_whose_collateral_stays_near_the_contr
     tied = SelectionRule("two_sided", reference_collateral=0.010, collateral_margin=0.5, n_failure_val=20,
                          tie_standard_errors=2.0)
     assert select_lambda(two_sided_rows(), tied)["lambda"] == 0.01
-    without = [{k: v for k, v in r.items() if k != "failure_val_fix_rate"} for r in two_sided_rows()]
+    nothing_to_fix = [{**r, "failure_val_fix_rate": None} for r in two_sided_rows()]  # no real failure read
+    assert select_lambda(nothing_to_fix, rule)["lambda"] == 0.0                       # the least damage
+    without = [{k: v for k, v in r.items() if k != "failure_val_collateral"} for r in two_sided_rows()]
     with pytest.raises(ValueError, match="--reviewer auto"):
         select_lambda(without, rule)
 

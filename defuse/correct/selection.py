@@ -103,10 +103,10 @@ def select_lambda(rows: list[dict], rule: SelectionRule = SelectionRule()) -> di
     if rule.name == "tolerance" and any(r.get(failure_key) is None for r in rows):
         raise ValueError(f"rows lack {failure_key!r} (no labeled failure validation samples): nothing to choose "
                          "λ on; label them, or choose on the scenario labels (failure_val_acc)")
-    if rule.name == "two_sided" and any(r.get("failure_val_fix_rate") is None for r in rows):
+    # measured (even when no sample is a real failure: then every fix rate is None and the least damage wins)
+    if rule.name == "two_sided" and any("failure_val_collateral" not in r for r in rows):
         raise ValueError("the two-sided λ choice needs the reviewer's clear readings of the failure-validation "
-                         "samples, and real failures among them: correct with --reviewer auto, or choose λ by "
-                         "--selection tolerance")
+                         "samples: correct with --reviewer auto, or choose λ by --selection tolerance")
     best, ok = SELECTIONS[rule.name](rows, reference_val_acc, rule,
                                      lambda best, acc: within_noise(best, acc, rule.n_failure_val,
                                                                     rule.tie_standard_errors))
