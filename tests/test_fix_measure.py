@@ -200,9 +200,15 @@ def test_label_tau_auto_chooses_tau_per_scenario_before_the_reviewer_labels(tmp_
     from defuse.workspace import TAUS, Workspace
 
     ws = open_demo_project(tmp_path / "demo")
+    # the heaviest few scenarios only (the search reads every scenario at every τ: the suite's time)
+    assert main(["distill", "-w", str(ws.root), "--weight-threshold", "0.019", "--quiet", "--threads", "1"]) == 0
+    ws = Workspace.open(ws.root)
+    assert 1 <= len(load_scenarios(ws)) <= 10
     assert not isinstance(default_tau(ws), tuple)  # the dataset's τ until one is chosen
+    shipped = ws.path("reviewer/reviewer.json").read_text()
     assert main(["label", "-w", str(ws.root), "--reviewer", "auto", "--tau", "auto", "--quiet"]) == 0
     ws = Workspace.open(ws.root)
+    assert ws.path("reviewer/reviewer.json").read_text() == shipped  # reused: label's --seed is not the reviewer's
     taus, record = default_tau(ws), ws.load_json(TAUS)
     assert isinstance(taus, tuple) and len(taus) == len(load_scenarios(ws)) == len(record["choices"])
     assert all(t in TauSearch().grid for t in taus) and record["reader"].startswith("auto-reviewer")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from ..distill.scenarios import DistillConfig
 from ..distill.tau import TAU_AUTO
 from ..identify.search import IdentifyConfig
@@ -10,6 +12,7 @@ from ..label.reviewer import ReviewerConfig
 from ..nets.vae_recipe import ACCEPT_FLAG
 from ..runtime import atomic
 from ..runtime.progress import RunOptions
+from ..runtime.settings import declared
 from ..steps.distill import default_tau, distill_step, load_scenarios
 from ..steps.identify import check_identify_inputs, identify_step
 from ..steps.label import check_review_inputs, decided_scenarios, get_reviewer, label_store, review_step
@@ -31,7 +34,9 @@ def add_reviewer_args(p, help_text: str) -> None:
 def reviewer_config_from_args(args) -> ReviewerConfig | None:
     """The reviewer's settings the flags ask for, checked before any work; None: reuse the project's reviewer,
     whatever its settings."""
-    asked = setting_values(args, ReviewerConfig)
+    # only the reviewer's own flags: the command's --seed (the review stream's) is not the reviewer's seed
+    own = {name for name, spec in declared(ReviewerConfig).items() if spec.flag}
+    asked = setting_values(args, ReviewerConfig, skip=[f.name for f in fields(ReviewerConfig) if f.name not in own])
     return ReviewerConfig(**asked) if asked else None
 
 
