@@ -448,3 +448,14 @@ def test_two_sided_sweep_measures_fixes_and_damage_on_failure_validation(classif
     assert control["failure_val_fix_rate"] < 0.2 and chosen["lambda"] == 10.0
     assert chosen["failure_val_fix_rate"] > 0.9
     assert chosen["failure_val_collateral"] <= control["failure_val_collateral"] + 0.01
+
+
+def test_two_sided_choice_refuses_before_training_without_reviewer_readings_and_grades_all_unclear(classifier, data):
+    sets = [FailureSet(3, 0, dotted_zeros(48, 10), dotted_zeros(48, 11), dotted_zeros(48, 12))]
+    with pytest.raises(ValueError, match="--reviewer auto"):
+        correct(classifier, data, sets, CorrectConfig(**{**FAST, "selection": "two_sided"}), run=CPU)
+    unclear = [FailureSet(3, 0, dotted_zeros(48, 10), dotted_zeros(48, 11), dotted_zeros(48, 12),
+                          val_reviewer=torch.full((48,), -1, dtype=torch.int64))]   # no member read any clearly
+    sweep = correct(classifier, data, unclear, CorrectConfig(**{**FAST, "epochs": 1, "selection": "two_sided"}),
+                    run=CPU)
+    assert sweep.chosen["failure_val_fix_rate"] is None and sweep.chosen["n_failure_val_real"] == 0

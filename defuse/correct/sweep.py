@@ -119,6 +119,10 @@ def correct(classifier: nn.Module, data: ImageData, failure_sets: list[FailureSe
         raise ValueError("failure_labels='reviewer' needs per-sample reviewer labels on every failure set "
                          "(finetune_labels and reviewed val_reviewer samples): pass a reviewer (--reviewer auto) "
                          "or use failure_labels='scenario'")
+    if cfg.selection == "two_sided" and all(s.val_reviewer is None for s in failure_sets):
+        raise ValueError("the two-sided λ choice needs the reviewer's clear readings of the failure-validation "
+                         "samples (val_reviewer): pass a reviewer (--reviewer auto), or choose λ by --selection "
+                         "tolerance")
     return _correct_impl(classifier, data, failure_sets, baseline, cfg,
                          replace(run, device=resolve_device(run.device)))
 
@@ -169,7 +173,8 @@ def _correct_impl(classifier, data, failure_sets, baseline, cfg, run: RunOptions
     results = {job: r for job, r in results.items() if r is not None}
     track = Tracker(len(jobs) * cfg.epochs, len(results) * cfg.epochs, run.on_progress)
     original = SingleTrainer(template, [0.0], cfg, dev).logits
-    if bool((inp.failure["val"][3] >= 0).any()):  # reviewed: every model's fix rate and collateral there too
+    # reviewed (or chosen two-sided, where every sample may be unclear): each model's fix rate and collateral too
+    if cfg.selection == "two_sided" or bool((inp.failure["val"][3] >= 0).any()):
         inp.failure_val_before = predict_labels(original, inp.failure["val"][0], dev)[0]
     before = {"kind": "before", "lambda": None, "epoch": 0, **evaluate(original, inp, dev)[0]}
     track.before(before)
