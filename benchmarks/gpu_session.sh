@@ -12,7 +12,8 @@
 #
 #   benchmarks/gpu_session.sh             # on the GPU machine
 #   benchmarks/gpu_session.sh --dry-run   # the same steps on a CPU, tiny settings (5 minutes on 2 busy cores;
-#                                         # SKIP_TABLE=1 leaves out step 2, which tests/test_paper_table.py runs)
+#                                         # SKIP_TABLE=1 leaves out step 2, which tests/test_paper_table.py runs;
+#                                         # SKIP_SPEED=1 step 1, which tests/test_train_speed.py runs)
 set -u
 DRY=0; [ "${1:-}" = "--dry-run" ] && DRY=1
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
@@ -47,10 +48,14 @@ if command -v nvidia-smi >/dev/null && [ $DRY = 0 ]; then
   SAMPLER=$!
 fi
 
-stamp "train_speed start"
-timeout $T_SPEED $PY benchmarks/train_speed.py --device $DEV --threads $THREADS "${DATA[@]}" "${SPEED[@]}" \
-  --json "$OUT/train-speed.json" > "$OUT/train-speed.log" 2>&1
-stamp "train_speed done (rc $?)"
+if [ $DRY = 1 ] && [ "${SKIP_SPEED:-0}" = 1 ]; then
+  stamp "train_speed skipped (SKIP_SPEED=1)"   # its quick path is tests/test_train_speed.py
+else
+  stamp "train_speed start"
+  timeout $T_SPEED $PY benchmarks/train_speed.py --device $DEV --threads $THREADS "${DATA[@]}" "${SPEED[@]}" \
+    --json "$OUT/train-speed.json" > "$OUT/train-speed.log" 2>&1
+  stamp "train_speed done (rc $?)"
+fi
 
 MODELS=(--models-from "$WORK/fm")
 if [ $DRY = 1 ] && [ "${SKIP_TABLE:-0}" = 1 ]; then
