@@ -257,7 +257,8 @@ def _networks(data: ImageData, steps: int):
     }
 
 
-def run_phases(data: ImageData, dev, steps: int, compile_too: tuple, only=None, rounds: int = 1) -> list[dict]:
+def run_phases(data: ImageData, dev, steps: int, compile_too: tuple, only=None, rounds: int = 1,
+               raw_steps: int = 50) -> list[dict]:
     """Rows (training, variant, steps_per_s, ...): per network "after" (the product), "before" and the raw
     variants, every one measured ``rounds`` times in turn; the sweep's before/after once.
     ``compile_too``: (raw variants under torch.compile, the VAE's trainer under DEFUSE_COMPILE on CUDA)."""
@@ -278,7 +279,8 @@ def run_phases(data: ImageData, dev, steps: int, compile_too: tuple, only=None, 
                                            "bf16" if v["bf16"] else "fp32"]
                                           + ["channels_last"] * v["channels_last"] + ["compile"] * v["compile"])
                 net = what.split()[0]
-                phases.append((name, lambda v=v, make=make, b=raw_batch, net=net: raw_rate(net, make, b, dev, v, 50)))
+                phases.append((name, lambda v=v, make=make, b=raw_batch, net=net:
+                               raw_rate(net, make, b, dev, v, raw_steps)))
             for variant, fn in phases:
                 torch.set_num_threads(threads)
                 with GpuUtil(dev) as util:
@@ -363,7 +365,7 @@ def main(argv=None) -> dict:
               "load_average": list(os.getloadavg()), "cpu_count": os.cpu_count(),
               "dataset": args.dataset, "steps_per_epoch": steps, "rounds": rounds,
               "phases": run_phases(data, dev, steps, (args.raw_compile, args.compile), args.only,
-                                       rounds)}
+                                       rounds, raw_steps=6 if args.quick else 50)}   # --quick checks the script
     result["networks"] = summarise(result["phases"])
     result["load_average_after"] = list(os.getloadavg())
     by = {(r["training"], r["variant"]): r["steps_per_s"] for r in result["phases"]}
