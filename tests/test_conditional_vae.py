@@ -14,6 +14,9 @@ from defuse.nets.class_control import class_control, swap_labels
 from defuse.nets.train import TrainConfig, VAEConfig, train_classifier, train_vae
 from tests.toys import tiny_image_data
 
+# the xdist group: under pytest-xdist one worker runs this module, so its fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_conditional_vae")
+
 
 @pytest.fixture(scope="module")
 def data():

@@ -23,6 +23,9 @@ from defuse.runtime.progress import Cancelled, RunOptions
 from defuse.runtime.train_speed import train_plan
 from tests.toys import bar_images
 
+# the xdist group: under pytest-xdist one worker runs this module, so its fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_correct")
+
 CPU = RunOptions(device="cpu")
 FAST = dict(lambdas=(1e-3, 10.0), epochs=2, batch_size=64, parallel="off")
 

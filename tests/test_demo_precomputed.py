@@ -19,7 +19,9 @@ from defuse.steps.label import reviewer_ready
 from defuse.steps.project import init_project
 from defuse.steps.status import full_status
 
-pytestmark = pytest.mark.skipif(not HAVE_DEMO, reason="demo models not built")
+# the xdist group: under pytest-xdist one worker runs this module, so its fixtures are built once
+pytestmark = [pytest.mark.skipif(not HAVE_DEMO, reason="demo models not built"),
+              pytest.mark.xdist_group("test_demo_precomputed")]
 FIRST_LOOK = ("identify", "distill", "map", "reviewer")
 TINY_IDENTIFY = IdentifyConfig(samples_per_image=20, max_per_image=10, subset=64)
 

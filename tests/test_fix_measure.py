@@ -16,6 +16,9 @@ from defuse.label.reviewer import Reviewer, ReviewerConfig, train_reviewer
 from defuse.steps.correct import agreed_splits
 from tests.toys import BarDecoder, tiny_image_data
 
+# the xdist group: under pytest-xdist one worker runs this module, so its fixtures are built once
+pytestmark = pytest.mark.xdist_group("test_fix_measure")
+
 CLASSES, SIZE, BAND = 4, 32, 8
 
 

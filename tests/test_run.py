@@ -7,7 +7,9 @@ import pytest
 from defuse.cli.main import main
 from defuse.steps.project import DEMO_CLASSIFIER
 
-pytestmark = pytest.mark.skipif(not DEMO_CLASSIFIER.exists(), reason="demo models not built")
+# the xdist group: under pytest-xdist one worker runs this module, so its fixtures are built once
+pytestmark = [pytest.mark.skipif(not DEMO_CLASSIFIER.exists(), reason="demo models not built"),
+              pytest.mark.xdist_group("test_run")]
 
 REPORT_KEYS = {"dataset", "n_failures", "n_scenarios", "n_failure_scenarios", "best_lambda", "test_acc_before",
                "test_acc_control", "test_acc_after", "failure_acc_before", "failure_acc_control", "failure_acc_after",
