@@ -174,7 +174,10 @@ def deviations(preset: Preset, args, class_names: list) -> list[str]:
         models = ", ".join(m for m, own in (("classifier", args.train_classifier), ("VAE", own_vae(args)),
                                             ("reviewers", False)) if not own)
         out.append(f"{models} reused from {args.models_from} (their training not timed)")
-    return out + list(NOTES)
+    rule = {"two_sided": "λ choice: two-sided, the best fix rate on failure validation (read by reviewer A) whose "
+                         "collateral stays within 1 point of the control's (paper: best train/validation accuracy)",
+            "paper": "λ choice: the paper's, the best validation accuracy"}.get(preset.correct.selection)
+    return out + [rule if rule and n.startswith("λ choice") else n for n in NOTES]  # the rule this run used
 
 
 # --- models ----------------------------------------------------------------------------------------------

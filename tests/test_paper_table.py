@@ -94,3 +94,10 @@ def test_smoke_run_writes_the_figure4_json_and_markdown(paper_table, tmp_path):
            "judge_threshold")
     assert all(key in result for key in two) and result["judge_threshold"] == 0.9
     assert set(result["targets_two_sided"]) == set(paper_table.TWO_SIDED_TARGETS)
+
+
+def test_the_deviations_name_the_lambda_rule_the_run_used(paper_table):
+    args = paper_table.parse_args(["--dataset", "mnist-idx", "--quick", "--selection", "two_sided"])
+    preset = paper_table.build_preset(args, n_train=7_000, n_vae=10_000)
+    words = "\n".join(paper_table.deviations(preset, args, [str(i) for i in range(10)]))
+    assert "λ choice: two-sided" in words and "the project's tolerance rule" not in words
