@@ -259,3 +259,35 @@ def test_to_arrays_from_arrays_round_trip(blobs, tmp_path):
         back = Scenarios.from_arrays(loaded, json.loads((tmp_path / "meta.json").read_text()))
     _same(s, back)
     assert back.fit_seconds == s.fit_seconds and isinstance(back.converged, bool)
+
+
+def _flat(blobs: Failures) -> Failures:
+    """The blobs with their last coordinate constant: every covariance is singular without a diagonal."""
+    codes = np.array(blobs.latents, copy=True)
+    codes[:, -1] = 1.0
+    return _failures(codes, blobs.true_label, blobs.pred_label)
+
+
+@pytest.mark.parametrize("backend", ["torch", "sklearn"])
+def test_singular_covariances_retry_with_a_larger_reg_covar_and_say_so(blobs, backend):
+    cfg = DistillConfig(**SMALL, reg_covar=0.0, backend=backend)
+    with pytest.warns(UserWarning, match="singular with reg_covar=0; fitted with reg_covar=1e-10"):
+        s = distill(_flat(blobs), cfg)
+    assert s.reg_covar == pytest.approx(1e-10)
+    assert len(s) == 3 and sorted(np.bincount(s.assignment[s.assignment >= 0])) == sorted(np.bincount(blobs.true_label))
+    # The default diagonal is enough here: nothing is retried, and what was used is recorded.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert distill(_flat(blobs), DistillConfig(**SMALL, backend=backend)).reg_covar == 1e-6
+
+
+def test_singular_covariances_past_the_ceiling_raise_what_was_tried(blobs):
+    codes = np.zeros_like(blobs.latents)  # no variance at all: no diagonal below 1% of it exists
+    with pytest.raises(ValueError, match=r"stayed singular with reg_covar 0 .*--max-components"):
+        distill(_failures(codes, blobs.true_label), DistillConfig(**SMALL, reg_covar=0.0))
+
+
+def test_scenarios_saved_before_reg_covar_was_recorded_load_with_nan(blobs):
+    arrays, meta = distill(blobs, DistillConfig(**SMALL, max_samples=300)).to_arrays()
+    del meta["reg_covar"]
+    assert np.isnan(Scenarios.from_arrays(arrays, meta).reg_covar)

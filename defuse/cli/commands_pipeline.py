@@ -95,6 +95,8 @@ def _distill(args, sink):
     cfg = config_from_args(args, DistillConfig, device=args.device, threads=args.threads)  # process settings
     m = distill_step(open_workspace(args), cfg, on_progress=sink)["metrics"]
     note = "" if m["converged"] else " (did not converge: raise --max-iter)"
+    if m.get("reg_covar", cfg.reg_covar) > cfg.reg_covar:
+        note += f" (singular covariances: reg_covar raised from {cfg.reg_covar:g} to {m['reg_covar']:g})"
     if m["n_scenarios"] == 0:
         note += (f"\nno mixture component weighs more than ε={cfg.weight_threshold}: there is nothing to label. "
                  "Lower --weight-threshold, or find more failures (identify with a larger --subset or Q).")

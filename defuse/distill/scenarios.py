@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -62,6 +62,9 @@ class Scenarios:
     backend: str
     n_fitted: int               # codes fitted, after down-sampling
     n_components: int           # K used: min(max_components, n_fitted)
+    # The diagonal added to every covariance: the configured reg_covar, or the larger one the fit needed
+    # (see _fit_regularised). Scenarios saved before it was recorded load with NaN.
+    reg_covar: float = float("nan")
 
     def __len__(self) -> int:
         return int(self.weights.shape[0])
@@ -83,7 +86,8 @@ class Scenarios:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], meta: Mapping) -> Scenarios:
-        kw = {f.name: (np.asarray(arrays[f.name]) if f.name in arrays else meta[f.name]) for f in fields(cls)}
+        kw = {f.name: (np.asarray(arrays[f.name]) if f.name in arrays else meta[f.name])
+              for f in fields(cls) if f.name in arrays or f.name in meta or f.default is MISSING}
         return cls(**kw)
 
 
@@ -119,6 +123,47 @@ def _fit_sklearn(codes: np.ndarray, k: int, cfg: DistillConfig, on_iter: Callabl
 
 
 BACKENDS = {"torch": _fit_torch, "sklearn": _fit_sklearn}
+
+# Both backends raise this when a component's covariance is singular (scikit-learn's own words, kept by dpgmm).
+_SINGULAR = "ill-defined empirical covariance"
+REG_COVAR_GROWTH = 100.0       # each retry multiplies reg_covar by this
+REG_COVAR_CEILING_SHARE = 0.01  # ... up to this share of the codes' mean variance: beyond, it would blur them
+
+
+class DistillRegularisedWarning(UserWarning):
+    """The mixture needed a larger reg_covar than configured (recorded in Scenarios.reg_covar)."""
+
+
+def _fit_regularised(codes: np.ndarray, k: int, cfg: DistillConfig, on_iter: Callable[[float], None]):
+    """(model, reg_covar used): the fit, retried with a larger diagonal when a component collapses.
+
+    Why: thousands of verified UAEs from a class-conditional VAE sit on a few thin sheets of z; a
+    component fitted to one of them has a singular covariance and the Cholesky factorisation fails
+    (7,068 Fashion-MNIST UAEs, issue #21). scikit-learn's advice is to raise reg_covar by hand; the
+    step does it itself, ×100 at a time, while the diagonal stays a small share of the codes' own
+    variance, and says so. Past that ceiling the original error stands, with what was tried.
+    """
+    ceiling = max(REG_COVAR_CEILING_SHARE * float(codes.var(axis=0).mean()), cfg.reg_covar)
+    reg, tried = cfg.reg_covar, []
+    while True:
+        try:
+            model = BACKENDS[cfg.backend](codes, k, replace(cfg, reg_covar=reg), on_iter)
+        except ValueError as e:
+            if _SINGULAR not in str(e):
+                raise
+            tried.append(reg)
+            reg = max(reg, 1e-12) * REG_COVAR_GROWTH
+            if reg > ceiling:
+                raise ValueError(f"distill: the mixture's covariances stayed singular with reg_covar "
+                                 f"{', '.join(f'{r:g}' for r in tried)} (the ceiling, 1% of the codes' mean "
+                                 f"variance, is {ceiling:.3g}). Lower max_components (--max-components) or "
+                                 "fit fewer codes (--max-samples).") from e
+            continue
+        if tried:
+            warnings.warn(f"distill: the mixture's covariances were singular with reg_covar={tried[0]:g}; fitted "
+                          f"with reg_covar={reg:g} instead (recorded with the scenarios)",
+                          DistillRegularisedWarning, stacklevel=3)
+        return model, reg
 
 
 def _check_failures(failures: Failures, num_classes: int | None) -> tuple[np.ndarray, ...]:
@@ -225,10 +270,10 @@ def distill(failures: Failures, cfg: DistillConfig = DistillConfig(), *, num_cla
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # re-issued below, once, in our words
-        model = BACKENDS[cfg.backend](codes[fitted_index].astype(np.float64, copy=False), k, cfg, on_iter)
+        model, reg_covar = _fit_regularised(codes[fitted_index].astype(np.float64, copy=False), k, cfg, on_iter)
     components = _assign(model, codes, cfg)
     if cfg.group_by == "confusion":
-        model, components = split_by_confusion(model, components, codes, true, pred, cfg.reg_covar)
+        model, components = split_by_confusion(model, components, codes, true, pred, reg_covar)
     fit_seconds = time.perf_counter() - start
     if not model.converged_:
         warnings.warn(f"distill: the mixture did not converge in {cfg.max_iter} EM iterations (lower-bound "
@@ -238,4 +283,5 @@ def distill(failures: Failures, cfg: DistillConfig = DistillConfig(), *, num_cla
     report(total, lower_bound=float(model.lower_bound_), scenarios=len(arrays["weights"]))
     return Scenarios(**arrays, fitted_index=fitted_index, converged=bool(model.converged_),
                      n_iter=int(model.n_iter_), lower_bound=float(model.lower_bound_),
-                     fit_seconds=fit_seconds, backend=cfg.backend, n_fitted=len(fitted_index), n_components=k)
+                     fit_seconds=fit_seconds, backend=cfg.backend, n_fitted=len(fitted_index), n_components=k,
+                     reg_covar=reg_covar)

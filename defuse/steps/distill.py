@@ -63,5 +63,5 @@ def distill_step(ws: Workspace, cfg: DistillConfig, *, on_progress: ProgressFn =
     scenarios = distill(failures, cfg, num_classes=len(ws.project["class_names"]), on_progress=on_progress)
     save_scenarios(ws, scenarios)
     metrics = {"n_scenarios": len(scenarios), "converged": scenarios.converged, "n_iter": scenarios.n_iter,
-               "fit_seconds": scenarios.fit_seconds, "n_fitted": scenarios.n_fitted}
+               "fit_seconds": scenarios.fit_seconds, "n_fitted": scenarios.n_fitted, "reg_covar": scenarios.reg_covar}
     return ws.record_step("distill", config=asdict(cfg), metrics=metrics)
