@@ -281,6 +281,18 @@ def test_singular_covariances_retry_with_a_larger_reg_covar_and_say_so(blobs, ba
         assert distill(_flat(blobs), DistillConfig(**SMALL, backend=backend)).reg_covar == 1e-6
 
 
+@pytest.mark.parametrize("backend", ["torch", "sklearn"])
+def test_a_label_code_makes_the_prior_singular_and_the_retry_regularises_it(blobs, backend):
+    # A conditional VAE's code ends in the label's code: one-hot columns summing to 1 make the codes'
+    # covariance (every component's prior) singular, which no diagonal on the components' scatter cures.
+    codes = np.hstack([blobs.latents, np.eye(3)[blobs.true_label]])
+    labelled = _failures(codes, blobs.true_label, blobs.pred_label)
+    with pytest.warns(UserWarning, match="singular with reg_covar=1e-06; fitted with reg_covar=0.0001"):
+        s = distill(labelled, DistillConfig(**SMALL, backend=backend))
+    assert s.reg_covar == 1e-4 and len(s) == 3
+    assert adjusted_rand_score(blobs.true_label, s.assignment) == 1.0
+
+
 def test_singular_covariances_past_the_ceiling_raise_what_was_tried(blobs):
     codes = np.zeros_like(blobs.latents)  # no variance at all: no diagonal below 1% of it exists
     with pytest.raises(ValueError, match=r"stayed singular with reg_covar 0 .*--max-components"):

@@ -196,13 +196,16 @@ The fit's settings are those of a :class:`~defuse.distill.config.DistillConfig` 
     """
 
     def __init__(self, n_components: int = 100, cfg: DistillConfig | None = None, *,
-                 device: str | torch.device = "cpu", chunk_size: int | None = None):
+                 device: str | torch.device = "cpu", chunk_size: int | None = None, prior_reg: float = 0.0):
         if cfg is None:
             cfg = DistillConfig()
         self.n_components, self.tol, self.reg_covar = n_components, cfg.tol, cfg.reg_covar
         self.max_iter, self.n_init = cfg.max_iter, cfg.n_init
         self.weight_concentration_prior, self.random_state = cfg.weight_concentration_prior, cfg.seed
         self.device, self.threads, self.chunk_size = device, cfg.threads, chunk_size
+        # Added to the covariance prior's diagonal: 0 keeps scikit-learn's prior exactly; see
+        # defuse.distill.scenarios._fit_regularised for when it is not.
+        self.prior_reg = prior_reg
 
     def fit(self, X: np.ndarray, *, init_resp: np.ndarray | None = None, on_iter: IterFn = None):
         """Fit to X (n, d), float64 whatever its dtype.
@@ -228,6 +231,8 @@ The fit's settings are those of a :class:`~defuse.distill.config.DistillConfig` 
         wcp = self.weight_concentration_prior
         wcp = 1.0 / self.n_components if wcp is None else float(wcp)
         cov_prior = torch.atleast_2d(torch.cov(x.T))
+        if self.prior_reg:
+            cov_prior = cov_prior + self.prior_reg * torch.eye(d, dtype=x.dtype, device=x.device)
         prior = _Prior(wcp, 1.0, torch.zeros(d, dtype=x.dtype, device=x.device), float(d), cov_prior)
         rng = np.random.RandomState(self.random_state)  # sklearn's check_random_state
         best, self.converged_ = None, False

@@ -91,11 +91,12 @@ class Scenarios:
         return cls(**kw)
 
 
-def _fit_torch(codes: np.ndarray, k: int, cfg: DistillConfig, on_iter: Callable[[float], None]):
+def _fit_torch(codes: np.ndarray, k: int, cfg: DistillConfig, on_iter: Callable[[float], None],
+               prior_reg: float = 0.0):
     device = resolve_device(cfg.device)
     if device.type == "mps":
         device = torch.device("cpu")  # MPS has no float64, which the fit needs to match the reference
-    model = DPGaussianMixture(k, cfg, device=device)
+    model = DPGaussianMixture(k, cfg, device=device, prior_reg=prior_reg)
     return model.fit(codes, on_iter=lambda init, n_iter, lower_bound: on_iter(lower_bound))
 
 
@@ -111,8 +112,11 @@ class _ReportingBGMM(BayesianGaussianMixture):
         return lower_bound
 
 
-def _fit_sklearn(codes: np.ndarray, k: int, cfg: DistillConfig, on_iter: Callable[[float], None]):
-    model = _ReportingBGMM(n_components=k, covariance_type=cfg.covariance_type, tol=cfg.tol,
+def _fit_sklearn(codes: np.ndarray, k: int, cfg: DistillConfig, on_iter: Callable[[float], None],
+                 prior_reg: float = 0.0):
+    # scikit-learn's default covariance prior is the codes' covariance; the same, with a diagonal when asked.
+    prior = np.atleast_2d(np.cov(codes.T)) + prior_reg * np.eye(codes.shape[1]) if prior_reg else None
+    model = _ReportingBGMM(covariance_prior=prior, n_components=k, covariance_type=cfg.covariance_type, tol=cfg.tol,
                            reg_covar=cfg.reg_covar, max_iter=cfg.max_iter, n_init=cfg.n_init,
                            weight_concentration_prior_type="dirichlet_process",
                            weight_concentration_prior=cfg.weight_concentration_prior, random_state=cfg.seed)
@@ -135,24 +139,30 @@ class DistillRegularisedWarning(UserWarning):
 
 
 def _fit_regularised(codes: np.ndarray, k: int, cfg: DistillConfig, on_iter: Callable[[float], None]):
-    """(model, reg_covar used): the fit, retried with a larger diagonal when a component collapses.
+    """(model, reg_covar used): the fit, retried with a larger diagonal when a covariance is singular.
 
-    Why: thousands of verified UAEs from a class-conditional VAE sit on a few thin sheets of z; a
-    component fitted to one of them has a singular covariance and the Cholesky factorisation fails
-    (7,068 Fashion-MNIST UAEs, issue #21). scikit-learn's advice is to raise reg_covar by hand; the
-    step does it itself, ×100 at a time, while the diagonal stays a small share of the codes' own
-    variance, and says so. Past that ceiling the original error stands, with what was tried.
+    Why: a class-conditional VAE's code ends in the label's code, which takes one value per class, so
+    the codes of UAEs from c classes span at most c - 1 of its dimensions: the codes' covariance, which
+    is also the prior of every component's covariance, is singular, and a component with (almost) no
+    codes gets a singular covariance whatever reg_covar adds to the codes' own scatter (7,068 verified
+    Fashion-MNIST UAEs from 9 classes, issue #21). A component fitted to a thin sheet of codes fails the
+    same way. scikit-learn's advice is to raise reg_covar by hand; the step retries by itself, with
+    reg_covar ×100 at a time added to the components' scatter *and* to the prior's diagonal (which
+    makes the prior proper), while that diagonal stays a small share of the codes' own variance, and
+    says so. The first fit is scikit-learn's exactly. Past the ceiling the error stands, with what was
+    tried.
     """
     ceiling = max(REG_COVAR_CEILING_SHARE * float(codes.var(axis=0).mean()), cfg.reg_covar)
     reg, tried = cfg.reg_covar, []
     while True:
         try:
-            model = BACKENDS[cfg.backend](codes, k, replace(cfg, reg_covar=reg), on_iter)
+            model = BACKENDS[cfg.backend](codes, k, replace(cfg, reg_covar=reg), on_iter,
+                                          prior_reg=reg if tried else 0.0)
         except ValueError as e:
             if _SINGULAR not in str(e):
                 raise
             tried.append(reg)
-            reg = max(reg, 1e-12) * REG_COVAR_GROWTH
+            reg = float(f"{max(reg, 1e-12) * REG_COVAR_GROWTH:.3g}")  # 1e-4, not 9.999999999999999e-05
             if reg > ceiling:
                 raise ValueError(f"distill: the mixture's covariances stayed singular with reg_covar "
                                  f"{', '.join(f'{r:g}' for r in tried)} (the ceiling, 1% of the codes' mean "
