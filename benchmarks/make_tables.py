@@ -274,6 +274,30 @@ def variants_table(runs: Path) -> str:
                       "|---|---|---|---|---|---|---|", *rows]) + "\n"
 
 
+def train_speed_table(runs: Path) -> str:
+    """Training steps/s on a CPU (``benchmarks/train_speed.py --device cpu``, one ``train-speed-cpu*.json`` per
+    run): the product's trainer, today's loop before issue #24, and the best bare step found in the same process."""
+    blocks = []
+    for path in sorted(runs.glob("train-speed-cpu*.json")):
+        run = json.loads(path.read_text())
+        rows = [f"| {name} | {n['steps_per_s']:g} | {n['before_steps_per_s']:g} | {n['speedup']:.2f}x | "
+                f"{_value(n.get('best_raw_steps_per_s'))} ({n.get('best_raw_variant', '–')}) | "
+                f"{'–' if n.get('ratio') is None else format(n['ratio'], '.2f')} |"
+                for name, n in run["networks"].items()]
+        load = run.get("load_average") or ["?"]
+        blocks.append("\n".join([
+            f"`{run['command']}` → `docs/runs/{path.name}`; {run['device']}, {run.get('cpu_count', '?')} cores, "
+            f"torch {run['torch']}, {run['date']}, load average {load[0]:.1f} at the start "
+            f"({run.get('dataset', '?')}, {run.get('steps_per_epoch', '?')} steps per measurement, best of "
+            f"{run.get('rounds', 1)} rounds).", "",
+            "| network | product steps/s | loop before issue #24 | speedup | best raw step (variant) | ratio |",
+            "|---|---|---|---|---|---|", *rows]))
+    if not blocks:
+        return ""
+    title = "### Training on a CPU: the product's trainers against the best raw step (issue #24)"
+    return "\n\n".join([title, *blocks]) + "\n"
+
+
 def generate(runs: Path = RUNS) -> str:
     """The side-by-side table, then every paper_table JSON in ``runs``: current runs first, then history;
     each group by file name."""
@@ -285,6 +309,7 @@ def generate(runs: Path = RUNS) -> str:
     current = [(path, result) for old, _, path, result in results if not old]
     head = [t for t in (two_sided_table(current),) if t]
     head += ([comparison(current)] if current else []) + ([variants_table(runs)] if variants_table(runs) else [])
+    head += [t for t in (train_speed_table(runs),) if t]
     return "\n".join(head + [section(path, result) for *_, path, result in sorted(results, key=lambda r: r[:2])])
 
 

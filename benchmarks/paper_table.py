@@ -35,6 +35,7 @@ from defuse.distill.sampling import ReviewSamples, ScenarioDraw  # noqa: E402
 from defuse.distill.tau import TAU_AUTO  # noqa: E402
 from defuse.evaluation.judge import JUDGE_PRESETS, Judge, JudgeConfig, fingerprint, load_or_train_judge  # noqa: E402
 from defuse.identify.search import decode_latents  # noqa: E402
+from defuse.identify.verification import VERIFY_RULES  # noqa: E402
 from defuse.label.reviewer import Reviewer, agreement_summary, review_scenarios, train_reviewer  # noqa: E402
 from defuse.label.store import LabelStore  # noqa: E402
 from defuse.nets.architectures import LABEL_IN  # noqa: E402
@@ -168,7 +169,7 @@ def deviations(preset: Preset, args, class_names: list) -> list[str]:
         out.append("identify: searches even when the VAE fails the fidelity gate (the product refuses without "
                    "--accept-low-fidelity); its fidelity is printed with the results")
     if args.verify:
-        out.append("identify: verification filter, only UAEs reviewer A reads as the source's class are kept "
+        out.append(f"identify: verification filter, only UAEs {VERIFY_WORDS[args.verify]} are kept "
                    "(paper: every UAE)")
     if args.models_from:
         models = ", ".join(m for m, own in (("classifier", args.train_classifier), ("VAE", own_vae(args)),
@@ -257,7 +258,7 @@ def get_reviewers(ws: Workspace, preset: Preset, args, device, log) -> tuple[Rev
 
 # --- the method and the reviewers' agreement --------------------------------------------------------------
 def run_method(ws: Workspace, preset: Preset, reviewer: Reviewer, tau, device, log, times: dict,
-               verify: bool = False) -> dict:
+               verify: bool | str = False) -> dict:
     """identify -> distill -> review -> correct through defuse's steps; returns A's verdicts.
 
     Without any failure scenario there is nothing to correct: the table then holds the "before" row only.
@@ -338,14 +339,18 @@ def conditional_design(vae: dict) -> str:
                                                                               else "")
 
 
-def identification_method(preset: Preset, verify: bool = False, vae: dict | None = None) -> str:
+VERIFY_WORDS = {True: "reviewer A reads as the source's class", "reviewer": "reviewer A reads as the source's class",
+                "clear": "every member of reviewer A reads as the source's class with confidence >= 0.9"}
+
+
+def identification_method(preset: Preset, verify: bool | str = False, vae: dict | None = None) -> str:
     """Which identification produced the UAEs, in words (the paper's method and its options); ``vae``: the
     settings of the VAE actually used (:func:`vae_used`), else the preset's."""
     i, vae = preset.identify, vae or asdict(preset.vae)
     noise = (f"Beta({i.beta_a:g}, {i.beta_b:g}) noise" + (", centred" if i.centered else " (uncentred, the paper's)")
              + (f", scaled ×{i.noise_scale:g}" if i.noise_scale != 1 else ""))
     skip = "; misreconstructed sources skipped" if i.skip_misreconstructed else ""
-    check = "; verification filter: only UAEs reviewer A reads as the source's class" if verify else ""
+    check = f"; verification filter: only UAEs {VERIFY_WORDS[verify]}" if verify else ""
     beta = vae.get("beta", preset.vae.beta)
     kind = (f"class-conditional β-VAE (β={beta:g}{conditional_design(vae)}), decoded with the source's label"
             if vae.get("conditional") else f"paper: unconditional β-VAE (β={beta:g})")
@@ -572,8 +577,9 @@ def parse_args(argv=None):
                    help="with --quick: train the VAE by the product's recipe (about 8,000 steps), not the quick budget")
     p.add_argument("--noise-scale", type=float, default=1.0, help="identify: multiply the noise (after centring)")
     p.add_argument("--skip-misreconstructed", action="store_true", help="identify: only well-reconstructed sources")
-    p.add_argument("--verify", action="store_true",
-                   help="identify: keep only the UAEs reviewer A reads as the source's class (verification filter)")
+    p.add_argument("--verify", nargs="?", const="reviewer", default=False, choices=VERIFY_RULES,
+                   help="identify: keep only the UAEs reviewer A reads as the source's class (verification filter): "
+                        "by its vote ('reviewer', the default) or by every member confidently ('clear')")
     p.add_argument("--accept-low-fidelity", action="store_true",
                    help="identify even with a VAE that fails the fidelity gate (--quick's short VAE training may)")
     p.add_argument("--tau", type=float, default=None,

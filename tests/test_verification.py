@@ -60,3 +60,65 @@ def test_the_filter_without_a_reviewer_says_what_to_pass():
 
     with pytest.raises(ValueError, match="the verification filter needs a reviewer: pass --reviewer auto"):
         pipeline.identify_step(None, IdentifyConfig(), verify=True)
+
+
+def test_the_clear_rule_keeps_only_what_the_reader_reads_clearly_as_the_source():
+    torch.manual_seed(0)
+    vae = BetaVAE(channels=1, image_size=32, latent_dim=4, width=8).eval()
+    failures = _failures()
+    seen = []
+
+    def read(x):  # a reader that is clear on rows 0 and 2 (as the source's class), unclear elsewhere
+        seen.append(tuple(x.shape))
+        return np.array([1, -1, 3, -1, -1])[len(seen) - 1: len(seen) - 1 + len(x)] if len(x) == 5 else None
+
+    kept = verify_failures(failures, vae, nn.Identity(), device="cpu", read=read, rule="clear")
+    assert seen == [(5, 1, 32, 32)], "one batch of decoded images, not codes"
+    assert kept.source_index.tolist() == [0, 1] and kept.true_label.tolist() == [1, 3]
+    assert kept.metrics["verify_rule"] == "clear" and kept.metrics["n_verified"] == 2
+
+
+@pytest.mark.parametrize("verify, rule", [(False, ""), (True, "reviewer"), ("reviewer", "reviewer"), ("clear", "clear")])
+def test_verify_rules(verify, rule):
+    from defuse.steps.identify import verify_rule
+    assert verify_rule(verify) == rule
+
+
+def test_an_unknown_verify_rule_is_refused():
+    from defuse.steps.identify import verify_rule
+    with pytest.raises(ValueError, match=r"verify must be one of \['reviewer', 'clear'\]"):
+        verify_rule("strict")
+
+
+def test_identify_step_verifies_by_the_clear_rule_a_subset_of_the_vote(fresh_demo, tmp_path):
+    """On the demo project, with two untrained CNNs as the reviewer (their vote names a label for every decode,
+    their probabilities stay near uniform): the vote keeps some UAEs, the clear rule none of them, from the
+    same search; the step records which rule it used."""
+    import shutil
+
+    from defuse.identify.search import IdentifyConfig
+    from defuse.label.reviewer import Reviewer
+    from defuse.runtime.progress import RunOptions
+    from defuse.steps.identify import identify_step, load_failures
+    from defuse.nets.architectures import build_classifier
+    from defuse.steps.project import load_data
+    from defuse.workspace import Workspace
+
+    def ws_size(ws):
+        return load_data(ws).image_size
+
+    kept = {}
+    for rule in ("reviewer", "clear"):
+        root = tmp_path / rule
+        shutil.copytree(fresh_demo, root)
+        ws = Workspace(root)
+        torch.manual_seed(0)
+        members = [build_classifier("paper-cnn", channels=1, image_size=ws_size(ws), num_classes=10) for _ in "ab"]
+        reviewer = Reviewer(members, [{}, {}])
+        record = identify_step(ws, IdentifyConfig(samples_per_image=20, max_per_image=10, subset=48),
+                               run=RunOptions(device="cpu"), reviewer=reviewer, verify=rule)
+        failures = load_failures(ws)
+        assert record["config"]["verify"] == rule and failures.metrics["verify_rule"] == rule
+        kept[rule] = failures.metrics
+    assert kept["clear"]["n_before_verification"] == kept["reviewer"]["n_before_verification"] > 0
+    assert kept["reviewer"]["n_verified"] > 0 and kept["clear"]["n_verified"] == 0

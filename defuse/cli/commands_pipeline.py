@@ -7,6 +7,7 @@ from dataclasses import fields
 from ..distill.scenarios import DistillConfig
 from ..distill.tau import TAU_AUTO
 from ..identify.search import IdentifyConfig
+from ..identify.verification import VERIFY_RULES
 from ..label import provenance
 from ..label.reviewer import ReviewerConfig
 from ..nets.vae_recipe import ACCEPT_FLAG
@@ -53,8 +54,9 @@ def _identify_args(p):
                    "classifier recognises far less often than the originals (refused otherwise)")
     add_reviewer_args(p, "'auto' or a checkpoint: measure how many finds are real")
     add_backend_args(p)
-    p.add_argument("--verify", action="store_true",
-                   help="keep only the finds the reviewer reads as the source's class (needs --reviewer)")
+    p.add_argument("--verify", nargs="?", const="reviewer", default=False, choices=VERIFY_RULES,
+                   help="keep only the finds the reviewer reads as the source's class (needs --reviewer): by its "
+                        "vote ('reviewer', the default) or where every member reads it so confidently ('clear')")
 
 
 def _identify(args, sink):

@@ -9,7 +9,7 @@ import torch
 
 from ..identify.checks import check_search_fits
 from ..identify.search import Failures, IdentifyConfig, identify
-from ..identify.verification import verify_failures
+from ..identify.verification import VERIFY_RULES, verify_failures
 from ..label.reviewer import Reviewer
 from ..runtime.devices import resolve_device
 from ..runtime.progress import RunOptions
@@ -44,7 +44,8 @@ def check_identify_inputs(ws: Workspace, *, verify: bool, has_reviewer: bool, ac
 
 
 def identify_step(ws: Workspace, cfg: IdentifyConfig, *, run: RunOptions = RunOptions(),
-                  reviewer: Optional[Reviewer] = None, accept_low_fidelity: bool = False, verify: bool = False) -> dict:
+                  reviewer: Optional[Reviewer] = None, accept_low_fidelity: bool = False,
+                  verify: bool | str = False) -> dict:
     """Search the training images; resumes from ``identify/chunks`` after an interruption.
 
     ``run``: the device, progress callback and backend (None: here; a
@@ -52,7 +53,8 @@ def identify_step(ws: Workspace, cfg: IdentifyConfig, *, run: RunOptions = RunOp
     ignored (the workspace's ``identify/chunks`` is always used).
     A VAE whose reconstructions the classifier recognises far less often than the originals is refused
     (its blur would be reported as failures) unless ``accept_low_fidelity``.
-    ``verify``: keep only the UAEs ``reviewer`` reads as the source's class (:mod:`defuse.identify.verification`).
+    ``verify``: keep only the UAEs ``reviewer`` reads as the source's class (:mod:`defuse.identify.verification`):
+    "reviewer" (or True) by its vote, "clear" where every member reads it so confidently; False: keep all.
     """
     check_identify_inputs(ws, verify=verify, has_reviewer=reviewer is not None,
                           accept_low_fidelity=accept_low_fidelity)
@@ -65,11 +67,23 @@ def identify_step(ws: Workspace, cfg: IdentifyConfig, *, run: RunOptions = RunOp
     failures = identify(classifier, vae, data.train.images, data.train.labels, cfg, device=run.device,
                         on_progress=run.on_progress, resume_dir=ws.path(IDENTIFY_CHUNKS), reviewer=reviewer_model,
                         backend=run.backend)
-    if verify:
-        failures = verify_failures(failures, vae, reviewer_model, device=run.device)
+    rule = verify_rule(verify)
+    if rule == "clear":
+        failures = verify_failures(failures, vae, reviewer_model, device=run.device, rule=rule,
+                                   read=lambda x: reviewer.clear_labels(x, device=run.device))
+    elif rule:
+        failures = verify_failures(failures, vae, reviewer_model, device=run.device, rule=rule)
     save_failures(ws, failures)
-    return ws.record_step("identify", config={**asdict(cfg), "verify": verify},
+    return ws.record_step("identify", config={**asdict(cfg), "verify": rule or False},
                           metrics={**failures.metrics, "n_failures": len(failures)})
+
+
+def verify_rule(verify: bool | str) -> str:
+    """"" (no verification), "reviewer" or "clear" from the step's ``verify`` (True is "reviewer")."""
+    rule = "reviewer" if verify is True else (verify or "")
+    if rule and rule not in VERIFY_RULES:
+        raise ValueError(f"verify must be one of {list(VERIFY_RULES)} (or True / False); got {verify!r}")
+    return rule
 
 
 class _EnsembleModule(torch.nn.Module):
