@@ -19,6 +19,7 @@ import numpy as np
 
 from .data.datasets import DatasetSpec
 from .runtime import atomic
+from .runtime.words import option
 
 # The artifacts of a project folder, relative to its root: every step, command and page names them from here.
 PROJECT_FILE = "project.json"
@@ -107,8 +108,8 @@ class Workspace:
     def create(cls, root, project: dict, *, overwrite: bool = False) -> Workspace:
         ws = cls(root)
         if ws.path(PROJECT_FILE).exists() and not overwrite:
-            raise ValueError(f"{ws.root} already holds a project; choose another --workspace, "
-                             "or pass --force to replace its project settings")
+            raise ValueError(f"{ws.root} already holds a project; choose another {option('workspace')}, "
+                             f"or pass {option('force')} to replace its project settings")
         ws.root.mkdir(parents=True, exist_ok=True)
         ws.save_json(PROJECT_FILE, {"created": time.time(), **project})
         return ws

@@ -41,7 +41,7 @@ def test_a_bad_lambda_list_keeps_the_finished_results_and_names_the_field(run_pa
     assert any(s.value == "Trade-off" for s in at.subheader) and any(s.value == "Export" for s in at.subheader)
 
 
-@pytest.mark.parametrize("text, words", [("6:x", "a flaw look like CLASS:FRACTION"), ("6:1.5", "fraction in [0, 1]"),
+@pytest.mark.parametrize("text, words", [("6:x", "looks like CLASS:FRACTION"), ("6:1.5", "fraction in [0, 1]"),
                                          ("12:0.5", "class 12 does not exist: this data has classes 0 to 9")])
 def test_a_bad_flaw_is_refused_before_the_job(text, words):
     assert words in flaw_problem(text, 10)

@@ -30,3 +30,15 @@ def test_every_identify_field_refuses_bad_numbers_beside_it(run_page, demo_done,
             assert any(e.value.startswith(f"Not started: {words} ") for e in at.error), (label, value, at.error)
         next(n for n in at.number_input if n.label.startswith(label)).set_value(good)
     at.run()
+
+
+def test_the_correct_pages_sample_count_refuses_bad_numbers_beside_it(run_page, demo_done, started):
+    """ScenarioDraw.n, the one field of ScenarioDraw, ReviewerConfig, SuiteConfig and DatasetSpec that a page has
+    as a number (the others are choices, paths or CLI-only: tests/test_settings.py feeds them through the CLI)."""
+    at = run_page("correct", demo_done)
+    label = "Samples per scenario and split"
+    for value in (-1, 10**15, 2.5):
+        next(n for n in at.number_input if n.label.startswith(label)).set_value(value)
+        next(b for b in at.button if b.label.startswith("Run the sweep")).click().run()
+        assert not at.exception and started == [], value
+        assert any(e.value.startswith(f"Not started: {label} ") for e in at.error), (value, at.error)

@@ -58,7 +58,7 @@ def test_the_filter_without_a_reviewer_says_what_to_pass():
     from defuse.identify.search import IdentifyConfig
     from defuse.steps import identify as pipeline
 
-    with pytest.raises(ValueError, match="the verification filter needs a reviewer: pass --reviewer auto"):
+    with pytest.raises(ValueError, match="the verification filter needs a reviewer: use --reviewer auto"):
         pipeline.identify_step(None, IdentifyConfig(), verify=True)
 
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..runtime import atomic
+from ..runtime import atomic, words
 from ..workspace import Workspace
 
 LOCK = "jobs/running.json"
@@ -114,7 +114,8 @@ def start_job(ws: Workspace, step: str, args: list[str], *, threads: Optional[in
     paths = _job_paths(ws, job_id)
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
     command = [step, "--workspace", str(ws.root.resolve()), *args, "--progress-jsonl", str(paths["jsonl"]), "--quiet"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT)}
+    # the job speaks its starter's words: an error shown on a page names the page's fields (defuse.runtime.words)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT), words.ENV: words.audience()}
     if threads:
         env["DEFUSE_THREADS"] = str(threads)
     with open(paths["log"], "ab") as log:
@@ -158,7 +159,8 @@ def job_state(ws: Workspace, job_id: str) -> JobState:
     if final is not None:
         state.status = {"finished": "finished", "error": "failed", "cancelled": "cancelled"}[final["event"]]
         state.ended, state.result = final["time"], final.get("result")
-        state.error = final.get("app_message", final.get("message"))  # a bad setting: named by its page field
+        # the job's own words (a job of the app speaks the app's); "app_message": a job recorded before that
+        state.error = final.get("app_message", final.get("message"))
     elif spec.get("cancel_requested") and not _pid_alive(state.pid):
         state.status, state.ended = "cancelled", spec.get("cancel_requested")
     elif not _pid_alive(state.pid):

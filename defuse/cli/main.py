@@ -75,9 +75,9 @@ def main(argv=None) -> int:
         print(f"cancelled: {e}. Finished parts are kept; run the command again to continue.", file=sys.stderr)
         return 130
     except ValueError as e:
-        sink.event({"event": "error", "message": str(e), **_app_words(e)})
+        sink.event({"event": "error", "message": _reader_words(e)})
         sink.close()
-        print(f"error: {_cli_words(e)}{_flag_hint(e)}", file=sys.stderr)
+        print(f"error: {_reader_words(e)}{_flag_hint(e)}", file=sys.stderr)
         return 2
     sink.event({"event": "finished", "result": result if isinstance(result, dict) else None})
     sink.close()
@@ -108,18 +108,13 @@ def trust_command_files(args) -> list[str]:
     return trusted
 
 
-def _cli_words(e: ValueError) -> str:
-    """The message, a setting named by its flag (the declaration's words, :mod:`defuse.runtime.settings`)."""
+def _reader_words(e: ValueError) -> str:
+    """The message for its reader: a bad setting named by its flag, or by its page's label in a job the app
+    started (:mod:`defuse.runtime.words`; every other message was already worded so when it was made)."""
     from ..runtime.settings import SettingError
+    from ..runtime.words import audience
 
-    return e.words("cli") if isinstance(e, SettingError) else str(e)
-
-
-def _app_words(e: ValueError) -> dict:
-    """For a job of the app: a bad setting named by the page's field (its declared label)."""
-    from ..runtime.settings import SettingError
-
-    return {"app_message": e.words("app")} if isinstance(e, SettingError) else {}
+    return e.words(audience()) if isinstance(e, SettingError) else str(e)
 
 
 def _flag_hint(e: ValueError) -> str:

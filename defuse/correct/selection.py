@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+from ..runtime.words import named, option
 from .config import CorrectConfig
 
 # the accuracy that keeps an epoch per λ (CorrectConfig.per_lambda_epoch_choice)
@@ -106,7 +107,8 @@ def select_lambda(rows: list[dict], rule: SelectionRule = SelectionRule()) -> di
     # measured (even when no sample is a real failure: then every fix rate is None and the least damage wins)
     if rule.name == "two_sided" and any("failure_val_collateral" not in r for r in rows):
         raise ValueError("the two-sided λ choice needs the reviewer's clear readings of the failure-validation "
-                         "samples: correct with --reviewer auto, or choose λ by --selection tolerance")
+                         f"samples: correct with {option('reviewer-auto')}, or choose λ by "
+                         f"{named(CorrectConfig, 'selection')} tolerance")
     best, ok = SELECTIONS[rule.name](rows, reference_val_acc, rule,
                                      lambda best, acc: within_noise(best, acc, rule.n_failure_val,
                                                                     rule.tie_standard_errors))

@@ -22,6 +22,7 @@ from torch import nn
 from ..data.datasets import ImageData
 from ..runtime.devices import resolve_device
 from ..runtime.progress import RunOptions
+from ..runtime.words import named, option
 from .config import (  # noqa: F401  (re-exported: their old home)
     FAILURE_LABELS,
     FIX_SETS,
@@ -117,12 +118,12 @@ def correct(classifier: nn.Module, data: ImageData, failure_sets: list[FailureSe
     if cfg.failure_labels == "reviewer" and any(s.finetune_labels is None or s.val_reviewer is None
                                                 or not bool((s.val_reviewer >= 0).any()) for s in failure_sets):
         raise ValueError("failure_labels='reviewer' needs per-sample reviewer labels on every failure set "
-                         "(finetune_labels and reviewed val_reviewer samples): pass a reviewer (--reviewer auto) "
+                         f"(finetune_labels and reviewed val_reviewer samples): use {option('reviewer-auto')} "
                          "or use failure_labels='scenario'")
     if cfg.selection == "two_sided" and all(s.val_reviewer is None for s in failure_sets):
         raise ValueError("the two-sided λ choice needs the reviewer's clear readings of the failure-validation "
-                         "samples (val_reviewer): pass a reviewer (--reviewer auto), or choose λ by --selection "
-                         "tolerance")
+                         f"samples (val_reviewer): use {option('reviewer-auto')}, or choose λ by "
+                         f"{named(CorrectConfig, 'selection')} tolerance")
     return _correct_impl(classifier, data, failure_sets, baseline, cfg,
                          replace(run, device=resolve_device(run.device)))
 

@@ -23,8 +23,9 @@ class DatasetSpec:
 
     source: str = setting("mnist-sample", choices=SOURCE_NAMES, cli="dataset", label="“Dataset”",
                           help="where the images come from (mnist-sample is embedded)")
-    root: Optional[str] = _path_text("folder for torchvision sources and `folder`")
-    path: Optional[str] = _path_text("npz train file, or IDX folder/images file")
+    root: Optional[str] = _path_text("folder for torchvision sources and `folder`",
+                                     label="“Data folder on this machine”")
+    path: Optional[str] = _path_text("npz train file, or IDX folder/images file", label="“IDX folder or images file”")
     test_path: Optional[str] = _path_text("npz test file")
     # target H = W; None: the paper's size (28 -> 32 by padding)
     size: Optional[int] = setting(None, kind=int, choices=SIZES, label="“Image size”",

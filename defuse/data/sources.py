@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..runtime.words import named
 from .config import DatasetSpec
 from .image_files import read_idx_pair, read_image_files, read_npz
 
@@ -24,7 +25,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def _need(spec: DatasetSpec, attr: str, what: str) -> Path:
     value = getattr(spec, attr)
-    flag = "--" + attr.replace("_", "-")
+    flag = named(DatasetSpec, attr)
     if value is None:
         raise ValueError(f"Source {spec.source!r} needs {attr} ({what}); pass {flag}")
     path = Path(value).expanduser()
@@ -53,20 +54,21 @@ def _torchvision(spec: DatasetSpec, name: str, split_kwargs: dict, files: str, r
     import torchvision.datasets as tvd
 
     if spec.root is None:
-        raise ValueError(f"Source {spec.source!r} needs a data folder: pass --root DIR "
-                         f"(add --download to fetch the files into it)")
+        raise ValueError(f"Source {spec.source!r} needs a data folder: pass {named(DatasetSpec, 'root')} "
+                         f"(add {named(DatasetSpec, 'download')} to fetch the files into it)")
     root = Path(spec.root).expanduser()
     if not root.is_dir() and not spec.download:
-        raise ValueError(f"Source {spec.source!r}: root {str(root)!r} is not a folder; pass --root with "
-                         f"the folder holding {files}, or --download to fetch them there")
+        raise ValueError(f"Source {spec.source!r}: root {str(root)!r} is not a folder; pass "
+                         f"{named(DatasetSpec, 'root')} with the folder holding {files}, or "
+                         f"{named(DatasetSpec, 'download')} to fetch them there")
     parts = {}
     for part, kwargs in split_kwargs.items():
         try:
             ds = getattr(tvd, name)(root=str(root), download=spec.download, **kwargs)
         except (RuntimeError, OSError) as err:
             raise ValueError(f"Source {spec.source!r}: could not read {files} under {str(root)!r} "
-                             f"({err}); pass --root with the folder that holds them, "
-                             f"or --download to fetch them") from None
+                             f"({err}); pass {named(DatasetSpec, 'root')} with the folder that holds them, "
+                             f"or {named(DatasetSpec, 'download')} to fetch them") from None
         parts[part] = read(ds)
     return parts
 
@@ -118,7 +120,8 @@ def _load_mnist_idx(spec: DatasetSpec):
     if len(found) == 2 and len(test) == len(train) == 1:  # e.g. MNIST's raw folder: train-* and t10k-*
         return {"train": read_idx_pair(train[0]), "test": read_idx_pair(test[0])}, None
     raise ValueError(f"Expected one *images*idx3* file (or a train-/t10k- pair) in {str(path)!r}, got "
-                     f"{[p.name for p in found]}; pass --path with the images file itself")
+                     f"{[p.name for p in found]}; pass {named(DatasetSpec, 'path')} with the images "
+                     "file itself")
 
 
 def _load_folder(spec: DatasetSpec):

@@ -25,6 +25,7 @@ from ..identify.search import Failures
 from ..runtime.checks import is_int
 from ..runtime.devices import resolve_device
 from ..runtime.progress import ProgressFn, ProgressReporter
+from ..runtime.words import named
 from .config import COVARIANCE_TYPES, FIT_BACKENDS, GROUP_BY, DistillConfig  # noqa: F401  (re-exported)
 from .confusions import split_by_confusion
 from .dpgmm import DPGaussianMixture, limit_threads
@@ -166,8 +167,9 @@ def _fit_regularised(codes: np.ndarray, k: int, cfg: DistillConfig, on_iter: Cal
             if reg > ceiling:
                 raise ValueError(f"distill: the mixture's covariances stayed singular with reg_covar "
                                  f"{', '.join(f'{r:g}' for r in tried)} (the ceiling, 1% of the codes' mean "
-                                 f"variance, is {ceiling:.3g}). Lower max_components (--max-components) or "
-                                 "fit fewer codes (--max-samples).") from e
+                                 f"variance, is {ceiling:.3g}). Lower "
+                                 f"{named(DistillConfig, 'max_components')} or fit fewer codes "
+                                 f"({named(DistillConfig, 'max_samples')}).") from e
             continue
         if tried:
             warnings.warn(f"distill: the mixture's covariances were singular with reg_covar={tried[0]:g}; fitted "

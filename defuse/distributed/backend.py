@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from ..runtime.words import option
 from .cluster import cluster_info
 
 
@@ -35,7 +36,7 @@ class RayBackend:
 
     def __init__(self, address: Optional[str] = None, workers: Optional[int] = None):
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-            raise ValueError(f"--ray-workers must be an integer >= 1 (or left out); got {workers!r}")
+            raise ValueError(f"{option('ray-workers')} must be an integer >= 1 (or left out); got {workers!r}")
         self.address, self.workers = address, workers
 
     def pool(self) -> WorkerPool:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..runtime.words import option
+
 BACKENDS = ("local", "ray")
 DEFAULT_RAY_PORT = 6379
 CONNECT_TIMEOUT_S = 3.0
@@ -45,7 +47,7 @@ def import_ray():
         import ray
     except ImportError:
         raise ValueError("the Ray backend needs the `ray` package: pip install 'ray[data]>=2.60' "
-                         "(or use --backend local)") from None
+                         f"(or use {option('backend-local')})") from None
     return ray
 
 
@@ -58,7 +60,7 @@ def check_address(address: str) -> tuple[str, int]:
     bare = text.removeprefix("ray://")
     host, _, port_text = bare.rpartition(":") if ":" in bare else (bare, "", str(DEFAULT_RAY_PORT))
     if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"--ray-address must look like HOST:PORT (e.g. 10.0.0.5:6379, as printed by "
+        raise ValueError(f"{option('ray-address')} must look like HOST:PORT (e.g. 10.0.0.5:6379, as printed by "
                          f"`ray start --head`) or ray://HOST:10001; got {address!r}")
     try:
         with socket.create_connection((host, int(port_text)), timeout=CONNECT_TIMEOUT_S):
@@ -66,7 +68,7 @@ def check_address(address: str) -> tuple[str, int]:
     except OSError as e:
         raise ValueError(f"no Ray cluster answers at {host}:{port_text} ({e.strerror or e}); start one with "
                          "`ray start --head` on the head node and pass the address it prints, "
-                         "or leave --ray-address out to start a local Ray instance") from None
+                         f"or leave {option('ray-address')} empty to start a local Ray instance") from None
     return host, int(port_text)
 
 

@@ -8,7 +8,8 @@ from torch import nn
 
 from ..nets.architectures import latent_means
 from ..runtime.limits import check_fits, identify_bytes
-from ..runtime.settings import declared, field_name
+from ..runtime.settings import declared
+from ..runtime.words import audience, named
 from .config import IdentifyConfig
 from .noise import MAX_LATENT_DIM
 
@@ -51,15 +52,14 @@ def check_models(clf: nn.Module, dec: nn.Module, images: torch.Tensor, labels: t
                          f"{logits.shape[1]} outputs")
 
 
-def check_search_fits(cfg: IdentifyConfig, *, latent_dim: int, image_numel: int, device: torch.device,
-                      where: str = "cli") -> None:
+def check_search_fits(cfg: IdentifyConfig, *, latent_dim: int, image_numel: int, device: torch.device) -> None:
     """Refuse a search whose chunk and batch would exhaust the memory of ``device``, before it starts: the one
-    check the step and the Identify page share. ``where`` ("cli" or "app") names the settings to lower."""
+    check the step and the Identify page share; the settings to lower are named for the reader."""
     need = identify_bytes(batch_size=cfg.batch_size or AUTO_BATCH_ESTIMATE, chunk_images=cfg.chunk_images,
                           samples=cfg.samples_per_image, latent_dim=latent_dim, image_numel=image_numel)
-    specs = declared(IdentifyConfig)
-    names = [field_name(n, specs[n], where) for n in ("batch_size", "chunk_images", "samples_per_image")
-             if where != "app" or specs[n].label]       # the app has no field for the chunk size
+    specs, app = declared(IdentifyConfig), audience() == "app"
+    names = [named(IdentifyConfig, n) for n in ("batch_size", "chunk_images", "samples_per_image")
+             if not app or specs[n].label]       # the app has no field for the chunk size
     batch = f"{cfg.batch_size:,}" if cfg.batch_size else "automatic"
     check_fits(need, what=f"identify with Q={cfg.samples_per_image:,}, {cfg.chunk_images:,} images per chunk and "
                f"{batch} decodes per batch", fix=f"lower {', '.join(names[:-1])} or {names[-1]}", device=device)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from ..runtime.words import option
+
 MIXED_BELOW = 0.8  # a scenario whose majority label covers less than this share of its samples is mixed
 
 
@@ -65,5 +67,5 @@ def purity_words(p: ScenarioPurity | None, names) -> str:
     if not p.mixed:
         return f"{said}: a pure scenario."
     return (f"Mixed scenario: {said} (label mix: {mix_words(p, names)}). One label for all of its samples would "
-            "teach the classifier wrong labels: correct with per-sample D_f labels (Correct page, "
-            "'per sample by the automatic reviewer'; CLI `--failure-labels reviewer`).")
+            f"teach the classifier wrong labels: correct with per-sample D_f labels "
+            f"({option('failure-labels-reviewer')}).")

@@ -31,6 +31,7 @@ from ..runtime import atomic
 from ..runtime.devices import resolve_device
 from ..runtime.progress import ProgressFn, ProgressReporter
 from ..runtime.settings import check_value, declared
+from ..runtime.words import option
 from .config import ARCHITECTURE_NAMES, ReviewerConfig  # noqa: F401  (re-exported: its old home)
 from .provenance import reviewer_fingerprint
 from .store import LabelStore
@@ -151,7 +152,7 @@ class Reviewer:
         def save(model, meta, stem, member):
             if meta["architecture"] in checkpoints.EXTERNAL_FORMATS or not meta["architecture"]:
                 raise ValueError(f"member {member} is a {meta['architecture'] or 'bare'} network that a Defuse "
-                                 "checkpoint cannot rebuild; keep using its original file as --reviewer")
+                                 f"checkpoint cannot rebuild; keep using its original file as {option('reviewer')}")
             side = checkpoints.save_model(model, folder / f"{stem}-{token}", kind="classifier",
                                           architecture=meta["architecture"], arch_kwargs=meta["arch_kwargs"],
                                           class_names=self.class_names, config=meta["config"],

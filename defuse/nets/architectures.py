@@ -15,6 +15,8 @@ import math
 import torch
 from torch import nn
 
+from ..runtime.words import option
+
 SUPPORTED_SIZES = (32, 64, 128)
 
 
@@ -24,7 +26,7 @@ def _check_geometry(channels: int, image_size: int) -> None:
     if image_size not in SUPPORTED_SIZES:
         raise ValueError(
             f"image_size must be one of {SUPPORTED_SIZES}; got {image_size}. "
-            "Load the data with --size 32 (or 64, 128) to resize it."
+            f"Load the data with {option('size-32')} to resize it."
         )
 
 
@@ -382,7 +384,7 @@ def build_classifier(architecture: str, **kwargs) -> nn.Module:
             return user_class(architecture)(**kwargs)
         except TypeError as e:
             raise ValueError(f"{architecture} cannot be built with {kwargs} ({e}); give its constructor "
-                             "arguments as JSON (--arch-kwargs)") from e
+                             f"arguments as JSON ({option('arch-kwargs')})") from e
     return _lookup(CLASSIFIERS, architecture, "classifier")(**kwargs)
 
 

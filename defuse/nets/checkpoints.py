@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..runtime import atomic
+from ..runtime.words import option
 from . import code_models, trust
 from .architectures import arch_kwargs_for, build_classifier, build_vae
 from .model_files import PICKLE, SAFETENSORS, detect_format
@@ -55,7 +56,7 @@ def read_meta(path) -> dict:
     _, meta_path = _paths(path)
     if not meta_path.exists():
         raise ValueError(f"{meta_path} is missing: a Defuse checkpoint needs its JSON sidecar. "
-                         "Pass --architecture to load bare weights into a built-in network.")
+                         f"Pass {option('architecture')} to load bare weights into a built-in network.")
     meta = atomic.read_json(meta_path, fix="re-create the checkpoint")
     for key in ("kind", "architecture", "arch_kwargs"):
         if key not in meta:
@@ -88,7 +89,7 @@ def load_state_into(model: nn.Module, state: dict, source) -> nn.Module:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise ValueError(f"the weights in {source} do not fit this architecture ({_mismatch(model, state)}). "
-                         "Check --architecture, the number of classes and the image size/channels.") from e
+                         f"Check {option('architecture')}, the number of classes and the image size/channels.") from e
     if any(not torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
         raise ValueError(f"{source} holds NaN or infinite weights; the model diverged: retrain it")
     return model.eval()
@@ -192,7 +193,8 @@ def load_classifier(path, *, architecture: Optional[str] = None, geometry: Optio
         trust.require(path, fmt, trust_code=trust_code)
         return code_models.LOADERS[fmt](path), {"kind": "classifier", "architecture": fmt}
     if architecture is None:
-        raise ValueError(f"{path} holds bare weights: name the network they belong to with --architecture: "
+        raise ValueError(f"{path} holds bare weights: name the network they belong to with "
+                         f"{option('architecture')}: "
                          "a built-in one (paper-cnn, resnet18) or your own class as module:Class")
     state = _read_safetensors(path) if fmt == SAFETENSORS else _torch_load_state(path, trust_code)
     kwargs = arch_kwargs_for(architecture, geometry or {}, arch_kwargs)
@@ -238,4 +240,4 @@ def check_compatible(meta: dict, *, channels: int, image_size: int, num_classes:
         if want is not None and int(want) != int(have):
             raise ValueError(f"the {what} expects {key}={want} but the data has {key}={have}. "
                              f"Use a {what} trained on this data, or reload the data to match "
-                             "(--size for image size).")
+                             f"(for the image size: {option('size')}).")

@@ -36,7 +36,7 @@ class TrainConfig:
     # ((class, keep_fraction), ...): train on only part of some classes, to plant a realistic flaw
     # (a skewed data collection). The demo classifier uses it; see README.
     class_keep: tuple = setting((), item=Setting(kind=tuple, valid=_class_fraction, allowed="(class, fraction "
-                                                 "in [0, 1])"), flag=False, label="“Keep only part of classes”",
+                                                 "in [0, 1])"), flag=False, label="“Plant a flaw”",
                                 allowed="a list of (class, fraction in [0, 1]) pairs",
                                 help="train on only this fraction of some classes, e.g. 9:0.1")
 

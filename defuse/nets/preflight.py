@@ -17,11 +17,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..runtime.devices import resolve_device
+from ..runtime.words import option
 from .architectures import copy_model
 from .inference import plan_inference, prepare_model
 
-ADVICE = ("Save its weights as safetensors and name its class (--architecture module:Class), or convert "
-          "the file once with `python -m defuse convert`.")
+
+def bare_weights_advice() -> str:
+    """What to do with a file the pipeline cannot run, in the reader's words."""
+    return (f"Save its weights as safetensors and name its class ({option('architecture-class')}), or convert "
+            "the file once with `python -m defuse convert`.")
 # torch.export specialises every shape it is not told is dynamic; Defuse's batches vary in size.
 STATIC_SHAPE_ADVICE = ("The program was exported for a fixed batch size: export it with a dynamic batch "
                        "dimension (torch.export.export(model, (x,), dynamic_shapes=({0: torch.export.Dim("
@@ -59,7 +63,7 @@ def _step(what: str, fn) -> None:
         raise
     except Exception as e:  # a foreign network can fail in any way; say which step and why
         first = (str(e).strip().splitlines() or [""])[0][:200]
-        advice = STATIC_SHAPE_ADVICE if "Guard failed" in first else ADVICE
+        advice = STATIC_SHAPE_ADVICE if "Guard failed" in first else bare_weights_advice()
         raise ValueError(f"the classifier cannot go through the pipeline: {what} failed "
                          f"({type(e).__name__}: {first}). {advice}") from e
 

@@ -16,6 +16,7 @@ from ..data.datasets import ImageData
 from ..runtime.devices import resolve_device
 from ..runtime.progress import ProgressFn, ProgressReporter
 from ..runtime.train_speed import maybe_compile, resident, train_plan
+from ..runtime.words import named
 from .architectures import build_classifier, build_vae, is_conditional, latent_means, perturbed_dims
 from .class_control import class_control
 from .config import (  # noqa: F401  (re-exported: their old home)
@@ -308,5 +309,6 @@ def parse_class_keep(text: str) -> tuple:
             cls, frac = item.split(":")
             pairs.append((int(cls), float(frac)))
         except ValueError:
-            raise ValueError(f"--class-keep entries look like CLASS:FRACTION (e.g. 9:0.1); got {item!r}") from None
+            raise ValueError(f"each entry of {named(TrainConfig, 'class_keep')} looks like CLASS:FRACTION "
+                             f"(e.g. 9:0.1); got {item!r}") from None
     return tuple(pairs)

@@ -16,6 +16,7 @@ import math
 from dataclasses import replace
 from typing import Optional
 
+from ..runtime.words import OPTIONS, named
 from .config import FIDELITY_MAX_GAP, VAE_TRAIN_SPLITS, VAEConfig
 
 MIN_STEPS = 8_000          # the demo recipe's steps, which keep reconstructions recognisable
@@ -62,7 +63,8 @@ def vae_advice(metrics: dict, config: dict) -> str:
     if config.get("beta", d.beta) > d.beta:
         todo.append(f"lower β from {config['beta']:g} to {d.beta:g}")
     if config.get("train_on") == "train":
-        todo.append("train on the validation images too (--train-on train+val; never the test split)")
+        todo.append(f"train on the validation images too ({named(VAEConfig, 'train_on')} train+val; never the test "
+                    "split)")
     if not todo:
         dim, width = config.get("latent_dim", d.latent_dim), config.get("width", d.width)
         todo.append(f"give it more room: latent dimensions {dim} → {dim * 2}"
@@ -70,4 +72,4 @@ def vae_advice(metrics: dict, config: dict) -> str:
     return "Retrain the β-VAE on Setup: " + "; ".join(todo) + "."
 
 
-ACCEPT_FLAG = "--accept-low-fidelity"
+ACCEPT_FLAG = OPTIONS["accept-low-fidelity"].cli   # the option as jobs and the CLI pass it

@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 KEY = "defuse_setting"
 KINDS = (int, float, bool, str, tuple)
+CONFIG_FLAG = "--config"   # the CLI's option that reads every setting of a step from JSON (defuse.cli.args)
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,8 @@ class SettingError(ValueError):
     def words(self, where: str = "code") -> str:
         """The message with the field named for ``where``: "code", "cli" or "app"."""
         name = field_name(self.name, self.spec, "code" if where == "cli" and self.in_config else where)
-        return f"{'--config field ' if where == 'cli' and self.in_config else ''}{name} must be {self.allowed}; " \
-               f"got {self.value!r}"
+        where_from = CONFIG_FLAG + " field " if where == "cli" and self.in_config else ""
+        return f"{where_from}{name} must be {self.allowed}; got {self.value!r}"
 
 
 def field_name(name: str, spec: Setting | None, where: str) -> str:

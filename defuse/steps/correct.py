@@ -18,6 +18,7 @@ from ..nets.inference import classify, decode_latents
 from ..nets.train import classifier_training_split
 from ..runtime.limits import check_fits
 from ..runtime.progress import RunOptions
+from ..runtime.words import named, option
 from ..workspace import BEST, SWEEP, SWEEP_DIR, Workspace
 from .distill import default_tau, load_scenarios
 from .identify import load_failures
@@ -26,11 +27,13 @@ from .label_record import DECISIONS
 from .project import load_classifier, load_data, load_vae
 
 
-def check_failure_sets_fit(n_samples: int, n_scenarios: int, channels: int, image_size: int, *, fix: str) -> None:
+def check_failure_sets_fit(n_samples: int, n_scenarios: int, channels: int, image_size: int) -> None:
     """Refuse, before drawing, failure sets that would not fit in memory: 3 splits of float32 images,
-    held twice while they are drawn and stacked."""
+    held twice while they are drawn and stacked. The job and the Correct page share it; the sample count to
+    lower is named for the reader."""
     check_fits(3 * n_samples * n_scenarios * 4 * channels * image_size ** 2 * 2,
-               what=f"{n_samples:,} samples x 3 splits x {n_scenarios} failure scenarios", fix=fix)
+               what=f"{n_samples:,} samples x 3 splits x {n_scenarios} failure scenarios",
+               fix=f"lower {named(ScenarioDraw, 'n')}")
 
 
 def failure_sets(ws: Workspace, draw: ScenarioDraw = ScenarioDraw(), *, reviewer: Optional[Reviewer] = None,
@@ -50,18 +53,19 @@ def failure_sets(ws: Workspace, draw: ScenarioDraw = ScenarioDraw(), *, reviewer
     per_sample_labels, agreed_only = cfg.failure_labels == "reviewer", cfg.fix_set == "agreed"
     two_sided = cfg.selection == "two_sided"
     if per_sample_labels and reviewer is None:
-        raise ValueError("per-sample D_f labels need the automatic reviewer: pass --reviewer auto (or a reviewer "
-                         "checkpoint), or keep the paper's scenario labels (--failure-labels scenario)")
+        raise ValueError(f"per-sample D_f labels need the automatic reviewer: use {option('reviewer-auto')}, or "
+                         f"keep the paper's scenario labels ({option('failure-labels-scenario')})")
     if two_sided and reviewer is None:
         raise ValueError("the two-sided λ choice reads the failure-validation samples with the automatic reviewer: "
-                         "pass --reviewer auto (or a reviewer checkpoint), or choose λ by --selection tolerance")
+                         f"use {option('reviewer-auto')}, or choose λ by {named(CorrectConfig, 'selection')} "
+                         "tolerance")
     found = {j: v for j, v in current_verdicts(ws, tau=draw.tau, seed=draw.seed, device=device).items()
              if v.is_failure}
     if not found:
         raise ValueError("no scenario is labeled a failure yet: review them first (Label page, or "
                          "`python -m defuse label --reviewer auto`)")
     scenarios, vae = load_scenarios(ws), load_vae(ws)[0]
-    check_failure_sets_fit(draw.n, len(found), vae.channels, vae.image_size, fix="lower --samples")
+    check_failure_sets_fit(draw.n, len(found), vae.channels, vae.image_size)
     draw = draw.with_tau(default_tau(ws))
     failures = load_failures(ws) if reviewer is not None and agreed_only else None
     sets = []
@@ -89,7 +93,7 @@ def failure_sets(ws: Workspace, draw: ScenarioDraw = ScenarioDraw(), *, reviewer
     if not sets:
         raise ValueError("the reviewer's members agree confidently on no sample of any confirmed failure scenario: "
                          "nothing to correct on. Its scenarios may mix classes: label them again at a smaller τ "
-                         "(`label --tau 0.05`), or correct with the paper's unfiltered D_f (no --reviewer)")
+                         f"(`label --tau 0.05`), or correct with the paper's unfiltered D_f ({option('no-reviewer')})")
     return sets
 
 

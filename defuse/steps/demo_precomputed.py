@@ -25,6 +25,7 @@ from ..identify.search import IdentifyConfig
 from ..label.reviewer import ReviewerConfig
 from ..runtime import atomic
 from ..runtime.progress import ProgressFn, RunOptions
+from ..runtime.words import option
 from ..workspace import FAILURES, IDENTIFY_METRICS, Workspace
 from .distill import distill_step
 from .embed import EMBEDDING, embed_step
@@ -92,7 +93,7 @@ def build_precomputed(models_dir=None, *, out=None, first_look: FirstLook = DEMO
     out = Path(out) if out else models_dir / PRECOMPUTED_DIR.name
     unknown = sorted(set(only or ()) - set(GROUPS))
     if unknown:
-        raise ValueError(f"--only takes the groups {', '.join(GROUPS)}; got {', '.join(unknown)}")
+        raise ValueError(f"{option('only')} takes the groups {', '.join(GROUPS)}; got {', '.join(unknown)}")
     seconds = {}
     with tempfile.TemporaryDirectory(prefix="defuse-demo-") as tmp:
         ws = init_project(Path(tmp) / "demo", DEMO_DATASET, classifier=models_dir / "demo-classifier.json",
@@ -103,7 +104,7 @@ def build_precomputed(models_dir=None, *, out=None, first_look: FirstLook = DEMO
             broken = {g: why for g, why in kept.items() if g not in only and why != "installed"}
             if broken:
                 raise ValueError("cannot keep the other groups of " + str(out) + ": " + "; ".join(
-                    f"{g}: {why}" for g, why in broken.items()) + " (rebuild them too, or drop --only)")
+                    f"{g}: {why}" for g, why in broken.items()) + f" (rebuild them too, or drop {option('only')})")
             old = atomic.read_json(out / MANIFEST, fix="rebuild it whole: `python -m defuse demo --rebuild`")
             seconds.update({g: t for g, t in old.get("seconds", {}).items() if g not in only})
             for group in only:   # made anew, not reused (a reviewer found in the project would be)

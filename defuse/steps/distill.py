@@ -9,7 +9,9 @@ from typing import Optional
 from ..distill.sampling import PAPER_TAU
 from ..distill.scenarios import DistillConfig, Scenarios, distill
 from ..distill.tau import TauSearch, choose_taus
+from ..identify.config import IdentifyConfig
 from ..runtime.progress import ProgressFn
+from ..runtime.words import named
 from ..workspace import SCENARIOS, SCENARIOS_META, TAUS, Workspace
 from .identify import load_failures
 from .project import load_vae
@@ -59,7 +61,8 @@ def distill_step(ws: Workspace, cfg: DistillConfig, *, on_progress: ProgressFn =
     failures = load_failures(ws)
     if len(failures) < 2:
         raise ValueError(f"identify found {len(failures)} unrestricted adversarial examples: nothing to distill. "
-                         "Search more images or raise Q (--samples-per-image), or use a weaker classifier.")
+                         f"Search more images or raise {named(IdentifyConfig, 'samples_per_image')}, or use a weaker "
+                         "classifier.")
     scenarios = distill(failures, cfg, num_classes=len(ws.project["class_names"]), on_progress=on_progress)
     save_scenarios(ws, scenarios)
     metrics = {"n_scenarios": len(scenarios), "converged": scenarios.converged, "n_iter": scenarios.n_iter,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..nets.vae_recipe import ACCEPT_FLAG, fidelity_gate
+from ..nets.vae_recipe import fidelity_gate
+from ..runtime.words import option
 from ..workspace import Workspace
 
 
@@ -21,4 +22,4 @@ def check_fidelity(ws: Workspace, *, accept_low_fidelity: bool) -> None:
     """Refuse to search with a VAE that fails the gate, unless the user accepted it explicitly."""
     problem = workspace_gate(ws)
     if problem and not accept_low_fidelity:
-        raise ValueError(f"{problem} To search with this VAE anyway, pass {ACCEPT_FLAG}.")
+        raise ValueError(f"{problem} To search with this VAE anyway, use {option('accept-low-fidelity')}.")

@@ -13,6 +13,7 @@ from ..identify.verification import VERIFY_RULES, verify_failures
 from ..label.reviewer import Reviewer
 from ..runtime.devices import resolve_device
 from ..runtime.progress import RunOptions
+from ..runtime.words import option
 from ..workspace import CLASSIFIER, FAILURES, IDENTIFY_CHUNKS, IDENTIFY_METRICS, VAE, Workspace
 from .fidelity import check_fidelity
 from .project import load_classifier, load_data, load_vae
@@ -35,7 +36,7 @@ def check_identify_inputs(ws: Workspace, *, verify: bool, has_reviewer: bool, ac
     """Every refusal of a search, before any work (the CLI calls it before it trains a reviewer): the models
     exist, the VAE passes the fidelity gate, the verification filter has a reviewer."""
     if verify and not has_reviewer:
-        raise ValueError("the verification filter needs a reviewer: pass --reviewer auto (or a reviewer checkpoint)")
+        raise ValueError(f"the verification filter needs a reviewer: use {option('reviewer-auto')}")
     for rel, cmd in ((CLASSIFIER, "train-classifier"), (VAE, "train-vae")):
         if not ws.exists(rel):
             raise ValueError(f"identify needs the project's {'classifier' if rel == CLASSIFIER else 'VAE'}: "

@@ -9,6 +9,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..distill.config import DistillConfig
 from ..distill.sampling import ReviewSamples
 from ..distill.tau import TAU_AUTO, TauSearch
 from ..label.provenance import ScenarioDecision, scenario_decisions
@@ -16,6 +17,7 @@ from ..label.reviewer import Reviewer, ReviewerConfig, load_reviewer, review_sce
 from ..label.store import LabelStore
 from ..label.verdicts import PAPER_RHO, Verdict
 from ..runtime.progress import ProgressFn
+from ..runtime.words import named
 from ..workspace import LABELS, REVIEWER_DIR, Workspace
 from .distill import choose_tau_step, chosen_taus, default_tau, load_scenarios
 from .label_record import WorkspaceLabelStore
@@ -63,8 +65,8 @@ def reviewer_ready(ws: Workspace, cfg: Optional[ReviewerConfig] = None) -> bool:
 def check_review_inputs(ws: Workspace) -> None:
     """The reviewer's refusals before it trains (minutes): there must be scenarios to review."""
     if len(load_scenarios(ws)) == 0:  # a missing file is named by its step: "run distill first"
-        raise ValueError("distillation kept no scenario above ε: nothing to review. Lower --weight-threshold "
-                         "or find more failures first.")
+        raise ValueError(f"distillation kept no scenario above ε: nothing to review. Lower "
+                         f"{named(DistillConfig, 'weight_threshold')} or find more failures first.")
 
 
 def check_correct_inputs(ws: Workspace, *, tau: Optional[float] = None, seed: int = 0) -> None:
@@ -84,8 +86,8 @@ def review_step(ws: Workspace, reviewer: Reviewer, *, tau: Optional[float | str]
     labelled already (their labels describe the images they saw)."""
     scenarios = load_scenarios(ws)
     if len(scenarios) == 0:
-        raise ValueError("distillation kept no scenario above ε: nothing to review. Lower --weight-threshold "
-                         "or find more failures first.")
+        raise ValueError(f"distillation kept no scenario above ε: nothing to review. Lower "
+                         f"{named(DistillConfig, 'weight_threshold')} or find more failures first.")
     classifier, _ = load_classifier(ws)
     vae, _ = load_vae(ws)
     if tau == TAU_AUTO:

@@ -7,6 +7,7 @@ from typing import Optional
 
 from ..correct.headline import regression_note, two_sided_headline
 from ..label.purity import MIXED_BELOW
+from ..runtime.words import option
 from ..workspace import IDENTIFY_METRICS, REPORT, SWEEP, Workspace
 from .purity import workspace_purities
 
@@ -110,5 +111,5 @@ def _purity_lines(report: dict) -> list[str]:
     if mixed:
         lines.append(f"Mixed scenarios (purity below {MIXED_BELOW:.0%}): {', '.join('#' + j for j in mixed)}. "
                      "One label for all their samples teaches wrong labels: prefer per-sample D_f labels "
-                     "(`--failure-labels reviewer`).")
+                     f"({option('failure-labels-reviewer')}).")
     return lines

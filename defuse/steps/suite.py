@@ -16,6 +16,7 @@ from ..label.verdicts import Verdict
 from ..nets.inference import decode_latents
 from ..runtime.progress import Progress, ProgressFn
 from ..runtime.settings import check_settings, setting
+from ..runtime.words import named
 from ..suite.regression_suite import RegressionSuite, SuiteScenario, as_float, predict, to_uint8
 from ..workspace import CLASSIFIER, SCENARIOS, SUITE_DIR, SWEEP, VAE, VERDICTS, Workspace
 from .distill import default_tau, load_scenarios
@@ -126,7 +127,8 @@ def _scenario_part(images: np.ndarray, j: int, label: int, classifier: nn.Module
 def _test_part(ws: Workspace, classifier: nn.Module, device) -> dict:
     test = load_data(ws).test
     if len(test) == 0:
-        raise ValueError("the project's test split is empty: make the suite without --with-test")
+        raise ValueError("the project's test split is empty: make the suite without "
+                         f"{named(SuiteConfig, 'include_test')}")
     images = to_uint8(test.images)
     preds, _ = predict(classifier, images, device="cpu")
     return {"test_images": images, "test_labels": test.labels.numpy().astype(np.int64),

@@ -13,6 +13,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 from torch import nn
 
+from ..runtime.words import option
 from .regression_suite import RegressionSuite, predict
 
 LABEL_MODES = {
@@ -80,7 +81,7 @@ def _scored_labels(suite: RegressionSuite, labels: str) -> np.ndarray:
     if labels == "sample":
         if not (suite.sample_labels >= 0).any():
             raise ValueError("this suite has no per-sample labels (no automatic reviewer labelled it): "
-                             "check with --labels scenario")
+                             f"check with {option('labels')} scenario")
         return suite.sample_labels
     return suite.labels
 
@@ -133,13 +134,14 @@ def _missed(rows: list, test_acc: Optional[float], neg: Optional[int], t: Thresh
                    for r in rows if not r.accuracy >= t.min_accuracy]
     if t.min_test_accuracy is not None:
         if test_acc is None:
-            missed.append("--min-test-accuracy was given but the suite carries no test split "
+            missed.append(f"{option('min-test-accuracy')} was given but the suite carries no test split "
                           "(make it with `defuse suite --with-test`)")
         elif test_acc < t.min_test_accuracy:
             missed.append(f"test accuracy {test_acc:.1%} < {t.min_test_accuracy:.1%}")
     if t.max_negative_flips is not None:
         if neg is None:
-            missed.append("--max-negative-flips was given without a --baseline to compare with")
+            missed.append(f"{option('max-negative-flips')} was given without a {option('baseline')} to compare "
+                          "with")
         elif neg > t.max_negative_flips:
             missed.append(f"{neg} negative flips > {t.max_negative_flips} allowed")
     return missed

@@ -29,6 +29,7 @@ from torch import nn
 from .. import __version__
 from ..data import render
 from ..runtime import atomic
+from ..runtime.words import option
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -149,7 +150,8 @@ def write_suite(suite: RegressionSuite, out) -> Path:
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).exists())):
-        raise ValueError(f"{out} exists and is not a Defuse suite; choose another --out (nothing was written)")
+        raise ValueError(f"{out} exists and is not a Defuse suite; choose another "
+                         f"{option('out')} (nothing was written)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:

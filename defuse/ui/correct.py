@@ -118,8 +118,7 @@ def parse_lambdas(text: str) -> tuple:
 def check_memory(ws: Workspace, n_samples: int, n_failing: int) -> None:
     """Refuse a sample count whose job would exhaust memory, before starting it."""
     d = cache.data(ws)
-    check_failure_sets_fit(n_samples, n_failing, d.channels, d.image_size,
-                           fix="lower “Samples per scenario and split”")
+    check_failure_sets_fit(n_samples, n_failing, d.channels, d.image_size)
 
 
 def live_chart(state: JobState) -> None:

@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import traceback
 from contextlib import contextmanager
 
 import streamlit as st
 
 from ..cli.jobs import JobBusy
-from ..data.config import DatasetSpec
-from ..distill.config import DistillConfig, ScenarioDraw
-from ..identify.config import IdentifyConfig
 from ..nets.trust import UntrustedCodeError, trust
 from ..runtime.atomic import sha256_file
-from ..runtime.settings import SettingError, declared, flag_of
+from ..runtime.settings import SettingError
 
-# A bad setting is named by its declared label (SettingError.words("app"), defuse.runtime.settings). A setting named
-# inside a longer message (the fix a memory check or a step suggests: "lower --samples") is named by the same
-# declaration: its flag -> its label, for the settings the app's pages set.
-PAGE_SETTINGS = (IdentifyConfig, DistillConfig, ScenarioDraw, DatasetSpec)
-# Only these are written here: they are CLI options, not settings of any config, so no declaration carries the
-# words of the page's control that does the same.
-NOT_SETTINGS = {"--architecture": "“Network of bare weights”", "--trust-code": "the “I trust this file” box",
-                "--accept-low-fidelity": "the “Search with this VAE anyway” box"}
-APP_WORDS = {**{"--" + flag_of(name, spec): spec.label for cls in PAGE_SETTINGS for name, spec in declared(cls).items()
-                if spec.label}, **NOT_SETTINGS}
-
-
-def app_words(message: str) -> str:
-    """``message`` with the CLI options it names replaced by the app's fields (unknown options stay)."""
-    message = message.replace("(--size for image size)", "(a new project in the sidebar, with its “Image size”)")
-    return re.sub(r"(?<![\w-])--[a-z][a-z-]*", lambda m: APP_WORDS.get(m.group(0), m.group(0)), message)
+# A message names a setting or option in the app's words when it is made (defuse.runtime.words: the app speaks to
+# pages, defuse.ui.boot), so it is shown as it is: nothing here rewrites it.
 
 
 def trust_box(e: UntrustedCodeError) -> None:
@@ -71,7 +53,7 @@ def guard(what: str, *, stop: bool = True):
     except SettingError as e:  # a setting's declared label names it (defuse.runtime.settings)
         st.error(f"Could not {what}: {e.words('app')}")
     except (ValueError, FileNotFoundError) as e:
-        st.error(f"Could not {what}: {app_words(str(e))}")
+        st.error(f"Could not {what}: {e}")
     except Exception as e:  # anything else: never a raw traceback on the page
         show_unexpected(what, e)
     else:

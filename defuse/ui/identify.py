@@ -71,7 +71,7 @@ def check_memory(ws: Workspace, cfg: IdentifyConfig) -> None:
     """Refuse settings whose job would exhaust memory, before starting it (the job checks the same)."""
     d = cache.data(ws)
     check_search_fits(cfg, latent_dim=cache.vae(ws)[0].latent_dim, image_numel=d.channels * d.image_size ** 2,
-                      device=resolve_device("auto"), where="app")
+                      device=resolve_device("auto"))
 
 
 def render_results(ws: Workspace) -> None:

@@ -18,7 +18,7 @@ from ..cli.jobs import JobState
 from ..runtime.progress import fmt_seconds
 from ..workspace import Workspace
 from .backend import backend_args
-from .errors import app_words, guard
+from .errors import guard
 from .nav import JOB_WORDS
 
 POLL_S = 1.0
@@ -117,7 +117,7 @@ def _outcome(ws: Workspace, job: JobState) -> None:
     elif job.status == "cancelled":
         st.warning(f"{name} was cancelled at {when}. What it finished is kept: start it again to continue.")
     else:
-        st.error(f"{name} failed: {app_words(job.error or 'no message')}\n\nCheck the settings above and start it "
+        st.error(f"{name} failed: {job.error or 'no message'}\n\nCheck the settings above and start it "
                  "again; the log below tells more.")
     _log(ws, job, expanded=job.status == "failed")
 

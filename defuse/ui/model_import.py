@@ -14,7 +14,6 @@ from ..nets.model_files import FORMAT_WORDS, RISK_WORDS
 from ..runtime import atomic
 from ..steps.project import convert_classifier_in_place, import_classifier
 from ..workspace import CLASSIFIER, Workspace
-from .errors import app_words
 from .sidebar import safe_file_name
 
 MAX_MODEL_UPLOAD_MB = 200
@@ -130,4 +129,4 @@ def convert_form(ws: Workspace) -> None:
                 raise ValueError("name the network class the file was made from, as module:Class")
             with st.spinner("Converting and checking the outputs…"):
                 convert_classifier_in_place(ws, arch.strip(), arch_kwargs=_json_kwargs(kwargs))
-            st.success(app_words(f"Converted: the classifier is now safetensors + {arch.strip()}."))
+            st.success(f"Converted: the classifier is now safetensors + {arch.strip()}.")

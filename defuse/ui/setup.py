@@ -10,6 +10,7 @@ from ..cli.jobs import config_args
 from ..nets.architectures import latent_means
 from ..nets.train import TrainConfig, VAEConfig, parse_class_keep
 from ..nets.vae_recipe import default_vae_config
+from ..runtime.settings import SettingError
 from ..steps.project import DEMO_CLASSIFIER, DEMO_VAE, import_classifier, import_vae
 from ..workspace import Workspace
 from . import cache
@@ -74,7 +75,7 @@ def flaw_problem(text: str, num_classes: int) -> str | None:
         pairs = parse_class_keep(text)
         TrainConfig(class_keep=pairs)
     except ValueError as e:
-        return str(e).replace("--class-keep entries", "a flaw").replace("class_keep entries", "a flaw")
+        return e.words("app") if isinstance(e, SettingError) else str(e)
     bad = [c for c, _ in pairs if not 0 <= c < num_classes]
     if bad:
         return f"class {bad[0]} does not exist: this data has classes 0 to {num_classes - 1}"
