@@ -120,6 +120,8 @@ def _short_method(result: dict) -> str:
     beta = (result.get("vae_used") or (result.get("settings") or {}).get("vae") or {}).get("beta")
     extras = [w for w, key in (("centred", "noise, centred"), ("verified", "verification filter"),
                                ("skip misrec.", "misreconstructed")) if key in m]
+    extras = [("verified (every member, confidently)" if "every member" in m else w) if w == "verified" else w
+              for w in extras]
     scale = ((result.get("settings") or {}).get("identify") or {}).get("noise_scale", 1.0)
     extras += [f"noise ×{scale:g}"] if scale != 1.0 else []
     used = result.get("vae_used") or {}
@@ -129,6 +131,7 @@ def _short_method(result: dict) -> str:
     extras += [f"{_vae_steps(result):,}-step VAE"] if _recipe_vae(result) else []
     words = (result.get("command") or "").split()
     extras += [f"τ={words[words.index('--tau') + 1]}"] if "--tau" in words[:-1] else []
+    extras += ["reviewer A: the product's default"] if "--reviewer-recipe" in words else []
     labels = ((result.get("settings") or {}).get("correct") or {}).get("failure_labels")
     extras += ["D_f labelled per sample"] if labels == "reviewer" else []
     return f"{vae} β-VAE (β={beta:g})" + "".join(f", {e}" for e in extras) if beta is not None else vae

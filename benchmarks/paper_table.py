@@ -138,8 +138,9 @@ def build_preset(args, n_train: int, n_vae: int) -> Preset:
         # 500 annealing steps (the default 2,000 outlasts a short run)
         vae=default_vae_config(n_vae, paper.vae) if args.vae_recipe else replace(
             paper.vae, epochs=max(2, _epochs(QUICK["vae_images"], n_vae, paper.vae.epochs)), kl_anneal_steps=500),
-        reviewer=replace(paper.reviewer, members=2, architectures=("paper-cnn",),  # the wide CNN costs 4x
-                         epochs=_epochs(QUICK["reviewer_images"], n_train, paper.reviewer.epochs)),
+        reviewer=paper.reviewer if args.reviewer_recipe else replace(
+            paper.reviewer, members=2, architectures=("paper-cnn",),  # the wide CNN costs 4x
+            epochs=_epochs(QUICK["reviewer_images"], n_train, paper.reviewer.epochs)),
         identify=replace(identify, samples_per_image=100, max_per_image=20,
                          subset=min(QUICK["identify_subset"], n_train)),
         correct=replace(paper.correct, lambdas=_quick_lambdas(n_train), epochs=QUICK["correct_epochs"],
@@ -173,7 +174,8 @@ def deviations(preset: Preset, args, class_names: list) -> list[str]:
                    "(paper: every UAE)")
     if args.models_from:
         models = ", ".join(m for m, own in (("classifier", args.train_classifier), ("VAE", own_vae(args)),
-                                            ("reviewers", False)) if not own)
+                                            ("reviewers" if not args.reviewer_recipe else "reviewer B", False))
+                           if not own)
         out.append(f"{models} reused from {args.models_from} (their training not timed)")
     rule = {"two_sided": "λ choice: two-sided, the best fix rate on failure validation (read by reviewer A) whose "
                          "collateral stays within 1 point of the control's (paper: best train/validation accuracy)",
@@ -245,7 +247,8 @@ def get_reviewers(ws: Workspace, preset: Preset, args, device, log) -> tuple[Rev
     """
     data, reviewers = project.load_data(ws), []
     for name, seed in (("a", preset.reviewer.seed), ("b", 2000)):
-        folder = Path(args.models_from or ws.root) / f"reviewer-{name}"
+        own = name == "a" and args.reviewer_recipe  # the product's reviewer, trained here
+        folder = Path(ws.root if own else args.models_from or ws.root) / f"reviewer-{name}"
         if (folder / "reviewer.json").exists():
             reviewers.append(Reviewer.load(folder))
             continue
@@ -556,6 +559,10 @@ def parse_args(argv=None):
     p.add_argument("--json", default=None, help="output file (default: <workspace>/paper-table.json; + .md)")
     p.add_argument("--workspace", "-w", default=None, help="project folder (default: DEFUSE_HOME/paper-table-SRC)")
     p.add_argument("--models-from", default=None, help="workspace whose classifier, VAE and reviewers to reuse")
+    p.add_argument("--reviewer-recipe", action="store_true",
+                   help="reviewer A: the product's default reviewer (3 members, paper-cnn and its wide variant, 8 "
+                        "epochs), trained in this run even with --models-from, which still gives reviewer B "
+                        "(--quick alone: 2 small members, fewer epochs)")
     p.add_argument("--train-classifier", action="store_true",
                    help="with --models-from: train this run's own classifier by the preset (reuse the rest)")
     p.add_argument("--classifier-epochs", type=int, default=None,

@@ -78,7 +78,8 @@ def test_the_clear_rule_keeps_only_what_the_reader_reads_clearly_as_the_source()
     assert kept.metrics["verify_rule"] == "clear" and kept.metrics["n_verified"] == 2
 
 
-@pytest.mark.parametrize("verify, rule", [(False, ""), (True, "reviewer"), ("reviewer", "reviewer"), ("clear", "clear")])
+@pytest.mark.parametrize("verify, rule",
+                         [(False, ""), (True, "reviewer"), ("reviewer", "reviewer"), ("clear", "clear")])
 def test_verify_rules(verify, rule):
     from defuse.steps.identify import verify_rule
     assert verify_rule(verify) == rule
@@ -98,9 +99,9 @@ def test_identify_step_verifies_by_the_clear_rule_a_subset_of_the_vote(fresh_dem
 
     from defuse.identify.search import IdentifyConfig
     from defuse.label.reviewer import Reviewer
+    from defuse.nets.architectures import build_classifier
     from defuse.runtime.progress import RunOptions
     from defuse.steps.identify import identify_step, load_failures
-    from defuse.nets.architectures import build_classifier
     from defuse.steps.project import load_data
     from defuse.workspace import Workspace
 
