@@ -3,7 +3,7 @@ and the UAE-only baseline, saying plainly when Defuse ties or loses; led by the 
 
 import pytest
 
-from defuse.correct.headline import headline, two_sided_headline
+from defuse.correct.headline import beats_every_rival, headline, two_sided_headline
 from defuse.steps.correct import SWEEP
 from defuse.workspace import Workspace
 
@@ -63,7 +63,8 @@ def test_two_sided_grading_leads_with_fix_rate_and_collateral():
     assert lead.startswith("Of 400 real failures and of 500 samples it got right (graded by reviewer member "
                            "'grader' (labelled no sample); 100 unclear samples left out)")
     assert "the chosen model fixes 42.0% and breaks 1.0%" in lead and "the baseline fixes 60.0% and breaks 8.0%" in lead
-    assert lead.endswith(": Defuse loses to the baseline and ties the λ=0 control")     # 42% vs 40% on 400: a tie
+    # 42% vs 40% on 400: a tie; fewer fixes than the baseline, but it breaks 1% where the baseline breaks 8%
+    assert lead.endswith(": Defuse fixes fewer but breaks fewer than the baseline and ties the λ=0 control")
     assert "Defuse (λ=1) scores 90.0%" in text                                        # the accuracies follow
 
 
@@ -71,6 +72,16 @@ def test_a_fix_rate_tie_is_broken_by_collateral():
     models = {**TWO_SIDED["models"], "chosen": {"fix_rate": 0.60, "collateral": 0.01}}
     text = two_sided_headline({**TWO_SIDED, "models": models})
     assert text.endswith(": Defuse beats the λ=0 control and beats the baseline (same fix rate, less collateral).")
+
+
+@pytest.mark.parametrize("chosen, verdict", [
+    ({"fix_rate": 0.998, "collateral": 0.434}, "fixes more but breaks more than the λ=0 control"),  # a trade, no win
+    ({"fix_rate": 0.90, "collateral": 0.01}, "beats the λ=0 control"),        # more fixes, the same damage
+    ({"fix_rate": 0.20, "collateral": 0.01}, "loses to the λ=0 control"),     # fewer fixes, the same damage
+    ({"fix_rate": 0.40, "collateral": 0.20}, "loses to the λ=0 control (same fix rate, more collateral)")])
+def test_a_model_beats_a_rival_only_when_neither_side_is_worse(chosen, verdict):
+    text = two_sided_headline({**TWO_SIDED, "models": {**TWO_SIDED["models"], "chosen": chosen}})
+    assert f"Defuse {verdict}" in text or f"and {verdict}" in text
 
 
 @pytest.mark.parametrize("two_sided", [None, {}, {"models": None}, {"models": {"chosen": {"fix_rate": None}}}])
@@ -91,4 +102,13 @@ def test_the_correct_page_and_the_report_show_the_comparison(run_page, project_c
         at = run_page(page, root)
         assert not at.exception
         shown = [w.value for w in at.warning] + [s.value for s in at.success]
-        assert any(t.startswith("Of 400 real failures") and "Defuse loses to the baseline" in t for t in shown), page
+        assert any(t.startswith("Of 400 real failures") and "Defuse fixes fewer but breaks fewer than the baseline" in t for t in shown), page
+
+
+@pytest.mark.parametrize("chosen, wins", [({"fix_rate": 0.998, "collateral": 0.434}, False),  # a trade with both
+                                          ({"fix_rate": 0.90, "collateral": 0.01}, True),     # more fixes, no more harm
+                                          ({"fix_rate": 0.30, "collateral": 0.01}, False)])   # fewer than the control
+def test_a_page_shows_success_only_when_defuse_beats_both_rivals_on_both_sides(chosen, wins):
+    # the rivals: the control fixes 40% and breaks 1%, the baseline 60% and 8%
+    record = {"two_sided": {**TWO_SIDED, "models": {**TWO_SIDED["models"], "chosen": chosen}}}
+    assert beats_every_rival(record) is wins

@@ -54,9 +54,27 @@ def _compare(mine: float, theirs: float, n: Optional[int], *, higher_is_better: 
     return "beats" if mine > theirs else "loses to"
 
 
+def _both_sides(mine: dict, theirs: dict, n_fail: Optional[int], n_right: Optional[int]) -> tuple[str, str]:
+    """(word, why) of the chosen model against one rival, on both sides at once.
+
+    Why both: a model that fixes more and breaks more has not beaten anything; it has traded (the Fashion-MNIST
+    sweep that fixed 99.8% and broke 43.4% against the control's 53.1% / 5.4% was once headlined as a win).
+    It beats a rival only when it fixes more without breaking more, or fixes as many and breaks fewer."""
+    fix = _compare(mine["fix_rate"], theirs["fix_rate"], n_fail)
+    hurt = "ties"
+    if None not in (mine.get("collateral"), theirs.get("collateral")):
+        hurt = _compare(mine["collateral"], theirs["collateral"], n_right, higher_is_better=False)
+    if fix == "ties" and hurt != "ties":  # same fixes: the one that breaks less wins
+        return hurt, "same fix rate, " + ("less" if hurt == "beats" else "more") + " collateral"
+    if hurt in ("ties", fix):
+        return fix, ""
+    return ("fixes more but breaks more than" if fix == "beats" else "fixes fewer but breaks fewer than"), ""
+
+
 def _verdict(outcomes: list[tuple]) -> str:
     """(word, rival[, why]) in one clause, losses first: "Defuse loses to the baseline and ties the λ=0 control"."""
-    order = {"loses to": 0, "ties": 1, "beats": 2}
+    order = {"loses to": 0, "fixes more but breaks more than": 1, "fixes fewer but breaks fewer than": 1,
+             "ties": 2, "beats": 3}
     parts = [f"{o[0]} {o[1]}" + (f" ({o[2]})" if len(o) > 2 and o[2] else "")
              for o in sorted(outcomes, key=lambda o: order[o[0]])]
     return "Defuse " + " and ".join(parts) if parts else ""
@@ -83,18 +101,10 @@ def two_sided_headline(two_sided: Optional[dict]) -> Optional[str]:
         hurt = m.get("collateral")
         return f"fixes {_pct(m['fix_rate'])}" + (f" and breaks {_pct(hurt)}" if hurt is not None else "")
 
-    said, outcomes = [f"the chosen model {figures(chosen)}"], []
-    for key, who in RIVALS:
-        m = models.get(key) or {}
-        if m.get("fix_rate") is None:
-            continue
-        said.append(f"{_short(who)} {figures(m)}")
-        word, why = _compare(chosen["fix_rate"], m["fix_rate"], n_fail), ""
-        if word == "ties" and None not in (chosen.get("collateral"), m.get("collateral")):
-            hurt = _compare(chosen["collateral"], m["collateral"], n_right, higher_is_better=False)
-            if hurt != "ties":  # same fixes: the one that breaks less wins
-                word, why = hurt, "same fix rate, " + ("less" if hurt == "beats" else "more") + " collateral"
-        outcomes.append((word, _short(who), why))
+    said = [f"the chosen model {figures(chosen)}"]
+    said += [f"{_short(who)} {figures(models[key])}" for key, who in RIVALS
+             if (models.get(key) or {}).get("fix_rate") is not None]
+    outcomes = two_sided_outcomes(two_sided)
     grader = two_sided.get("grader") or "an independent grader"
     unclear = two_sided.get("n_unclear")
     scope = f"{n_fail} real failures" if n_fail is not None else "the real failures"
@@ -103,6 +113,33 @@ def two_sided_headline(two_sided: Optional[dict]) -> Optional[str]:
              + (f"; {unclear} unclear samples left out" if unclear else "") + "), ")
     verdict = _verdict(outcomes)
     return about + ", ".join(said) + (f": {verdict}." if verdict else ".")
+
+
+def two_sided_outcomes(two_sided: Optional[dict]) -> list[tuple]:
+    """(word, rival, why) of the chosen model against each rival the two-sided grading measured ([] without it)."""
+    if not isinstance(two_sided, dict) or not isinstance(two_sided.get("models"), dict):
+        return []
+    models = two_sided["models"]
+    chosen = models.get("chosen") or {}
+    if chosen.get("fix_rate") is None:
+        return []
+    outcomes = []
+    for key, who in RIVALS:
+        m = models.get(key) or {}
+        if m.get("fix_rate") is not None:
+            word, why = _both_sides(chosen, m, two_sided.get("n_real_failures"), two_sided.get("n_right_before"))
+            outcomes.append((word, _short(who), why))
+    return outcomes
+
+
+def beats_every_rival(record: dict) -> bool:
+    """Whether the chosen model beats the control and the baseline on both sides (the two-sided grading), or,
+    for a record without it, on the per-sample failure accuracy; what decides a page's success or warning."""
+    outcomes = two_sided_outcomes(record.get("two_sided"))
+    if outcomes:
+        return all(word == "beats" for word, _, _ in outcomes)
+    text = headline(record)
+    return "Defuse beats" in text and "loses to" not in text and "ties" not in text
 
 
 def headline(record: dict, *, n_test_images: Optional[int] = None) -> str:

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from ..cli.jobs import JobState, config_args
-from ..correct.headline import headline, regression_note
+from ..correct.headline import beats_every_rival, headline, regression_note
 from ..correct.sweep import PAPER_LAMBDAS, CorrectConfig
 from ..distill.config import ScenarioDraw
 from ..label.provenance import HUMAN
@@ -138,7 +138,7 @@ def show_headline(ws: Workspace, record: dict) -> None:
     """The chosen model against the λ=0 control and the baseline, in one sentence (a warning when Defuse does
     not beat both)."""
     text = headline(record, n_test_images=len(cache.data(ws).test))
-    (st.success if "loses to" not in text and "ties" not in text else st.warning)(text, icon="⚖️")
+    (st.success if beats_every_rival(record) else st.warning)(text, icon="⚖️")
 
 
 def render_results(ws: Workspace) -> float | None:
