@@ -102,7 +102,8 @@ def test_the_correct_page_and_the_report_show_the_comparison(run_page, project_c
         at = run_page(page, root)
         assert not at.exception
         shown = [w.value for w in at.warning] + [s.value for s in at.success]
-        assert any(t.startswith("Of 400 real failures") and "Defuse fixes fewer but breaks fewer than the baseline" in t for t in shown), page
+        verdict = "Defuse fixes fewer but breaks fewer than the baseline"
+        assert any(t.startswith("Of 400 real failures") and verdict in t for t in shown), page
 
 
 @pytest.mark.parametrize("chosen, wins", [({"fix_rate": 0.998, "collateral": 0.434}, False),  # a trade with both
