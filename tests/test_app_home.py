@@ -1,6 +1,7 @@
 """AppTest of the Home page: pipeline status, the next step, recent jobs."""
 
 from defuse.cli.jobs import start_job, wait
+from defuse.runtime import words
 from defuse.workspace import Workspace
 
 
@@ -39,9 +40,10 @@ def test_a_project_that_cannot_be_opened_falls_back_to_the_demo(run_page, tmp_pa
     assert "Project: demo" in [s.value for s in at.subheader]
 
 
-def test_a_failed_job_is_listed_with_its_log(run_page, project_copy):
+def test_a_failed_job_is_listed_with_its_log(run_page, project_copy, monkeypatch):
     root = project_copy("home-jobs")
     ws = Workspace(root)
+    monkeypatch.setenv(words.ENV, "app")  # started as a page starts it: the job speaks the app's words
     job = start_job(ws, "identify", ["--samples-per-image", "0"], threads=1)
     assert wait(ws, job.id, timeout=120).status == "failed"
     at = run_page("home", root)

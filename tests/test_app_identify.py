@@ -4,6 +4,7 @@ import time
 
 from defuse.cli import jobs
 from defuse.identify.search import IdentifyConfig
+from defuse.runtime import words
 from defuse.workspace import Workspace
 
 
@@ -87,9 +88,10 @@ def test_a_running_job_shows_progress_and_cancel_stops_it(run_page, project_copy
         jobs.cancel_job(ws, job.id)
 
 
-def test_a_failed_job_shows_its_error_and_log(run_page, project_copy):
+def test_a_failed_job_shows_its_error_and_log(run_page, project_copy, monkeypatch):
     root = project_copy("failing")
     ws = Workspace(root)
+    monkeypatch.setenv(words.ENV, "app")  # started as a page starts it: the job speaks the app's words
     job = jobs.start_job(ws, "identify", ["--batch-size", "-5"], threads=1)
     jobs.wait(ws, job.id, timeout=120)
     at = run_page("identify", root)

@@ -77,7 +77,8 @@ def main(argv=None) -> int:
     except ValueError as e:
         sink.event({"event": "error", "message": _reader_words(e)})
         sink.close()
-        print(f"error: {_reader_words(e)}{_flag_hint(e)}", file=sys.stderr)
+        # the printed line is the command's own transcript (a job's log): a bad setting by its flag, as typed
+        print(f"error: {_reader_words(e, 'cli')}{_flag_hint(e)}", file=sys.stderr)
         return 2
     sink.event({"event": "finished", "result": result if isinstance(result, dict) else None})
     sink.close()
@@ -108,13 +109,14 @@ def trust_command_files(args) -> list[str]:
     return trusted
 
 
-def _reader_words(e: ValueError) -> str:
+def _reader_words(e: ValueError, where: str | None = None) -> str:
     """The message for its reader: a bad setting named by its flag, or by its page's label in a job the app
-    started (:mod:`defuse.runtime.words`; every other message was already worded so when it was made)."""
+    started (:mod:`defuse.runtime.words`; every other message was already worded so when it was made).
+    ``where`` fixes the reader ("cli" for the printed transcript)."""
     from ..runtime.settings import SettingError
     from ..runtime.words import audience
 
-    return e.words(audience()) if isinstance(e, SettingError) else str(e)
+    return e.words(where or audience()) if isinstance(e, SettingError) else str(e)
 
 
 def _flag_hint(e: ValueError) -> str:
