@@ -6,6 +6,7 @@ import pytest
 
 from defuse.cli import jobs
 from defuse.data.datasets import DatasetSpec
+from defuse.runtime import words
 from defuse.steps.project import init_project
 from defuse.workspace import Workspace
 
@@ -41,7 +42,8 @@ def test_second_job_is_refused_and_cancel_stops_the_first(ws):
     assert jobs.running_job(ws) is None
 
 
-def test_a_failing_job_reports_its_error(ws):
+def test_a_failing_job_reports_its_error(ws, monkeypatch):
+    monkeypatch.setenv(words.ENV, "app")  # started as a page starts it: the recorded error names the page's field
     job = jobs.start_job(ws, "train-classifier", ["--epochs", "0"])
     state = jobs.wait(ws, job.id, timeout=120)
     assert state.status == "failed" and "“Epochs” must be an integer in [1, 10000]; got 0" in state.error

@@ -28,8 +28,11 @@ def test_the_committed_results_match_the_committed_json(make_tables):
 def test_a_changed_figure_changes_the_table_and_fails_the_check(make_tables, tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
-    source = sorted(p for p in (ROOT / "docs" / "runs").glob("*.json")   # a paper_table.py output, as make_tables
-                    if {"command", "n_scenarios"} <= set(json.loads(p.read_text())))[0]
+    def paper_table_output(path):  # as make_tables reads them (other runs' JSON may be lists: histories)
+        result = json.loads(path.read_text())
+        return isinstance(result, dict) and {"command", "n_scenarios"} <= set(result)
+
+    source = sorted(p for p in (ROOT / "docs" / "runs").glob("*.json") if paper_table_output(p))[0]
     result = json.loads(source.read_text())
     (runs / source.name).write_text(json.dumps(result))
     doc = tmp_path / "results.md"
