@@ -113,3 +113,11 @@ def test_a_page_shows_success_only_when_defuse_beats_both_rivals_on_both_sides(c
     # the rivals: the control fixes 40% and breaks 1%, the baseline 60% and 8%
     record = {"two_sided": {**TWO_SIDED, "models": {**TWO_SIDED["models"], "chosen": chosen}}}
     assert beats_every_rival(record) is wins
+
+
+def test_without_two_sided_grading_success_needs_a_per_sample_win_over_both():
+    win = _record({"failure_test_acc_reviewer": 0.95}, {"failure_test_acc_reviewer": 0.60},
+                  {"failure_test_acc_reviewer": 0.70})
+    tie = _record({"failure_test_acc_reviewer": 0.918}, {"failure_test_acc_reviewer": 0.60},
+                  {"failure_test_acc_reviewer": 0.906})   # one point on the failure-test samples: noise
+    assert beats_every_rival(win) and not beats_every_rival(tie) and not beats_every_rival({})

@@ -138,20 +138,19 @@ def beats_every_rival(record: dict) -> bool:
     outcomes = two_sided_outcomes(record.get("two_sided"))
     if outcomes:
         return all(word == "beats" for word, _, _ in outcomes)
-    text = headline(record)
-    return "Defuse beats" in text and "loses to" not in text and "ties" not in text
+    outcomes = _per_sample(record)[1]
+    return bool(outcomes) and all(word == "beats" for word, _ in outcomes)
 
 
-def headline(record: dict, *, n_test_images: Optional[int] = None) -> str:
-    """One sentence: the chosen model against the λ=0 control and the UAE-only baseline, saying plainly when
-    Defuse ties or loses. ``record``: ``correct/best.json`` or ``correct/sweep.json``. The two-sided grading
-    leads when the record has it; else the per-sample failure accuracy (the reviewer's labels) when measured,
-    else the scenario-label accuracy; ties are differences within two standard errors."""
-    chosen, before = record.get("chosen") or {}, record.get("before") or {}
-    lam = chosen.get("lambda")
-    lead = two_sided_headline(record.get("two_sided"))
-    key = PER_SAMPLE if chosen.get(PER_SAMPLE) is not None else "failure_test_acc"
-    what = "per sample (the reviewer's labels)" if key == PER_SAMPLE else "by scenario label"
+def _measure(chosen: dict) -> str:
+    """The failure-test accuracy a record compares by: per sample where measured, else by scenario label."""
+    return PER_SAMPLE if chosen.get(PER_SAMPLE) is not None else "failure_test_acc"
+
+
+def _per_sample(record: dict) -> tuple[list[str], list[tuple]]:
+    """(what each rival scored, (word, rival) of the chosen model against it) on the failure-test accuracy."""
+    chosen = record.get("chosen") or {}
+    lam, key = chosen.get("lambda"), _measure(chosen)
     n_fail = sum(int(s.get("n_test") or 0) for s in record.get("failure_sets") or []) or None
     rivals = {"control": record.get("control"), "baseline": record.get("baseline_chosen")}
     said, outcomes = [], []
@@ -162,6 +161,21 @@ def headline(record: dict, *, n_test_images: Optional[int] = None) -> str:
         test = f", test {_pct(r['test_acc'])}" if r.get("test_acc") is not None else ""
         said.append(f"{who} {_pct(r[key])}{test}")
         outcomes.append((_compare(chosen[key], r[key], n_fail), _short(who)))
+    return said, outcomes
+
+
+def headline(record: dict, *, n_test_images: Optional[int] = None) -> str:
+    """One sentence: the chosen model against the λ=0 control and the UAE-only baseline, saying plainly when
+    Defuse ties or loses. ``record``: ``correct/best.json`` or ``correct/sweep.json``. The two-sided grading
+    leads when the record has it; else the per-sample failure accuracy (the reviewer's labels) when measured,
+    else the scenario-label accuracy; ties are differences within two standard errors."""
+    chosen, before = record.get("chosen") or {}, record.get("before") or {}
+    lam = chosen.get("lambda")
+    lead = two_sided_headline(record.get("two_sided"))
+    key = _measure(chosen)
+    what = "per sample (the reviewer's labels)" if key == PER_SAMPLE else "by scenario label"
+    rivals = {"control": record.get("control"), "baseline": record.get("baseline_chosen")}
+    said, outcomes = _per_sample(record)
     mine = (f"Defuse (λ={lam:g}) scores {_pct(chosen[key])} on the failure-test samples {what}"
             + (f" (before {_pct(before[key])})" if before.get(key) is not None else "")
             + (f", test {_pct(chosen['test_acc'])}" if chosen.get("test_acc") is not None else "")
