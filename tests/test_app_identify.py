@@ -57,6 +57,14 @@ def test_the_verification_filter_runs_with_the_automatic_reviewer(run_page, fres
     assert others == ["--reviewer", "auto", "--verify"]
 
 
+def test_the_strict_verification_rule_reaches_the_job(run_page, fresh_demo, started, job_config):
+    at = run_page("identify", fresh_demo)
+    next(c for c in at.checkbox if c.label.startswith("…only where every reviewer member")).check()
+    next(b for b in at.button if b.label.startswith("Run identify")).click().run()
+    _, others = job_config(started[0][1], IdentifyConfig)
+    assert others == ["--reviewer", "auto", "--verify", "clear"]
+
+
 def test_a_second_job_waits_with_an_explanation(run_page, fresh_demo, monkeypatch):
     def busy(*a, **k):
         raise jobs.JobBusy("'correct' is still running on this project (job x); wait for it to finish or cancel it")
